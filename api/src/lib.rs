@@ -1,0 +1,93 @@
+//! xcat3-api: the REST service. Validates input, expands noderanges, reads
+//! and writes the inventory, and (with a conductor) dispatches actions.
+//!
+//! `app(state)` builds the whole router; `serve` runs it until `shutdown`.
+//! Handlers live in `routes/`, one file per resource.
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod view;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use xcat3_common::config::Config;
+use xcat3_common::db::Db;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+}
+
+/// The header carrying each request's id (the v1 server sent it too).
+pub const REQUEST_ID_HEADER: &str = "xcat3-request-id";
+
+#[derive(Clone, Default)]
+struct MakeReqId;
+
+impl MakeRequestId for MakeReqId {
+    fn make_request_id<B>(&mut self, _req: &Request<B>) -> Option<RequestId> {
+        let id = format!("req-{}", uuid::Uuid::new_v4());
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// The v1 version headers, sent on every reply.
+async fn version_headers(req: axum::extract::Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("x-xcat3-api-minimum-version", HeaderValue::from_static("1.1"));
+    h.insert("x-xcat3-api-maximum-version", HeaderValue::from_static("1.31"));
+    h.insert("x-xcat3-api-version", HeaderValue::from_static("1.1"));
+    resp
+}
+
+/// The whole application. `/nodes` and `/v1/nodes` are the same routes, as
+/// in v1 (whose root prepended `v1`).
+pub fn app(state: AppState) -> Router {
+    let header = HeaderName::from_static(REQUEST_ID_HEADER);
+    let limit = state.config.api.max_body_bytes;
+    let v1 = routes::v1();
+    Router::new()
+        .route("/", axum::routing::get(routes::root::root))
+        .nest("/v1", v1.clone())
+        .merge(v1)
+        .fallback(routes::root::not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(version_headers))
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(SetRequestIdLayer::new(header, MakeReqId))
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,182 @@
+//! `xcat3-api`: parse flags, load config, migrate if asked, serve.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use xcat3_api::AppState;
+use xcat3_common::config::Config;
+use xcat3_common::db::Db;
+
+#[derive(Parser)]
+#[command(name = "xcat3-api", version, about = "xcat3 REST API service")]
+struct Args {
+    /// Configuration file (TOML; see etc/xcat3/xcat3.toml.sample).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Run everything on this machine: SQLite in --data-dir, in-process bus.
+    #[arg(long)]
+    standalone: bool,
+    /// Where standalone mode keeps its database.
+    #[arg(long, default_value = "/var/lib/xcat3")]
+    data_dir: PathBuf,
+    /// Address to listen on (overrides [api] listen).
+    #[arg(long)]
+    listen: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Apply pending migrations.
+    Upgrade,
+    /// List pending migrations.
+    Status,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xcat3-api: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xcat3-api: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if args.standalone {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+        let dir = args
+            .data_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", args.data_dir.display()))?;
+        config.database.url = format!("sqlite://{}?mode=rwc", dir.join("xcat3.db").display());
+        config.database.auto_migrate = true;
+        config.bus.url = "memory".into();
+    }
+    if let Some(listen) = args.listen {
+        config.api.listen = listen;
+    }
+    let db = Db::connect(&config.database.url)
+        .await
+        .with_context(|| format!("connecting to the database ({})", redact(&config.database.url)))?;
+
+    if let Some(Command::Db { action }) = args.command {
+        return match action {
+            DbAction::Upgrade => {
+                db.migrate().await.context("running migrations")?;
+                println!("database is up to date");
+                Ok(())
+            }
+            DbAction::Status => {
+                let pending = db.pending_migrations().await?;
+                if pending.is_empty() {
+                    println!("database is up to date");
+                } else {
+                    for m in pending {
+                        println!("pending: {m}");
+                    }
+                }
+                Ok(())
+            }
+        };
+    }
+
+    if config.database.auto_migrate {
+        db.migrate().await.context("running migrations")?;
+    } else if !db.pending_migrations().await?.is_empty() {
+        bail!("the database schema is out of date; run `xcat3-api db upgrade`");
+    }
+    let addr: SocketAddr = config
+        .api
+        .listen
+        .parse()
+        .with_context(|| format!("[api] listen = {:?} is not ADDRESS:PORT", config.api.listen))?;
+    match config.api.auth.as_str() {
+        "none" if !addr.ip().is_loopback() => bail!(
+            "[api] auth = \"none\" is allowed only on a loopback address, not {addr}"
+        ),
+        "none" => {}
+        other => bail!("[api] auth = {other:?} is not supported by this build (use \"none\" on loopback)"),
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, db = %redact(&config.database.url), standalone = args.standalone, "xcat3-api listening");
+    // Tests start us on port 0 and read the real address from this line.
+    println!("listening on http://{local}");
+    let state = AppState {
+        db,
+        config: Arc::new(config),
+    };
+    xcat3_api::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("xcat3-api stopped");
+    Ok(())
+}
+
+/// Hides the password in a database URL before it is logged.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

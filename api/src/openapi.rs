@@ -1,0 +1,140 @@
+//! The OpenAPI 3.1 document served at `/v1/openapi.json`, written out by
+//! hand from the routes in `routes/` (a test checks every route is listed).
+
+use serde_json::{Value, json};
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+fn ok(code: &str, desc: &str, schema: Value) -> Value {
+    json!({
+        code: {"description": desc, "content": {"application/json": {"schema": schema}}},
+        "400": {"description": "bad input; the message names the node and field",
+                "content": {"application/json": {"schema": r("Fault")}}},
+        "404": {"description": "not found", "content": {"application/json": {"schema": r("Fault")}}},
+    })
+}
+
+fn op(summary: &str, params: Vec<Value>, request: Option<Value>, responses: Value) -> Value {
+    let mut o = json!({"summary": summary, "parameters": params, "responses": responses});
+    if let Some(b) = request {
+        o["requestBody"] = b;
+    }
+    o
+}
+
+fn q(name: &str, desc: &str, required: bool) -> Value {
+    json!({"name": name, "in": "query", "required": required, "description": desc,
+           "schema": {"type": "string"}})
+}
+
+fn p(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+pub fn document() -> Value {
+    let fields = || q("fields", "comma-separated fields to return", false);
+    let range = || q("noderange", "xCAT noderange, e.g. rack[1-2]n[01-48],-rack1n07; replaces the body's node list", false);
+    let results = r("NodeResults");
+    let single = |schema: &str, key: &str, list_key: &str| -> (Value, Value) {
+        (
+            json!({
+                "get": op(&format!("list {list_key}"), vec![fields()], None, ok("200", "list", json!({"type": "object", "properties": {list_key: {"type": "array", "items": r(schema)}}}))),
+                "post": op(&format!("create a {key}"), vec![], Some(body(r(schema))), ok("201", "created", json!({"type": "object"}))),
+            }),
+            json!({
+                "get": op(&format!("show a {key}"), vec![p(key), fields()], None, ok("200", key, r(schema))),
+                "patch": op(&format!("update a {key} with JSON patch"), vec![p(key)], Some(body(r("Patches"))), ok("200", "updated", r(schema))),
+                "delete": op(&format!("delete a {key}"), vec![p(key)], None, json!({"202": {"description": "deleted"}, "404": {"description": "not found"}})),
+            }),
+        )
+    };
+    let (networks, network) = single("Network", "name", "networks");
+    let (passwds, passwd) = single("Passwd", "key", "passwds");
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "xcat3 API", "version": "1.1",
+                 "description": "Wire-compatible with xcat3 v1. Multi-node requests take {\"nodes\":[{\"name\":..}]} (also on GET) or ?noderange=, and answer one result per node."},
+        "paths": {
+            "/": {"get": op("API versions", vec![], None, json!({"200": {"description": "versions"}}))},
+            "/v1": {"get": op("v1 links", vec![], None, json!({"200": {"description": "links"}}))},
+            "/v1/openapi.json": {"get": op("this document", vec![], None, json!({"200": {"description": "OpenAPI"}}))},
+            "/v1/nodes": {
+                "get": op("list node names", vec![range()], None, ok("200", "names", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "string"}}, "missing": {"type": "string"}}}))),
+                "post": op("create nodes (bulk)", vec![], Some(body(json!({"type": "object", "required": ["nodes"], "properties": {"nodes": {"type": "array", "items": r("Node")}}}))), ok("201", "per-node ok or error", results.clone())),
+                "patch": op("update nodes (bulk) with JSON patch", vec![range()], Some(body(json!({"type": "object", "required": ["patches"], "properties": {"nodes": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}, "patches": r("Patches")}}))), ok("200", "per-node updated or error", results.clone())),
+                "delete": op("delete nodes (bulk)", vec![range()], Some(body(r("NodeNames"))), ok("202", "per-node deleted or error", results.clone())),
+            },
+            "/v1/nodes/info": {"get": op("show nodes (bulk)", vec![range(), fields()], Some(body(r("NodeNames"))), ok("200", "nodes", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": r("Node")}, "missing": {"type": "string"}}})))},
+            "/v1/nodes/{name}": {"get": op("show a node", vec![p("name"), fields()], None, ok("200", "node", r("Node")))},
+            "/v1/nics": {
+                "get": op("list nics", vec![], None, ok("200", "uuid and mac of every nic", json!({"type": "object"}))),
+                "post": op("create a nic", vec![], Some(body(r("Nic"))), ok("201", "{mac: ok}", json!({"type": "object"}))),
+            },
+            "/v1/nics/address": {"get": op("find a nic by MAC", vec![q("mac", "MAC address", true), fields()], None, ok("200", "nic", r("Nic")))},
+            "/v1/nics/node": {"get": op("nics of a node", vec![q("node_name", "node", true), fields()], None, ok("200", "nics", json!({"type": "object"})))},
+            "/v1/nics/{uuid}": {
+                "get": op("show a nic", vec![p("uuid"), fields()], None, ok("200", "nic", r("Nic"))),
+                "patch": op("update a nic", vec![p("uuid")], Some(body(r("Patches"))), ok("200", "nic", r("Nic"))),
+                "delete": op("delete a nic", vec![p("uuid")], None, json!({"202": {"description": "deleted"}})),
+            },
+            "/v1/networks": networks,
+            "/v1/networks/{name}": network,
+            "/v1/passwds": passwds,
+            "/v1/passwds/get_by_id": {"get": op("show a passwd by id", vec![q("id", "id", true), fields()], None, ok("200", "passwd", r("Passwd")))},
+            "/v1/passwds/{key}": passwd,
+            "/v1/osimages": {"get": op("list images", vec![fields()], None, ok("200", "images", json!({"type": "object", "properties": {"images": {"type": "array", "items": r("OsImage")}}})))},
+            "/v1/osimages/get_by_id": {"get": op("show an image by id", vec![q("id", "id", true), fields()], None, ok("200", "image", r("OsImage")))},
+            "/v1/osimages/{name}": {
+                "get": op("show an image", vec![p("name"), fields()], None, ok("200", "image", r("OsImage"))),
+                "patch": op("update profile/type/provmethod/rootfstype", vec![p("name")], Some(body(r("Patches"))), ok("200", "image", r("OsImage"))),
+                "delete": op("delete an unused image", vec![p("name")], None, json!({"202": {"description": "deleted"}})),
+            },
+            "/v1/services": {"get": op("list services", vec![], None, ok("200", "services", json!({"type": "object", "properties": {"services": {"type": "array", "items": r("Service")}}})))},
+            "/v1/services/hostname": {"get": op("services of a host", vec![q("name", "host name", true)], None, ok("200", "services", json!({"type": "object"})))},
+        },
+        "components": {"schemas": {
+            "Fault": {"type": "object", "properties": {"faultcode": {"type": "string"}, "faultstring": {"type": "string"}, "debuginfo": {}}},
+            "NodeNames": {"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
+            "NodeResults": {"type": "object", "properties": {"nodes": {"type": "object", "additionalProperties": {"type": "string", "description": "ok / updated / deleted, or an error naming the field"}}}},
+            "Patches": {"type": "array", "items": {"type": "object", "required": ["op", "path"], "properties": {"op": {"enum": ["add", "replace", "remove"]}, "path": {"type": "string", "example": "/control_info/bmc_address"}, "value": {}}}},
+            "Node": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "description": "DNS host name; not info/power/provision/boot_device/callback"},
+                "mgt": {"enum": ["ipmi", "kvm", "redfish", "fake"]},
+                "netboot": {"enum": ["pxe", "ipxe", "grub2", "petitboot"]},
+                "arch": {"enum": ["x86_64", "ppc64le", "aarch64"]},
+                "type": {"type": "string"},
+                "control_info": {"type": "object", "description": "driver settings; secrets (*password*, *token*, key_contents) are write-only and shown as ******"},
+                "console_info": {"type": "object"},
+                "nics_info": {"type": "object", "properties": {"nics": {"type": "array", "items": r("Nic")}}},
+                "state": {"type": "string", "readOnly": true},
+                "power_state": {"type": "string", "readOnly": true},
+                "reservation": {"type": "string", "readOnly": true},
+                "conductor": {"type": "string", "readOnly": true},
+                "osimage": {"type": "string", "readOnly": true}}},
+            "Nic": {"type": "object", "required": ["mac"], "properties": {
+                "uuid": {"type": "string", "format": "uuid"}, "mac": {"type": "string", "description": "normalized to aa:bb:cc:dd:ee:ff"},
+                "name": {"type": "string"}, "ip": {"type": "string"}, "netmask": {"type": "string"},
+                "primary": {"type": "boolean"}, "extra": {"type": "object"}, "node": {"type": "string"}}},
+            "Network": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "subnet": {"type": "string"}, "netmask": {"type": "string"},
+                "gateway": {"type": "string"}, "nameservers": {"type": "string"}, "ntpservers": {"type": "string"},
+                "domain": {"type": "string"}, "dynamic_range": {"type": "string", "example": "10.0.0.100-10.0.0.200"},
+                "next_server": {"type": "string"}, "extra": {"type": "object"}}},
+            "Passwd": {"type": "object", "required": ["key"], "properties": {
+                "key": {"type": "string"}, "username": {"type": "string"},
+                "password": {"type": "string", "description": "write-only; replies show ******"},
+                "crypt_method": {"enum": ["md5", "sha256", "sha512"]}}},
+            "OsImage": {"type": "object", "properties": {
+                "name": {"type": "string"}, "arch": {"type": "string"}, "ver": {"type": "string"}, "distro": {"type": "string"},
+                "profile": {"type": "string"}, "type": {"type": "string"}, "provmethod": {"type": "string"}, "rootfstype": {"type": "string"}, "orig_name": {"type": "string"}}},
+            "Service": {"type": "object", "properties": {
+                "hostname": {"type": "string"}, "type": {"type": "string"}, "online": {"type": "boolean"}, "workers": {"type": ["integer", "null"]}}},
+        }},
+    })
+}

@@ -1,0 +1,140 @@
+//! HTTP handlers, one module per resource, and the helpers they share.
+
+pub mod networks;
+pub mod nics;
+pub mod nodes;
+pub mod osimages;
+pub mod passwds;
+pub mod root;
+pub mod services;
+
+use std::collections::HashSet;
+
+use axum::Router;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::Value;
+use xcat3_common::db::nodes as node_db;
+use xcat3_common::noderange::{self, Resolver};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// Every `/v1` route.
+pub fn v1() -> Router<AppState> {
+    Router::new()
+        .route("/", get(root::v1))
+        .route("/openapi.json", get(root::openapi))
+        .merge(nodes::routes())
+        .merge(nics::routes())
+        .merge(networks::routes())
+        .merge(osimages::routes())
+        .merge(passwds::routes())
+        .merge(services::routes())
+}
+
+/// `?fields=a,b` and `?noderange=`, accepted wherever the v1 API read them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub fields: Option<String>,
+    pub noderange: Option<String>,
+}
+
+/// Splits `?fields=` into names, refusing any not in `known`.
+pub fn parse_fields(fields: Option<&str>, known: &[&str]) -> ApiResult<Option<Vec<String>>> {
+    let Some(f) = fields.filter(|f| !f.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for name in f.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if !known.contains(&name) {
+            return Err(ApiError::bad_request(format!(
+                "fields: unknown field `{name}` (known: {})",
+                known.join(", ")
+            )));
+        }
+        out.push(name.to_string());
+    }
+    Ok(Some(out))
+}
+
+/// Knows the stored node names, for regexes and literal names that look
+/// like ranges. Loaded only when the noderange needs it.
+struct DbNames(HashSet<String>);
+
+impl Resolver for DbNames {
+    fn all_names(&self) -> Vec<String> {
+        self.0.iter().cloned().collect()
+    }
+    fn is_name(&self, name: &str) -> bool {
+        self.0.contains(name)
+    }
+}
+
+/// The node names a multi-node request is about: `?noderange=` (expanded
+/// here) or the v1 body `{"nodes":[{"name":..},..]}`, deduplicated in order.
+pub async fn requested_names(
+    state: &AppState,
+    noderange: Option<&str>,
+    body: &Value,
+) -> ApiResult<Vec<String>> {
+    let from_body = body.get("nodes").filter(|v| !v.is_null());
+    let names = match (noderange, from_body) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either ?noderange= or a body {\"nodes\": [...]}, not both",
+            ));
+        }
+        (Some(range), None) => {
+            let needs_names = range.contains(['/', '-', ':', '@']);
+            let names = if needs_names {
+                DbNames(node_db::list_names(&state.db).await?.into_iter().collect())
+            } else {
+                DbNames(HashSet::new())
+            };
+            noderange::expand(range, &names).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+        (None, Some(list)) => {
+            let list = list
+                .as_array()
+                .ok_or_else(|| ApiError::bad_request("nodes: must be a list of {\"name\": ...}"))?;
+            let mut seen = HashSet::with_capacity(list.len());
+            let mut names = Vec::with_capacity(list.len());
+            for (i, n) in list.iter().enumerate() {
+                let name = n
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::bad_request(format!("nodes[{i}].name: is required and must be a string")))?;
+                if seen.insert(name) {
+                    names.push(name.to_string());
+                }
+            }
+            names
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "no nodes given: use ?noderange= or a body {\"nodes\": [{\"name\": ...}]}",
+            ));
+        }
+    };
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no nodes given: the node list is empty"));
+    }
+    check_count(state, names.len())?;
+    Ok(names)
+}
+
+/// Refuses requests naming more nodes than `[api] max_nodes_per_request`.
+pub fn check_count(state: &AppState, n: usize) -> ApiResult<()> {
+    let max = state.config.api.max_nodes_per_request;
+    if n > max {
+        return Err(ApiError {
+            status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "request names {n} nodes; at most {max} per request ([api] max_nodes_per_request)"
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `/v1/networks`: subnets that DHCP and deployment use.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use xcat3_common::db::resources as db;
+use xcat3_common::model::{NetworkSpec, apply_patches, parse_patches, tokens};
+
+use super::parse_fields;
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Params};
+use crate::view;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/networks", get(list).post(create))
+        .route("/networks/{name}", get(show).patch(update).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields {
+    fields: Option<String>,
+}
+
+/// `GET /networks[?fields=]` → `{"networks": [{"name"}..]}` (v1 default: names).
+async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResult<Json<Value>> {
+    let fields = parse_fields(q.fields.as_deref(), view::NETWORK_FIELDS)?
+        .unwrap_or_else(|| vec!["name".to_string()]);
+    let nets: Vec<Value> = db::networks(&st.db)
+        .await?
+        .iter()
+        .map(|n| view::network(n, Some(&fields)))
+        .collect();
+    Ok(Json(json!({ "networks": nets })))
+}
+
+async fn show(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Params(q): Params<Fields>,
+) -> ApiResult<Json<Value>> {
+    let fields = parse_fields(q.fields.as_deref(), view::NETWORK_FIELDS)?;
+    let n = db::network(&st.db, &name).await?;
+    Ok(Json(view::network(&n, fields.as_deref())))
+}
+
+/// `POST /networks` → 201 `{"network": {"<name>": "ok"}}`.
+async fn create(State(st): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<(StatusCode, Json<Value>)> {
+    let spec = NetworkSpec::from_json(&body).map_err(|e| with_name(&body, e))?;
+    db::create_network(&st.db, &spec).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "network": { spec.name: tokens::OK } }))))
+}
+
+fn with_name(body: &Value, e: xcat3_common::model::FieldError) -> ApiError {
+    match body.get("name").and_then(Value::as_str) {
+        Some(n) => ApiError::bad_request(format!("network {n}: {e}")),
+        None => ApiError::bad_request(format!("network: {e}")),
+    }
+}
+
+/// `PATCH /networks/{name}` with a JSON-patch list → the updated network.
+async fn update(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let writable: Vec<&str> = NetworkSpec::WRITABLE.iter().copied().filter(|f| *f != "name").collect();
+    let ops = parse_patches(&body, &writable).map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
+    let old = db::network(&st.db, &name).await?;
+    let mut doc = view::network(&old, None);
+    doc["extra"] = Value::Object(xcat3_common::db::nodes::parse_map(&old.extra));
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("created_at");
+        o.remove("updated_at");
+    }
+    apply_patches(&mut doc, &ops).map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
+    let spec = NetworkSpec::from_json(&doc).map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
+    let saved = db::update_network(&st.db, old, &spec).await?;
+    Ok(Json(view::network(&saved, None)))
+}
+
+async fn remove(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    db::delete_network(&st.db, &name).await?;
+    Ok(StatusCode::ACCEPTED)
+}

@@ -1,0 +1,230 @@
+//! `/v1/nodes`: bulk inventory. Every node named in a request gets exactly
+//! one entry in the reply's `nodes` map.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde_json::{Map, Value, json};
+use xcat3_common::db::nodes::{self as node_db, NodeRecord, NodeUpdate, Outcomes};
+use xcat3_common::db::resources;
+use xcat3_common::model::{NodeSpec, apply_patches, parse_patches, tokens};
+use xcat3_common::noderange;
+
+use super::{ListQuery, check_count, parse_fields, requested_names};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Params};
+use crate::view;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/nodes",
+            get(list).post(create).patch(update).delete(delete),
+        )
+        .route("/nodes/info", get(info))
+        .route("/nodes/{name}", get(show))
+}
+
+/// The paths a node PATCH may touch.
+const WRITABLE: &[&str] = &[
+    "mgt",
+    "netboot",
+    "arch",
+    "type",
+    "control_info",
+    "console_info",
+    "nics_info",
+];
+
+/// `GET /nodes[?noderange=]` → `{"nodes": [names]}`; unknown names of a
+/// noderange are listed under `missing`.
+async fn list(State(st): State<AppState>, Params(q): Params<ListQuery>) -> ApiResult<Json<Value>> {
+    if q.fields.is_some() {
+        return Err(ApiError::bad_request("fields: not accepted here; use GET /nodes/info"));
+    }
+    let all = node_db::list_names(&st.db).await?;
+    let Some(range) = q.noderange else {
+        return Ok(Json(json!({ "nodes": all })));
+    };
+    let wanted = requested_names(&st, Some(&range), &Value::Null).await?;
+    let known: HashSet<&str> = all.iter().map(String::as_str).collect();
+    let (found, missing): (Vec<String>, Vec<String>) =
+        wanted.into_iter().partition(|n| known.contains(n.as_str()));
+    let mut out = json!({ "nodes": found });
+    if !missing.is_empty() {
+        out["missing"] = json!(noderange::fold(&missing));
+    }
+    Ok(Json(out))
+}
+
+/// Image names for the records that reference one.
+async fn osimage_names(st: &AppState, recs: &[NodeRecord]) -> ApiResult<HashMap<i64, String>> {
+    if recs.iter().all(|r| r.node.osimage_id.is_none()) {
+        return Ok(HashMap::new());
+    }
+    Ok(resources::osimages(&st.db)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect())
+}
+
+/// `GET /nodes/{name}?fields=a,b` → one node.
+async fn show(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Params(q): Params<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let fields = view::canonical_node_fields(parse_fields(q.fields.as_deref(), view::NODE_FIELDS)?);
+    let recs = node_db::load(&st.db, std::slice::from_ref(&name), true).await?;
+    let rec = recs
+        .first()
+        .ok_or_else(|| ApiError::not_found(format!("Node {name} could not be found.")))?;
+    let images = osimage_names(&st, &recs).await?;
+    Ok(Json(view::node(rec, &images, fields.as_deref())))
+}
+
+/// `GET /nodes/info?fields=` with a node list (body or `?noderange=`) →
+/// `{"nodes": [node..]}` plus `missing` for names that do not exist.
+async fn info(
+    State(st): State<AppState>,
+    Params(q): Params<ListQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let fields = view::canonical_node_fields(parse_fields(q.fields.as_deref(), view::NODE_FIELDS)?);
+    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
+    let with_nics = fields
+        .as_ref()
+        .is_none_or(|f| f.iter().any(|x| x == "nics_info"));
+    let recs = node_db::load(&st.db, &names, with_nics).await?;
+    let images = osimage_names(&st, &recs).await?;
+    let nodes: Vec<Value> = recs
+        .iter()
+        .map(|r| view::node(r, &images, fields.as_deref()))
+        .collect();
+    let mut out = json!({ "nodes": nodes });
+    if recs.len() < names.len() {
+        let found: HashSet<&str> = recs.iter().map(|r| r.node.name.as_str()).collect();
+        let missing: Vec<&String> = names.iter().filter(|n| !found.contains(n.as_str())).collect();
+        out["missing"] = json!(noderange::fold(&missing));
+    }
+    Ok(Json(out))
+}
+
+/// Turns per-node outcomes into the v1 reply `{"nodes": {name: token|error}}`.
+fn reply(outcomes: Outcomes, ok: &str) -> Value {
+    let map: Map<String, Value> = outcomes
+        .into_iter()
+        .map(|(name, r)| (name, Value::String(r.err().unwrap_or_else(|| ok.to_string()))))
+        .collect();
+    json!({ "nodes": map })
+}
+
+/// `POST /nodes` `{"nodes":[node..]}` → 201 with `ok` or an error per node.
+/// Valid nodes are created (with their nics, atomically) even when others
+/// in the request are refused.
+async fn create(State(st): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<(StatusCode, Json<Value>)> {
+    let list = body
+        .get("nodes")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("body must be {\"nodes\": [node, ...]}"))?;
+    if let Some(k) = body.as_object().and_then(|o| o.keys().find(|k| *k != "nodes")) {
+        return Err(ApiError::bad_request(format!("{k}: unknown field (expected only \"nodes\")")));
+    }
+    if list.is_empty() {
+        return Err(ApiError::bad_request("nodes: the list is empty"));
+    }
+    check_count(&st, list.len())?;
+
+    let mut outcomes = Outcomes::new();
+    // How often each name occurs: a name given twice is refused as a whole,
+    // since one result per name cannot say which copy won.
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for v in list {
+        if let Some(n) = v.get("name").and_then(Value::as_str) {
+            *counts.entry(n).or_default() += 1;
+        }
+    }
+    let mut specs = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let key = v
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("nodes[{i}]"));
+        if counts.get(key.as_str()).copied().unwrap_or(1) > 1 {
+            outcomes.insert(
+                key.clone(),
+                Err(format!("Error: duplicate name: {key} is given {} times in this request", counts[key.as_str()])),
+            );
+            continue;
+        }
+        match NodeSpec::from_json(v) {
+            Ok(spec) => specs.push(spec),
+            Err(e) => {
+                outcomes.insert(key, Err(e.to_string()));
+            }
+        }
+    }
+    if !specs.is_empty() {
+        outcomes.extend(node_db::create(&st.db, &specs).await?);
+    }
+    Ok((StatusCode::CREATED, Json(reply(outcomes, tokens::OK))))
+}
+
+/// `PATCH /nodes` `{"nodes":[{"name"}..], "patches":[{op,path,value}..]}`.
+/// The same patches go to every node; each patched node is validated as a
+/// whole (as a create would be) and gets `updated` or its own error.
+async fn update(
+    State(st): State<AppState>,
+    Params(q): Params<ListQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    if let Some(k) = body
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !["nodes", "patches"].contains(&k.as_str())))
+    {
+        return Err(ApiError::bad_request(format!("{k}: unknown field (expected nodes, patches)")));
+    }
+    let patches = parse_patches(body.get("patches").unwrap_or(&Value::Null), WRITABLE)?;
+    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
+    let recs = node_db::load(&st.db, &names, true).await?;
+
+    let mut outcomes = Outcomes::new();
+    let mut updates = Vec::with_capacity(recs.len());
+    for rec in recs {
+        let mut doc = rec.to_spec().to_json();
+        let patched = apply_patches(&mut doc, &patches).and_then(|()| NodeSpec::from_json(&doc));
+        match patched {
+            Ok(new) => updates.push(NodeUpdate { old: rec, new }),
+            Err(e) => {
+                outcomes.insert(rec.node.name.clone(), Err(e.to_string()));
+            }
+        }
+    }
+    if !updates.is_empty() {
+        outcomes.extend(node_db::update(&st.db, &updates).await?);
+    }
+    for name in names {
+        outcomes
+            .entry(name)
+            .or_insert_with(|| Err(tokens::NOT_FOUND.to_string()));
+    }
+    Ok(Json(reply(outcomes, tokens::UPDATED)))
+}
+
+/// `DELETE /nodes` with a node list → 202, `deleted` or an error per node.
+async fn delete(
+    State(st): State<AppState>,
+    Params(q): Params<ListQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
+    let outcomes = node_db::delete(&st.db, &names).await?;
+    Ok((StatusCode::ACCEPTED, Json(reply(outcomes, tokens::DELETED))))
+}

@@ -1,0 +1,168 @@
+//! One TOML file (`etc/xcat3/xcat3.toml.sample` documents every key),
+//! overridden by `XCAT3_<SECTION>_<KEY>` environment variables, then by
+//! command-line flags in each binary. Unknown keys are errors, so a typo in
+//! a config file is reported instead of silently ignored.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub api: ApiConfig,
+    pub conductor: ConductorConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH?mode=rwc` or `mysql://USER:PASS@HOST:PORT/DB`.
+    pub url: String,
+    /// Run pending migrations when a service starts.
+    pub auto_migrate: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite:///var/lib/xcat3/xcat3.db?mode=rwc".into(),
+            auto_migrate: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// `amqp://USER:PASS@HOST:PORT/VHOST` or `memory` (standalone only).
+    pub url: String,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig { url: "memory".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// `none` (loopback only) or `token`.
+    pub auth: String,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Most nodes one request may name.
+    pub max_nodes_per_request: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:3010".into(),
+            auth: "none".into(),
+            max_body_bytes: 64 * 1024 * 1024,
+            max_nodes_per_request: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConductorConfig {
+    /// This conductor's name in the ring; empty means the machine's hostname.
+    pub host: String,
+    /// Seconds between heartbeats.
+    pub heartbeat_interval: u64,
+    /// Seconds after the last heartbeat at which a conductor counts as dead.
+    pub heartbeat_timeout: u64,
+}
+
+impl Default for ConductorConfig {
+    fn default() -> Self {
+        ConductorConfig {
+            host: String::new(),
+            heartbeat_interval: 10,
+            heartbeat_timeout: 30,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (if given), then applies `XCAT3_*` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table: toml::Table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("XCAT3_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, name)) = rest.split_once('_') else {
+                continue;
+            };
+            if !["database", "bus", "api", "conductor"].contains(&section) {
+                continue;
+            }
+            // Typed where TOML can read the text (numbers, booleans),
+            // otherwise a string.
+            let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value.clone()));
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(t) = entry.as_table_mut() else {
+                bail!("config section [{section}] is not a table");
+            };
+            t.insert(name.to_string(), parsed);
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_and_unknown_keys_fail() {
+        let dir = std::env::temp_dir().join(format!("xcat3-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("x.toml");
+        std::fs::write(&f, "[api]\nlisten = \"127.0.0.1:1\"\n[database]\nurl = \"sqlite::memory:\"\n").unwrap();
+        let c = Config::load(
+            Some(&f),
+            [
+                ("XCAT3_API_LISTEN".to_string(), "127.0.0.1:2".to_string()),
+                ("XCAT3_CONDUCTOR_HEARTBEAT_TIMEOUT".to_string(), "45".to_string()),
+                ("PATH".to_string(), "/bin".to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.api.listen, "127.0.0.1:2");
+        assert_eq!(c.conductor.heartbeat_timeout, 45);
+        assert_eq!(c.database.url, "sqlite::memory:");
+        std::fs::write(&f, "[api]\nlisen = \"x\"\n").unwrap();
+        let e = Config::load(Some(&f), []).unwrap_err();
+        assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+    }
+}

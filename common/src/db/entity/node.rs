@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "nodes")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub name: String,
+    pub mgt: Option<String>,
+    pub netboot: Option<String>,
+    pub arch: Option<String>,
+    #[sea_orm(column_name = "type")]
+    pub node_type: Option<String>,
+    /// Provisioning state (`deploying`, `deployed`, ...).
+    pub state: Option<String>,
+    /// Last known power state, kept by the conductor.
+    pub power_state: Option<String>,
+    pub control_info: String,
+    pub console_info: String,
+    /// Host name of the conductor holding the node's lock, if any.
+    pub reservation: Option<String>,
+    /// Host name of the conductor that prepared the node's current deploy.
+    pub conductor_affinity: Option<String>,
+    pub osimage_id: Option<i64>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

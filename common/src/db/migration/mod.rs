@@ -1,0 +1,18 @@
+//! Versioned schema migrations (recorded in `seaql_migrations`). Each one is
+//! idempotent (`IF NOT EXISTS`) because MySQL DDL is not transactional: a
+//! migration interrupted half-way must be safe to run again.
+//!
+//! Never edit a released migration; add a new file and list it below.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_initial::Migration)]
+    }
+}

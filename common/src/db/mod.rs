@@ -1,0 +1,137 @@
+//! State in SQLite (one machine) or MariaDB/MySQL (many), chosen by URL.
+//!
+//! Bulk work is bulk SQL: `IN` queries and multi-row statements in chunks
+//! sized below each backend's placeholder limit, one transaction per bulk
+//! write. Per-node outcomes are values in the returned map; `Err` means the
+//! database itself failed.
+
+pub mod entity;
+mod migration;
+pub mod nodes;
+pub mod resources;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+pub use migration::Migrator;
+
+/// A database failure, or a client mistake detected by the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Placeholders per statement we allow ourselves (SQLite's limit is 32,766,
+/// MySQL's 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// Rows per statement for a table with `columns` columns.
+pub(crate) fn rows_per_chunk(columns: usize) -> usize {
+    (MAX_PARAMS / columns.max(1)).max(1)
+}
+
+/// Names per `IN (...)` list.
+pub(crate) const IN_CHUNK: usize = 5_000;
+
+/// A connection pool plus what we know about the backend.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://PATH?mode=rwc`, `sqlite::memory:`,
+    /// `mysql://user:pass@host/db`).
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        let mut opts = ConnectOptions::new(url.to_string());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        if url.starts_with("sqlite:") {
+            // One writer at a time is SQLite's model; a single connection
+            // avoids SQLITE_BUSY on read-then-write transactions, and
+            // `sqlite::memory:` needs it to be one database at all.
+            opts.max_connections(1).min_connections(1);
+        } else {
+            opts.max_connections(16).min_connections(1);
+        }
+        let conn = Database::connect(opts).await?;
+        if conn.get_database_backend() == DbBackend::Sqlite {
+            for pragma in [
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA foreign_keys=ON",
+                "PRAGMA busy_timeout=10000",
+            ] {
+                conn.execute_unprepared(pragma).await?;
+            }
+        }
+        Ok(Db { conn })
+    }
+
+    /// Applies pending migrations; a no-op when the schema is current.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        Migrator::up(&self.conn, None).await?;
+        Ok(())
+    }
+
+    /// Names of pending migrations (empty when current).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, DbError> {
+        Ok(Migrator::get_pending_migrations(&self.conn)
+            .await?
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect())
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Cheap liveness probe.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.conn.ping().await?;
+        Ok(())
+    }
+}
+
+/// Quotes an identifier for `backend`.
+pub(crate) fn quote(backend: DbBackend, ident: &str) -> String {
+    match backend {
+        DbBackend::MySql => format!("`{ident}`"),
+        _ => format!("\"{ident}\""),
+    }
+}
+
+/// `?, ?, ?` for `n` values.
+pub(crate) fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s
+}
+
+/// True if `e` is a unique-key violation (a concurrent writer got there first).
+pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

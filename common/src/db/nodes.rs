@@ -1,0 +1,554 @@
+//! Bulk node (and nic) storage. A node is always written together with its
+//! nics in one transaction: never half a node.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    Statement, TransactionTrait, Value,
+};
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+use super::entity::{nic, node};
+use super::{Db, DbError, IN_CHUNK, is_unique_violation, placeholders, quote, rows_per_chunk};
+use crate::model::{Arch, Mgt, Netboot, NicSpec, NodeSpec, tokens};
+
+/// Per-node outcome of a bulk write: `Ok` or the message for that node.
+pub type Outcomes = BTreeMap<String, Result<(), String>>;
+
+/// A stored node with its nics.
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    pub node: node::Model,
+    pub nics: Vec<nic::Model>,
+}
+
+impl NodeRecord {
+    /// The writable part, the document a PATCH edits.
+    pub fn to_spec(&self) -> NodeSpec {
+        let n = &self.node;
+        NodeSpec {
+            name: n.name.clone(),
+            mgt: n.mgt.as_deref().and_then(|v| Mgt::parse("mgt", v).ok()),
+            netboot: n
+                .netboot
+                .as_deref()
+                .and_then(|v| Netboot::parse("netboot", v).ok()),
+            arch: n.arch.as_deref().and_then(|v| Arch::parse("arch", v).ok()),
+            node_type: n.node_type.clone(),
+            control_info: parse_map(&n.control_info),
+            console_info: parse_map(&n.console_info),
+            nics: self.nics.iter().map(nic_spec).collect(),
+        }
+    }
+}
+
+fn nic_spec(n: &nic::Model) -> NicSpec {
+    NicSpec {
+        uuid: Uuid::parse_str(&n.uuid).unwrap_or_else(|_| Uuid::nil()),
+        name: n.name.clone(),
+        mac: n.mac.clone(),
+        ip: n.ip.clone(),
+        netmask: n.netmask.clone(),
+        primary: n.primary,
+        extra: parse_map(&n.extra),
+    }
+}
+
+/// Parses a stored JSON object column; an unreadable one reads as empty.
+pub fn parse_map(s: &str) -> Map<String, Json> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn to_text(m: &Map<String, Json>) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+/// All node names, in creation order.
+pub async fn list_names(db: &Db) -> Result<Vec<String>, DbError> {
+    Ok(node::Entity::find()
+        .select_only()
+        .column(node::Column::Name)
+        .into_tuple::<String>()
+        .all(db.conn())
+        .await?)
+}
+
+/// Which of `names` exist.
+pub async fn existing(db: &Db, names: &[String]) -> Result<HashSet<String>, DbError> {
+    existing_in(db.conn(), names).await
+}
+
+async fn existing_in<C: ConnectionTrait>(
+    conn: &C,
+    names: &[String],
+) -> Result<HashSet<String>, DbError> {
+    let mut out = HashSet::new();
+    for chunk in names.chunks(IN_CHUNK) {
+        let found: Vec<String> = node::Entity::find()
+            .select_only()
+            .column(node::Column::Name)
+            .filter(node::Column::Name.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Loads the named nodes (missing names are skipped) in the order given.
+pub async fn load(db: &Db, names: &[String], with_nics: bool) -> Result<Vec<NodeRecord>, DbError> {
+    let mut by_name: HashMap<String, node::Model> = HashMap::with_capacity(names.len());
+    for chunk in names.chunks(IN_CHUNK) {
+        let rows = node::Entity::find()
+            .filter(node::Column::Name.is_in(chunk.iter().cloned()))
+            .all(db.conn())
+            .await?;
+        by_name.extend(rows.into_iter().map(|n| (n.name.clone(), n)));
+    }
+    let mut nics_by_node: HashMap<i64, Vec<nic::Model>> = HashMap::new();
+    if with_nics {
+        let ids: Vec<i64> = by_name.values().map(|n| n.id).collect();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let rows = nic::Entity::find()
+                .filter(nic::Column::NodeId.is_in(chunk.iter().copied()))
+                .all(db.conn())
+                .await?;
+            for n in rows {
+                nics_by_node.entry(n.node_id).or_default().push(n);
+            }
+        }
+        for list in nics_by_node.values_mut() {
+            list.sort_by_key(|n| n.id);
+        }
+    }
+    let mut seen = HashSet::new();
+    Ok(names
+        .iter()
+        .filter(|n| seen.insert(n.as_str()))
+        .filter_map(|name| by_name.remove(name))
+        .map(|node| NodeRecord {
+            nics: nics_by_node.remove(&node.id).unwrap_or_default(),
+            node,
+        })
+        .collect())
+}
+
+/// Creates nodes with their nics, all in one transaction. A node whose name
+/// or MAC is taken (in the database or earlier in `specs`) gets its own
+/// error; the rest are created.
+pub async fn create(db: &Db, specs: &[NodeSpec]) -> Result<Outcomes, DbError> {
+    // A concurrent request may take a name or MAC between our checks and the
+    // insert; the unique keys catch that and one retry re-checks.
+    match try_create(db, specs).await {
+        Err(DbError::Db(e)) if is_unique_violation(&e) => try_create(db, specs).await,
+        other => other,
+    }
+}
+
+async fn try_create(db: &Db, specs: &[NodeSpec]) -> Result<Outcomes, DbError> {
+    let txn = db.conn().begin().await?;
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let existing = existing_in(&txn, &names).await?;
+    let macs: Vec<String> = specs
+        .iter()
+        .flat_map(|s| s.nics.iter().map(|n| n.mac.clone()))
+        .collect();
+    let uuids: Vec<String> = specs
+        .iter()
+        .flat_map(|s| s.nics.iter().map(|n| n.uuid.to_string()))
+        .collect();
+    let used_macs = nic_owners(&txn, nic::Column::Mac, &macs).await?;
+    let used_uuids = nic_owners(&txn, nic::Column::Uuid, &uuids).await?;
+
+    let mut out = Outcomes::new();
+    let mut claimed_macs: HashMap<String, String> = HashMap::new();
+    let mut claimed_uuids: HashSet<String> = HashSet::new();
+    let mut accepted: Vec<&NodeSpec> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        if existing.contains(&spec.name) {
+            out.insert(
+                spec.name.clone(),
+                Err("Error: duplicate name: a node with this name already exists".into()),
+            );
+            continue;
+        }
+        match check_nic_conflicts(spec, None, &used_macs, &used_uuids, &claimed_macs, &claimed_uuids) {
+            Err(e) => {
+                out.insert(spec.name.clone(), Err(e));
+            }
+            Ok(()) => {
+                for n in &spec.nics {
+                    claimed_macs.insert(n.mac.clone(), spec.name.clone());
+                    claimed_uuids.insert(n.uuid.to_string());
+                }
+                accepted.push(spec);
+            }
+        }
+    }
+
+    let now = Utc::now();
+    for chunk in accepted.chunks(rows_per_chunk(15)) {
+        let rows = chunk.iter().map(|s| node::ActiveModel {
+            id: NotSet,
+            name: Set(s.name.clone()),
+            mgt: Set(s.mgt.map(|v| v.as_str().to_string())),
+            netboot: Set(s.netboot.map(|v| v.as_str().to_string())),
+            arch: Set(s.arch.map(|v| v.as_str().to_string())),
+            node_type: Set(s.node_type.clone()),
+            state: Set(None),
+            power_state: Set(None),
+            control_info: Set(to_text(&s.control_info)),
+            console_info: Set(to_text(&s.console_info)),
+            reservation: Set(None),
+            conductor_affinity: Set(None),
+            osimage_id: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        node::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    let accepted_names: Vec<String> = accepted
+        .iter()
+        .filter(|s| !s.nics.is_empty())
+        .map(|s| s.name.clone())
+        .collect();
+    let ids = ids_by_name(&txn, &accepted_names).await?;
+    let nic_rows: Vec<(i64, &NicSpec)> = accepted
+        .iter()
+        .filter_map(|s| ids.get(&s.name).map(|id| (*id, s)))
+        .flat_map(|(id, s)| s.nics.iter().map(move |n| (id, n)))
+        .collect();
+    insert_nics(&txn, &nic_rows).await?;
+    txn.commit().await?;
+    for spec in accepted {
+        out.insert(spec.name.clone(), Ok(()));
+    }
+    Ok(out)
+}
+
+async fn insert_nics(txn: &DatabaseTransaction, rows: &[(i64, &NicSpec)]) -> Result<(), DbError> {
+    let now = Utc::now();
+    for chunk in rows.chunks(rows_per_chunk(11)) {
+        let models = chunk.iter().map(|(node_id, n)| nic::ActiveModel {
+            id: NotSet,
+            uuid: Set(n.uuid.to_string()),
+            node_id: Set(*node_id),
+            name: Set(n.name.clone()),
+            mac: Set(n.mac.clone()),
+            ip: Set(n.ip.clone()),
+            netmask: Set(n.netmask.clone()),
+            primary: Set(n.primary),
+            extra: Set(to_text(&n.extra)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        nic::Entity::insert_many(models)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// For each value of `column` (mac or uuid) in `values` that is stored:
+/// the owning node's id and name.
+async fn nic_owners<C: ConnectionTrait>(
+    conn: &C,
+    column: nic::Column,
+    values: &[String],
+) -> Result<HashMap<String, (i64, String)>, DbError> {
+    let mut owner_ids: HashMap<String, i64> = HashMap::new();
+    for chunk in values.chunks(IN_CHUNK) {
+        let rows: Vec<(String, i64)> = nic::Entity::find()
+            .select_only()
+            .column(column)
+            .column(nic::Column::NodeId)
+            .filter(column.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        owner_ids.extend(rows);
+    }
+    if owner_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<i64> = owner_ids.values().copied().collect::<HashSet<_>>().into_iter().collect();
+    let mut names: HashMap<i64, String> = HashMap::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let rows: Vec<(i64, String)> = node::Entity::find()
+            .select_only()
+            .column(node::Column::Id)
+            .column(node::Column::Name)
+            .filter(node::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        names.extend(rows);
+    }
+    Ok(owner_ids
+        .into_iter()
+        .map(|(v, id)| (v, (id, names.get(&id).cloned().unwrap_or_default())))
+        .collect())
+}
+
+/// Checks a node's nics against the stored ones (other than `own_id`'s) and
+/// those claimed earlier in the same request.
+fn check_nic_conflicts(
+    spec: &NodeSpec,
+    own_id: Option<i64>,
+    used_macs: &HashMap<String, (i64, String)>,
+    used_uuids: &HashMap<String, (i64, String)>,
+    claimed_macs: &HashMap<String, String>,
+    claimed_uuids: &HashSet<String>,
+) -> Result<(), String> {
+    for (i, n) in spec.nics.iter().enumerate() {
+        if let Some((id, owner)) = used_macs.get(&n.mac)
+            && Some(*id) != own_id
+        {
+            return Err(format!(
+                "nics_info.nics[{i}].mac: {} is already used by node {owner}",
+                n.mac
+            ));
+        }
+        if let Some(other) = claimed_macs.get(&n.mac) {
+            return Err(format!(
+                "nics_info.nics[{i}].mac: {} is also given to node {other} in this request",
+                n.mac
+            ));
+        }
+        let uuid = n.uuid.to_string();
+        if let Some((id, owner)) = used_uuids.get(&uuid)
+            && Some(*id) != own_id
+        {
+            return Err(format!(
+                "nics_info.nics[{i}].uuid: {uuid} is already used by node {owner}"
+            ));
+        }
+        if claimed_uuids.contains(&uuid) {
+            return Err(format!(
+                "nics_info.nics[{i}].uuid: {uuid} is given twice in this request"
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn ids_by_name<C: ConnectionTrait>(
+    conn: &C,
+    names: &[String],
+) -> Result<HashMap<String, i64>, DbError> {
+    let mut out = HashMap::with_capacity(names.len());
+    for chunk in names.chunks(IN_CHUNK) {
+        let rows: Vec<(String, i64)> = node::Entity::find()
+            .select_only()
+            .column(node::Column::Name)
+            .column(node::Column::Id)
+            .filter(node::Column::Name.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// One node's change: the stored record and its patched, validated spec.
+pub struct NodeUpdate {
+    pub old: NodeRecord,
+    pub new: NodeSpec,
+}
+
+/// Writes patched nodes: one `UPDATE ... CASE id ...` per chunk for the
+/// node columns, and a replace of the nics of nodes whose nics changed.
+pub async fn update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError> {
+    match try_update(db, updates).await {
+        Err(DbError::Db(e)) if is_unique_violation(&e) => try_update(db, updates).await,
+        other => other,
+    }
+}
+
+type ColumnValue = fn(&NodeSpec) -> Value;
+
+/// Node columns a PATCH can change, and how to read each from a spec.
+const UPDATABLE: &[(&str, ColumnValue)] = &[
+    ("mgt", |s| s.mgt.map(|v| v.as_str().to_string()).into()),
+    ("netboot", |s| s.netboot.map(|v| v.as_str().to_string()).into()),
+    ("arch", |s| s.arch.map(|v| v.as_str().to_string()).into()),
+    ("type", |s| s.node_type.clone().into()),
+    ("control_info", |s| to_text(&s.control_info).into()),
+    ("console_info", |s| to_text(&s.console_info).into()),
+];
+
+async fn try_update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError> {
+    let backend = db.backend();
+    let txn = db.conn().begin().await?;
+    let mut out = Outcomes::new();
+
+    // Nic changes need the same conflict checks as a create.
+    let nic_changes: Vec<&NodeUpdate> = updates
+        .iter()
+        .filter(|u| u.new.nics != u.old.to_spec().nics)
+        .collect();
+    let macs: Vec<String> = nic_changes
+        .iter()
+        .flat_map(|u| u.new.nics.iter().map(|n| n.mac.clone()))
+        .collect();
+    let uuids: Vec<String> = nic_changes
+        .iter()
+        .flat_map(|u| u.new.nics.iter().map(|n| n.uuid.to_string()))
+        .collect();
+    let used_macs = nic_owners(&txn, nic::Column::Mac, &macs).await?;
+    let used_uuids = nic_owners(&txn, nic::Column::Uuid, &uuids).await?;
+    let mut claimed_macs = HashMap::new();
+    let mut claimed_uuids = HashSet::new();
+    let mut nic_ok: HashSet<i64> = HashSet::new();
+    for u in &nic_changes {
+        let id = u.old.node.id;
+        match check_nic_conflicts(&u.new, Some(id), &used_macs, &used_uuids, &claimed_macs, &claimed_uuids) {
+            Err(e) => {
+                out.insert(u.new.name.clone(), Err(e));
+            }
+            Ok(()) => {
+                for n in &u.new.nics {
+                    claimed_macs.insert(n.mac.clone(), u.new.name.clone());
+                    claimed_uuids.insert(n.uuid.to_string());
+                }
+                nic_ok.insert(id);
+            }
+        }
+    }
+    let writable: Vec<&NodeUpdate> = updates
+        .iter()
+        .filter(|u| !out.contains_key(&u.new.name))
+        .collect();
+
+    let now = Utc::now();
+    for chunk in writable.chunks(1000) {
+        let old_specs: Vec<NodeSpec> = chunk.iter().map(|u| u.old.to_spec()).collect();
+        let mut sets = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        for (col, get) in UPDATABLE {
+            let changed: Vec<(i64, Value)> = chunk
+                .iter()
+                .zip(&old_specs)
+                .filter_map(|(u, old)| {
+                    let v = get(&u.new);
+                    (v != get(old)).then_some((u.old.node.id, v))
+                })
+                .collect();
+            if changed.is_empty() {
+                continue;
+            }
+            let q = quote(backend, col);
+            let mut case = format!("{q} = CASE {}", quote(backend, "id"));
+            for (id, v) in changed {
+                case.push_str(" WHEN ? THEN ?");
+                values.push(id.into());
+                values.push(v);
+            }
+            case.push_str(&format!(" ELSE {q} END"));
+            sets.push(case);
+        }
+        if sets.is_empty() {
+            continue;
+        }
+        sets.push(format!("{} = ?", quote(backend, "updated_at")));
+        values.push(now.into());
+        let ids: Vec<i64> = chunk.iter().map(|u| u.old.node.id).collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {} IN ({})",
+            quote(backend, "nodes"),
+            sets.join(", "),
+            quote(backend, "id"),
+            placeholders(ids.len())
+        );
+        values.extend(ids.into_iter().map(Value::from));
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+
+    // Replace the nics of nodes whose nics changed (uuids are kept, so a
+    // nic keeps its identity across edits).
+    let replaced: Vec<&NodeUpdate> = writable
+        .iter()
+        .copied()
+        .filter(|u| nic_ok.contains(&u.old.node.id))
+        .collect();
+    let ids: Vec<i64> = replaced.iter().map(|u| u.old.node.id).collect();
+    for chunk in ids.chunks(IN_CHUNK) {
+        nic::Entity::delete_many()
+            .filter(nic::Column::NodeId.is_in(chunk.iter().copied()))
+            .exec(&txn)
+            .await?;
+    }
+    let rows: Vec<(i64, &NicSpec)> = replaced
+        .iter()
+        .flat_map(|u| u.new.nics.iter().map(move |n| (u.old.node.id, n)))
+        .collect();
+    insert_nics(&txn, &rows).await?;
+    txn.commit().await?;
+    for u in writable {
+        out.insert(u.new.name.clone(), Ok(()));
+    }
+    Ok(out)
+}
+
+/// States in which a node must not be deleted.
+const UNDELETABLE_STATES: &[&str] = &["deploying"];
+
+/// Deletes nodes and their nics. Locked nodes, nodes mid-deploy and unknown
+/// names get their own error; the rest are deleted in one transaction.
+pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
+    let txn = db.conn().begin().await?;
+    let mut rows: Vec<(i64, String, Option<String>, Option<String>)> = Vec::new();
+    for chunk in names.chunks(IN_CHUNK) {
+        let mut q = node::Entity::find()
+            .select_only()
+            .column(node::Column::Id)
+            .column(node::Column::Name)
+            .column(node::Column::Reservation)
+            .column(node::Column::State)
+            .filter(node::Column::Name.is_in(chunk.iter().cloned()));
+        if db.backend() == sea_orm::DbBackend::MySql {
+            // Hold the rows so nobody locks or starts deploying them between
+            // this check and the delete.
+            q = q.lock_exclusive();
+        }
+        rows.extend(q.into_tuple::<(i64, String, Option<String>, Option<String>)>().all(&txn).await?);
+    }
+    let mut out = Outcomes::new();
+    let mut ids = Vec::new();
+    for (id, name, reservation, state) in rows {
+        if let Some(host) = reservation {
+            out.insert(name, Err(format!("locked by {host}")));
+        } else if let Some(s) = state.filter(|s| UNDELETABLE_STATES.contains(&s.as_str())) {
+            out.insert(name, Err(format!("Can not delete node in {s} state")));
+        } else {
+            ids.push(id);
+            out.insert(name, Ok(()));
+        }
+    }
+    for chunk in ids.chunks(IN_CHUNK) {
+        nic::Entity::delete_many()
+            .filter(nic::Column::NodeId.is_in(chunk.iter().copied()))
+            .exec(&txn)
+            .await?;
+        node::Entity::delete_many()
+            .filter(node::Column::Id.is_in(chunk.iter().copied()))
+            .filter(node::Column::Reservation.is_null())
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    for name in names {
+        out.entry(name.clone())
+            .or_insert_with(|| Err(tokens::NOT_FOUND.to_string()));
+    }
+    Ok(out)
+}

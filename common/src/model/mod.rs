@@ -1,0 +1,28 @@
+//! The inventory model: validated node, nic, network, osimage and passwd
+//! specs, built from untrusted JSON at the edge.
+//!
+//! Everything here is pure. Input arrives as `serde_json::Value` (not as a
+//! derived struct) so that one bad node in a bulk request becomes that node's
+//! error, naming the field, instead of failing the whole body.
+
+mod fields;
+mod network;
+mod node;
+mod patch;
+mod secrets;
+
+pub use fields::{
+    Arch, FieldError, Mgt, Netboot, check_hostname, check_node_name, normalize_mac, parse_ip,
+};
+pub use network::{NetworkSpec, OsImageSpec, PasswdSpec};
+pub use node::{NicSpec, NodeSpec};
+pub use patch::{PatchOp, apply_patches, parse_patches};
+pub use secrets::{MASK, is_secret_key, mask_secrets};
+
+/// Result tokens of the v1 wire format (the client counts these as success).
+pub mod tokens {
+    pub const OK: &str = "ok";
+    pub const UPDATED: &str = "updated";
+    pub const DELETED: &str = "deleted";
+    pub const NOT_FOUND: &str = "Could not be found.";
+}

@@ -1,0 +1,413 @@
+//! A node as an admin writes it: the validated form of one entry of
+//! `{"nodes":[...]}` in POST /v1/nodes (and of a node after a PATCH).
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::fields::{
+    Arch, FieldError, Mgt, Netboot, check_hostname, check_node_name, normalize_mac, parse_ip,
+};
+
+/// Fields a client may write.
+const WRITABLE: &[&str] = &[
+    "name",
+    "mgt",
+    "netboot",
+    "arch",
+    "type",
+    "control_info",
+    "console_info",
+    "nics_info",
+];
+
+/// Fields the server owns; sending them is an error, not silently ignored.
+const READ_ONLY: &[&str] = &[
+    "id",
+    "reservation",
+    "state",
+    "power_state",
+    "conductor_affinity",
+    "conductor",
+    "osimage_id",
+    "osimage",
+    "passwd_id",
+    "task_action",
+    "scripts_info",
+    "created_at",
+    "updated_at",
+];
+
+/// Upper bound on a serialized `control_info` / `console_info` object.
+const MAX_INFO_BYTES: usize = 16 * 1024;
+/// Upper bound on nics per node.
+const MAX_NICS: usize = 64;
+
+/// A validated node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSpec {
+    pub name: String,
+    pub mgt: Option<Mgt>,
+    pub netboot: Option<Netboot>,
+    pub arch: Option<Arch>,
+    pub node_type: Option<String>,
+    pub control_info: Map<String, Value>,
+    pub console_info: Map<String, Value>,
+    pub nics: Vec<NicSpec>,
+}
+
+/// A validated network interface of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NicSpec {
+    /// Client-supplied or generated at creation; stable across export/import.
+    pub uuid: Uuid,
+    pub name: Option<String>,
+    /// Lower-case colon form.
+    pub mac: String,
+    pub ip: Option<String>,
+    pub netmask: Option<String>,
+    pub primary: bool,
+    pub extra: Map<String, Value>,
+}
+
+impl NodeSpec {
+    /// Validates one node object. Errors name the field (`nics_info.nics[1].mac`).
+    pub fn from_json(value: &Value) -> Result<NodeSpec, FieldError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| FieldError::new("node", "must be a JSON object"))?;
+        for key in obj.keys() {
+            if READ_ONLY.contains(&key.as_str()) {
+                return Err(FieldError::new(key, "is read-only"));
+            }
+            if !WRITABLE.contains(&key.as_str()) {
+                return Err(FieldError::new(
+                    key,
+                    format!("unknown field (writable: {})", WRITABLE.join(", ")),
+                ));
+            }
+        }
+        let name = opt_str(obj, "name")?.ok_or_else(|| FieldError::new("name", "is required"))?;
+        check_node_name(name)?;
+        let mgt = opt_str(obj, "mgt")?.map(|v| Mgt::parse("mgt", v)).transpose()?;
+        let netboot = opt_str(obj, "netboot")?
+            .map(|v| Netboot::parse("netboot", v))
+            .transpose()?;
+        let arch = opt_str(obj, "arch")?.map(|v| Arch::parse("arch", v)).transpose()?;
+        let node_type = opt_str(obj, "type")?.map(|t| check_type(t).map(|_| t.to_string())).transpose()?;
+        let control_info = info_map(obj, "control_info")?;
+        check_control_info(&control_info)?;
+        let console_info = info_map(obj, "console_info")?;
+        let nics = parse_nics(obj.get("nics_info"))?;
+        Ok(NodeSpec {
+            name: name.to_string(),
+            mgt,
+            netboot,
+            arch,
+            node_type,
+            control_info,
+            console_info,
+            nics,
+        })
+    }
+
+    /// The writable fields as the v1 wire shape (the document PATCH edits).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "mgt": self.mgt.map(|m| m.as_str()),
+            "netboot": self.netboot.map(|m| m.as_str()),
+            "arch": self.arch.map(|m| m.as_str()),
+            "type": self.node_type,
+            "control_info": self.control_info,
+            "console_info": self.console_info,
+            "nics_info": {"nics": self.nics.iter().map(NicSpec::to_json).collect::<Vec<_>>()},
+        })
+    }
+}
+
+impl NicSpec {
+    /// Validates one nic; `field` prefixes error names (`nics_info.nics[0]`).
+    pub fn from_json(field: &str, value: &Value) -> Result<NicSpec, FieldError> {
+        const KNOWN: &[&str] = &["uuid", "name", "mac", "ip", "netmask", "primary", "extra"];
+        let obj = value
+            .as_object()
+            .ok_or_else(|| FieldError::new(field, "must be a JSON object"))?;
+        let f = |k: &str| format!("{field}.{k}");
+        for key in obj.keys() {
+            if !KNOWN.contains(&key.as_str()) {
+                return Err(FieldError::new(
+                    f(key),
+                    format!("unknown field (known: {})", KNOWN.join(", ")),
+                ));
+            }
+        }
+        let mac = opt_str_f(obj, "mac", &f("mac"))?
+            .ok_or_else(|| FieldError::new(f("mac"), "is required"))?;
+        let mac = normalize_mac(&f("mac"), mac)?;
+        let uuid = match opt_str_f(obj, "uuid", &f("uuid"))? {
+            Some(u) => Uuid::parse_str(u)
+                .map_err(|_| FieldError::new(f("uuid"), format!("`{u}` is not a UUID")))?,
+            None => Uuid::new_v4(),
+        };
+        let name = opt_str_f(obj, "name", &f("name"))?;
+        if let Some(n) = name
+            && (n.is_empty()
+                || n.len() > 32
+                || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b)))
+        {
+            return Err(FieldError::new(
+                f("name"),
+                format!("`{n}` is not an interface name (1-32 of A-Z a-z 0-9 - _ . : @)"),
+            ));
+        }
+        let ip = opt_str_f(obj, "ip", &f("ip"))?
+            .map(|ip| parse_ip(&f("ip"), ip).map(|a| a.to_string()))
+            .transpose()?;
+        let netmask = opt_str_f(obj, "netmask", &f("netmask"))?
+            .map(|m| parse_ip(&f("netmask"), m).map(|a| a.to_string()))
+            .transpose()?;
+        let primary = match obj.get("primary") {
+            None | Some(Value::Null) => false,
+            Some(v) => parse_bool(&f("primary"), v)?,
+        };
+        let extra = match obj.get("extra") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(FieldError::new(f("extra"), "must be a JSON object")),
+        };
+        Ok(NicSpec {
+            uuid,
+            name: name.map(str::to_string),
+            mac,
+            ip,
+            netmask,
+            primary,
+            extra,
+        })
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "uuid": self.uuid.to_string(),
+            "name": self.name,
+            "mac": self.mac,
+            "ip": self.ip,
+            "netmask": self.netmask,
+            "primary": self.primary,
+            "extra": self.extra,
+        })
+    }
+}
+
+fn parse_nics(value: Option<&Value>) -> Result<Vec<NicSpec>, FieldError> {
+    let list = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(o)) => match o.get("nics") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err(FieldError::new("nics_info.nics", "must be a list")),
+        },
+        Some(_) => {
+            return Err(FieldError::new(
+                "nics_info",
+                "must be an object {\"nics\": [...]}",
+            ));
+        }
+    };
+    if list.len() > MAX_NICS {
+        return Err(FieldError::new(
+            "nics_info.nics",
+            format!("more than {MAX_NICS} nics"),
+        ));
+    }
+    let mut nics = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let nic = NicSpec::from_json(&format!("nics_info.nics[{i}]"), v)?;
+        if let Some(j) = nics.iter().position(|n: &NicSpec| n.mac == nic.mac) {
+            return Err(FieldError::new(
+                format!("nics_info.nics[{i}].mac"),
+                format!("{} is also nics[{j}]", nic.mac),
+            ));
+        }
+        if nics.iter().any(|n: &NicSpec| n.uuid == nic.uuid) {
+            return Err(FieldError::new(
+                format!("nics_info.nics[{i}].uuid"),
+                "is given twice",
+            ));
+        }
+        nics.push(nic);
+    }
+    match nics.iter().filter(|n| n.primary).count() {
+        // The prototype took "the first nic with a primary key", which was
+        // always the first; we make that explicit instead of guessing later.
+        0 => {
+            if let Some(first) = nics.first_mut() {
+                first.primary = true;
+            }
+        }
+        1 => {}
+        _ => {
+            return Err(FieldError::new(
+                "nics_info.nics",
+                "more than one nic is marked primary",
+            ));
+        }
+    }
+    Ok(nics)
+}
+
+fn check_type(t: &str) -> Result<(), FieldError> {
+    if t.is_empty()
+        || t.len() > 32
+        || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(FieldError::new(
+            "type",
+            format!("`{t}` is not a node type (1-32 of A-Z a-z 0-9 _ -)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the well-known `control_info` keys; other keys are driver-specific
+/// and checked by the driver's `validate`.
+fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
+    for (key, value) in info {
+        let field = format!("control_info.{key}");
+        match key.as_str() {
+            "bmc_address" | "ssh_address" => {
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| FieldError::new(&field, "must be a string"))?;
+                if parse_ip(&field, s).is_err() {
+                    check_hostname(&field, s).map_err(|_| {
+                        FieldError::new(&field, format!("`{s}` is not an IP address or host name"))
+                    })?;
+                }
+            }
+            "bmc_username" | "bmc_password" | "ssh_username" | "ssh_password"
+            | "ssh_key_filename" | "libvirt_uri" | "domain" => {
+                if !value.is_string() {
+                    return Err(FieldError::new(&field, "must be a string"));
+                }
+            }
+            "bmc_port" | "ssh_port" => {
+                let port = as_int(value)
+                    .filter(|p| (1..=65535).contains(p))
+                    .ok_or_else(|| FieldError::new(&field, "must be a port number 1-65535"))?;
+                let _ = port;
+            }
+            "cipher_suite" => {
+                as_int(value)
+                    .filter(|p| (0..=17).contains(p))
+                    .ok_or_else(|| FieldError::new(&field, "must be a cipher suite 0-17"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// An integer given as a JSON number or a numeric string (`"623"`), since
+/// CLI values arrive as text.
+fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_bool(field: &str, v: &Value) -> Result<bool, FieldError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" | "on" => Ok(true),
+            "false" | "no" | "0" | "off" => Ok(false),
+            _ => Err(FieldError::new(field, format!("`{s}` is not a boolean"))),
+        },
+        _ => Err(FieldError::new(field, "must be true or false")),
+    }
+}
+
+fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, FieldError> {
+    opt_str_f(obj, key, key)
+}
+
+fn opt_str_f<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<&'a str>, FieldError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(FieldError::new(field, "must be a string")),
+    }
+}
+
+fn info_map(obj: &Map<String, Value>, key: &str) -> Result<Map<String, Value>, FieldError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => {
+            let size = serde_json::to_string(m).map(|s| s.len()).unwrap_or(0);
+            if size > MAX_INFO_BYTES {
+                return Err(FieldError::new(
+                    key,
+                    format!("is {size} bytes; at most {MAX_INFO_BYTES}"),
+                ));
+            }
+            Ok(m.clone())
+        }
+        Some(_) => Err(FieldError::new(key, "must be a JSON object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_err(v: Value, field: &str) {
+        let e = NodeSpec::from_json(&v).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+    }
+
+    #[test]
+    fn prototype_example_node_is_accepted_and_normalized() {
+        let v = json!({"name": "node0", "mgt": "ipmi", "netboot": "pxe", "arch": "x86_64",
+            "control_info": {"bmc_address": "11.0.0.0", "bmc_username": "admin", "bmc_password": "password"},
+            "nics_info": {"nics": [
+                {"mac": "42:87:0A:05:00:00", "ip": "12.0.0.0", "name": "eth0", "primary": true},
+                {"mac": "43:87:0a:05:00:00", "ip": "13.0.0.0", "name": "eth1"}]}});
+        let n = NodeSpec::from_json(&v).unwrap();
+        assert_eq!(n.nics[0].mac, "42:87:0a:05:00:00");
+        assert!(n.nics[0].primary && !n.nics[1].primary);
+        assert_eq!(n.mgt, Some(Mgt::Ipmi));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        check_err(json!({"mgt": "ipmi"}), "name");
+        check_err(json!({"name": "n1", "mgt": "ipmx"}), "mgt");
+        check_err(json!({"name": "n1", "colour": "red"}), "colour");
+        check_err(json!({"name": "n1", "state": "deployed"}), "state");
+        check_err(json!({"name": "n1", "nics_info": {"nics": [{"mac": "nope"}]}}), "nics_info.nics[0].mac");
+        check_err(
+            json!({"name": "n1", "nics_info": {"nics": [{"mac": "42:87:0a:05:00:00"}, {"mac": "42-87-0A-05-00-00"}]}}),
+            "nics_info.nics[1].mac",
+        );
+        check_err(json!({"name": "n1", "nics_info": {"nics": [{"mac": "42:87:0a:05:00:00", "ip": "1.2.3"}]}}), "nics_info.nics[0].ip");
+        check_err(json!({"name": "n1", "control_info": {"bmc_address": "not an ip!"}}), "control_info.bmc_address");
+        check_err(json!({"name": "n1", "control_info": {"bmc_port": 70000}}), "control_info.bmc_port");
+        check_err(json!({"name": "info"}), "name");
+    }
+
+    #[test]
+    fn first_nic_becomes_primary_when_none_is() {
+        let n = NodeSpec::from_json(&json!({"name": "n1", "nics_info": {"nics": [
+            {"mac": "42:87:0a:05:00:00"}, {"mac": "42:87:0a:05:00:01"}]}}))
+        .unwrap();
+        assert!(n.nics[0].primary);
+        assert!(!n.nics[1].primary);
+    }
+}
