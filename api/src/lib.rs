@@ -61,6 +61,8 @@ pub fn app(state: AppState) -> Router {
     let v1 = routes::v1();
     Router::new()
         .route("/", axum::routing::get(routes::root::root))
+        .route("/v1", axum::routing::get(routes::root::v1))
+        .route("/v1/", axum::routing::get(routes::root::v1))
         .nest("/v1", v1.clone())
         .merge(v1)
         .fallback(routes::root::not_found)

@@ -1,1 +1,163 @@
-fn main() {}
+//! `xcat3`: the command-line client. Same commands and output as the v1
+//! python client (`node1: ok` lines, `Success: S  Total: T`, exit 1 when
+//! any node failed), plus server-side noderanges and `--json`.
+
+mod client;
+mod commands;
+mod kv;
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use client::Client;
+
+#[derive(Parser)]
+#[command(name = "xcat3", version, about = "Provision and control clusters with xcat3")]
+pub struct Cli {
+    /// API endpoint.
+    #[arg(long, env = "XCAT3_URL", default_value = "http://127.0.0.1:3010", global = true)]
+    xcat3_url: String,
+    /// Print the API's JSON replies instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Retries when the API cannot be reached.
+    #[arg(long, env = "XCAT3_MAX_RETRIES", default_value_t = 3, global = true)]
+    max_retries: u32,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Enroll nodes: create NODERANGE mgt=ipmi netboot=pxe [-c k=v,..] [-i k=v,..]..
+    Create {
+        noderange: String,
+        /// arch=, netboot=, mgt=, type=
+        attributes: Vec<String>,
+        /// control_info key=value pairs, comma-separated.
+        #[arg(short = 'c', long)]
+        control: Option<String>,
+        /// A nic as key=value pairs (mac=,ip=,name=,primary=); repeatable.
+        #[arg(short = 'i', long = "nic")]
+        nics: Vec<String>,
+    },
+    /// List nodes (all, or those of NODERANGE).
+    List { noderange: Option<String> },
+    /// Show nodes in detail.
+    Show {
+        noderange: String,
+        /// Only these fields (comma-separated; `nics`, `control` are aliases).
+        #[arg(short = 'i', long)]
+        fields: Option<String>,
+    },
+    /// Update nodes: update NODERANGE path=value.. (empty value removes).
+    Update {
+        noderange: String,
+        #[arg(required = true)]
+        attributes: Vec<String>,
+    },
+    /// Delete nodes.
+    Delete { noderange: String },
+    /// Import nodes from a JSON file in the export format.
+    Import { file: PathBuf },
+    /// Export nodes to a JSON file (secrets are not exported).
+    Export {
+        noderange: String,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Create a network: network-create NAME subnet=.. netmask=..
+    NetworkCreate { name: String, attributes: Vec<String> },
+    NetworkDelete { name: String },
+    NetworkList,
+    NetworkShow {
+        name: String,
+        #[arg(long)]
+        fields: Option<String>,
+    },
+    NetworkUpdate {
+        name: String,
+        #[arg(required = true)]
+        attributes: Vec<String>,
+    },
+    /// Create a nic: nic-create mac=.. node=.. [ip=..]
+    NicCreate {
+        #[arg(required = true)]
+        attributes: Vec<String>,
+    },
+    NicDelete { uuid: String },
+    NicList,
+    NicShow {
+        uuid: Option<String>,
+        #[arg(long)]
+        mac: Option<String>,
+        #[arg(long)]
+        fields: Option<String>,
+    },
+    NicUpdate {
+        uuid: String,
+        #[arg(required = true)]
+        attributes: Vec<String>,
+    },
+    /// Create a password entry: passwd-create KEY username=.. password=..
+    PasswdCreate { key: String, attributes: Vec<String> },
+    PasswdDelete { key: String },
+    PasswdList,
+    PasswdShow {
+        key: String,
+        #[arg(long)]
+        fields: Option<String>,
+    },
+    PasswdUpdate {
+        key: String,
+        #[arg(required = true)]
+        attributes: Vec<String>,
+    },
+    OsimageList,
+    OsimageShow {
+        name: String,
+        #[arg(long)]
+        fields: Option<String>,
+    },
+    OsimageUpdate {
+        name: String,
+        #[arg(required = true)]
+        attributes: Vec<String>,
+    },
+    OsimageDelete { name: String },
+    ServiceList,
+    ServiceShow { hostname: String },
+}
+
+/// Whether a progress bar may be drawn.
+pub fn progress_allowed() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xcat3: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("xcat3: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let c = Client::new(&cli.xcat3_url, cli.max_retries)?;
+    commands::run(&c, cli.command, cli.json).await
+}

@@ -23,7 +23,6 @@ use crate::error::{ApiError, ApiResult};
 /// Every `/v1` route.
 pub fn v1() -> Router<AppState> {
     Router::new()
-        .route("/", get(root::v1))
         .route("/openapi.json", get(root::openapi))
         .merge(nodes::routes())
         .merge(nics::routes())

@@ -274,6 +274,14 @@ fn check_type(t: &str) -> Result<(), FieldError> {
 fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
     for (key, value) in info {
         let field = format!("control_info.{key}");
+        if super::is_secret_key(key) && value.as_str() == Some(super::MASK) {
+            // An exported node carries masks, not secrets; storing the mask
+            // as a password would break the node silently.
+            return Err(FieldError::new(
+                &field,
+                format!("`{}` is the mask replies show, not a secret; give the real value", super::MASK),
+            ));
+        }
         match key.as_str() {
             "bmc_address" | "ssh_address" => {
                 let s = value

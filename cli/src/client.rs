@@ -1,0 +1,87 @@
+//! A thin HTTP client for the xcat3 API: JSON in, JSON out, faults turned
+//! into errors that carry the server's message.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use reqwest::Method;
+use serde_json::Value;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    retries: u32,
+}
+
+/// A reply's JSON body (`Null` when empty).
+pub struct Reply {
+    pub body: Value,
+}
+
+impl Client {
+    pub fn new(base: &str, retries: u32) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3600))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client")?;
+        let base = base.trim_end_matches('/');
+        let base = base.strip_suffix("/v1").unwrap_or(base).to_string();
+        Ok(Client { http, base, retries })
+    }
+
+    /// Sends `method path` with an optional JSON body. 4xx/5xx replies become
+    /// errors holding the server's `faultstring`. Only connection failures
+    /// are retried (the request never reached the server).
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Reply> {
+        let url = format!("{}/v1{}", self.base, path);
+        let mut attempt = 0;
+        let resp = loop {
+            let mut req = self.http.request(method.clone(), &url).header("accept", "application/json");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            match req.send().await {
+                Ok(r) => break r,
+                Err(e) if e.is_connect() && attempt < self.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
+                }
+                Err(e) => return Err(anyhow!(e).context(format!("{method} {url}"))),
+            }
+        };
+        let status = resp.status();
+        let bytes = resp.bytes().await.with_context(|| format!("reading reply of {method} {url}"))?;
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        if status.is_client_error() || status.is_server_error() {
+            let msg = body
+                .get("faultstring")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string());
+            return Err(anyhow!("{msg} (HTTP {})", status.as_u16()));
+        }
+        Ok(Reply { body })
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.call(Method::GET, path, None).await?.body)
+    }
+}
+
+/// Percent-encodes a query value (noderanges hold `[`, `,`, `@`, `/`).
+pub fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

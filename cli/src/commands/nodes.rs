@@ -1,0 +1,217 @@
+//! Node commands. Noderanges are expanded by the server (`?noderange=`),
+//! which also reports unknown names; only `create` expands locally, since
+//! its names do not exist yet.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use xcat3_common::model::MASK;
+use xcat3_common::noderange::{self, NoUniverse};
+
+use crate::client::{Client, encode};
+use crate::{kv, output, progress_allowed};
+
+/// Nodes per request for bulk writes: big enough to be fast, small enough
+/// that progress can be shown and no request is huge.
+const BATCH: usize = 5_000;
+
+fn range_q(noderange: &str) -> String {
+    format!("noderange={}", encode(noderange))
+}
+
+/// Sends `nodes` in batches (one POST each), merging the per-node results.
+async fn post_nodes(c: &Client, nodes: Vec<Value>) -> anyhow::Result<Value> {
+    let bar = (progress_allowed() && nodes.len() > BATCH).then(|| {
+        let b = ProgressBar::new(nodes.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} nodes {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut merged = Map::new();
+    for chunk in nodes.chunks(BATCH) {
+        let reply = c
+            .call(Method::POST, "/nodes", Some(&json!({ "nodes": chunk })))
+            .await?;
+        if let Some(m) = reply.body.get("nodes").and_then(Value::as_object) {
+            merged.extend(m.clone());
+        }
+        if let Some(b) = &bar {
+            b.inc(chunk.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(json!({ "nodes": merged }))
+}
+
+pub async fn create(
+    c: &Client,
+    range: &str,
+    attrs: &[String],
+    control: Option<&str>,
+    nics: &[String],
+    json: bool,
+) -> anyhow::Result<bool> {
+    const FIELDS: &[&str] = &["arch", "netboot", "mgt", "type"];
+    let mut base = Map::new();
+    for a in attrs {
+        let (k, _) = kv::split(a)?;
+        if !FIELDS.contains(&k.as_str()) {
+            bail!("create: unsupported attribute `{k}` (use {}; -c for control_info, -i for nics)", FIELDS.join(", "));
+        }
+        base.insert(k, Value::String(a.split_once('=').map(|(_, v)| v).unwrap_or("").to_string()));
+    }
+    if let Some(ctl) = control {
+        base.insert("control_info".into(), Value::Object(kv::dict(ctl)?));
+    }
+    if !nics.is_empty() {
+        let list: Vec<Value> = nics.iter().map(|n| kv::dict(n).map(Value::Object)).collect::<Result<_, _>>()?;
+        base.insert("nics_info".into(), json!({ "nics": list }));
+    }
+    let names = noderange::expand(range, &NoUniverse)?;
+    let nodes: Vec<Value> = names
+        .into_iter()
+        .map(|name| {
+            let mut n = base.clone();
+            n.insert("name".into(), Value::String(name));
+            Value::Object(n)
+        })
+        .collect();
+    let reply = post_nodes(c, nodes).await?;
+    Ok(output::node_results(&reply, json))
+}
+
+pub async fn list(c: &Client, range: Option<&str>, json: bool) -> anyhow::Result<bool> {
+    let reply = match range {
+        Some(r) => c.get(&format!("/nodes?{}", range_q(r))).await?,
+        None => c.get("/nodes").await?,
+    };
+    if json {
+        output::print_json(&reply);
+    } else {
+        let names = reply.get("nodes").and_then(Value::as_array).cloned().unwrap_or_default();
+        output::lines(names.iter().filter_map(Value::as_str).map(|n| format!("{n} (node)")));
+    }
+    Ok(report_missing(&reply))
+}
+
+/// Warns about names of the noderange that do not exist; false if any.
+fn report_missing(reply: &Value) -> bool {
+    match reply.get("missing").and_then(Value::as_str) {
+        Some(m) if !m.is_empty() => {
+            eprintln!("xcat3: not found: {m}");
+            false
+        }
+        _ => true,
+    }
+}
+
+pub async fn show(c: &Client, range: &str, fields: Option<&str>) -> anyhow::Result<bool> {
+    let mut q = range_q(range);
+    if let Some(f) = fields {
+        let mut f: Vec<&str> = f.split(',').collect();
+        if !f.contains(&"name") {
+            f.push("name");
+        }
+        q.push_str(&format!("&fields={}", encode(&f.join(","))));
+    }
+    let reply = c.call(Method::GET, &format!("/nodes/info?{q}"), None).await?.body;
+    let nodes: Vec<Value> = reply
+        .get("nodes")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .map(|n| json!({"node": n.get("name").cloned().unwrap_or(Value::Null), "attr": n}))
+                .collect()
+        })
+        .unwrap_or_default();
+    output::print_json(&Value::Array(nodes));
+    Ok(report_missing(&reply))
+}
+
+pub async fn update(c: &Client, range: &str, attrs: &[String], json: bool) -> anyhow::Result<bool> {
+    let patches = kv::patches(attrs, &[("control", "control_info"), ("nics", "nics_info"), ("console", "console_info")])?;
+    let reply = c
+        .call(Method::PATCH, &format!("/nodes?{}", range_q(range)), Some(&json!({ "patches": patches })))
+        .await?;
+    Ok(output::node_results(&reply.body, json))
+}
+
+pub async fn delete(c: &Client, range: &str, json: bool) -> anyhow::Result<bool> {
+    let reply = c.call(Method::DELETE, &format!("/nodes?{}", range_q(range)), None).await?;
+    Ok(output::node_results(&reply.body, json))
+}
+
+/// Reads the export format and creates every node in it. Falsy top-level
+/// keys are dropped, as the v1 client did.
+pub async fn import(c: &Client, file: &Path, json: bool) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let data: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let Some(list) = data.get("nodes").and_then(Value::as_array) else {
+        bail!("{}: expected {{\"nodes\": [...]}}", file.display());
+    };
+    let nodes: Vec<Value> = list
+        .iter()
+        .map(|n| match n {
+            Value::Object(m) => Value::Object(m.iter().filter(|(_, v)| truthy(v)).map(|(k, v)| (k.clone(), v.clone())).collect()),
+            other => other.clone(),
+        })
+        .collect();
+    if nodes.is_empty() {
+        bail!("{}: no nodes", file.display());
+    }
+    let reply = post_nodes(c, nodes).await?;
+    Ok(output::node_results(&reply, json))
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Number(_) => true,
+    }
+}
+
+/// Writes `{"nodes":[{name,mgt,netboot,type,arch,control_info,nics_info}]}`.
+/// The API never returns secrets, so masked values are left out (and named
+/// on stderr) rather than written as fake passwords.
+pub async fn export(c: &Client, range: &str, out: &Path) -> anyhow::Result<bool> {
+    let fields = "name,mgt,netboot,type,arch,nics_info,control_info";
+    let reply = c
+        .call(Method::GET, &format!("/nodes/info?{}&fields={}", range_q(range), encode(fields)), None)
+        .await?
+        .body;
+    let mut nodes = reply.get("nodes").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut dropped = std::collections::BTreeSet::new();
+    for n in &mut nodes {
+        if let Some(ci) = n.get_mut("control_info").and_then(Value::as_object_mut) {
+            ci.retain(|k, v| {
+                let masked = v.as_str() == Some(MASK);
+                if masked {
+                    dropped.insert(k.clone());
+                }
+                !masked
+            });
+        }
+    }
+    let count = nodes.len();
+    let text = serde_json::to_string(&json!({ "nodes": nodes }))?;
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    if !dropped.is_empty() {
+        eprintln!(
+            "xcat3: secrets are not exported ({}); set them again after import",
+            dropped.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    println!("Export nodes data successfully: {count} node(s) to {}", out.display());
+    Ok(report_missing(&reply))
+}
