@@ -587,7 +587,7 @@ mod tests {
         assert_eq!(fold(&["node1", "node01"]), "node01,node1");
     }
 
-    mod prop {
+    mod props {
         use super::*;
         use proptest::prelude::*;
 

@@ -270,6 +270,7 @@ pub async fn save_nic(
     s: &NicSpec,
 ) -> Result<nic::Model, DbError> {
     let now = Utc::now();
+    let is_update = old.is_some();
     let mut am = match old {
         Some(m) => m.into_active_model(),
         None => nic::ActiveModel {
@@ -288,7 +289,7 @@ pub async fn save_nic(
     am.extra = Set(serde_json::to_string(&s.extra).unwrap_or_else(|_| "{}".into()));
     am.updated_at = Set(now);
     let conflict = format!("mac {} or uuid {} is already used by another nic", s.mac, s.uuid);
-    let res = if am.id.is_set() {
+    let res = if is_update {
         am.update(db.conn()).await
     } else {
         am.insert(db.conn()).await
