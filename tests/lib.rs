@@ -1,1 +1,242 @@
+//! Helpers for end-to-end tests: start the real `xcat3-api`, run the real
+//! `xcat3` CLI, make throwaway directories and databases.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The directory holding the workspace's binaries (next to `deps/`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf();
+    for b in ["xcat3-api", "xcat3"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} is missing: build the workspace first (cargo build --workspace)",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("xcat3-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `xcat3-api` process, killed on drop.
+pub struct Api {
+    child: Child,
+    pub url: String,
+}
+
+impl Api {
+    /// `xcat3-api --standalone --data-dir DIR --listen 127.0.0.1:0`.
+    pub fn standalone(data_dir: &Path) -> Api {
+        Api::start(
+            &[
+                "--standalone",
+                "--data-dir",
+                data_dir.to_str().expect("utf-8 path"),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            &[],
+        )
+    }
+
+    /// `xcat3-api` on a database URL (through the environment, as an
+    /// operator's config override would).
+    pub fn with_db(url: &str) -> Api {
+        Api::start(&["--listen", "127.0.0.1:0"], &[("XCAT3_DATABASE_URL", url)])
+    }
+
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Api {
+        let mut cmd = Command::new(bin_dir().join("xcat3-api"));
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn xcat3-api");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            assert!(Instant::now() < deadline, "xcat3-api did not report its address");
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(u) = l.strip_prefix("listening on ") {
+                        break u.trim().to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait().ok();
+                    panic!("xcat3-api exited before listening: {status:?}");
+                }
+            }
+        };
+        Api { child, url }
+    }
+
+    /// Runs the real `xcat3` CLI against this API.
+    pub fn xcat3(&self, args: &[&str]) -> Run {
+        let out = Command::new(bin_dir().join("xcat3"))
+            .args(args)
+            .env("XCAT3_URL", &self.url)
+            .output()
+            .expect("run xcat3");
+        Run(out)
+    }
+
+    /// Stops the API with SIGTERM and waits for it (graceful shutdown).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait xcat3-api")
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A finished CLI run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> String {
+        assert_eq!(self.code(), 0, "stdout:\n{}\nstderr:\n{}", tail(&self.stdout()), self.stderr());
+        self.stdout()
+    }
+    /// The `Success: S  Total: T` summary.
+    pub fn summary(&self) -> (usize, usize) {
+        let out = self.stdout();
+        let line = out
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("Success:"))
+            .unwrap_or_else(|| panic!("no summary in:\n{}\n{}", tail(&out), self.stderr()));
+        let nums: Vec<usize> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        (nums[0], nums[1])
+    }
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Node `i` shaped like the prototype's examples/create_nodes.py (two nics),
+/// in the import/export file format.
+pub fn example_node(i: usize) -> Value {
+    let (a, b) = (i / 256, i % 256);
+    json!({
+        "name": format!("node{i}"), "mgt": "ipmi", "netboot": "pxe",
+        "arch": if i % 2 == 0 { "x86_64" } else { "ppc64le" },
+        "control_info": {"bmc_address": format!("11.0.{a}.{b}"), "bmc_username": "admin", "bmc_password": "password"},
+        "nics_info": {"nics": [
+            {"mac": format!("42:87:0a:05:{a:02x}:{b:02x}"), "ip": format!("12.0.{a}.{b}"), "name": "eth0", "primary": true},
+            {"mac": format!("43:87:0a:05:{a:02x}:{b:02x}"), "ip": format!("13.0.{a}.{b}"), "name": "eth1"}]}
+    })
+}
+
+/// Writes an import file with nodes `range` and returns its path.
+pub fn write_import_file(dir: &Path, range: std::ops::RangeInclusive<usize>) -> PathBuf {
+    let nodes: Vec<Value> = range.map(example_node).collect();
+    let p = dir.join("nodes.json");
+    std::fs::write(&p, json!({ "nodes": nodes }).to_string()).expect("write import file");
+    p
+}
+
+/// A fresh, empty MariaDB database on the server of `XCAT3_TEST_DB_URL`,
+/// dropped on drop. Panics (fails the test) when the server is unreachable.
+pub struct TestDb {
+    server: String,
+    name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let base = std::env::var("XCAT3_TEST_DB_URL").expect(
+            "XCAT3_TEST_DB_URL is not set: run scripts/test, which starts a throwaway MariaDB",
+        );
+        let server = match base.rfind('/') {
+            Some(i) if i > "mysql://".len() => base[..i].to_string(),
+            _ => base.clone(),
+        };
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("xcat3_t{}_{}", std::process::id(), n);
+        exec_sql(&server, &format!("CREATE DATABASE `{name}`"));
+        let url = format!("{server}/{name}");
+        TestDb { server, name, url }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        exec_sql(&self.server, &format!("DROP DATABASE IF EXISTS `{}`", self.name));
+    }
+}
+
+fn exec_sql(server: &str, sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(format!("{server}/mysql"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach MariaDB at {server}: {e}"));
+        db.execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    });
+}

@@ -1,6 +1,7 @@
 //! The initial schema: services, nodes, nics, networks, osimages, passwds.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DbBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -113,6 +114,16 @@ fn string(col: impl IntoIden, len: u32) -> ColumnDef {
     ColumnDef::new(col).string_len(len).not_null().to_owned()
 }
 
+/// A case-sensitive key column: MySQL's default collation compares
+/// case-insensitively, SQLite's does not; names must behave the same on both.
+fn key(col: impl IntoIden, len: u32, backend: DbBackend) -> ColumnDef {
+    let mut c = string(col, len);
+    if backend == DbBackend::MySql {
+        c.extra("COLLATE utf8mb4_bin");
+    }
+    c
+}
+
 fn string_null(col: impl IntoIden, len: u32) -> ColumnDef {
     ColumnDef::new(col).string_len(len).null().to_owned()
 }
@@ -143,12 +154,13 @@ fn index(table: impl IntoIden + 'static, name: &str, cols: &[&'static str], uniq
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let b = m.get_database_backend();
         m.create_table(
             Table::create()
                 .table(Services::Table)
                 .if_not_exists()
                 .col(id(Services::Id))
-                .col(string(Services::Hostname, 255))
+                .col(key(Services::Hostname, 255, b))
                 .col(string(Services::Type, 32))
                 .col(ColumnDef::new(Services::Workers).integer().null())
                 .col(ColumnDef::new(Services::Online).boolean().not_null())
@@ -165,7 +177,7 @@ impl MigrationTrait for Migration {
                 .table(Nodes::Table)
                 .if_not_exists()
                 .col(id(Nodes::Id))
-                .col(string(Nodes::Name, 255))
+                .col(key(Nodes::Name, 255, b))
                 .col(string_null(Nodes::Mgt, 16))
                 .col(string_null(Nodes::Netboot, 16))
                 .col(string_null(Nodes::Arch, 16))
@@ -194,10 +206,10 @@ impl MigrationTrait for Migration {
                 .table(Nics::Table)
                 .if_not_exists()
                 .col(id(Nics::Id))
-                .col(string(Nics::Uuid, 36))
+                .col(key(Nics::Uuid, 36, b))
                 .col(ColumnDef::new(Nics::NodeId).big_integer().not_null())
                 .col(string_null(Nics::Name, 32))
-                .col(string(Nics::Mac, 17))
+                .col(key(Nics::Mac, 17, b))
                 .col(string_null(Nics::Ip, 45))
                 .col(string_null(Nics::Netmask, 45))
                 .col(ColumnDef::new(Nics::Primary).boolean().not_null())
@@ -224,7 +236,7 @@ impl MigrationTrait for Migration {
                 .table(Networks::Table)
                 .if_not_exists()
                 .col(id(Networks::Id))
-                .col(string(Networks::Name, 64))
+                .col(key(Networks::Name, 64, b))
                 .col(string_null(Networks::Subnet, 45))
                 .col(string_null(Networks::Netmask, 45))
                 .col(string_null(Networks::Gateway, 45))
@@ -246,7 +258,7 @@ impl MigrationTrait for Migration {
                 .table(Osimages::Table)
                 .if_not_exists()
                 .col(id(Osimages::Id))
-                .col(string(Osimages::Name, 128))
+                .col(key(Osimages::Name, 128, b))
                 .col(string(Osimages::Arch, 16))
                 .col(string(Osimages::Ver, 32))
                 .col(string(Osimages::Distro, 32))
@@ -267,7 +279,7 @@ impl MigrationTrait for Migration {
                 .table(Passwds::Table)
                 .if_not_exists()
                 .col(id(Passwds::Id))
-                .col(string(Passwds::Key, 64))
+                .col(key(Passwds::Key, 64, b))
                 .col(string_null(Passwds::Username, 255))
                 .col(ColumnDef::new(Passwds::Password).text().null())
                 .col(string_null(Passwds::CryptMethod, 16))
