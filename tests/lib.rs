@@ -91,7 +91,10 @@ impl Api {
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = loop {
-            assert!(Instant::now() < deadline, "xcat3-api did not report its address");
+            assert!(
+                Instant::now() < deadline,
+                "xcat3-api did not report its address"
+            );
             match lines.next() {
                 Some(Ok(l)) => {
                     if let Some(u) = l.strip_prefix("listening on ") {
@@ -148,7 +151,13 @@ impl Run {
     }
     /// Asserts success and returns stdout.
     pub fn ok(&self) -> String {
-        assert_eq!(self.code(), 0, "stdout:\n{}\nstderr:\n{}", tail(&self.stdout()), self.stderr());
+        assert_eq!(
+            self.code(),
+            0,
+            "stdout:\n{}\nstderr:\n{}",
+            tail(&self.stdout()),
+            self.stderr()
+        );
         self.stdout()
     }
     /// The `Success: S  Total: T` summary.
@@ -178,7 +187,7 @@ pub fn example_node(i: usize) -> Value {
     let (a, b) = (i / 256, i % 256);
     json!({
         "name": format!("node{i}"), "mgt": "ipmi", "netboot": "pxe",
-        "arch": if i % 2 == 0 { "x86_64" } else { "ppc64le" },
+        "arch": if i.is_multiple_of(2) { "x86_64" } else { "ppc64le" },
         "control_info": {"bmc_address": format!("11.0.{a}.{b}"), "bmc_username": "admin", "bmc_password": "password"},
         "nics_info": {"nics": [
             {"mac": format!("42:87:0a:05:{a:02x}:{b:02x}"), "ip": format!("12.0.{a}.{b}"), "name": "eth0", "primary": true},
@@ -203,7 +212,7 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    pub fn new() -> TestDb {
+    pub fn create() -> TestDb {
         let base = std::env::var("XCAT3_TEST_DB_URL").expect(
             "XCAT3_TEST_DB_URL is not set: run scripts/test, which starts a throwaway MariaDB",
         );
@@ -221,7 +230,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        exec_sql(&self.server, &format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        exec_sql(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS `{}`", self.name),
+        );
     }
 }
 

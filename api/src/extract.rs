@@ -17,12 +17,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError {
                 status: e.status(),
                 message: format!("request body: {}", e.body_text()),
-            }
-        })?;
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Null));
         }

@@ -18,7 +18,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use xcat3_common::config::Config;
 use xcat3_common::db::Db;
@@ -47,8 +49,14 @@ impl MakeRequestId for MakeReqId {
 async fn version_headers(req: axum::extract::Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert("x-xcat3-api-minimum-version", HeaderValue::from_static("1.1"));
-    h.insert("x-xcat3-api-maximum-version", HeaderValue::from_static("1.31"));
+    h.insert(
+        "x-xcat3-api-minimum-version",
+        HeaderValue::from_static("1.1"),
+    );
+    h.insert(
+        "x-xcat3-api-maximum-version",
+        HeaderValue::from_static("1.31"),
+    );
     h.insert("x-xcat3-api-version", HeaderValue::from_static("1.1"));
     resp
 }

@@ -88,9 +88,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.api.listen = listen;
     }
-    let db = Db::connect(&config.database.url)
-        .await
-        .with_context(|| format!("connecting to the database ({})", redact(&config.database.url)))?;
+    let db = Db::connect(&config.database.url).await.with_context(|| {
+        format!(
+            "connecting to the database ({})",
+            redact(&config.database.url)
+        )
+    })?;
 
     if let Some(Command::Db { action }) = args.command {
         return match action {
@@ -118,17 +121,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else if !db.pending_migrations().await?.is_empty() {
         bail!("the database schema is out of date; run `xcat3-api db upgrade`");
     }
-    let addr: SocketAddr = config
-        .api
-        .listen
-        .parse()
-        .with_context(|| format!("[api] listen = {:?} is not ADDRESS:PORT", config.api.listen))?;
+    let addr: SocketAddr =
+        config.api.listen.parse().with_context(|| {
+            format!("[api] listen = {:?} is not ADDRESS:PORT", config.api.listen)
+        })?;
     match config.api.auth.as_str() {
-        "none" if !addr.ip().is_loopback() => bail!(
-            "[api] auth = \"none\" is allowed only on a loopback address, not {addr}"
-        ),
+        "none" if !addr.ip().is_loopback() => {
+            bail!("[api] auth = \"none\" is allowed only on a loopback address, not {addr}")
+        }
         "none" => {}
-        other => bail!("[api] auth = {other:?} is not supported by this build (use \"none\" on loopback)"),
+        other => bail!(
+            "[api] auth = {other:?} is not supported by this build (use \"none\" on loopback)"
+        ),
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await

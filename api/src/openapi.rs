@@ -39,7 +39,13 @@ fn p(name: &str) -> Value {
 
 pub fn document() -> Value {
     let fields = || q("fields", "comma-separated fields to return", false);
-    let range = || q("noderange", "xCAT noderange, e.g. rack[1-2]n[01-48],-rack1n07; replaces the body's node list", false);
+    let range = || {
+        q(
+            "noderange",
+            "xCAT noderange, e.g. rack[1-2]n[01-48],-rack1n07; replaces the body's node list",
+            false,
+        )
+    };
     let results = r("NodeResults");
     let single = |schema: &str, key: &str, list_key: &str| -> (Value, Value) {
         (

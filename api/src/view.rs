@@ -89,7 +89,9 @@ pub fn node(rec: &NodeRecord, osimages: &HashMap<i64, String>, fields: Option<&[
     Value::Object(out)
 }
 
-pub const NIC_FIELDS: &[&str] = &["uuid", "mac", "name", "ip", "netmask", "extra", "primary", "node"];
+pub const NIC_FIELDS: &[&str] = &[
+    "uuid", "mac", "name", "ip", "netmask", "extra", "primary", "node",
+];
 
 pub fn nic(n: &nic::Model, node_name: &str, fields: Option<&[String]>) -> Value {
     let mut v = nic_in_node(n);
@@ -98,8 +100,18 @@ pub fn nic(n: &nic::Model, node_name: &str, fields: Option<&[String]>) -> Value 
 }
 
 pub const NETWORK_FIELDS: &[&str] = &[
-    "name", "subnet", "netmask", "gateway", "nameservers", "ntpservers", "domain",
-    "dynamic_range", "next_server", "extra", "created_at", "updated_at",
+    "name",
+    "subnet",
+    "netmask",
+    "gateway",
+    "nameservers",
+    "ntpservers",
+    "domain",
+    "dynamic_range",
+    "next_server",
+    "extra",
+    "created_at",
+    "updated_at",
 ];
 
 pub fn network(n: &network::Model, fields: Option<&[String]>) -> Value {
@@ -116,8 +128,18 @@ pub fn network(n: &network::Model, fields: Option<&[String]>) -> Value {
 }
 
 pub const OSIMAGE_FIELDS: &[&str] = &[
-    "id", "name", "arch", "ver", "distro", "profile", "type", "provmethod", "rootfstype",
-    "orig_name", "created_at", "updated_at",
+    "id",
+    "name",
+    "arch",
+    "ver",
+    "distro",
+    "profile",
+    "type",
+    "provmethod",
+    "rootfstype",
+    "orig_name",
+    "created_at",
+    "updated_at",
 ];
 
 pub fn osimage(o: &osimage::Model, fields: Option<&[String]>) -> Value {
@@ -133,7 +155,13 @@ pub fn osimage(o: &osimage::Model, fields: Option<&[String]>) -> Value {
 }
 
 pub const PASSWD_FIELDS: &[&str] = &[
-    "id", "key", "username", "password", "crypt_method", "created_at", "updated_at",
+    "id",
+    "key",
+    "username",
+    "password",
+    "crypt_method",
+    "created_at",
+    "updated_at",
 ];
 
 /// A password entry; the password itself is always masked.

@@ -16,7 +16,10 @@ async fn state() -> AppState {
     db.migrate().await.unwrap();
     let mut config = Config::default();
     config.api.max_nodes_per_request = 20_000;
-    AppState { db, config: Arc::new(config) }
+    AppState {
+        db,
+        config: Arc::new(config),
+    }
 }
 
 async fn call(st: &AppState, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -24,12 +27,21 @@ async fn call(st: &AppState, method: &str, uri: &str, body: Option<Value>) -> (S
         .method(method)
         .uri(uri)
         .header("content-type", "application/json")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty))
+        .body(
+            body.map(|b| Body::from(b.to_string()))
+                .unwrap_or_else(Body::empty),
+        )
         .unwrap();
     let resp = app(st.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-    let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
     (status, v)
 }
 
@@ -38,7 +50,7 @@ fn example_node(i: usize) -> Value {
     let (a, b) = (i / 256, i % 256);
     json!({
         "name": format!("node{i}"), "mgt": "ipmi", "netboot": "pxe",
-        "arch": if i % 2 == 0 { "x86_64" } else { "ppc64le" },
+        "arch": if i.is_multiple_of(2) { "x86_64" } else { "ppc64le" },
         "control_info": {"bmc_address": format!("11.0.{a}.{b}"), "bmc_username": "admin", "bmc_password": "password"},
         "nics_info": {"nics": [
             {"mac": format!("42:87:0a:05:{a:02x}:{b:02x}"), "ip": format!("12.0.{a}.{b}"), "name": "eth0", "primary": true},
@@ -53,23 +65,48 @@ async fn create_show_patch_delete_round_trip() {
     let (s, v) = call(&st, "POST", "/v1/nodes", Some(json!({"nodes": nodes}))).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(v["nodes"].as_object().unwrap().len(), 50);
-    assert!(v["nodes"].as_object().unwrap().values().all(|r| r == "ok"), "{v}");
+    assert!(
+        v["nodes"].as_object().unwrap().values().all(|r| r == "ok"),
+        "{v}"
+    );
 
     // Unprefixed paths are the same routes (v1's root prepended /v1).
     let (s, v) = call(&st, "GET", "/nodes/node7", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["control_info"]["bmc_password"], "******", "secrets are masked");
+    assert_eq!(
+        v["control_info"]["bmc_password"], "******",
+        "secrets are masked"
+    );
     assert_eq!(v["nics_info"]["nics"][0]["mac"], "42:87:0a:05:00:07");
     assert!(v.get("id").is_none() && v.get("created_at").is_none());
 
-    let (s, v) = call(&st, "PATCH", "/v1/nodes?noderange=node%5B1-10%5D", Some(json!({"patches": [
+    let (s, v) = call(
+        &st,
+        "PATCH",
+        "/v1/nodes?noderange=node%5B1-10%5D",
+        Some(json!({"patches": [
         {"op": "replace", "path": "/arch", "value": "aarch64"},
         {"op": "add", "path": "/control_info/bmc_username", "value": "root"},
-        {"op": "add", "path": "/type", "value": "compute"}]}))).await;
+        {"op": "add", "path": "/type", "value": "compute"}]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["nodes"].as_object().unwrap().len(), 10);
-    assert!(v["nodes"].as_object().unwrap().values().all(|r| r == "updated"), "{v}");
-    let (_, v) = call(&st, "GET", "/v1/nodes/info?noderange=node%5B1-2%5D&fields=arch,control", None).await;
+    assert!(
+        v["nodes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|r| r == "updated"),
+        "{v}"
+    );
+    let (_, v) = call(
+        &st,
+        "GET",
+        "/v1/nodes/info?noderange=node%5B1-2%5D&fields=arch,control",
+        None,
+    )
+    .await;
     assert_eq!(v["nodes"][0]["arch"], "aarch64");
     assert_eq!(v["nodes"][1]["control_info"]["bmc_username"], "root");
     assert!(v["nodes"][0].get("mgt").is_none(), "fields filter: {v}");
@@ -77,39 +114,87 @@ async fn create_show_patch_delete_round_trip() {
     let (_, v) = call(&st, "GET", "/v1/nodes/node1", None).await;
     assert_eq!(v["control_info"]["bmc_password"], "******");
 
-    let (s, v) = call(&st, "DELETE", "/v1/nodes", Some(json!({"nodes": [{"name": "node1"}, {"name": "ghost"}]}))).await;
+    let (s, v) = call(
+        &st,
+        "DELETE",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "node1"}, {"name": "ghost"}]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::ACCEPTED);
-    assert_eq!(v, json!({"nodes": {"node1": "deleted", "ghost": "Could not be found."}}));
+    assert_eq!(
+        v,
+        json!({"nodes": {"node1": "deleted", "ghost": "Could not be found."}})
+    );
     // Its nics went with it: the MAC is free again.
-    let (_, v) = call(&st, "POST", "/v1/nodes", Some(json!({"nodes": [example_node(1)]}))).await;
+    let (_, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [example_node(1)]})),
+    )
+    .await;
     assert_eq!(v["nodes"]["node1"], "ok");
 }
 
 #[tokio::test]
 async fn bad_nodes_get_their_own_error_and_valid_ones_proceed() {
     let st = state().await;
-    call(&st, "POST", "/v1/nodes", Some(json!({"nodes": [example_node(1)]}))).await;
+    call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [example_node(1)]})),
+    )
+    .await;
     let mut dup_mac = example_node(2);
     dup_mac["nics_info"]["nics"][1]["mac"] = json!("42-87-0A-05-00-01"); // node1's, other spelling
     let mut bad_ip = example_node(3);
     bad_ip["nics_info"]["nics"][0]["ip"] = json!("12.0.0.300");
-    let (s, v) = call(&st, "POST", "/v1/nodes", Some(json!({"nodes": [
-        example_node(1),                       // exists
-        dup_mac, bad_ip,
-        example_node(4),                       // fine
-        {"name": "info", "mgt": "ipmi"},       // shadows a route
-        {"name": "n5", "mgt": "ipmi", "colour": "red"},
-        {"mgt": "ipmi"},                       // no name
-        {"name": "dup"}, {"name": "dup"},
-    ]}))).await;
+    let (s, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [
+            example_node(1),                       // exists
+            dup_mac, bad_ip,
+            example_node(4),                       // fine
+            {"name": "info", "mgt": "ipmi"},       // shadows a route
+            {"name": "n5", "mgt": "ipmi", "colour": "red"},
+            {"mgt": "ipmi"},                       // no name
+            {"name": "dup"}, {"name": "dup"},
+        ]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     let r = &v["nodes"];
-    assert!(r["node1"].as_str().unwrap().starts_with("Error: duplicate name"), "{v}");
-    assert_eq!(r["node2"], "nics_info.nics[1].mac: 42:87:0a:05:00:01 is already used by node node1");
-    assert!(r["node3"].as_str().unwrap().starts_with("nics_info.nics[0].ip:"), "{v}");
+    assert!(
+        r["node1"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error: duplicate name"),
+        "{v}"
+    );
+    assert_eq!(
+        r["node2"],
+        "nics_info.nics[1].mac: 42:87:0a:05:00:01 is already used by node node1"
+    );
+    assert!(
+        r["node3"]
+            .as_str()
+            .unwrap()
+            .starts_with("nics_info.nics[0].ip:"),
+        "{v}"
+    );
     assert_eq!(r["node4"], "ok");
     assert!(r["info"].as_str().unwrap().starts_with("name:"), "{v}");
-    assert!(r["n5"].as_str().unwrap().starts_with("colour: unknown field"), "{v}");
+    assert!(
+        r["n5"]
+            .as_str()
+            .unwrap()
+            .starts_with("colour: unknown field"),
+        "{v}"
+    );
     assert_eq!(r["nodes[6]"], "name: is required");
     assert!(r["dup"].as_str().unwrap().contains("given 2 times"), "{v}");
     assert_eq!(r.as_object().unwrap().len(), 8, "one result per node: {v}");
@@ -126,52 +211,154 @@ async fn invalid_patches_change_nothing() {
     let nodes: Vec<Value> = (1..=3).map(example_node).collect();
     call(&st, "POST", "/v1/nodes", Some(json!({"nodes": nodes}))).await;
     for (patch, expect) in [
-        (json!([{"op": "replace", "path": "/name", "value": "x"}]), "/name: cannot be changed"),
-        (json!([{"op": "replace", "path": "/reservation", "value": "x"}]), "/reservation: cannot be changed"),
-        (json!([{"op": "replace", "path": "/state", "value": "deployed"}]), "/state: cannot be changed"),
+        (
+            json!([{"op": "replace", "path": "/name", "value": "x"}]),
+            "/name: cannot be changed",
+        ),
+        (
+            json!([{"op": "replace", "path": "/reservation", "value": "x"}]),
+            "/reservation: cannot be changed",
+        ),
+        (
+            json!([{"op": "replace", "path": "/state", "value": "deployed"}]),
+            "/state: cannot be changed",
+        ),
         (json!([{"op": "move", "path": "/arch"}]), "patches[0].op"),
     ] {
-        let (s, v) = call(&st, "PATCH", "/v1/nodes", Some(json!({"nodes": [{"name": "node1"}], "patches": patch}))).await;
+        let (s, v) = call(
+            &st,
+            "PATCH",
+            "/v1/nodes",
+            Some(json!({"nodes": [{"name": "node1"}], "patches": patch})),
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-        assert!(v["faultstring"].as_str().unwrap().starts_with(expect), "{v}");
+        assert!(
+            v["faultstring"].as_str().unwrap().starts_with(expect),
+            "{v}"
+        );
     }
     // Per-node validation: the patched node must still be valid.
-    let (_, v) = call(&st, "PATCH", "/v1/nodes?noderange=node1,node2", Some(json!({"patches": [
-        {"op": "add", "path": "/mgt", "value": "ipmx"}]}))).await;
-    assert_eq!(v["nodes"]["node1"], "mgt: `ipmx` is not one of ipmi, kvm, redfish, fake");
+    let (_, v) = call(
+        &st,
+        "PATCH",
+        "/v1/nodes?noderange=node1,node2",
+        Some(json!({"patches": [
+        {"op": "add", "path": "/mgt", "value": "ipmx"}]})),
+    )
+    .await;
+    assert_eq!(
+        v["nodes"]["node1"],
+        "mgt: `ipmx` is not one of ipmi, kvm, redfish, fake"
+    );
     // A nic moved onto another node's MAC is refused for that node only.
-    let (_, v) = call(&st, "PATCH", "/v1/nodes", Some(json!({"nodes": [{"name": "node2"}], "patches": [
-        {"op": "replace", "path": "/nics_info/nics/0/mac", "value": "42:87:0a:05:00:01"}]}))).await;
-    assert_eq!(v["nodes"]["node2"], "nics_info.nics[0].mac: 42:87:0a:05:00:01 is already used by node node1");
+    let (_, v) = call(
+        &st,
+        "PATCH",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "node2"}], "patches": [
+        {"op": "replace", "path": "/nics_info/nics/0/mac", "value": "42:87:0a:05:00:01"}]})),
+    )
+    .await;
+    assert_eq!(
+        v["nodes"]["node2"],
+        "nics_info.nics[0].mac: 42:87:0a:05:00:01 is already used by node node1"
+    );
     let (_, v) = call(&st, "GET", "/v1/nodes/node2", None).await;
     assert_eq!(v["mgt"], "ipmi");
     assert_eq!(v["nics_info"]["nics"][0]["mac"], "42:87:0a:05:00:02");
     // The mask is never accepted as a password.
-    let (_, v) = call(&st, "PATCH", "/v1/nodes?noderange=node3", Some(json!({"patches": [
-        {"op": "add", "path": "/control_info/bmc_password", "value": "******"}]}))).await;
-    assert!(v["nodes"]["node3"].as_str().unwrap().starts_with("control_info.bmc_password:"), "{v}");
+    let (_, v) = call(
+        &st,
+        "PATCH",
+        "/v1/nodes?noderange=node3",
+        Some(json!({"patches": [
+        {"op": "add", "path": "/control_info/bmc_password", "value": "******"}]})),
+    )
+    .await;
+    assert!(
+        v["nodes"]["node3"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.bmc_password:"),
+        "{v}"
+    );
 }
 
 #[tokio::test]
 async fn malformed_requests_are_4xx_with_a_fault_body() {
     let st = state().await;
-    let req = Request::builder().method("POST").uri("/v1/nodes").body(Body::from("{nope")).unwrap();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/nodes")
+        .body(Body::from("{nope"))
+        .unwrap();
     let resp = app(st.clone()).oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let v: Value = serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(
+        &axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(v["faultcode"], "Client");
-    assert!(v["faultstring"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        v["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
     for (method, uri, body, status) in [
-        ("POST", "/v1/nodes", json!({"nodes": []}), StatusCode::BAD_REQUEST),
-        ("POST", "/v1/nodes", json!({"node": []}), StatusCode::BAD_REQUEST),
-        ("GET", "/v1/nodes/info?noderange=node%5B1-", Value::Null, StatusCode::BAD_REQUEST),
-        ("GET", "/v1/nodes/info?bogus=1", Value::Null, StatusCode::BAD_REQUEST),
-        ("GET", "/v1/nodes/info?noderange=node%5B1-20001%5D", Value::Null, StatusCode::PAYLOAD_TOO_LARGE),
-        ("GET", "/v1/nodes/missing", Value::Null, StatusCode::NOT_FOUND),
-        ("GET", "/v1/nodes/info", Value::Null, StatusCode::BAD_REQUEST),
+        (
+            "POST",
+            "/v1/nodes",
+            json!({"nodes": []}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/nodes",
+            json!({"node": []}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/nodes/info?noderange=node%5B1-",
+            Value::Null,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/nodes/info?bogus=1",
+            Value::Null,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/nodes/info?noderange=node%5B1-20001%5D",
+            Value::Null,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "GET",
+            "/v1/nodes/missing",
+            Value::Null,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "GET",
+            "/v1/nodes/info",
+            Value::Null,
+            StatusCode::BAD_REQUEST,
+        ),
         ("GET", "/v1/nowhere", Value::Null, StatusCode::NOT_FOUND),
-        ("DELETE", "/v1/nodes?noderange=a", json!({"nodes": [{"name": "a"}]}), StatusCode::BAD_REQUEST),
+        (
+            "DELETE",
+            "/v1/nodes?noderange=a",
+            json!({"nodes": [{"name": "a"}]}),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let body = (!body.is_null()).then_some(body);
         let (s, v) = call(&st, method, uri, body).await;
@@ -186,10 +373,19 @@ async fn noderange_expansion_reports_unknown_names() {
     let nodes: Vec<Value> = (1..=5).map(example_node).collect();
     call(&st, "POST", "/v1/nodes", Some(json!({"nodes": nodes}))).await;
     let (_, v) = call(&st, "GET", "/v1/nodes?noderange=node%5B1-7%5D,-node2", None).await;
-    assert_eq!(v, json!({"nodes": ["node1", "node3", "node4", "node5"], "missing": "node[6-7]"}));
+    assert_eq!(
+        v,
+        json!({"nodes": ["node1", "node3", "node4", "node5"], "missing": "node[6-7]"})
+    );
     let (_, v) = call(&st, "GET", "/v1/nodes?noderange=%2Fnode%5B45%5D", None).await;
     assert_eq!(v, json!({"nodes": ["node4", "node5"]}));
-    let (_, v) = call(&st, "GET", "/v1/nodes?noderange=node1-node3%40node%5B2-9%5D", None).await;
+    let (_, v) = call(
+        &st,
+        "GET",
+        "/v1/nodes?noderange=node1-node3%40node%5B2-9%5D",
+        None,
+    )
+    .await;
     assert_eq!(v, json!({"nodes": ["node2", "node3"]}));
 }
 
@@ -197,18 +393,36 @@ async fn noderange_expansion_reports_unknown_names() {
 async fn networks_passwds_nics_osimages_services() {
     let st = state().await;
     let (s, v) = call(&st, "POST", "/v1/networks", Some(json!({"name": "mgmt", "subnet": "10.0.0.0", "netmask": "255.255.0.0", "gateway": "10.0.0.1"}))).await;
-    assert_eq!((s, v), (StatusCode::CREATED, json!({"network": {"mgmt": "ok"}})));
+    assert_eq!(
+        (s, v),
+        (StatusCode::CREATED, json!({"network": {"mgmt": "ok"}}))
+    );
     let (s, _) = call(&st, "POST", "/v1/networks", Some(json!({"name": "mgmt"}))).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let (s, v) = call(&st, "PATCH", "/v1/networks/mgmt", Some(json!([{"op": "add", "path": "/gateway", "value": "10.1.0.1"}]))).await;
+    let (s, v) = call(
+        &st,
+        "PATCH",
+        "/v1/networks/mgmt",
+        Some(json!([{"op": "add", "path": "/gateway", "value": "10.1.0.1"}])),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v["faultstring"], "network mgmt: gateway: 10.1.0.1 is outside 10.0.0.0/255.255.0.0");
+    assert_eq!(
+        v["faultstring"],
+        "network mgmt: gateway: 10.1.0.1 is outside 10.0.0.0/255.255.0.0"
+    );
     let (_, v) = call(&st, "GET", "/v1/networks", None).await;
     assert_eq!(v, json!({"networks": [{"name": "mgmt"}]}));
     let (s, _) = call(&st, "DELETE", "/v1/networks/mgmt", None).await;
     assert_eq!(s, StatusCode::ACCEPTED);
 
-    let (s, _) = call(&st, "POST", "/v1/passwds", Some(json!({"key": "system", "password": "cluster", "crypt_method": "sha512"}))).await;
+    let (s, _) = call(
+        &st,
+        "POST",
+        "/v1/passwds",
+        Some(json!({"key": "system", "password": "cluster", "crypt_method": "sha512"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     for uri in ["/v1/passwds/system", "/v1/passwds/get_by_id?id=1"] {
         let (_, v) = call(&st, "GET", uri, None).await;
@@ -217,17 +431,44 @@ async fn networks_passwds_nics_osimages_services() {
     let (_, v) = call(&st, "GET", "/v1/passwds", None).await;
     assert!(!v.to_string().contains("cluster"), "plaintext leaked: {v}");
 
-    call(&st, "POST", "/v1/nodes", Some(json!({"nodes": [{"name": "n1"}]}))).await;
-    let (s, v) = call(&st, "POST", "/v1/nics", Some(json!({"mac": "AA:BB:CC:00:00:01", "node": "n1", "ip": "10.0.0.5"}))).await;
-    assert_eq!((s, v), (StatusCode::CREATED, json!({"aa:bb:cc:00:00:01": "ok"})));
+    call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "n1"}]})),
+    )
+    .await;
+    let (s, v) = call(
+        &st,
+        "POST",
+        "/v1/nics",
+        Some(json!({"mac": "AA:BB:CC:00:00:01", "node": "n1", "ip": "10.0.0.5"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v),
+        (StatusCode::CREATED, json!({"aa:bb:cc:00:00:01": "ok"}))
+    );
     let (_, v) = call(&st, "GET", "/v1/nics/address?mac=aa-bb-cc-00-00-01", None).await;
     assert_eq!(v["node"], "n1");
     assert_eq!(v["primary"], true, "a node's first nic is primary");
     let uuid = v["uuid"].as_str().unwrap().to_string();
-    let (s, v) = call(&st, "PATCH", &format!("/v1/nics/{uuid}"), Some(json!([{"op": "replace", "path": "/ip", "value": "10.0.0.6"}]))).await;
+    let (s, v) = call(
+        &st,
+        "PATCH",
+        &format!("/v1/nics/{uuid}"),
+        Some(json!([{"op": "replace", "path": "/ip", "value": "10.0.0.6"}])),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["ip"], "10.0.0.6");
-    let (s, _) = call(&st, "POST", "/v1/nics", Some(json!({"mac": "aa:bb:cc:00:00:01", "node": "n1"}))).await;
+    let (s, _) = call(
+        &st,
+        "POST",
+        "/v1/nics",
+        Some(json!({"mac": "aa:bb:cc:00:00:01", "node": "n1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT);
     let (_, v) = call(&st, "GET", "/v1/nics/node?node_name=n1", None).await;
     assert_eq!(v["nics"].as_array().unwrap().len(), 1);
@@ -249,18 +490,39 @@ async fn openapi_lists_every_route() {
     assert_eq!(s, StatusCode::OK);
     let paths = doc["paths"].as_object().unwrap();
     for p in [
-        "/v1/nodes", "/v1/nodes/info", "/v1/nodes/{name}", "/v1/nics", "/v1/nics/address", "/v1/nics/node",
-        "/v1/nics/{uuid}", "/v1/networks", "/v1/networks/{name}", "/v1/passwds", "/v1/passwds/{key}",
-        "/v1/passwds/get_by_id", "/v1/osimages", "/v1/osimages/{name}", "/v1/osimages/get_by_id",
-        "/v1/services", "/v1/services/hostname",
+        "/v1/nodes",
+        "/v1/nodes/info",
+        "/v1/nodes/{name}",
+        "/v1/nics",
+        "/v1/nics/address",
+        "/v1/nics/node",
+        "/v1/nics/{uuid}",
+        "/v1/networks",
+        "/v1/networks/{name}",
+        "/v1/passwds",
+        "/v1/passwds/{key}",
+        "/v1/passwds/get_by_id",
+        "/v1/osimages",
+        "/v1/osimages/{name}",
+        "/v1/osimages/get_by_id",
+        "/v1/services",
+        "/v1/services/hostname",
     ] {
-        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI document"
+        );
     }
     // And every documented path answers something other than the fallback.
     for p in paths.keys() {
-        let uri = p.replace("{name}", "x").replace("{uuid}", "x").replace("{key}", "x");
+        let uri = p
+            .replace("{name}", "x")
+            .replace("{uuid}", "x")
+            .replace("{key}", "x");
         let (s, v) = call(&st, "GET", &uri, None).await;
-        let fallback = v["faultstring"].as_str().is_some_and(|f| f.starts_with("no such resource"));
+        let fallback = v["faultstring"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("no such resource"));
         assert!(!fallback, "{uri} ({s}) is documented but not routed");
     }
 }

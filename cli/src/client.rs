@@ -27,17 +27,29 @@ impl Client {
             .context("building the HTTP client")?;
         let base = base.trim_end_matches('/');
         let base = base.strip_suffix("/v1").unwrap_or(base).to_string();
-        Ok(Client { http, base, retries })
+        Ok(Client {
+            http,
+            base,
+            retries,
+        })
     }
 
     /// Sends `method path` with an optional JSON body. 4xx/5xx replies become
     /// errors holding the server's `faultstring`. Only connection failures
     /// are retried (the request never reached the server).
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Reply> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Reply> {
         let url = format!("{}/v1{}", self.base, path);
         let mut attempt = 0;
         let resp = loop {
-            let mut req = self.http.request(method.clone(), &url).header("accept", "application/json");
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header("accept", "application/json");
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -51,11 +63,15 @@ impl Client {
             }
         };
         let status = resp.status();
-        let bytes = resp.bytes().await.with_context(|| format!("reading reply of {method} {url}"))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .with_context(|| format!("reading reply of {method} {url}"))?;
         let body: Value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         if status.is_client_error() || status.is_server_error() {
             let msg = body

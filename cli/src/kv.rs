@@ -46,7 +46,11 @@ pub fn patches(args: &[String], aliases: &[(&str, &str)]) -> anyhow::Result<Vec<
         let Some((path, raw)) = a.split_once('=') else {
             bail!("`{a}` is not path=value (an empty value removes the attribute)");
         };
-        let mut segs: Vec<String> = path.trim_matches('/').split('/').map(str::to_string).collect();
+        let mut segs: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .map(str::to_string)
+            .collect();
         if segs.iter().any(String::is_empty) {
             bail!("`{path}` is not a valid attribute path");
         }
@@ -73,11 +77,18 @@ mod tests {
         assert_eq!(decode("10.0.0.1"), json!("10.0.0.1"));
         assert_eq!(decode("0001"), json!("0001"));
         assert_eq!(decode("623"), json!(623));
-        let p = patches(&["control/bmc_address=10.0.0.9".into(), "arch=".into()], &[("control", "control_info")]).unwrap();
-        assert_eq!(p, vec![
-            json!({"op": "add", "path": "/control_info/bmc_address", "value": "10.0.0.9"}),
-            json!({"op": "remove", "path": "/arch"}),
-        ]);
+        let p = patches(
+            &["control/bmc_address=10.0.0.9".into(), "arch=".into()],
+            &[("control", "control_info")],
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            vec![
+                json!({"op": "add", "path": "/control_info/bmc_address", "value": "10.0.0.9"}),
+                json!({"op": "remove", "path": "/arch"}),
+            ]
+        );
         assert!(patches(&["novalue".into()], &[]).is_err());
     }
 }

@@ -16,10 +16,19 @@ use clap::{Parser, Subcommand};
 use client::Client;
 
 #[derive(Parser)]
-#[command(name = "xcat3", version, about = "Provision and control clusters with xcat3")]
+#[command(
+    name = "xcat3",
+    version,
+    about = "Provision and control clusters with xcat3"
+)]
 pub struct Cli {
     /// API endpoint.
-    #[arg(long, env = "XCAT3_URL", default_value = "http://127.0.0.1:3010", global = true)]
+    #[arg(
+        long,
+        env = "XCAT3_URL",
+        default_value = "http://127.0.0.1:3010",
+        global = true
+    )]
     xcat3_url: String,
     /// Print the API's JSON replies instead of text.
     #[arg(long, global = true)]
@@ -46,7 +55,9 @@ pub enum Command {
         nics: Vec<String>,
     },
     /// List nodes (all, or those of NODERANGE).
-    List { noderange: Option<String> },
+    List {
+        noderange: Option<String>,
+    },
     /// Show nodes in detail.
     Show {
         noderange: String,
@@ -61,9 +72,13 @@ pub enum Command {
         attributes: Vec<String>,
     },
     /// Delete nodes.
-    Delete { noderange: String },
+    Delete {
+        noderange: String,
+    },
     /// Import nodes from a JSON file in the export format.
-    Import { file: PathBuf },
+    Import {
+        file: PathBuf,
+    },
     /// Export nodes to a JSON file (secrets are not exported).
     Export {
         noderange: String,
@@ -71,8 +86,13 @@ pub enum Command {
         output: PathBuf,
     },
     /// Create a network: network-create NAME subnet=.. netmask=..
-    NetworkCreate { name: String, attributes: Vec<String> },
-    NetworkDelete { name: String },
+    NetworkCreate {
+        name: String,
+        attributes: Vec<String>,
+    },
+    NetworkDelete {
+        name: String,
+    },
     NetworkList,
     NetworkShow {
         name: String,
@@ -89,7 +109,9 @@ pub enum Command {
         #[arg(required = true)]
         attributes: Vec<String>,
     },
-    NicDelete { uuid: String },
+    NicDelete {
+        uuid: String,
+    },
     NicList,
     NicShow {
         uuid: Option<String>,
@@ -104,8 +126,13 @@ pub enum Command {
         attributes: Vec<String>,
     },
     /// Create a password entry: passwd-create KEY username=.. password=..
-    PasswdCreate { key: String, attributes: Vec<String> },
-    PasswdDelete { key: String },
+    PasswdCreate {
+        key: String,
+        attributes: Vec<String>,
+    },
+    PasswdDelete {
+        key: String,
+    },
     PasswdList,
     PasswdShow {
         key: String,
@@ -128,9 +155,13 @@ pub enum Command {
         #[arg(required = true)]
         attributes: Vec<String>,
     },
-    OsimageDelete { name: String },
+    OsimageDelete {
+        name: String,
+    },
     ServiceList,
-    ServiceShow { hostname: String },
+    ServiceShow {
+        hostname: String,
+    },
 }
 
 /// Whether a progress bar may be drawn.
@@ -140,7 +171,10 @@ pub fn progress_allowed() -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("xcat3: {e}");

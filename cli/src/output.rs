@@ -7,19 +7,42 @@ use serde_json::Value;
 use xcat3_common::noderange::natural_cmp;
 
 /// Tokens the v1 client counted as success.
-const SUCCESS: &[&str] = &["ok", "updated", "deleted", "on", "off", "net", "cdrom", "disk", "provision"];
+const SUCCESS: &[&str] = &[
+    "ok",
+    "updated",
+    "deleted",
+    "on",
+    "off",
+    "net",
+    "cdrom",
+    "disk",
+    "provision",
+];
 
 /// Prints `{"nodes": {name: result}}` as `name: result` lines sorted by name,
 /// then `Success: S  Total: T`. Returns whether every node succeeded.
 pub fn node_results(reply: &Value, json: bool) -> bool {
     let empty = serde_json::Map::new();
-    let map = reply.get("nodes").and_then(Value::as_object).unwrap_or(&empty);
+    let map = reply
+        .get("nodes")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let mut rows: Vec<(&String, String)> = map
         .iter()
-        .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+        .map(|(k, v)| {
+            (
+                k,
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
         .collect();
     rows.sort_by(|a, b| natural_cmp(a.0, b.0));
-    let success = rows.iter().filter(|(_, v)| SUCCESS.contains(&v.as_str())).count();
+    let success = rows
+        .iter()
+        .filter(|(_, v)| SUCCESS.contains(&v.as_str()))
+        .count();
     if json {
         print_json(reply);
     } else {

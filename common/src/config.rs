@@ -44,7 +44,9 @@ pub struct BusConfig {
 
 impl Default for BusConfig {
     fn default() -> Self {
-        BusConfig { url: "memory".into() }
+        BusConfig {
+            url: "memory".into(),
+        }
     }
 }
 
@@ -148,12 +150,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xcat3-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("x.toml");
-        std::fs::write(&f, "[api]\nlisten = \"127.0.0.1:1\"\n[database]\nurl = \"sqlite::memory:\"\n").unwrap();
+        std::fs::write(
+            &f,
+            "[api]\nlisten = \"127.0.0.1:1\"\n[database]\nurl = \"sqlite::memory:\"\n",
+        )
+        .unwrap();
         let c = Config::load(
             Some(&f),
             [
                 ("XCAT3_API_LISTEN".to_string(), "127.0.0.1:2".to_string()),
-                ("XCAT3_CONDUCTOR_HEARTBEAT_TIMEOUT".to_string(), "45".to_string()),
+                (
+                    "XCAT3_CONDUCTOR_HEARTBEAT_TIMEOUT".to_string(),
+                    "45".to_string(),
+                ),
                 ("PATH".to_string(), "/bin".to_string()),
             ],
         )

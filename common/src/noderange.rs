@@ -90,10 +90,7 @@ pub fn expand(range: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeR
     Ok(include)
 }
 
-fn expand_intersection(
-    item: &str,
-    resolver: &dyn Resolver,
-) -> Result<Vec<String>, NodeRangeError> {
+fn expand_intersection(item: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeRangeError> {
     let mut parts = split_top_level(item, '@').into_iter();
     let first = parts.next().unwrap_or_default();
     let mut names = expand_atom(first.trim(), resolver)?;
@@ -175,7 +172,9 @@ fn parse_bracket(atom: &str, body: &str) -> Result<Vec<String>, NodeRangeError> 
         };
         let is_num = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !is_num(lo) || !is_num(hi) {
-            return Err(syntax(format!("`[{body}]` must hold numbers like 1-10 or 01-10")));
+            return Err(syntax(format!(
+                "`[{body}]` must hold numbers like 1-10 or 01-10"
+            )));
         }
         let width = pad_width(lo);
         let (a, b) = (parse_u64(atom, lo)?, parse_u64(atom, hi)?);
@@ -396,8 +395,7 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     }
     // Natural numbers whose length equals a padded group's width belong in it
     // (`node01`..`node09` and `node10` fold to `node[01-10]`).
-    let padded: Vec<(Vec<Token>, usize)> =
-        groups.keys().filter(|(_, w)| *w > 0).cloned().collect();
+    let padded: Vec<(Vec<Token>, usize)> = groups.keys().filter(|(_, w)| *w > 0).cloned().collect();
     for (key, width) in padded {
         if let Some(natural) = groups.get_mut(&(key.clone(), 0)) {
             let moved: Vec<u64> = natural
@@ -418,8 +416,7 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     // Pass 2: merge groups that differ only in an earlier number but share the
     // same set for the last one (`rack1n[01-48]` + `rack2n[01-48]`).
     let mut items: Vec<(String, String)> = Vec::new(); // (sort key, text)
-    let mut by_outer: BTreeMap<(Vec<Token>, usize, usize, String, usize), BTreeSet<u64>> =
-        BTreeMap::new();
+    let mut by_outer: BTreeMap<OuterKey, BTreeSet<u64>> = BTreeMap::new();
     for ((key, width), values) in &groups {
         let bracket = render_set(values, *width);
         let outer = key
@@ -466,6 +463,11 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     }
     out
 }
+
+/// Groups folded names that differ only in their next-to-last number: the
+/// tokens (both numbers blanked), inner width, outer token index, the inner
+/// bracket text and the outer width.
+type OuterKey = (Vec<Token>, usize, usize, String, usize);
 
 /// Renders a key whose last empty `Num` is the inner bracket and, optionally,
 /// whose `outer` index is an outer bracket.
@@ -554,7 +556,10 @@ mod tests {
         check("node[1,3,5-6]", &["node1", "node3", "node5", "node6"]);
         check("node01-node03", &["node01", "node02", "node03"]);
         check("node1:node2", &["node1", "node2"]);
-        check("rack[1-2]n[01-02]", &["rack1n01", "rack1n02", "rack2n01", "rack2n02"]);
+        check(
+            "rack[1-2]n[01-02]",
+            &["rack1n01", "rack1n02", "rack2n01", "rack2n02"],
+        );
         check("a,b,a", &["a", "b"]);
         check("node[1-5],-node[2-3]", &["node1", "node4", "node5"]);
         check("-node2,node[1-3]", &["node1", "node3"]);
@@ -569,10 +574,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_syntax() {
-        for bad in ["", "node[1-", "node]1[", "node[a-b]", "node[5-1]", "/(", "a,,@"] {
+        for bad in [
+            "",
+            "node[1-",
+            "node]1[",
+            "node[a-b]",
+            "node[5-1]",
+            "/(",
+            "a,,@",
+        ] {
             assert!(expand(bad, &NoUniverse).is_err(), "{bad} should fail");
         }
-        assert_eq!(expand("n[1-99999999]", &NoUniverse), Err(NodeRangeError::TooLarge));
+        assert_eq!(
+            expand("n[1-99999999]", &NoUniverse),
+            Err(NodeRangeError::TooLarge)
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub fn round_trip(api: &Api, dir: &TempDir) {
     assert_eq!(run.summary(), (10_000, 10_000));
 
     let out = dir.path().join("export.json");
-    api.xcat3(&["export", "node[1-10000]", "-o", out.to_str().unwrap()]).ok();
+    api.xcat3(&["export", "node[1-10000]", "-o", out.to_str().unwrap()])
+        .ok();
     let exported: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let nodes = exported["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 10_000);
@@ -35,7 +36,10 @@ pub fn round_trip(api: &Api, dir: &TempDir) {
     assert_eq!(n["arch"], "aarch64");
     assert_eq!(n["type"], "compute");
     assert_eq!(n["control_info"]["bmc_username"], "root");
-    assert!(n["control_info"].get("bmc_password").is_none(), "secrets are not exported");
+    assert!(
+        n["control_info"].get("bmc_password").is_none(),
+        "secrets are not exported"
+    );
     assert_eq!(n["nics_info"]["nics"].as_array().unwrap().len(), 2);
 
     let run = api.xcat3(&["delete", "node[1-10000]"]);
@@ -55,65 +59,142 @@ fn standalone_keeps_its_data_across_restarts() {
     let dir = TempDir::new("restart");
     let data = dir.path().join("data");
     let api = Api::standalone(&data);
-    assert_eq!(api.xcat3(&["create", "n[1-3]", "mgt=ipmi", "-c", "bmc_address=10.0.0.1"]).summary(), (3, 3));
+    assert_eq!(
+        api.xcat3(&["create", "n[1-3]", "mgt=ipmi", "-c", "bmc_address=10.0.0.1"])
+            .summary(),
+        (3, 3)
+    );
     assert!(api.stop().success(), "graceful stop on SIGTERM");
     assert!(data.join("xcat3.db").exists());
     let api = Api::standalone(&data);
-    assert_eq!(api.xcat3(&["list"]).ok(), "n1 (node)\nn2 (node)\nn3 (node)\n");
+    assert_eq!(
+        api.xcat3(&["list"]).ok(),
+        "n1 (node)\nn2 (node)\nn3 (node)\n"
+    );
 }
 
 #[test]
 fn bad_input_gets_per_node_errors_and_exit_1() {
     let dir = TempDir::new("bad");
     let api = Api::standalone(&dir.path().join("data"));
-    api.xcat3(&["create", "good1", "mgt=ipmi", "-i", "mac=aa:bb:cc:dd:ee:01"]).ok();
-    let run = api.xcat3(&["create", "n[1-2]", "mgt=ipmi", "-i", "mac=AA-BB-CC-DD-EE-01"]);
+    api.xcat3(&["create", "good1", "mgt=ipmi", "-i", "mac=aa:bb:cc:dd:ee:01"])
+        .ok();
+    let run = api.xcat3(&[
+        "create",
+        "n[1-2]",
+        "mgt=ipmi",
+        "-i",
+        "mac=AA-BB-CC-DD-EE-01",
+    ]);
     assert_eq!(run.code(), 1);
     assert_eq!(run.summary(), (0, 2));
-    assert!(run.stdout().contains("n1: nics_info.nics[0].mac: aa:bb:cc:dd:ee:01 is already used by node good1"), "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("n1: nics_info.nics[0].mac: aa:bb:cc:dd:ee:01 is already used by node good1"),
+        "{}",
+        run.stdout()
+    );
 
     let run = api.xcat3(&["update", "good1,ghost", "mgt=ipmx"]);
     assert_eq!(run.code(), 1);
     let out = run.stdout();
     assert!(out.contains("ghost: Could not be found."), "{out}");
-    assert!(out.contains("good1: mgt: `ipmx` is not one of ipmi, kvm, redfish, fake"), "{out}");
+    assert!(
+        out.contains("good1: mgt: `ipmx` is not one of ipmi, kvm, redfish, fake"),
+        "{out}"
+    );
 
     let run = api.xcat3(&["list", "good1,ghost[1-3]"]);
     assert_eq!(run.code(), 1);
     assert_eq!(run.stdout(), "good1 (node)\n");
-    assert!(run.stderr().contains("not found: ghost[1-3]"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("not found: ghost[1-3]"),
+        "{}",
+        run.stderr()
+    );
 
     let run = api.xcat3(&["show", "node[1-"]);
     assert_eq!(run.code(), 1);
     assert!(run.stderr().contains("node[1-"), "{}", run.stderr());
 
-    let run = api.xcat3(&["network-create", "mgmt", "subnet=10.0.0.0", "netmask=24", "gateway=10.9.0.1"]);
+    let run = api.xcat3(&[
+        "network-create",
+        "mgmt",
+        "subnet=10.0.0.0",
+        "netmask=24",
+        "gateway=10.9.0.1",
+    ]);
     assert_eq!(run.code(), 1);
-    assert!(run.stderr().contains("network mgmt: gateway: 10.9.0.1 is outside 10.0.0.0/255.255.255.0"), "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("network mgmt: gateway: 10.9.0.1 is outside 10.0.0.0/255.255.255.0"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
 fn resource_commands() {
     let dir = TempDir::new("res");
     let api = Api::standalone(&dir.path().join("data"));
-    api.xcat3(&["network-create", "mgmt", "subnet=10.0.0.0", "netmask=255.255.255.0", "nameservers=10.0.0.2"]).ok();
+    api.xcat3(&[
+        "network-create",
+        "mgmt",
+        "subnet=10.0.0.0",
+        "netmask=255.255.255.0",
+        "nameservers=10.0.0.2",
+    ])
+    .ok();
     assert_eq!(api.xcat3(&["network-list"]).ok(), "mgmt (network)\n");
-    api.xcat3(&["network-update", "mgmt", "dynamic_range=10.0.0.100-10.0.0.200"]).ok();
+    api.xcat3(&[
+        "network-update",
+        "mgmt",
+        "dynamic_range=10.0.0.100-10.0.0.200",
+    ])
+    .ok();
     let net: Value = serde_json::from_str(&api.xcat3(&["network-show", "mgmt"]).ok()).unwrap();
     assert_eq!(net["dynamic_range"], "10.0.0.100-10.0.0.200");
-    assert_eq!(api.xcat3(&["network-delete", "mgmt"]).ok(), "mgmt deleted\n");
+    assert_eq!(
+        api.xcat3(&["network-delete", "mgmt"]).ok(),
+        "mgmt deleted\n"
+    );
 
-    api.xcat3(&["passwd-create", "system", "password=cluster", "crypt_method=sha512"]).ok();
+    api.xcat3(&[
+        "passwd-create",
+        "system",
+        "password=cluster",
+        "crypt_method=sha512",
+    ])
+    .ok();
     let shown = api.xcat3(&["passwd-show", "system"]).ok();
-    assert!(shown.contains("******") && !shown.contains("cluster"), "{shown}");
+    assert!(
+        shown.contains("******") && !shown.contains("cluster"),
+        "{shown}"
+    );
 
     api.xcat3(&["create", "n1"]).ok();
-    api.xcat3(&["nic-create", "mac=aa:bb:cc:00:00:09", "node=n1", "ip=10.0.0.9"]).ok();
+    api.xcat3(&[
+        "nic-create",
+        "mac=aa:bb:cc:00:00:09",
+        "node=n1",
+        "ip=10.0.0.9",
+    ])
+    .ok();
     let listed = api.xcat3(&["nic-list"]).ok();
-    assert!(listed.ends_with(" (uuid) aa:bb:cc:00:00:09 (mac)\n"), "{listed}");
-    let nic: Value = serde_json::from_str(&api.xcat3(&["nic-show", "--mac", "AA:BB:CC:00:00:09"]).ok()).unwrap();
+    assert!(
+        listed.ends_with(" (uuid) aa:bb:cc:00:00:09 (mac)\n"),
+        "{listed}"
+    );
+    let nic: Value =
+        serde_json::from_str(&api.xcat3(&["nic-show", "--mac", "AA:BB:CC:00:00:09"]).ok()).unwrap();
     assert_eq!(nic["node"], "n1");
 
-    assert_eq!(api.xcat3(&["osimage-list"]).ok(), "Could not find any resource.\n");
-    assert_eq!(api.xcat3(&["service-list"]).ok(), "Could not find any resource.\n");
+    assert_eq!(
+        api.xcat3(&["osimage-list"]).ok(),
+        "Could not find any resource.\n"
+    );
+    assert_eq!(
+        api.xcat3(&["service-list"]).ok(),
+        "Could not find any resource.\n"
+    );
 }

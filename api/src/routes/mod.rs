@@ -101,10 +101,11 @@ pub async fn requested_names(
             let mut seen = HashSet::with_capacity(list.len());
             let mut names = Vec::with_capacity(list.len());
             for (i, n) in list.iter().enumerate() {
-                let name = n
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| ApiError::bad_request(format!("nodes[{i}].name: is required and must be a string")))?;
+                let name = n.get("name").and_then(Value::as_str).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "nodes[{i}].name: is required and must be a string"
+                    ))
+                })?;
                 if seen.insert(name) {
                     names.push(name.to_string());
                 }
@@ -118,7 +119,9 @@ pub async fn requested_names(
         }
     };
     if names.is_empty() {
-        return Err(ApiError::bad_request("no nodes given: the node list is empty"));
+        return Err(ApiError::bad_request(
+            "no nodes given: the node list is empty",
+        ));
     }
     check_count(state, names.len())?;
     Ok(names)

@@ -51,10 +51,16 @@ async fn show(
 }
 
 /// `POST /networks` → 201 `{"network": {"<name>": "ok"}}`.
-async fn create(State(st): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let spec = NetworkSpec::from_json(&body).map_err(|e| with_name(&body, e))?;
     db::create_network(&st.db, &spec).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "network": { spec.name: tokens::OK } }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "network": { spec.name: tokens::OK } })),
+    ))
 }
 
 fn with_name(body: &Value, e: xcat3_common::model::FieldError) -> ApiError {
@@ -70,8 +76,13 @@ async fn update(
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let writable: Vec<&str> = NetworkSpec::WRITABLE.iter().copied().filter(|f| *f != "name").collect();
-    let ops = parse_patches(&body, &writable).map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
+    let writable: Vec<&str> = NetworkSpec::WRITABLE
+        .iter()
+        .copied()
+        .filter(|f| *f != "name")
+        .collect();
+    let ops = parse_patches(&body, &writable)
+        .map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
     let old = db::network(&st.db, &name).await?;
     let mut doc = view::network(&old, None);
     doc["extra"] = Value::Object(xcat3_common::db::nodes::parse_map(&old.extra));
@@ -79,8 +90,10 @@ async fn update(
         o.remove("created_at");
         o.remove("updated_at");
     }
-    apply_patches(&mut doc, &ops).map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
-    let spec = NetworkSpec::from_json(&doc).map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
+    apply_patches(&mut doc, &ops)
+        .map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
+    let spec = NetworkSpec::from_json(&doc)
+        .map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
     let saved = db::update_network(&st.db, old, &spec).await?;
     Ok(Json(view::network(&saved, None)))
 }

@@ -64,7 +64,10 @@ async fn show(
     Ok(Json(view::nic(&nic, &node.name, fields.as_deref())))
 }
 
-async fn by_address(State(st): State<AppState>, Params(q): Params<ByMac>) -> ApiResult<Json<Value>> {
+async fn by_address(
+    State(st): State<AppState>,
+    Params(q): Params<ByMac>,
+) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::NIC_FIELDS)?;
     let mac = normalize_mac("mac", &q.mac)?;
     let nic = db::nic_by_mac(&st.db, &mac).await?;
@@ -96,27 +99,44 @@ fn split_owner(body: &Value) -> ApiResult<(Option<String>, Option<i64>, Value)> 
     };
     let node_id = match obj.remove("node_id") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_i64().ok_or_else(|| ApiError::bad_request("node_id: must be an integer"))?),
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| ApiError::bad_request("node_id: must be an integer"))?,
+        ),
     };
     Ok((node, node_id, Value::Object(obj)))
 }
 
 /// `POST /nics {mac, node, ...}` → 201 `{"<mac>": "ok"}`.
-async fn create(State(st): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let (node, node_id, nic) = split_owner(&body)?;
-    let mut spec = NicSpec::from_json("nic", &nic).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut spec =
+        NicSpec::from_json("nic", &nic).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let owner = match (node, node_id) {
         (Some(name), _) => db::node_by_name(&st.db, &name).await?,
         (None, Some(id)) => db::node_by_id(&st.db, id).await?,
-        (None, None) => return Err(ApiError::bad_request(format!("nic {}: node: is required", spec.mac))),
+        (None, None) => {
+            return Err(ApiError::bad_request(format!(
+                "nic {}: node: is required",
+                spec.mac
+            )));
+        }
     };
     let siblings = db::nics_of_node(&st.db, owner.id).await?;
     if siblings.is_empty() {
         spec.primary = true;
-    } else if spec.primary && let Some(p) = siblings.iter().find(|n| n.primary) {
+    } else if spec.primary
+        && let Some(p) = siblings.iter().find(|n| n.primary)
+    {
         return Err(ApiError {
             status: StatusCode::CONFLICT,
-            message: format!("nic {}: primary: node {} already has primary nic {}", spec.mac, owner.name, p.mac),
+            message: format!(
+                "nic {}: primary: node {} already has primary nic {}",
+                spec.mac, owner.name, p.mac
+            ),
         });
     }
     db::save_nic(&st.db, None, owner.id, &spec).await?;
@@ -129,7 +149,10 @@ async fn update(
     Path(uuid): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let ops = parse_patches(&body, &["name", "mac", "ip", "netmask", "extra", "primary", "node"])?;
+    let ops = parse_patches(
+        &body,
+        &["name", "mac", "ip", "netmask", "extra", "primary", "node"],
+    )?;
     let old = db::nic_by_uuid(&st.db, &uuid).await?;
     let owner = db::node_by_id(&st.db, old.node_id).await?;
     let mut doc = view::nic(&old, &owner.name, None);

@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Router;
 use serde_json::{Map, Value, json};
 use xcat3_common::db::nodes::{self as node_db, NodeRecord, NodeUpdate, Outcomes};
 use xcat3_common::db::resources;
@@ -45,7 +45,9 @@ const WRITABLE: &[&str] = &[
 /// noderange are listed under `missing`.
 async fn list(State(st): State<AppState>, Params(q): Params<ListQuery>) -> ApiResult<Json<Value>> {
     if q.fields.is_some() {
-        return Err(ApiError::bad_request("fields: not accepted here; use GET /nodes/info"));
+        return Err(ApiError::bad_request(
+            "fields: not accepted here; use GET /nodes/info",
+        ));
     }
     let all = node_db::list_names(&st.db).await?;
     let Some(range) = q.noderange else {
@@ -110,7 +112,10 @@ async fn info(
     let mut out = json!({ "nodes": nodes });
     if recs.len() < names.len() {
         let found: HashSet<&str> = recs.iter().map(|r| r.node.name.as_str()).collect();
-        let missing: Vec<&String> = names.iter().filter(|n| !found.contains(n.as_str())).collect();
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !found.contains(n.as_str()))
+            .collect();
         out["missing"] = json!(noderange::fold(&missing));
     }
     Ok(Json(out))
@@ -120,7 +125,12 @@ async fn info(
 fn reply(outcomes: Outcomes, ok: &str) -> Value {
     let map: Map<String, Value> = outcomes
         .into_iter()
-        .map(|(name, r)| (name, Value::String(r.err().unwrap_or_else(|| ok.to_string()))))
+        .map(|(name, r)| {
+            (
+                name,
+                Value::String(r.err().unwrap_or_else(|| ok.to_string())),
+            )
+        })
         .collect();
     json!({ "nodes": map })
 }
@@ -128,13 +138,21 @@ fn reply(outcomes: Outcomes, ok: &str) -> Value {
 /// `POST /nodes` `{"nodes":[node..]}` → 201 with `ok` or an error per node.
 /// Valid nodes are created (with their nics, atomically) even when others
 /// in the request are refused.
-async fn create(State(st): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let list = body
         .get("nodes")
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::bad_request("body must be {\"nodes\": [node, ...]}"))?;
-    if let Some(k) = body.as_object().and_then(|o| o.keys().find(|k| *k != "nodes")) {
-        return Err(ApiError::bad_request(format!("{k}: unknown field (expected only \"nodes\")")));
+    if let Some(k) = body
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "nodes"))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{k}: unknown field (expected only \"nodes\")"
+        )));
     }
     if list.is_empty() {
         return Err(ApiError::bad_request("nodes: the list is empty"));
@@ -160,7 +178,10 @@ async fn create(State(st): State<AppState>, JsonBody(body): JsonBody) -> ApiResu
         if counts.get(key.as_str()).copied().unwrap_or(1) > 1 {
             outcomes.insert(
                 key.clone(),
-                Err(format!("Error: duplicate name: {key} is given {} times in this request", counts[key.as_str()])),
+                Err(format!(
+                    "Error: duplicate name: {key} is given {} times in this request",
+                    counts[key.as_str()]
+                )),
             );
             continue;
         }
@@ -185,11 +206,13 @@ async fn update(
     Params(q): Params<ListQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    if let Some(k) = body
-        .as_object()
-        .and_then(|o| o.keys().find(|k| !["nodes", "patches"].contains(&k.as_str())))
-    {
-        return Err(ApiError::bad_request(format!("{k}: unknown field (expected nodes, patches)")));
+    if let Some(k) = body.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !["nodes", "patches"].contains(&k.as_str()))
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "{k}: unknown field (expected nodes, patches)"
+        )));
     }
     let patches = parse_patches(body.get("patches").unwrap_or(&Value::Null), WRITABLE)?;
     let names = requested_names(&st, q.noderange.as_deref(), &body).await?;

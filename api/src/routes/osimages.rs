@@ -54,12 +54,18 @@ async fn show(
     Params(q): Params<Fields>,
 ) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::OSIMAGE_FIELDS)?;
-    Ok(Json(view::osimage(&db::osimage(&st.db, &name).await?, fields.as_deref())))
+    Ok(Json(view::osimage(
+        &db::osimage(&st.db, &name).await?,
+        fields.as_deref(),
+    )))
 }
 
 async fn by_id(State(st): State<AppState>, Params(q): Params<ById>) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::OSIMAGE_FIELDS)?;
-    Ok(Json(view::osimage(&db::osimage_by_id(&st.db, q.id).await?, fields.as_deref())))
+    Ok(Json(view::osimage(
+        &db::osimage_by_id(&st.db, q.id).await?,
+        fields.as_deref(),
+    )))
 }
 
 /// `PATCH /osimages/{name}`: only profile, type, provmethod and rootfstype;
@@ -69,13 +75,25 @@ async fn update(
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let err = |e: xcat3_common::model::FieldError| ApiError::bad_request(format!("osimage {name}: {e}"));
+    let err =
+        |e: xcat3_common::model::FieldError| ApiError::bad_request(format!("osimage {name}: {e}"));
     let ops = parse_patches(&body, OsImageSpec::WRITABLE).map_err(err)?;
     let old = db::osimage(&st.db, &name).await?;
-    let mut doc = view::osimage(&old, Some(&OsImageSpec::WRITABLE.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+    let mut doc = view::osimage(
+        &old,
+        Some(
+            &OsImageSpec::WRITABLE
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        ),
+    );
     apply_patches(&mut doc, &ops).map_err(err)?;
     let spec = OsImageSpec::from_json(&doc).map_err(err)?;
-    Ok(Json(view::osimage(&db::update_osimage(&st.db, old, &spec).await?, None)))
+    Ok(Json(view::osimage(
+        &db::update_osimage(&st.db, old, &spec).await?,
+        None,
+    )))
 }
 
 async fn remove(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {

@@ -53,19 +53,32 @@ async fn show(
     Params(q): Params<Fields>,
 ) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::PASSWD_FIELDS)?;
-    Ok(Json(view::passwd(&db::passwd(&st.db, &key).await?, fields.as_deref())))
+    Ok(Json(view::passwd(
+        &db::passwd(&st.db, &key).await?,
+        fields.as_deref(),
+    )))
 }
 
 async fn by_id(State(st): State<AppState>, Params(q): Params<ById>) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::PASSWD_FIELDS)?;
-    Ok(Json(view::passwd(&db::passwd_by_id(&st.db, q.id).await?, fields.as_deref())))
+    Ok(Json(view::passwd(
+        &db::passwd_by_id(&st.db, q.id).await?,
+        fields.as_deref(),
+    )))
 }
 
 /// `POST /passwds` → 201 `{"passwd": {"<key>": "ok"}}`.
-async fn create(State(st): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<(StatusCode, Json<Value>)> {
-    let spec = PasswdSpec::from_json(&body).map_err(|e| ApiError::bad_request(format!("passwd: {e}")))?;
+async fn create(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let spec =
+        PasswdSpec::from_json(&body).map_err(|e| ApiError::bad_request(format!("passwd: {e}")))?;
     db::create_passwd(&st.db, &spec).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "passwd": { spec.key: tokens::OK } }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "passwd": { spec.key: tokens::OK } })),
+    ))
 }
 
 async fn update(
@@ -73,7 +86,8 @@ async fn update(
     Path(key): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let err = |e: xcat3_common::model::FieldError| ApiError::bad_request(format!("passwd {key}: {e}"));
+    let err =
+        |e: xcat3_common::model::FieldError| ApiError::bad_request(format!("passwd {key}: {e}"));
     let ops = parse_patches(&body, &["username", "password", "crypt_method"]).map_err(err)?;
     let old = db::passwd(&st.db, &key).await?;
     // The stored (unmasked) values are the base the patch edits.
@@ -81,7 +95,10 @@ async fn update(
                          "crypt_method": old.crypt_method});
     apply_patches(&mut doc, &ops).map_err(err)?;
     let spec = PasswdSpec::from_json(&doc).map_err(err)?;
-    Ok(Json(view::passwd(&db::update_passwd(&st.db, old, &spec).await?, None)))
+    Ok(Json(view::passwd(
+        &db::update_passwd(&st.db, old, &spec).await?,
+        None,
+    )))
 }
 
 async fn remove(State(st): State<AppState>, Path(key): Path<String>) -> ApiResult<StatusCode> {

@@ -36,7 +36,10 @@ async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "services": items })))
 }
 
-async fn by_hostname(State(st): State<AppState>, Params(q): Params<ByHost>) -> ApiResult<Json<Value>> {
+async fn by_hostname(
+    State(st): State<AppState>,
+    Params(q): Params<ByHost>,
+) -> ApiResult<Json<Value>> {
     let now = Utc::now();
     let items: Vec<Value> = db::services_by_hostname(&st.db, &q.name)
         .await?

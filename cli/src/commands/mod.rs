@@ -10,33 +10,59 @@ use crate::client::Client;
 pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
     use Command::*;
     match cmd {
-        Create { noderange, attributes, control, nics } => {
-            nodes::create(c, &noderange, &attributes, control.as_deref(), &nics, json).await
-        }
+        Create {
+            noderange,
+            attributes,
+            control,
+            nics,
+        } => nodes::create(c, &noderange, &attributes, control.as_deref(), &nics, json).await,
         List { noderange } => nodes::list(c, noderange.as_deref(), json).await,
         Show { noderange, fields } => nodes::show(c, &noderange, fields.as_deref()).await,
-        Update { noderange, attributes } => nodes::update(c, &noderange, &attributes, json).await,
+        Update {
+            noderange,
+            attributes,
+        } => nodes::update(c, &noderange, &attributes, json).await,
         Delete { noderange } => nodes::delete(c, &noderange, json).await,
         Import { file } => nodes::import(c, &file, json).await,
         Export { noderange, output } => nodes::export(c, &noderange, &output).await,
-        NetworkCreate { name, attributes } => resources::create(c, &resources::NETWORK, &name, &attributes).await,
+        NetworkCreate { name, attributes } => {
+            resources::create(c, &resources::NETWORK, &name, &attributes).await
+        }
         NetworkDelete { name } => resources::delete(c, &resources::NETWORK, &name).await,
         NetworkList => resources::list(c, &resources::NETWORK, json).await,
-        NetworkShow { name, fields } => resources::show(c, &resources::NETWORK, &name, fields.as_deref()).await,
-        NetworkUpdate { name, attributes } => resources::update(c, &resources::NETWORK, &name, &attributes).await,
+        NetworkShow { name, fields } => {
+            resources::show(c, &resources::NETWORK, &name, fields.as_deref()).await
+        }
+        NetworkUpdate { name, attributes } => {
+            resources::update(c, &resources::NETWORK, &name, &attributes).await
+        }
         NicCreate { attributes } => resources::nic_create(c, &attributes).await,
         NicDelete { uuid } => resources::delete(c, &resources::NIC, &uuid).await,
         NicList => resources::list(c, &resources::NIC, json).await,
-        NicShow { uuid, mac, fields } => resources::nic_show(c, uuid.as_deref(), mac.as_deref(), fields.as_deref()).await,
-        NicUpdate { uuid, attributes } => resources::update(c, &resources::NIC, &uuid, &attributes).await,
-        PasswdCreate { key, attributes } => resources::create(c, &resources::PASSWD, &key, &attributes).await,
+        NicShow { uuid, mac, fields } => {
+            resources::nic_show(c, uuid.as_deref(), mac.as_deref(), fields.as_deref()).await
+        }
+        NicUpdate { uuid, attributes } => {
+            resources::update(c, &resources::NIC, &uuid, &attributes).await
+        }
+        PasswdCreate { key, attributes } => {
+            resources::create(c, &resources::PASSWD, &key, &attributes).await
+        }
         PasswdDelete { key } => resources::delete(c, &resources::PASSWD, &key).await,
         PasswdList => resources::list(c, &resources::PASSWD, json).await,
-        PasswdShow { key, fields } => resources::show(c, &resources::PASSWD, &key, fields.as_deref()).await,
-        PasswdUpdate { key, attributes } => resources::update(c, &resources::PASSWD, &key, &attributes).await,
+        PasswdShow { key, fields } => {
+            resources::show(c, &resources::PASSWD, &key, fields.as_deref()).await
+        }
+        PasswdUpdate { key, attributes } => {
+            resources::update(c, &resources::PASSWD, &key, &attributes).await
+        }
         OsimageList => resources::list(c, &resources::OSIMAGE, json).await,
-        OsimageShow { name, fields } => resources::show(c, &resources::OSIMAGE, &name, fields.as_deref()).await,
-        OsimageUpdate { name, attributes } => resources::update(c, &resources::OSIMAGE, &name, &attributes).await,
+        OsimageShow { name, fields } => {
+            resources::show(c, &resources::OSIMAGE, &name, fields.as_deref()).await
+        }
+        OsimageUpdate { name, attributes } => {
+            resources::update(c, &resources::OSIMAGE, &name, &attributes).await
+        }
         OsimageDelete { name } => resources::delete(c, &resources::OSIMAGE, &name).await,
         ServiceList => resources::service_list(c, json).await,
         ServiceShow { hostname } => resources::service_show(c, &hostname).await,

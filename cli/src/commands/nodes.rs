@@ -63,15 +63,24 @@ pub async fn create(
     for a in attrs {
         let (k, _) = kv::split(a)?;
         if !FIELDS.contains(&k.as_str()) {
-            bail!("create: unsupported attribute `{k}` (use {}; -c for control_info, -i for nics)", FIELDS.join(", "));
+            bail!(
+                "create: unsupported attribute `{k}` (use {}; -c for control_info, -i for nics)",
+                FIELDS.join(", ")
+            );
         }
-        base.insert(k, Value::String(a.split_once('=').map(|(_, v)| v).unwrap_or("").to_string()));
+        base.insert(
+            k,
+            Value::String(a.split_once('=').map(|(_, v)| v).unwrap_or("").to_string()),
+        );
     }
     if let Some(ctl) = control {
         base.insert("control_info".into(), Value::Object(kv::dict(ctl)?));
     }
     if !nics.is_empty() {
-        let list: Vec<Value> = nics.iter().map(|n| kv::dict(n).map(Value::Object)).collect::<Result<_, _>>()?;
+        let list: Vec<Value> = nics
+            .iter()
+            .map(|n| kv::dict(n).map(Value::Object))
+            .collect::<Result<_, _>>()?;
         base.insert("nics_info".into(), json!({ "nics": list }));
     }
     let names = noderange::expand(range, &NoUniverse)?;
@@ -95,8 +104,17 @@ pub async fn list(c: &Client, range: Option<&str>, json: bool) -> anyhow::Result
     if json {
         output::print_json(&reply);
     } else {
-        let names = reply.get("nodes").and_then(Value::as_array).cloned().unwrap_or_default();
-        output::lines(names.iter().filter_map(Value::as_str).map(|n| format!("{n} (node)")));
+        let names = reply
+            .get("nodes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        output::lines(
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|n| format!("{n} (node)")),
+        );
     }
     Ok(report_missing(&reply))
 }
@@ -121,7 +139,10 @@ pub async fn show(c: &Client, range: &str, fields: Option<&str>) -> anyhow::Resu
         }
         q.push_str(&format!("&fields={}", encode(&f.join(","))));
     }
-    let reply = c.call(Method::GET, &format!("/nodes/info?{q}"), None).await?.body;
+    let reply = c
+        .call(Method::GET, &format!("/nodes/info?{q}"), None)
+        .await?
+        .body;
     let nodes: Vec<Value> = reply
         .get("nodes")
         .and_then(Value::as_array)
@@ -136,30 +157,50 @@ pub async fn show(c: &Client, range: &str, fields: Option<&str>) -> anyhow::Resu
 }
 
 pub async fn update(c: &Client, range: &str, attrs: &[String], json: bool) -> anyhow::Result<bool> {
-    let patches = kv::patches(attrs, &[("control", "control_info"), ("nics", "nics_info"), ("console", "console_info")])?;
+    let patches = kv::patches(
+        attrs,
+        &[
+            ("control", "control_info"),
+            ("nics", "nics_info"),
+            ("console", "console_info"),
+        ],
+    )?;
     let reply = c
-        .call(Method::PATCH, &format!("/nodes?{}", range_q(range)), Some(&json!({ "patches": patches })))
+        .call(
+            Method::PATCH,
+            &format!("/nodes?{}", range_q(range)),
+            Some(&json!({ "patches": patches })),
+        )
         .await?;
     Ok(output::node_results(&reply.body, json))
 }
 
 pub async fn delete(c: &Client, range: &str, json: bool) -> anyhow::Result<bool> {
-    let reply = c.call(Method::DELETE, &format!("/nodes?{}", range_q(range)), None).await?;
+    let reply = c
+        .call(Method::DELETE, &format!("/nodes?{}", range_q(range)), None)
+        .await?;
     Ok(output::node_results(&reply.body, json))
 }
 
 /// Reads the export format and creates every node in it. Falsy top-level
 /// keys are dropped, as the v1 client did.
 pub async fn import(c: &Client, file: &Path, json: bool) -> anyhow::Result<bool> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let data: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let data: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
     let Some(list) = data.get("nodes").and_then(Value::as_array) else {
         bail!("{}: expected {{\"nodes\": [...]}}", file.display());
     };
     let nodes: Vec<Value> = list
         .iter()
         .map(|n| match n {
-            Value::Object(m) => Value::Object(m.iter().filter(|(_, v)| truthy(v)).map(|(k, v)| (k.clone(), v.clone())).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(_, v)| truthy(v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
             other => other.clone(),
         })
         .collect();
@@ -187,10 +228,18 @@ fn truthy(v: &Value) -> bool {
 pub async fn export(c: &Client, range: &str, out: &Path) -> anyhow::Result<bool> {
     let fields = "name,mgt,netboot,type,arch,nics_info,control_info";
     let reply = c
-        .call(Method::GET, &format!("/nodes/info?{}&fields={}", range_q(range), encode(fields)), None)
+        .call(
+            Method::GET,
+            &format!("/nodes/info?{}&fields={}", range_q(range), encode(fields)),
+            None,
+        )
         .await?
         .body;
-    let mut nodes = reply.get("nodes").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut nodes = reply
+        .get("nodes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut dropped = std::collections::BTreeSet::new();
     for n in &mut nodes {
         if let Some(ci) = n.get_mut("control_info").and_then(Value::as_object_mut) {
@@ -212,6 +261,9 @@ pub async fn export(c: &Client, range: &str, out: &Path) -> anyhow::Result<bool>
             dropped.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
-    println!("Export nodes data successfully: {count} node(s) to {}", out.display());
+    println!(
+        "Export nodes data successfully: {count} node(s) to {}",
+        out.display()
+    );
     Ok(report_missing(&reply))
 }

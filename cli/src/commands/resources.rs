@@ -19,13 +19,35 @@ pub struct Kind {
     label: &'static str,
 }
 
-pub const NETWORK: Kind = Kind { path: "/networks", list_key: "networks", id_field: "name", label: "network" };
-pub const NIC: Kind = Kind { path: "/nics", list_key: "nics", id_field: "uuid", label: "uuid" };
-pub const PASSWD: Kind = Kind { path: "/passwds", list_key: "passwds", id_field: "key", label: "passwd" };
-pub const OSIMAGE: Kind = Kind { path: "/osimages", list_key: "images", id_field: "name", label: "osimage" };
+pub const NETWORK: Kind = Kind {
+    path: "/networks",
+    list_key: "networks",
+    id_field: "name",
+    label: "network",
+};
+pub const NIC: Kind = Kind {
+    path: "/nics",
+    list_key: "nics",
+    id_field: "uuid",
+    label: "uuid",
+};
+pub const PASSWD: Kind = Kind {
+    path: "/passwds",
+    list_key: "passwds",
+    id_field: "key",
+    label: "passwd",
+};
+pub const OSIMAGE: Kind = Kind {
+    path: "/osimages",
+    list_key: "images",
+    id_field: "name",
+    label: "osimage",
+};
 
 fn fields_query(fields: Option<&str>) -> String {
-    fields.map(|f| format!("?fields={}", encode(f))).unwrap_or_default()
+    fields
+        .map(|f| format!("?fields={}", encode(f)))
+        .unwrap_or_default()
 }
 
 /// `key=value` where only structured keys are JSON: a nameserver or an IP
@@ -34,7 +56,15 @@ fn typed_kv(arg: &str) -> anyhow::Result<(String, Value)> {
     let (key, v) = kv::split(arg)?;
     match key.as_str() {
         "primary" | "extra" | "node_id" => Ok((key, v)),
-        _ => Ok((key, Value::String(arg.split_once('=').map(|(_, s)| s).unwrap_or("").to_string()))),
+        _ => Ok((
+            key,
+            Value::String(
+                arg.split_once('=')
+                    .map(|(_, s)| s)
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+        )),
     }
 }
 
@@ -44,7 +74,11 @@ pub async fn list(c: &Client, k: &Kind, json: bool) -> anyhow::Result<bool> {
         output::print_json(&reply);
         return Ok(true);
     }
-    let items = reply.get(k.list_key).and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = reply
+        .get(k.list_key)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if items.is_empty() {
         println!("Could not find any resource.");
         return Ok(true);
@@ -60,7 +94,14 @@ pub async fn list(c: &Client, k: &Kind, json: bool) -> anyhow::Result<bool> {
 }
 
 pub async fn show(c: &Client, k: &Kind, id: &str, fields: Option<&str>) -> anyhow::Result<bool> {
-    let reply = c.get(&format!("{}/{}{}", k.path, encode(id), fields_query(fields))).await?;
+    let reply = c
+        .get(&format!(
+            "{}/{}{}",
+            k.path,
+            encode(id),
+            fields_query(fields)
+        ))
+        .await?;
     output::print_json(&reply);
     Ok(true)
 }
@@ -72,7 +113,9 @@ pub async fn create(c: &Client, k: &Kind, id: &str, attrs: &[String]) -> anyhow:
         let (key, v) = typed_kv(a)?;
         body.insert(key, v);
     }
-    let reply = c.call(Method::POST, k.path, Some(&Value::Object(body))).await?;
+    let reply = c
+        .call(Method::POST, k.path, Some(&Value::Object(body)))
+        .await?;
     output::print_json(&reply.body);
     Ok(true)
 }
@@ -80,14 +123,19 @@ pub async fn create(c: &Client, k: &Kind, id: &str, attrs: &[String]) -> anyhow:
 pub async fn update(c: &Client, k: &Kind, id: &str, attrs: &[String]) -> anyhow::Result<bool> {
     let patches = kv::patches(attrs, &[])?;
     let reply = c
-        .call(Method::PATCH, &format!("{}/{}", k.path, encode(id)), Some(&Value::Array(patches)))
+        .call(
+            Method::PATCH,
+            &format!("{}/{}", k.path, encode(id)),
+            Some(&Value::Array(patches)),
+        )
         .await?;
     output::print_json(&reply.body);
     Ok(true)
 }
 
 pub async fn delete(c: &Client, k: &Kind, id: &str) -> anyhow::Result<bool> {
-    c.call(Method::DELETE, &format!("{}/{}", k.path, encode(id)), None).await?;
+    c.call(Method::DELETE, &format!("{}/{}", k.path, encode(id)), None)
+        .await?;
     println!("{id} deleted");
     Ok(true)
 }
@@ -98,17 +146,30 @@ pub async fn nic_create(c: &Client, attrs: &[String]) -> anyhow::Result<bool> {
         let (key, v) = typed_kv(a)?;
         body.insert(key, v);
     }
-    let reply = c.call(Method::POST, "/nics", Some(&Value::Object(body))).await?;
+    let reply = c
+        .call(Method::POST, "/nics", Some(&Value::Object(body)))
+        .await?;
     output::print_json(&reply.body);
     Ok(true)
 }
 
-pub async fn nic_show(c: &Client, uuid: Option<&str>, mac: Option<&str>, fields: Option<&str>) -> anyhow::Result<bool> {
+pub async fn nic_show(
+    c: &Client,
+    uuid: Option<&str>,
+    mac: Option<&str>,
+    fields: Option<&str>,
+) -> anyhow::Result<bool> {
     let reply = match (uuid, mac) {
-        (Some(u), None) => c.get(&format!("/nics/{}{}", encode(u), fields_query(fields))).await?,
+        (Some(u), None) => {
+            c.get(&format!("/nics/{}{}", encode(u), fields_query(fields)))
+                .await?
+        }
         (None, Some(m)) => {
-            let f = fields.map(|f| format!("&fields={}", encode(f))).unwrap_or_default();
-            c.get(&format!("/nics/address?mac={}{f}", encode(m))).await?
+            let f = fields
+                .map(|f| format!("&fields={}", encode(f)))
+                .unwrap_or_default();
+            c.get(&format!("/nics/address?mac={}{f}", encode(m)))
+                .await?
         }
         _ => bail!("give a nic UUID or --mac MAC"),
     };
@@ -120,7 +181,11 @@ fn service_line(s: &Value) -> String {
     let host = s.get("hostname").and_then(Value::as_str).unwrap_or("?");
     let ty = s.get("type").and_then(Value::as_str).unwrap_or("?");
     if s.get("online").and_then(Value::as_bool).unwrap_or(false) {
-        let workers = s.get("workers").filter(|w| !w.is_null()).map(|w| w.to_string()).unwrap_or_else(|| "1".into());
+        let workers = s
+            .get("workers")
+            .filter(|w| !w.is_null())
+            .map(|w| w.to_string())
+            .unwrap_or_else(|| "1".into());
         format!("{host}({ty}): online workers: {workers}")
     } else {
         format!("{host}({ty}): offline")
@@ -133,7 +198,11 @@ pub async fn service_list(c: &Client, json: bool) -> anyhow::Result<bool> {
         output::print_json(&reply);
         return Ok(true);
     }
-    let items = reply.get("services").and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = reply
+        .get("services")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if items.is_empty() {
         println!("Could not find any resource.");
     }
@@ -142,7 +211,9 @@ pub async fn service_list(c: &Client, json: bool) -> anyhow::Result<bool> {
 }
 
 pub async fn service_show(c: &Client, host: &str) -> anyhow::Result<bool> {
-    let reply = c.get(&format!("/services/hostname?name={}", encode(host))).await?;
+    let reply = c
+        .get(&format!("/services/hostname?name={}", encode(host)))
+        .await?;
     output::print_json(&reply);
     Ok(true)
 }

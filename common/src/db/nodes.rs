@@ -177,7 +177,14 @@ async fn try_create(db: &Db, specs: &[NodeSpec]) -> Result<Outcomes, DbError> {
             );
             continue;
         }
-        match check_nic_conflicts(spec, None, &used_macs, &used_uuids, &claimed_macs, &claimed_uuids) {
+        match check_nic_conflicts(
+            spec,
+            None,
+            &used_macs,
+            &used_uuids,
+            &claimed_macs,
+            &claimed_uuids,
+        ) {
             Err(e) => {
                 out.insert(spec.name.clone(), Err(e));
             }
@@ -278,7 +285,12 @@ async fn nic_owners<C: ConnectionTrait>(
     if owner_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids: Vec<i64> = owner_ids.values().copied().collect::<HashSet<_>>().into_iter().collect();
+    let ids: Vec<i64> = owner_ids
+        .values()
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let mut names: HashMap<i64, String> = HashMap::new();
     for chunk in ids.chunks(IN_CHUNK) {
         let rows: Vec<(i64, String)> = node::Entity::find()
@@ -378,7 +390,9 @@ type ColumnValue = fn(&NodeSpec) -> Value;
 /// Node columns a PATCH can change, and how to read each from a spec.
 const UPDATABLE: &[(&str, ColumnValue)] = &[
     ("mgt", |s| s.mgt.map(|v| v.as_str().to_string()).into()),
-    ("netboot", |s| s.netboot.map(|v| v.as_str().to_string()).into()),
+    ("netboot", |s| {
+        s.netboot.map(|v| v.as_str().to_string()).into()
+    }),
     ("arch", |s| s.arch.map(|v| v.as_str().to_string()).into()),
     ("type", |s| s.node_type.clone().into()),
     ("control_info", |s| to_text(&s.control_info).into()),
@@ -410,7 +424,14 @@ async fn try_update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError
     let mut nic_ok: HashSet<i64> = HashSet::new();
     for u in &nic_changes {
         let id = u.old.node.id;
-        match check_nic_conflicts(&u.new, Some(id), &used_macs, &used_uuids, &claimed_macs, &claimed_uuids) {
+        match check_nic_conflicts(
+            &u.new,
+            Some(id),
+            &used_macs,
+            &used_uuids,
+            &claimed_macs,
+            &claimed_uuids,
+        ) {
             Err(e) => {
                 out.insert(u.new.name.clone(), Err(e));
             }
@@ -520,7 +541,11 @@ pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
             // this check and the delete.
             q = q.lock_exclusive();
         }
-        rows.extend(q.into_tuple::<(i64, String, Option<String>, Option<String>)>().all(&txn).await?);
+        rows.extend(
+            q.into_tuple::<(i64, String, Option<String>, Option<String>)>()
+                .all(&txn)
+                .await?,
+        );
     }
     let mut out = Outcomes::new();
     let mut ids = Vec::new();

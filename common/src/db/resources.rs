@@ -62,7 +62,11 @@ pub async fn create_network(db: &Db, s: &NetworkSpec) -> Result<(), DbError> {
     Ok(())
 }
 
-pub async fn update_network(db: &Db, old: network::Model, s: &NetworkSpec) -> Result<network::Model, DbError> {
+pub async fn update_network(
+    db: &Db,
+    old: network::Model,
+    s: &NetworkSpec,
+) -> Result<network::Model, DbError> {
     let mut am = old.into_active_model();
     network_fields(&mut am, s);
     Ok(am.update(db.conn()).await?)
@@ -74,7 +78,9 @@ pub async fn delete_network(db: &Db, name: &str) -> Result<(), DbError> {
         .exec(db.conn())
         .await?;
     if res.rows_affected == 0 {
-        return Err(DbError::NotFound(format!("network {name} could not be found")));
+        return Err(DbError::NotFound(format!(
+            "network {name} could not be found"
+        )));
     }
     Ok(())
 }
@@ -103,7 +109,11 @@ pub async fn osimage_by_id(db: &Db, id: i64) -> Result<osimage::Model, DbError> 
         .ok_or_else(|| DbError::NotFound(format!("osimage with id {id} could not be found")))
 }
 
-pub async fn update_osimage(db: &Db, old: osimage::Model, s: &OsImageSpec) -> Result<osimage::Model, DbError> {
+pub async fn update_osimage(
+    db: &Db,
+    old: osimage::Model,
+    s: &OsImageSpec,
+) -> Result<osimage::Model, DbError> {
     let mut am = old.into_active_model();
     am.profile = Set(s.profile.clone());
     am.image_type = Set(s.image_type.clone());
@@ -125,7 +135,9 @@ pub async fn delete_osimage(db: &Db, name: &str) -> Result<osimage::Model, DbErr
             "osimage {name} is used by {users} node(s)"
         )));
     }
-    osimage::Entity::delete_by_id(image.id).exec(db.conn()).await?;
+    osimage::Entity::delete_by_id(image.id)
+        .exec(db.conn())
+        .await?;
     Ok(image)
 }
 
@@ -170,7 +182,11 @@ pub async fn create_passwd(db: &Db, s: &PasswdSpec) -> Result<(), DbError> {
     Ok(())
 }
 
-pub async fn update_passwd(db: &Db, old: passwd::Model, s: &PasswdSpec) -> Result<passwd::Model, DbError> {
+pub async fn update_passwd(
+    db: &Db,
+    old: passwd::Model,
+    s: &PasswdSpec,
+) -> Result<passwd::Model, DbError> {
     let mut am = old.into_active_model();
     am.key = Set(s.key.clone());
     am.username = Set(s.username.clone());
@@ -188,7 +204,9 @@ pub async fn delete_passwd(db: &Db, key: &str) -> Result<(), DbError> {
         .exec(db.conn())
         .await?;
     if res.rows_affected == 0 {
-        return Err(DbError::NotFound(format!("passwd {key} could not be found")));
+        return Err(DbError::NotFound(format!(
+            "passwd {key} could not be found"
+        )));
     }
     Ok(())
 }
@@ -208,7 +226,9 @@ pub async fn services_by_hostname(db: &Db, host: &str) -> Result<Vec<service::Mo
         .all(db.conn())
         .await?;
     if rows.is_empty() {
-        return Err(DbError::NotFound(format!("service {host} could not be found")));
+        return Err(DbError::NotFound(format!(
+            "service {host} could not be found"
+        )));
     }
     Ok(rows)
 }
@@ -288,7 +308,10 @@ pub async fn save_nic(
     am.primary = Set(s.primary);
     am.extra = Set(serde_json::to_string(&s.extra).unwrap_or_else(|_| "{}".into()));
     am.updated_at = Set(now);
-    let conflict = format!("mac {} or uuid {} is already used by another nic", s.mac, s.uuid);
+    let conflict = format!(
+        "mac {} or uuid {} is already used by another nic",
+        s.mac, s.uuid
+    );
     let res = if is_update {
         am.update(db.conn()).await
     } else {

@@ -104,7 +104,10 @@ pub fn check_hostname(field: &str, name: &str) -> Result<(), FieldError> {
         if label.is_empty() || label.len() > 63 {
             return bad("has an empty label or one longer than 63 characters");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return bad("may hold only letters, digits, `-` and `.`");
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -122,7 +125,10 @@ pub fn normalize_mac(field: &str, mac: &str) -> Result<String, FieldError> {
         .filter(|c| !matches!(c, ':' | '-' | '.'))
         .collect();
     let separators_ok = {
-        let seps: Vec<char> = mac.chars().filter(|c| matches!(c, ':' | '-' | '.')).collect();
+        let seps: Vec<char> = mac
+            .chars()
+            .filter(|c| matches!(c, ':' | '-' | '.'))
+            .collect();
         seps.is_empty()
             || (seps.len() == 5 && seps.iter().all(|&c| c == seps[0]) && seps[0] != '.')
             || (seps.len() == 2 && seps.iter().all(|&c| c == '.'))
@@ -170,9 +176,19 @@ mod tests {
             "4287.0a05.0001",
             "42870a050001",
         ] {
-            assert_eq!(normalize_mac("mac", input).unwrap(), "42:87:0a:05:00:01", "{input}");
+            assert_eq!(
+                normalize_mac("mac", input).unwrap(),
+                "42:87:0a:05:00:01",
+                "{input}"
+            );
         }
-        for bad in ["42:87:0a:05:00", "zz:87:0a:05:00:01", "42:87-0a:05:00:01", "ff:ff:ff:ff:ff:ff", ""] {
+        for bad in [
+            "42:87:0a:05:00",
+            "zz:87:0a:05:00:01",
+            "42:87-0a:05:00:01",
+            "ff:ff:ff:ff:ff:ff",
+            "",
+        ] {
             let err = normalize_mac("nics[0].mac", bad).unwrap_err();
             assert_eq!(err.field, "nics[0].mac");
         }
@@ -183,7 +199,9 @@ mod tests {
         for ok in ["node1", "rack1n01", "n-1", "node1.cluster"] {
             check_node_name(ok).unwrap();
         }
-        for bad in ["", "info", "power", "-n", "n-", "node[1]", "a b", "a_b", "x/y", "a..b"] {
+        for bad in [
+            "", "info", "power", "-n", "n-", "node[1]", "a b", "a_b", "x/y", "a..b",
+        ] {
             assert!(check_node_name(bad).is_err(), "{bad}");
         }
     }
@@ -192,6 +210,9 @@ mod tests {
     fn enums_name_the_choices() {
         assert_eq!(Mgt::parse("mgt", "ipmi").unwrap(), Mgt::Ipmi);
         let e = Mgt::parse("mgt", "ipmii").unwrap_err();
-        assert_eq!(e.to_string(), "mgt: `ipmii` is not one of ipmi, kvm, redfish, fake");
+        assert_eq!(
+            e.to_string(),
+            "mgt: `ipmii` is not one of ipmi, kvm, redfish, fake"
+        );
     }
 }

@@ -96,7 +96,10 @@ impl NetworkSpec {
                     v4("dynamic_range", parse_ip("dynamic_range", b)?)?,
                 );
                 if a > b {
-                    return Err(FieldError::new("dynamic_range", format!("{a} is after {b}")));
+                    return Err(FieldError::new(
+                        "dynamic_range",
+                        format!("{a} is after {b}"),
+                    ));
                 }
                 inside("dynamic_range", a)?;
                 inside("dynamic_range", b)?;
@@ -293,23 +296,46 @@ mod tests {
         assert_eq!(n.netmask.as_deref(), Some("255.255.255.0"));
         assert_eq!(n.nameservers.as_deref(), Some("10.0.0.2,10.0.0.3"));
         for (bad, field) in [
-            (json!({"name": "m", "subnet": "10.0.0.1", "netmask": "255.255.255.0"}), "subnet"),
-            (json!({"name": "m", "subnet": "10.0.0.0", "netmask": "255.0.255.0"}), "netmask"),
-            (json!({"name": "m", "subnet": "10.0.0.0", "netmask": "24", "gateway": "10.0.1.1"}), "gateway"),
-            (json!({"name": "m", "subnet": "10.0.0.0", "netmask": "24", "dynamic_range": "10.0.0.9-10.0.0.2"}), "dynamic_range"),
+            (
+                json!({"name": "m", "subnet": "10.0.0.1", "netmask": "255.255.255.0"}),
+                "subnet",
+            ),
+            (
+                json!({"name": "m", "subnet": "10.0.0.0", "netmask": "255.0.255.0"}),
+                "netmask",
+            ),
+            (
+                json!({"name": "m", "subnet": "10.0.0.0", "netmask": "24", "gateway": "10.0.1.1"}),
+                "gateway",
+            ),
+            (
+                json!({"name": "m", "subnet": "10.0.0.0", "netmask": "24", "dynamic_range": "10.0.0.9-10.0.0.2"}),
+                "dynamic_range",
+            ),
             (json!({"name": "m", "subnet": "10.0.0.0"}), "netmask"),
             (json!({"name": "m", "dhcpserver": "x"}), "dhcpserver"),
             (json!({"subnet": "10.0.0.0"}), "name"),
         ] {
-            assert_eq!(NetworkSpec::from_json(&bad).unwrap_err().field, field, "{bad}");
+            assert_eq!(
+                NetworkSpec::from_json(&bad).unwrap_err().field,
+                field,
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn passwd_validation() {
-        assert!(PasswdSpec::from_json(&json!({"key": "system", "password": "x", "crypt_method": "sha512"})).is_ok());
+        assert!(
+            PasswdSpec::from_json(
+                &json!({"key": "system", "password": "x", "crypt_method": "sha512"})
+            )
+            .is_ok()
+        );
         assert_eq!(
-            PasswdSpec::from_json(&json!({"key": "system", "crypt_method": "des"})).unwrap_err().field,
+            PasswdSpec::from_json(&json!({"key": "system", "crypt_method": "des"}))
+                .unwrap_err()
+                .field,
             "crypt_method"
         );
     }

@@ -88,12 +88,18 @@ impl NodeSpec {
         }
         let name = opt_str(obj, "name")?.ok_or_else(|| FieldError::new("name", "is required"))?;
         check_node_name(name)?;
-        let mgt = opt_str(obj, "mgt")?.map(|v| Mgt::parse("mgt", v)).transpose()?;
+        let mgt = opt_str(obj, "mgt")?
+            .map(|v| Mgt::parse("mgt", v))
+            .transpose()?;
         let netboot = opt_str(obj, "netboot")?
             .map(|v| Netboot::parse("netboot", v))
             .transpose()?;
-        let arch = opt_str(obj, "arch")?.map(|v| Arch::parse("arch", v)).transpose()?;
-        let node_type = opt_str(obj, "type")?.map(|t| check_type(t).map(|_| t.to_string())).transpose()?;
+        let arch = opt_str(obj, "arch")?
+            .map(|v| Arch::parse("arch", v))
+            .transpose()?;
+        let node_type = opt_str(obj, "type")?
+            .map(|t| check_type(t).map(|_| t.to_string()))
+            .transpose()?;
         let control_info = info_map(obj, "control_info")?;
         check_control_info(&control_info)?;
         let console_info = info_map(obj, "console_info")?;
@@ -153,7 +159,9 @@ impl NicSpec {
         if let Some(n) = name
             && (n.is_empty()
                 || n.len() > 32
-                || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b)))
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b)))
         {
             return Err(FieldError::new(
                 f("name"),
@@ -259,7 +267,9 @@ fn parse_nics(value: Option<&Value>) -> Result<Vec<NicSpec>, FieldError> {
 fn check_type(t: &str) -> Result<(), FieldError> {
     if t.is_empty()
         || t.len() > 32
-        || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Err(FieldError::new(
             "type",
@@ -279,7 +289,10 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
             // as a password would break the node silently.
             return Err(FieldError::new(
                 &field,
-                format!("`{}` is the mask replies show, not a secret; give the real value", super::MASK),
+                format!(
+                    "`{}` is the mask replies show, not a secret; give the real value",
+                    super::MASK
+                ),
             ));
         }
         match key.as_str() {
@@ -294,16 +307,15 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
                 }
             }
             "bmc_username" | "bmc_password" | "ssh_username" | "ssh_password"
-            | "ssh_key_filename" | "libvirt_uri" | "domain" => {
-                if !value.is_string() {
-                    return Err(FieldError::new(&field, "must be a string"));
-                }
+            | "ssh_key_filename" | "libvirt_uri" | "domain"
+                if !value.is_string() =>
+            {
+                return Err(FieldError::new(&field, "must be a string"));
             }
             "bmc_port" | "ssh_port" => {
-                let port = as_int(value)
+                as_int(value)
                     .filter(|p| (1..=65535).contains(p))
                     .ok_or_else(|| FieldError::new(&field, "must be a port number 1-65535"))?;
-                let _ = port;
             }
             "cipher_suite" => {
                 as_int(value)
@@ -399,14 +411,26 @@ mod tests {
         check_err(json!({"name": "n1", "mgt": "ipmx"}), "mgt");
         check_err(json!({"name": "n1", "colour": "red"}), "colour");
         check_err(json!({"name": "n1", "state": "deployed"}), "state");
-        check_err(json!({"name": "n1", "nics_info": {"nics": [{"mac": "nope"}]}}), "nics_info.nics[0].mac");
+        check_err(
+            json!({"name": "n1", "nics_info": {"nics": [{"mac": "nope"}]}}),
+            "nics_info.nics[0].mac",
+        );
         check_err(
             json!({"name": "n1", "nics_info": {"nics": [{"mac": "42:87:0a:05:00:00"}, {"mac": "42-87-0A-05-00-00"}]}}),
             "nics_info.nics[1].mac",
         );
-        check_err(json!({"name": "n1", "nics_info": {"nics": [{"mac": "42:87:0a:05:00:00", "ip": "1.2.3"}]}}), "nics_info.nics[0].ip");
-        check_err(json!({"name": "n1", "control_info": {"bmc_address": "not an ip!"}}), "control_info.bmc_address");
-        check_err(json!({"name": "n1", "control_info": {"bmc_port": 70000}}), "control_info.bmc_port");
+        check_err(
+            json!({"name": "n1", "nics_info": {"nics": [{"mac": "42:87:0a:05:00:00", "ip": "1.2.3"}]}}),
+            "nics_info.nics[0].ip",
+        );
+        check_err(
+            json!({"name": "n1", "control_info": {"bmc_address": "not an ip!"}}),
+            "control_info.bmc_address",
+        );
+        check_err(
+            json!({"name": "n1", "control_info": {"bmc_port": 70000}}),
+            "control_info.bmc_port",
+        );
         check_err(json!({"name": "info"}), "name");
     }
 

@@ -37,7 +37,10 @@ pub fn parse_patches(value: &Value, writable: &[&str]) -> Result<Vec<PatchOp>, F
         let obj = p
             .as_object()
             .ok_or_else(|| FieldError::new(&field, "must be an object {op, path, value}"))?;
-        if let Some(k) = obj.keys().find(|k| !["op", "path", "value"].contains(&k.as_str())) {
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["op", "path", "value"].contains(&k.as_str()))
+        {
             return Err(FieldError::new(format!("{field}.{k}"), "unknown field"));
         }
         let op = match obj.get("op").and_then(Value::as_str) {
@@ -106,7 +109,8 @@ fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
                 if op.op == Op::Add && !m.contains_key(seg) {
                     m.insert(seg.clone(), Value::Object(Map::new()));
                 }
-                m.get_mut(seg).ok_or_else(|| format!("`{seg}` does not exist"))?
+                m.get_mut(seg)
+                    .ok_or_else(|| format!("`{seg}` does not exist"))?
             }
             Value::Array(a) => {
                 let i = index(seg, a.len())?;
@@ -114,7 +118,9 @@ fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
             }
             Value::Null if op.op == Op::Add => {
                 *target = Value::Object(Map::new());
-                let Value::Object(m) = target else { unreachable!() };
+                let Value::Object(m) = target else {
+                    unreachable!()
+                };
                 m.insert(seg.clone(), Value::Object(Map::new()));
                 m.get_mut(seg).ok_or("unreachable")?
             }
@@ -179,7 +185,8 @@ mod tests {
 
     #[test]
     fn add_replace_remove() {
-        let doc = json!({"mgt": "ipmi", "control_info": {"a": 1}, "nics_info": {"nics": [{"mac": "x"}]}});
+        let doc =
+            json!({"mgt": "ipmi", "control_info": {"a": 1}, "nics_info": {"nics": [{"mac": "x"}]}});
         let out = patched(
             doc,
             json!([{"op": "add", "path": "/control_info/b", "value": "2"},
@@ -197,10 +204,17 @@ mod tests {
 
     #[test]
     fn refuses_read_only_paths_and_missing_targets() {
-        let e = patched(json!({}), json!([{"op": "replace", "path": "/name", "value": "x"}])).unwrap_err();
+        let e = patched(
+            json!({}),
+            json!([{"op": "replace", "path": "/name", "value": "x"}]),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "/name");
-        let e = patched(json!({"control_info": {}}), json!([{"op": "remove", "path": "/control_info/zz"}]))
-            .unwrap_err();
+        let e = patched(
+            json!({"control_info": {}}),
+            json!([{"op": "remove", "path": "/control_info/zz"}]),
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "/control_info/zz: cannot remove: not set");
         assert!(patched(json!({}), json!([{"op": "move", "path": "/mgt"}])).is_err());
         assert!(patched(json!({}), json!({"op": "add"})).is_err());

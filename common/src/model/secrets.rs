@@ -9,9 +9,16 @@ pub const MASK: &str = "******";
 /// `key_contents`, `token`, ...).
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "key_contents", "private_key"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "key_contents",
+        "private_key",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// Replaces every secret value in `map` (recursively) with [`MASK`].

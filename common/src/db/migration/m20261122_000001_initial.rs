@@ -139,7 +139,12 @@ fn stamp(col: impl IntoIden) -> ColumnDef {
         .to_owned()
 }
 
-fn index(table: impl IntoIden + 'static, name: &str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
+fn index(
+    table: impl IntoIden + 'static,
+    name: &str,
+    cols: &[&'static str],
+    unique: bool,
+) -> IndexCreateStatement {
     let mut idx = Index::create();
     idx.name(name).table(table).if_not_exists();
     for c in cols {
@@ -169,8 +174,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index(Services::Table, "uniq_services_host_type", &["hostname", "type"], true))
-            .await?;
+        m.create_index(index(
+            Services::Table,
+            "uniq_services_host_type",
+            &["hostname", "type"],
+            true,
+        ))
+        .await?;
 
         m.create_table(
             Table::create()
@@ -194,12 +204,19 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index(Nodes::Table, "uniq_nodes_name", &["name"], true)).await?;
+        m.create_index(index(Nodes::Table, "uniq_nodes_name", &["name"], true))
+            .await?;
         // The prototype had no index on these and scanned the table to find
         // locked or deploying nodes.
-        m.create_index(index(Nodes::Table, "idx_nodes_reservation", &["reservation"], false))
+        m.create_index(index(
+            Nodes::Table,
+            "idx_nodes_reservation",
+            &["reservation"],
+            false,
+        ))
+        .await?;
+        m.create_index(index(Nodes::Table, "idx_nodes_state", &["state"], false))
             .await?;
-        m.create_index(index(Nodes::Table, "idx_nodes_state", &["state"], false)).await?;
 
         m.create_table(
             Table::create()
@@ -226,10 +243,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index(Nics::Table, "uniq_nics_uuid", &["uuid"], true)).await?;
-        m.create_index(index(Nics::Table, "uniq_nics_mac", &["mac"], true)).await?;
-        m.create_index(index(Nics::Table, "idx_nics_node_id", &["node_id"], false)).await?;
-        m.create_index(index(Nics::Table, "idx_nics_ip", &["ip"], false)).await?;
+        m.create_index(index(Nics::Table, "uniq_nics_uuid", &["uuid"], true))
+            .await?;
+        m.create_index(index(Nics::Table, "uniq_nics_mac", &["mac"], true))
+            .await?;
+        m.create_index(index(Nics::Table, "idx_nics_node_id", &["node_id"], false))
+            .await?;
+        m.create_index(index(Nics::Table, "idx_nics_ip", &["ip"], false))
+            .await?;
 
         m.create_table(
             Table::create()
@@ -251,7 +272,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index(Networks::Table, "uniq_networks_name", &["name"], true)).await?;
+        m.create_index(index(
+            Networks::Table,
+            "uniq_networks_name",
+            &["name"],
+            true,
+        ))
+        .await?;
 
         m.create_table(
             Table::create()
@@ -272,7 +299,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index(Osimages::Table, "uniq_osimages_name", &["name"], true)).await?;
+        m.create_index(index(
+            Osimages::Table,
+            "uniq_osimages_name",
+            &["name"],
+            true,
+        ))
+        .await?;
 
         m.create_table(
             Table::create()
@@ -288,12 +321,15 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index(Passwds::Table, "uniq_passwds_key", &["key"], true)).await?;
+        m.create_index(index(Passwds::Table, "uniq_passwds_key", &["key"], true))
+            .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for t in ["nics", "nodes", "services", "networks", "osimages", "passwds"] {
+        for t in [
+            "nics", "nodes", "services", "networks", "osimages", "passwds",
+        ] {
             m.drop_table(Table::drop().table(Alias::new(t)).if_exists().to_owned())
                 .await?;
         }

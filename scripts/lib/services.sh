@@ -1,0 +1,80 @@
+# Throwaway servers for tests and benchmarks. Source this file; every
+# server started here is stopped by `stop_services` (registered on EXIT).
+#
+# Nothing here touches the machine's own MariaDB or RabbitMQ: each server
+# gets its own data directory under $XCAT3_RUN_DIR and a free port.
+
+XCAT3_RUN_DIR="${XCAT3_RUN_DIR:-$(mktemp -d /tmp/xcat3-run.XXXXXX)}"
+_XCAT3_PIDS=()
+_APT_UPDATED=0
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ensure_packages CMD PKG...: installs PKG... with apt when CMD is missing.
+ensure_packages() {
+    local cmd="$1"; shift
+    if command -v "$cmd" >/dev/null 2>&1; then return 0; fi
+    log "installing $* (for $cmd)"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "need root to apt-get install $*" >&2; return 1
+    fi
+    if [ "$_APT_UPDATED" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        _APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# free_port: prints a TCP port nobody listens on.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for CMD...: retries CMD for up to 60 s.
+wait_for() {
+    local i
+    for i in $(seq 1 120); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.5
+    done
+    echo "timed out waiting for: $*" >&2
+    return 1
+}
+
+# start_mariadb: starts a throwaway MariaDB and sets MARIADB_URL to its root
+# URL (mysql://root@127.0.0.1:PORT/xcat3). Call it directly, not in $(...),
+# so that stop_services knows its pid.
+start_mariadb() {
+    # mariadb-server brings mariadbd, mariadb-install-db and the client.
+    ensure_packages mariadb-install-db mariadb-server mariadb-client
+    local dir="$XCAT3_RUN_DIR/mariadb" port
+    port="$(free_port)"
+    mkdir -p "$dir"
+    mariadb-install-db --datadir="$dir/data" --user="$(id -un)" \
+        --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 \
+        || { cat "$dir/install.log" >&2; return 1; }
+    local daemon; daemon="$(command -v mariadbd || echo /usr/sbin/mariadbd)"
+    "$daemon" --no-defaults --datadir="$dir/data" --user="$(id -un)" --socket="$dir/mdb.sock" \
+        --port="$port" --bind-address=127.0.0.1 --pid-file="$dir/mdb.pid" \
+        --innodb-flush-log-at-trx-commit=2 --max-connections=500 \
+        >"$dir/server.log" 2>&1 &
+    _XCAT3_PIDS+=("$!")
+    wait_for mariadb-admin --no-defaults -h127.0.0.1 -P"$port" -uroot ping \
+        || { tail -20 "$dir/server.log" >&2; return 1; }
+    mariadb --no-defaults -h127.0.0.1 -P"$port" -uroot -e "CREATE DATABASE IF NOT EXISTS xcat3"
+    log "throwaway MariaDB on 127.0.0.1:$port (data in $dir)"
+    MARIADB_URL="mysql://root@127.0.0.1:$port/xcat3"
+}
+
+stop_services() {
+    local pid
+    for pid in "${_XCAT3_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${_XCAT3_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    _XCAT3_PIDS=()
+    case "$XCAT3_RUN_DIR" in /tmp/xcat3-run.*) rm -rf "$XCAT3_RUN_DIR" ;; esac
+}
+trap stop_services EXIT
