@@ -145,6 +145,26 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The sample documents every option with its default: it parses (no
+    /// unknown key) and equals `Config::default()` (no stale value), and
+    /// every field appears in it.
+    #[test]
+    fn sample_config_is_complete_and_current() {
+        let text = include_str!("../../etc/xcat3/xcat3.toml.sample");
+        let parsed: Config = toml::from_str(text).expect("sample parses");
+        assert_eq!(parsed, Config::default());
+        let table: toml::Table = toml::from_str(text).unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for (section, keys) in &defaults {
+            for key in keys.as_table().unwrap().keys() {
+                assert!(
+                    table.get(section).and_then(|s| s.get(key)).is_some(),
+                    "[{section}] {key} is not in the sample"
+                );
+            }
+        }
+    }
+
     #[test]
     fn env_overrides_file_and_unknown_keys_fail() {
         let dir = std::env::temp_dir().join(format!("xcat3-cfg-{}", std::process::id()));

@@ -50,7 +50,7 @@ start_mariadb() {
     local dir="$XCAT3_RUN_DIR/mariadb" port
     port="$(free_port)"
     mkdir -p "$dir"
-    mariadb-install-db --datadir="$dir/data" --user="$(id -un)" \
+    mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
         --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 \
         || { cat "$dir/install.log" >&2; return 1; }
     local daemon; daemon="$(command -v mariadbd || echo /usr/sbin/mariadbd)"
