@@ -4,6 +4,7 @@
 //! `app(state)` builds the whole router; `serve` runs it until `shutdown`.
 //! Handlers live in `routes/`, one file per resource.
 
+pub mod dispatch;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -30,6 +31,8 @@ use xcat3_common::db::Db;
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
+    /// Where actions go: RabbitMQ, or the in-process bus in standalone mode.
+    pub bus: Arc<dyn xcat3_common::bus::Bus>,
 }
 
 /// The header carrying each request's id (the v1 server sent it too).

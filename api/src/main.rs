@@ -138,14 +138,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    let bus = xcat3_common::bus::connect(&config.bus.url)
+        .await
+        .context("connecting to the bus")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // With the in-process bus the conductor lives here too: same code,
+    // only the bus differs (DESIGN §1, standalone mode).
+    let conductor = (config.bus.url == "memory").then(|| {
+        let (cfg, db, bus, rx) = (
+            config.conductor.clone(),
+            db.clone(),
+            bus.clone(),
+            stop_rx.clone(),
+        );
+        tokio::spawn(async move { xcat3_conductor::service::run(cfg, db, bus, rx).await })
+    });
     tracing::info!(%local, db = %redact(&config.database.url), standalone = args.standalone, "xcat3-api listening");
     // Tests start us on port 0 and read the real address from this line.
     println!("listening on http://{local}");
     let state = AppState {
         db,
         config: Arc::new(config),
+        bus,
     };
-    xcat3_api::serve(listener, state, shutdown_signal()).await?;
+    let mut api_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        xcat3_common::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    xcat3_api::serve(listener, state, async move {
+        let _ = api_stop.changed().await;
+    })
+    .await?;
+    if let Some(c) = conductor {
+        c.await.context("in-process conductor")??;
+    }
     tracing::info!("xcat3-api stopped");
     Ok(())
 }
@@ -161,26 +188,5 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }

@@ -78,6 +78,15 @@ pub fn document() -> Value {
             },
             "/v1/nodes/info": {"get": op("show nodes (bulk)", vec![range(), fields()], Some(body(r("NodeNames"))), ok("200", "nodes", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": r("Node")}, "missing": {"type": "string"}}})))},
             "/v1/nodes/{name}": {"get": op("show a node", vec![p("name"), fields()], None, ok("200", "node", r("Node")))},
+            "/v1/nodes/power": {
+                "get": op("power state of nodes", vec![range()], Some(body(r("NodeNames"))), ok("200", "per-node on / off or error; ndjson batches with Accept: application/x-ndjson", results.clone())),
+                "put": op("change power", vec![q("target", "on, off, soft, reset, cycle, boot", true), range()], Some(body(r("NodeNames"))), ok("202", "per-node ok or error", results.clone())),
+            },
+            "/v1/nodes/boot_device": {
+                "get": op("next boot device of nodes", vec![range()], Some(body(r("NodeNames"))), ok("200", "per-node net / disk / cdrom / bios or error", results.clone())),
+                "put": op("set the next boot device", vec![q("target", "net, disk, cdrom, bios", true), q("persistent", "true: every boot", false), range()], Some(body(r("NodeNames"))), ok("202", "per-node ok or error", results.clone())),
+            },
+            "/v1/ring": {"get": op("owning conductor of each node", vec![range()], Some(body(r("NodeNames"))), ok("200", "{nodes: {name: conductor}}", json!({"type": "object"})))},
             "/v1/nics": {
                 "get": op("list nics", vec![], None, ok("200", "uuid and mac of every nic", json!({"type": "object"}))),
                 "post": op("create a nic", vec![], Some(body(r("Nic"))), ok("201", "{mac: ok}", json!({"type": "object"}))),

@@ -16,10 +16,40 @@ async fn state() -> AppState {
     db.migrate().await.unwrap();
     let mut config = Config::default();
     config.api.max_nodes_per_request = 20_000;
+    let bus = xcat3_common::bus::connect("memory").await.unwrap();
     AppState {
         db,
         config: Arc::new(config),
+        bus,
     }
+}
+
+/// A state with an in-process conductor `c1` on the memory bus (standalone
+/// mode), registered and consuming before this returns.
+async fn state_with_conductor() -> AppState {
+    let st = state().await;
+    let mut cfg = st.config.conductor.clone();
+    cfg.host = "c1".into();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (db, bus) = (st.db.clone(), st.bus.clone());
+    tokio::spawn(async move {
+        let _keep_open = tx;
+        xcat3_conductor::service::run(cfg, db, bus, rx)
+            .await
+            .unwrap()
+    });
+    for _ in 0..100 {
+        let live = xcat3_common::db::services::live_conductors(&st.db, 30)
+            .await
+            .unwrap();
+        if live == ["c1"] {
+            // Registered; give the consumer a moment to attach.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            return st;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("conductor did not register");
 }
 
 async fn call(st: &AppState, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -481,6 +511,164 @@ async fn networks_passwds_nics_osimages_services() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, v) = call(&st, "GET", "/v1/services", None).await;
     assert_eq!((s, v), (StatusCode::OK, json!({"services": []})));
+}
+
+#[tokio::test]
+async fn power_and_boot_device_through_the_in_process_conductor() {
+    let st = state_with_conductor().await;
+    let nodes: Vec<Value> = (1..=300)
+        .map(|i| json!({"name": format!("f{i}"), "mgt": "fake"}))
+        .chain([
+            json!({"name": "broken", "mgt": "fake", "control_info": {"fake_fail_rate": 1}}),
+            json!({"name": "bmc1", "mgt": "ipmi"}),
+            json!({"name": "bare"}),
+        ])
+        .collect();
+    call(&st, "POST", "/v1/nodes", Some(json!({"nodes": nodes}))).await;
+
+    let (s, v) = call(
+        &st,
+        "PUT",
+        "/v1/nodes/power?target=on&noderange=f%5B1-300%5D,broken,bmc1,bare,ghost",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let r = v["nodes"].as_object().unwrap();
+    assert_eq!(r.len(), 304, "exactly one result per node");
+    assert_eq!(r.values().filter(|x| *x == "ok").count(), 300);
+    assert_eq!(r["broken"], "fake: injected failure");
+    assert_eq!(
+        r["bmc1"],
+        "mgt: no power driver for `ipmi` in this conductor"
+    );
+    assert_eq!(r["bare"], "mgt: not set");
+    assert_eq!(r["ghost"], "Could not be found.");
+
+    // The v1 body form, on GET.
+    let (s, v) = call(
+        &st,
+        "GET",
+        "/v1/nodes/power",
+        Some(json!({"nodes": [{"name": "f1"}, {"name": "f300"}]})),
+    )
+    .await;
+    assert_eq!(
+        (s, v),
+        (StatusCode::OK, json!({"nodes": {"f1": "on", "f300": "on"}}))
+    );
+    call(&st, "PUT", "/v1/nodes/power?target=soft&noderange=f1", None).await;
+    let (_, v) = call(&st, "GET", "/v1/nodes/power?noderange=f1,f2", None).await;
+    assert_eq!(v, json!({"nodes": {"f1": "off", "f2": "on"}}));
+    let (_, v) = call(&st, "GET", "/v1/nodes/f1?fields=power_state", None).await;
+    assert_eq!(v, json!({"power_state": "off"}));
+
+    let (_, v) = call(
+        &st,
+        "PUT",
+        "/v1/nodes/boot_device?target=net&noderange=f%5B1-2%5D",
+        None,
+    )
+    .await;
+    assert_eq!(v, json!({"nodes": {"f1": "ok", "f2": "ok"}}));
+    let (_, v) = call(
+        &st,
+        "GET",
+        "/v1/nodes/boot_device?noderange=f%5B1-3%5D",
+        None,
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!({"nodes": {"f1": "net", "f2": "net", "f3": "disk"}})
+    );
+
+    for (uri, expect) in [
+        (
+            "/v1/nodes/power?target=sideways&noderange=f1",
+            "target: `sideways` is not one of on, off, soft, reset, cycle, boot",
+        ),
+        (
+            "/v1/nodes/boot_device?target=floppy&noderange=f1",
+            "target: `floppy` is not one of net, disk, cdrom, bios",
+        ),
+    ] {
+        let (s, v) = call(&st, "PUT", uri, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(v["faultstring"], expect);
+    }
+    // Locks are released after every request.
+    let (_, v) = call(
+        &st,
+        "GET",
+        "/v1/nodes/info?noderange=f%5B1-300%5D&fields=reservation",
+        None,
+    )
+    .await;
+    assert!(
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["reservation"].is_null()),
+        "{v}"
+    );
+
+    let (_, v) = call(&st, "GET", "/v1/ring?noderange=f1,ghost", None).await;
+    assert_eq!(v, json!({"nodes": {"f1": "c1"}, "missing": "ghost"}));
+}
+
+#[tokio::test]
+async fn ndjson_streams_batches_covering_every_node() {
+    let st = state_with_conductor().await;
+    let nodes: Vec<Value> = (1..=2500)
+        .map(|i| json!({"name": format!("f{i}"), "mgt": "fake"}))
+        .collect();
+    call(&st, "POST", "/v1/nodes", Some(json!({"nodes": nodes}))).await;
+    let req = Request::builder()
+        .method("GET")
+        .uri("/v1/nodes/power?noderange=f%5B1-2500%5D,nope")
+        .header("accept", "application/x-ndjson")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(st.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    let mut lines = 0;
+    for line in text.lines() {
+        lines += 1;
+        let v: Value = serde_json::from_str(line).unwrap();
+        for (k, r) in v["nodes"].as_object().unwrap() {
+            assert!(
+                seen.insert(k.clone(), r.clone()).is_none(),
+                "{k} answered twice"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 2501);
+    assert!(lines >= 3, "results arrive in several batches, got {lines}");
+    assert_eq!(seen["nope"], "Could not be found.");
+}
+
+#[tokio::test]
+async fn no_live_conductor_is_an_explicit_error_per_node() {
+    let st = state().await;
+    call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "n1", "mgt": "fake"}]})),
+    )
+    .await;
+    let (_, v) = call(&st, "GET", "/v1/nodes/power?noderange=n1", None).await;
+    assert_eq!(
+        v,
+        json!({"nodes": {"n1": "no conductor is alive to act on this node"}})
+    );
 }
 
 #[tokio::test]

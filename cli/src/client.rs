@@ -84,6 +84,62 @@ impl Client {
         Ok(Reply { body })
     }
 
+    /// Sends a request asking for `application/x-ndjson` and calls `each`
+    /// with every JSON line as it arrives.
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        mut each: impl FnMut(Value),
+    ) -> anyhow::Result<()> {
+        let url = format!("{}/v1{}", self.base, path);
+        let mut attempt = 0;
+        let mut resp = loop {
+            let req = self
+                .http
+                .request(method.clone(), &url)
+                .header("accept", "application/x-ndjson");
+            match req.send().await {
+                Ok(r) => break r,
+                Err(e) if e.is_connect() && attempt < self.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
+                }
+                Err(e) => return Err(anyhow!(e).context(format!("{method} {url}"))),
+            }
+        };
+        let status = resp.status();
+        if status.is_client_error() || status.is_server_error() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let msg = body
+                .get("faultstring")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(anyhow!("{msg} (HTTP {})", status.as_u16()));
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .with_context(|| format!("reading {url}"))?
+        {
+            buf.extend_from_slice(&chunk);
+            while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                each(
+                    serde_json::from_slice(&line)
+                        .with_context(|| format!("bad line from {url}"))?,
+                );
+            }
+        }
+        Ok(())
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         Ok(self.call(Method::GET, path, None).await?.body)
     }

@@ -85,6 +85,25 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Power: power NODERANGE on|off|soft|reset|cycle|boot|status
+    Power {
+        noderange: String,
+        #[arg(value_parser = ["on", "off", "soft", "reset", "cycle", "boot", "status", "stat", "state"])]
+        state: String,
+    },
+    /// Boot device: bootdev NODERANGE net|disk|cdrom|bios|status [--persistent]
+    Bootdev {
+        noderange: String,
+        #[arg(value_parser = ["net", "disk", "cdrom", "bios", "status", "stat"])]
+        device: String,
+        /// Every boot, not only the next one.
+        #[arg(long)]
+        persistent: bool,
+    },
+    /// Which conductor owns each node: `n1: c2`.
+    Ring {
+        noderange: String,
+    },
     /// Create a network: network-create NAME subnet=.. netmask=..
     NetworkCreate {
         name: String,

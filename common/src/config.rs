@@ -61,6 +61,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most nodes one request may name.
     pub max_nodes_per_request: usize,
+    /// Seconds an action (power, boot device) may take before nodes that
+    /// have not answered get a timeout result.
+    pub request_timeout: u64,
 }
 
 impl Default for ApiConfig {
@@ -70,6 +73,7 @@ impl Default for ApiConfig {
             auth: "none".into(),
             max_body_bytes: 64 * 1024 * 1024,
             max_nodes_per_request: 100_000,
+            request_timeout: 300,
         }
     }
 }
@@ -83,6 +87,12 @@ pub struct ConductorConfig {
     pub heartbeat_interval: u64,
     /// Seconds after the last heartbeat at which a conductor counts as dead.
     pub heartbeat_timeout: u64,
+    /// Driver calls in flight at once on this conductor.
+    pub workers: usize,
+    /// Requests taken from the bus before earlier ones are acknowledged.
+    pub prefetch: u16,
+    /// Seconds one driver call may take.
+    pub call_timeout: u64,
 }
 
 impl Default for ConductorConfig {
@@ -91,6 +101,9 @@ impl Default for ConductorConfig {
             host: String::new(),
             heartbeat_interval: 10,
             heartbeat_timeout: 30,
+            workers: 1000,
+            prefetch: 16,
+            call_timeout: 60,
         }
     }
 }

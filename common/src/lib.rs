@@ -3,9 +3,37 @@
 //! - [`model`]: validated inventory specs built from untrusted JSON (pure);
 //! - [`noderange`]: expand and fold xCAT noderanges (pure);
 //! - [`db`]: sea-orm entities, migrations and bulk queries (SQLite or MySQL);
-//! - [`config`]: the TOML configuration with `XCAT3_<SECTION>_<KEY>` overrides.
+//! - [`config`]: the TOML configuration with `XCAT3_<SECTION>_<KEY>` overrides;
+//! - [`ring`]: the tooz-compatible consistent hash ring (pure);
+//! - [`rpc`]: the messages between API and conductors;
+//! - [`bus`]: the message bus (RabbitMQ or in-process).
 
+pub mod bus;
 pub mod config;
 pub mod db;
 pub mod model;
 pub mod noderange;
+pub mod ring;
+pub mod rpc;
+
+/// Resolves on SIGTERM or Ctrl-C: every binary's shutdown trigger.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,1 +1,76 @@
-fn main() {}
+//! `xcat3-conductor --config FILE [--host NAME]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use xcat3_common::config::Config;
+use xcat3_common::db::Db;
+
+#[derive(Parser)]
+#[command(
+    name = "xcat3-conductor",
+    version,
+    about = "xcat3 conductor: acts on the nodes it owns"
+)]
+struct Args {
+    /// Configuration file (TOML; see etc/xcat3/xcat3.toml.sample).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This conductor's name in the ring (overrides [conductor] host).
+    #[arg(long)]
+    host: Option<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,lapin=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xcat3-conductor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xcat3-conductor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(h) = args.host {
+        config.conductor.host = h;
+    }
+    if config.bus.url == "memory" {
+        anyhow::bail!(
+            "[bus] url = \"memory\" only works inside `xcat3-api --standalone`; give an amqp:// URL"
+        );
+    }
+    let db = Db::connect(&config.database.url)
+        .await
+        .context("connecting to the database")?;
+    if config.database.auto_migrate {
+        db.migrate().await.context("running migrations")?;
+    }
+    let bus = xcat3_common::bus::connect(&config.bus.url)
+        .await
+        .context("connecting to the bus")?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        xcat3_common::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    xcat3_conductor::service::run(config.conductor, db, bus, rx).await
+}

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource, and the helpers they share.
 
+pub mod actions;
 pub mod networks;
 pub mod nics;
 pub mod nodes;
@@ -25,6 +26,7 @@ pub fn v1() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(root::openapi))
         .merge(nodes::routes())
+        .merge(actions::routes())
         .merge(nics::routes())
         .merge(networks::routes())
         .merge(osimages::routes())

@@ -16,6 +16,13 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             control,
             nics,
         } => nodes::create(c, &noderange, &attributes, control.as_deref(), &nics, json).await,
+        Power { noderange, state } => nodes::power(c, &noderange, &state, json).await,
+        Bootdev {
+            noderange,
+            device,
+            persistent,
+        } => nodes::bootdev(c, &noderange, &device, persistent, json).await,
+        Ring { noderange } => nodes::ring(c, &noderange, json).await,
         List { noderange } => nodes::list(c, noderange.as_deref(), json).await,
         Show { noderange, fields } => nodes::show(c, &noderange, fields.as_deref()).await,
         Update {

@@ -267,3 +267,86 @@ pub async fn export(c: &Client, range: &str, out: &Path) -> anyhow::Result<bool>
     );
     Ok(report_missing(&reply))
 }
+
+/// Runs an action, streaming results (ndjson) to drive a progress bar on a
+/// terminal, and prints one line per node at the end.
+async fn action(c: &Client, method: Method, path: &str, json: bool) -> anyhow::Result<bool> {
+    let bar = progress_allowed().then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {pos} nodes answered {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b
+    });
+    let mut all = Map::new();
+    c.stream(method, path, |line| {
+        if let Some(m) = line.get("nodes").and_then(Value::as_object) {
+            all.extend(m.clone());
+            if let Some(b) = &bar {
+                b.set_position(all.len() as u64);
+            }
+        }
+    })
+    .await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(output::node_results(&json!({ "nodes": all }), json))
+}
+
+pub async fn power(c: &Client, range: &str, state: &str, json: bool) -> anyhow::Result<bool> {
+    let q = range_q(range);
+    match state {
+        "status" | "stat" | "state" => {
+            action(c, Method::GET, &format!("/nodes/power?{q}"), json).await
+        }
+        target => {
+            action(
+                c,
+                Method::PUT,
+                &format!("/nodes/power?target={target}&{q}"),
+                json,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn bootdev(
+    c: &Client,
+    range: &str,
+    device: &str,
+    persistent: bool,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let q = range_q(range);
+    match device {
+        "status" | "stat" => action(c, Method::GET, &format!("/nodes/boot_device?{q}"), json).await,
+        dev => {
+            let p = if persistent { "&persistent=true" } else { "" };
+            action(
+                c,
+                Method::PUT,
+                &format!("/nodes/boot_device?target={dev}{p}&{q}"),
+                json,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn ring(c: &Client, range: &str, json: bool) -> anyhow::Result<bool> {
+    let reply = c.get(&format!("/ring?{}", range_q(range))).await?;
+    if json {
+        output::print_json(&reply);
+    } else if let Some(m) = reply.get("nodes").and_then(Value::as_object) {
+        let mut rows: Vec<(&String, &Value)> = m.iter().collect();
+        rows.sort_by(|a, b| xcat3_common::noderange::natural_cmp(a.0, b.0));
+        output::lines(
+            rows.into_iter()
+                .map(|(n, h)| format!("{n}: {}", h.as_str().unwrap_or("?"))),
+        );
+    }
+    Ok(report_missing(&reply))
+}

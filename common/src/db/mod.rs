@@ -6,9 +6,11 @@
 //! database itself failed.
 
 pub mod entity;
+pub mod locks;
 mod migration;
 pub mod nodes;
 pub mod resources;
+pub mod services;
 
 use std::time::Duration;
 

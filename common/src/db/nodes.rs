@@ -209,6 +209,7 @@ async fn try_create(db: &Db, specs: &[NodeSpec]) -> Result<Outcomes, DbError> {
             node_type: Set(s.node_type.clone()),
             state: Set(None),
             power_state: Set(None),
+            boot_device: Set(None),
             control_info: Set(to_text(&s.control_info)),
             console_info: Set(to_text(&s.console_info)),
             reservation: Set(None),
@@ -576,4 +577,43 @@ pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
             .or_insert_with(|| Err(tokens::NOT_FOUND.to_string()));
     }
     Ok(out)
+}
+
+/// Node columns a conductor records after acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    PowerState,
+    BootDevice,
+}
+
+/// Records what drivers observed (`power_state`, `boot_device`) for many
+/// nodes: one `UPDATE ... CASE name ...` per 1,000 nodes.
+pub async fn record(db: &Db, what: Observed, values: &[(String, String)]) -> Result<(), DbError> {
+    let backend = db.backend();
+    let col = quote(
+        backend,
+        match what {
+            Observed::PowerState => "power_state",
+            Observed::BootDevice => "boot_device",
+        },
+    );
+    let name = quote(backend, "name");
+    for chunk in values.chunks(1000) {
+        let mut sql = format!("UPDATE {} SET {col} = CASE {name}", quote(backend, "nodes"));
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        for (n, v) in chunk {
+            sql.push_str(" WHEN ? THEN ?");
+            params.push(n.clone().into());
+            params.push(v.clone().into());
+        }
+        sql.push_str(&format!(
+            " ELSE {col} END WHERE {name} IN ({})",
+            placeholders(chunk.len())
+        ));
+        params.extend(chunk.iter().map(|(n, _)| Value::from(n.clone())));
+        db.conn()
+            .execute_raw(Statement::from_sql_and_values(backend, sql, params))
+            .await?;
+    }
+    Ok(())
 }

@@ -16,6 +16,8 @@ pub struct Model {
     pub state: Option<String>,
     /// Last known power state, kept by the conductor.
     pub power_state: Option<String>,
+    /// Last boot device set or read by a driver.
+    pub boot_device: Option<String>,
     pub control_info: String,
     pub console_info: String,
     /// Host name of the conductor holding the node's lock, if any.

@@ -10,6 +10,8 @@ pub struct Model {
     pub service_type: String,
     pub workers: Option<i32>,
     pub online: bool,
+    /// Nodes the conductor is working on, as of its last heartbeat.
+    pub in_flight: i64,
     pub created_at: DateTimeUtc,
     /// Last heartbeat.
     pub updated_at: DateTimeUtc,

@@ -1,0 +1,149 @@
+//! Actions: group the nodes by ring owner, send one request per conductor,
+//! merge the per-node results as batches arrive.
+//!
+//! **Invariant:** every node named gets exactly one result: the conductor's
+//! value or error, `Could not be found.`, no live conductor, or
+//! `timeout: conductor <host> did not answer` once the deadline passes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use xcat3_common::db::nodes as node_db;
+use xcat3_common::db::services;
+use xcat3_common::model::tokens;
+use xcat3_common::ring::HashRing;
+use xcat3_common::rpc::{Action, NodeResult, Request, now_ms};
+
+use crate::AppState;
+use crate::error::ApiResult;
+
+/// A batch of `(node, result text)`.
+pub type Results = Vec<(String, String)>;
+
+/// The ring of conductors alive now.
+pub async fn live_ring(st: &AppState) -> ApiResult<HashRing> {
+    let live = services::live_conductors(&st.db, st.config.conductor.heartbeat_timeout).await?;
+    Ok(HashRing::new(&live))
+}
+
+/// Starts `action` on `names`; results stream out of the receiver, which
+/// closes after the last node's result.
+pub async fn dispatch(
+    st: &AppState,
+    action: Action,
+    names: Vec<String>,
+    request_id: String,
+) -> ApiResult<mpsc::Receiver<Results>> {
+    let existing = node_db::existing(&st.db, &names).await?;
+    let ring = live_ring(st).await?;
+    let (tx, rx) = mpsc::channel::<Results>(64);
+
+    let missing: Results = names
+        .iter()
+        .filter(|n| !existing.contains(*n))
+        .map(|n| (n.clone(), tokens::NOT_FOUND.to_string()))
+        .collect();
+    let found: Vec<String> = names.into_iter().filter(|n| existing.contains(n)).collect();
+    let deadline_ms = now_ms() + st.config.api.request_timeout as i64 * 1000;
+    let mut orphans = Results::new();
+    if ring.is_empty() {
+        orphans = found
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    "no conductor is alive to act on this node".to_string(),
+                )
+            })
+            .collect();
+    }
+    let groups: Vec<(String, Vec<String>)> = ring
+        .group_by_owner(&found)
+        .into_iter()
+        .map(|(h, ns)| (h, ns.into_iter().map(str::to_string).collect()))
+        .collect();
+    tracing::info!(
+        nodes = found.len(),
+        conductors = groups.len(),
+        ?action,
+        "dispatching"
+    );
+    for first in [missing, orphans] {
+        if !first.is_empty() {
+            let _ = tx.send(first).await;
+        }
+    }
+    for (host, nodes) in groups {
+        let request = Request {
+            request_id: request_id.clone(),
+            action: action.clone(),
+            nodes,
+            deadline_ms,
+        };
+        let bus = st.bus.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move { call_one(bus.as_ref(), host, request, tx).await });
+    }
+    Ok(rx)
+}
+
+/// One conductor's share: send, forward batches, fill in what never came.
+async fn call_one(
+    bus: &dyn xcat3_common::bus::Bus,
+    host: String,
+    request: Request,
+    tx: mpsc::Sender<Results>,
+) {
+    let mut pending: HashSet<String> = request.nodes.iter().cloned().collect();
+    let fail_rest = |pending: &mut HashSet<String>, why: String| -> Results {
+        pending.drain().map(|n| (n, why.clone())).collect()
+    };
+    let mut rx = match bus.call(&host, &request).await {
+        Ok(rx) => rx,
+        Err(e) => {
+            let _ = tx
+                .send(fail_rest(&mut pending, format!("conductor {host}: {e}")))
+                .await;
+            return;
+        }
+    };
+    loop {
+        let left = request.deadline_ms - now_ms();
+        if left <= 0 {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(left as u64), rx.recv()).await {
+            Ok(Some(batch)) => {
+                let results: Results = batch
+                    .results
+                    .into_iter()
+                    .filter(|(n, _)| pending.remove(n))
+                    .map(|(n, r)| {
+                        let text = match r {
+                            NodeResult::Ok(v) => v,
+                            NodeResult::Error(e) => e,
+                        };
+                        (n, text)
+                    })
+                    .collect();
+                if !results.is_empty() {
+                    let _ = tx.send(results).await;
+                }
+                if batch.done || pending.is_empty() {
+                    break;
+                }
+            }
+            Ok(None) => {
+                let why = format!("conductor {host}: the reply was lost (bus connection dropped)");
+                let _ = tx.send(fail_rest(&mut pending, why)).await;
+                return;
+            }
+            Err(_) => break,
+        }
+    }
+    if !pending.is_empty() {
+        let why = format!("timeout: conductor {host} did not answer");
+        let _ = tx.send(fail_rest(&mut pending, why)).await;
+    }
+}

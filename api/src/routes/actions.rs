@@ -1,0 +1,219 @@
+//! Actions on many nodes: power and boot device (v1 wire format), and the
+//! ring placement. Replies are `{"nodes": {name: result}}`, or, with
+//! `Accept: application/x-ndjson`, one such line per batch as results
+//! arrive.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use xcat3_common::db::nodes as node_db;
+use xcat3_common::noderange;
+use xcat3_common::rpc::{Action, BootDevice, PowerTarget};
+
+use super::requested_names;
+use crate::AppState;
+use crate::dispatch::{self, Results};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Params};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/nodes/power", get(power_status).put(power_set))
+        .route("/nodes/boot_device", get(boot_get).put(boot_set))
+        .route("/ring", get(ring))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionQuery {
+    target: Option<String>,
+    noderange: Option<String>,
+    /// Boot device only: every boot, not just the next.
+    persistent: Option<bool>,
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(crate::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string()
+}
+
+fn wants_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/x-ndjson"))
+}
+
+/// Runs `action` and answers with every node's result (or streams them).
+async fn act(
+    st: AppState,
+    headers: HeaderMap,
+    q: &ActionQuery,
+    body: &Value,
+    action: Action,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let names = requested_names(&st, q.noderange.as_deref(), body).await?;
+    let mut rx = dispatch::dispatch(&st, action, names, request_id(&headers)).await?;
+    if wants_stream(&headers) {
+        let stream = async_stream(rx);
+        let body = Body::from_stream(stream);
+        return Ok((
+            status,
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            body,
+        )
+            .into_response());
+    }
+    let mut all: BTreeMap<String, String> = BTreeMap::new();
+    while let Some(batch) = rx.recv().await {
+        all.extend(batch);
+    }
+    Ok((status, Json(json!({ "nodes": all }))).into_response())
+}
+
+/// Turns result batches into ndjson lines `{"nodes": {...}}`.
+fn async_stream(
+    rx: tokio::sync::mpsc::Receiver<Results>,
+) -> impl futures_util::Stream<Item = Result<String, std::convert::Infallible>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        let batch = rx.recv().await?;
+        let map: serde_json::Map<String, Value> = batch
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        let line = format!("{}\n", json!({ "nodes": map }));
+        Some((Ok(line), rx))
+    })
+}
+
+async fn power_status(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<ActionQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    if q.target.is_some() || q.persistent.is_some() {
+        return Err(ApiError::bad_request(
+            "GET /nodes/power reads the state; use PUT ?target= to change it",
+        ));
+    }
+    act(st, headers, &q, &body, Action::PowerStatus, StatusCode::OK).await
+}
+
+async fn power_set(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<ActionQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let t = q.target.as_deref().unwrap_or("");
+    let target = PowerTarget::parse(t).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "target: `{t}` is not one of {}",
+            PowerTarget::ALL.join(", ")
+        ))
+    })?;
+    if q.persistent.is_some() {
+        return Err(ApiError::bad_request("persistent: only for boot_device"));
+    }
+    act(
+        st,
+        headers,
+        &q,
+        &body,
+        Action::Power { target },
+        StatusCode::ACCEPTED,
+    )
+    .await
+}
+
+async fn boot_get(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<ActionQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    if q.target.is_some() || q.persistent.is_some() {
+        return Err(ApiError::bad_request(
+            "GET /nodes/boot_device reads the device; use PUT ?target= to set it",
+        ));
+    }
+    act(
+        st,
+        headers,
+        &q,
+        &body,
+        Action::BootDeviceGet,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn boot_set(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<ActionQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let t = q.target.as_deref().unwrap_or("");
+    let device = BootDevice::parse(t).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "target: `{t}` is not one of {}",
+            BootDevice::ALL.join(", ")
+        ))
+    })?;
+    let persistent = q.persistent.unwrap_or(false);
+    act(
+        st,
+        headers,
+        &q,
+        &body,
+        Action::BootDeviceSet { device, persistent },
+        StatusCode::ACCEPTED,
+    )
+    .await
+}
+
+/// `GET /ring?noderange=` → `{"nodes": {name: conductor}}`.
+async fn ring(
+    State(st): State<AppState>,
+    Params(q): Params<ActionQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
+    let existing = node_db::existing(&st.db, &names).await?;
+    let ring = dispatch::live_ring(&st).await?;
+    if ring.is_empty() {
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "no conductor is alive".into(),
+        });
+    }
+    let mut map = serde_json::Map::new();
+    let mut missing = Vec::new();
+    for n in &names {
+        match (existing.contains(n), ring.owner(n)) {
+            (true, Some(h)) => {
+                map.insert(n.clone(), Value::String(h.to_string()));
+            }
+            _ => missing.push(n.as_str()),
+        }
+    }
+    let mut out = json!({ "nodes": map });
+    if !missing.is_empty() {
+        out["missing"] = json!(noderange::fold(&missing));
+    }
+    Ok(Json(out))
+}

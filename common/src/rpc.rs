@@ -1,0 +1,150 @@
+//! Messages between the API and conductors. Wire types only: they travel
+//! as JSON over the bus, so every field is explicit and versionless changes
+//! are additions.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What a conductor is asked to do for every node of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Read the power state.
+    PowerStatus,
+    /// Change the power state.
+    Power { target: PowerTarget },
+    /// Read the next boot device.
+    BootDeviceGet,
+    /// Set the next boot device.
+    BootDeviceSet {
+        device: BootDevice,
+        /// Every boot, not only the next one.
+        #[serde(default)]
+        persistent: bool,
+    },
+}
+
+impl Action {
+    /// Whether the action changes the node (and so needs its lock).
+    pub fn is_write(&self) -> bool {
+        matches!(self, Action::Power { .. } | Action::BootDeviceSet { .. })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerTarget {
+    On,
+    Off,
+    /// ACPI shutdown.
+    Soft,
+    /// Hard reset (warm).
+    Reset,
+    /// Off, then on.
+    Cycle,
+    /// On if off, reset if on (xCAT's `boot`).
+    Boot,
+}
+
+impl PowerTarget {
+    pub const ALL: &'static [&'static str] = &["on", "off", "soft", "reset", "cycle", "boot"];
+
+    pub fn parse(s: &str) -> Option<PowerTarget> {
+        Some(match s {
+            "on" => PowerTarget::On,
+            "off" => PowerTarget::Off,
+            "soft" => PowerTarget::Soft,
+            "reset" => PowerTarget::Reset,
+            "cycle" => PowerTarget::Cycle,
+            "boot" => PowerTarget::Boot,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootDevice {
+    Net,
+    Disk,
+    Cdrom,
+    Bios,
+}
+
+impl BootDevice {
+    pub const ALL: &'static [&'static str] = &["net", "disk", "cdrom", "bios"];
+
+    pub fn parse(s: &str) -> Option<BootDevice> {
+        Some(match s {
+            "net" => BootDevice::Net,
+            "disk" => BootDevice::Disk,
+            "cdrom" => BootDevice::Cdrom,
+            "bios" => BootDevice::Bios,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootDevice::Net => "net",
+            BootDevice::Disk => "disk",
+            BootDevice::Cdrom => "cdrom",
+            BootDevice::Bios => "bios",
+        }
+    }
+}
+
+/// One request to one conductor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// The API request's id, carried into the conductor's logs.
+    pub request_id: String,
+    #[serde(flatten)]
+    pub action: Action,
+    pub nodes: Vec<String>,
+    /// Unix time in milliseconds after which the request must not run.
+    pub deadline_ms: i64,
+}
+
+impl Request {
+    pub fn expired(&self, now_ms: i64) -> bool {
+        now_ms >= self.deadline_ms
+    }
+}
+
+/// One node's outcome: a value (`on`, `ok`, `net`) or an error message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeResult {
+    Ok(String),
+    Error(String),
+}
+
+impl NodeResult {
+    /// The v1 wire text: the value or the error message.
+    pub fn text(&self) -> &str {
+        match self {
+            NodeResult::Ok(s) | NodeResult::Error(s) => s,
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self, NodeResult::Ok(_))
+    }
+}
+
+/// A batch of results; the last batch of a request has `done = true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyBatch {
+    pub request_id: String,
+    /// The conductor that answered.
+    pub host: String,
+    pub results: BTreeMap<String, NodeResult>,
+    pub done: bool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

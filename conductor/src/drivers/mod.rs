@@ -1,0 +1,114 @@
+//! Drivers: one trait per concern (Ironic's split), one file per driver.
+//!
+//! The runner, not the driver, fans out over nodes, bounds concurrency and
+//! turns errors into per-node results. A driver's `validate` does no IO and
+//! runs before anything touches a BMC.
+
+mod fake;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use xcat3_common::model::Mgt;
+use xcat3_common::rpc::{BootDevice, PowerTarget};
+
+pub use fake::Fake;
+
+/// What a driver knows about a node (loaded in bulk by the runner).
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub name: String,
+    pub mgt: Option<Mgt>,
+    pub control_info: Map<String, Value>,
+    /// Last recorded power state (`on` / `off`).
+    pub power_state: Option<String>,
+    /// Last recorded boot device.
+    pub boot_device: Option<String>,
+}
+
+/// A per-node driver failure; the message goes to the admin as is, so it
+/// names the field or the BMC and never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DriverError(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerState {
+    On,
+    Off,
+}
+
+impl PowerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerState::On => "on",
+            PowerState::Off => "off",
+        }
+    }
+}
+
+/// Power control. Calls may be retried by the caller; `set` is idempotent
+/// for `on` and `off` (powering on a running node leaves it running).
+#[async_trait]
+pub trait Power: Send + Sync {
+    /// Checks `control_info` has what the driver needs. No IO.
+    fn validate(&self, node: &NodeInfo) -> Result<(), DriverError>;
+    async fn get_power(&self, node: &NodeInfo) -> Result<PowerState, DriverError>;
+    /// Acts and returns the state the node is in (or heads to) afterwards.
+    async fn set_power(
+        &self,
+        node: &NodeInfo,
+        target: PowerTarget,
+    ) -> Result<PowerState, DriverError>;
+}
+
+/// Boot device management.
+#[async_trait]
+pub trait Management: Send + Sync {
+    fn validate(&self, node: &NodeInfo) -> Result<(), DriverError>;
+    async fn get_boot_device(&self, node: &NodeInfo) -> Result<BootDevice, DriverError>;
+    async fn set_boot_device(
+        &self,
+        node: &NodeInfo,
+        device: BootDevice,
+        persistent: bool,
+    ) -> Result<(), DriverError>;
+}
+
+/// The drivers this conductor has, by `mgt`.
+#[derive(Clone, Default)]
+pub struct Drivers {
+    power: HashMap<Mgt, Arc<dyn Power>>,
+    management: HashMap<Mgt, Arc<dyn Management>>,
+}
+
+impl Drivers {
+    /// Every driver built into this conductor. New drivers register here.
+    pub fn builtin() -> Drivers {
+        let mut d = Drivers::default();
+        let fake = Arc::new(Fake);
+        d.power.insert(Mgt::Fake, fake.clone());
+        d.management.insert(Mgt::Fake, fake);
+        d
+    }
+
+    pub fn power(&self, node: &NodeInfo) -> Result<&Arc<dyn Power>, DriverError> {
+        let mgt = node.mgt.ok_or_else(|| DriverError("mgt: not set".into()))?;
+        self.power.get(&mgt).ok_or_else(|| {
+            DriverError(format!(
+                "mgt: no power driver for `{mgt}` in this conductor"
+            ))
+        })
+    }
+
+    pub fn management(&self, node: &NodeInfo) -> Result<&Arc<dyn Management>, DriverError> {
+        let mgt = node.mgt.ok_or_else(|| DriverError("mgt: not set".into()))?;
+        self.management.get(&mgt).ok_or_else(|| {
+            DriverError(format!(
+                "mgt: no management driver for `{mgt}` in this conductor"
+            ))
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! Who is alive: this conductor's registration and heartbeat, and the ring
+//! of live conductors (cached briefly; rebuilt when the live set changes).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+use xcat3_common::db::{Db, DbError, services};
+use xcat3_common::ring::HashRing;
+
+/// How long a ring is reused before the live set is read again. Short, so
+/// a joiner or a dead conductor changes placement within seconds.
+const RING_TTL: Duration = Duration::from_secs(2);
+
+pub struct Membership {
+    db: Db,
+    heartbeat_timeout_s: u64,
+    cached: Mutex<Option<(Instant, Arc<HashRing>)>>,
+}
+
+impl Membership {
+    pub fn new(db: Db, heartbeat_timeout_s: u64) -> Membership {
+        Membership {
+            db,
+            heartbeat_timeout_s,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The ring of live conductors.
+    pub async fn ring(&self) -> Result<Arc<HashRing>, DbError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, ring)) = cached.as_ref()
+            && at.elapsed() < RING_TTL
+        {
+            return Ok(ring.clone());
+        }
+        let live = services::live_conductors(&self.db, self.heartbeat_timeout_s).await?;
+        let ring = match cached.as_ref() {
+            Some((_, r)) if r.hosts() == live.as_slice() => r.clone(),
+            _ => {
+                tracing::info!(conductors = ?live, "hash ring rebuilt");
+                Arc::new(HashRing::new(&live))
+            }
+        };
+        *cached = Some((Instant::now(), ring.clone()));
+        Ok(ring)
+    }
+
+    /// Forgets the cached ring (after this conductor registered).
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    pub fn heartbeat_timeout_s(&self) -> u64 {
+        self.heartbeat_timeout_s
+    }
+}

@@ -1,0 +1,396 @@
+//! Runs one request: ownership check, bulk lock, bounded fan-out over the
+//! nodes, batched replies, bulk record of what was observed, bulk unlock.
+//!
+//! Every node named in the request gets exactly one result.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tracing::Instrument;
+use xcat3_common::bus::Responder;
+use xcat3_common::db::nodes::{self as node_db, Observed, parse_map};
+use xcat3_common::db::{Db, locks};
+use xcat3_common::model::Mgt;
+use xcat3_common::rpc::{Action, NodeResult, ReplyBatch, Request, now_ms};
+
+use crate::drivers::{DriverError, Drivers, NodeInfo};
+use crate::membership::Membership;
+
+/// Send a batch when it holds this many results...
+const BATCH_SIZE: usize = 1000;
+/// ...or when its oldest result is this old.
+const BATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What the runner needs; shared by every request on this conductor.
+pub struct Runner {
+    pub host: String,
+    pub db: Db,
+    pub drivers: Drivers,
+    pub membership: Arc<Membership>,
+    /// Nodes some request on this conductor is acting on now. The DB lock
+    /// holds our host name for all of them, so this set is what tells two
+    /// of our own requests apart.
+    in_flight: Mutex<HashSet<String>>,
+    /// Bounds concurrent driver calls across all requests.
+    permits: Arc<Semaphore>,
+    /// Upper bound on one driver call.
+    call_timeout: Duration,
+}
+
+/// An outcome the runner observed and will record in the node table.
+type Observation = Option<(Observed, String)>;
+
+impl Runner {
+    pub fn new(
+        host: String,
+        db: Db,
+        drivers: Drivers,
+        membership: Arc<Membership>,
+        workers: usize,
+        call_timeout: Duration,
+    ) -> Runner {
+        Runner {
+            host,
+            db,
+            drivers,
+            membership,
+            in_flight: Mutex::new(HashSet::new()),
+            permits: Arc::new(Semaphore::new(workers.max(1))),
+            call_timeout,
+        }
+    }
+
+    /// Nodes being acted on right now (reported in heartbeats).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Runs `req` and replies through `responder`. A request whose deadline
+    /// passed is dropped unrun: its caller has already reported a timeout,
+    /// and a power action must never run late.
+    pub async fn run(self: &Arc<Self>, req: Request, responder: &dyn Responder) {
+        let span =
+            tracing::info_span!("request", request_id = %req.request_id, nodes = req.nodes.len());
+        self.run_in_span(req, responder).instrument(span).await
+    }
+
+    async fn run_in_span(self: &Arc<Self>, req: Request, responder: &dyn Responder) {
+        if req.expired(now_ms()) {
+            tracing::warn!(
+                late_ms = now_ms() - req.deadline_ms,
+                "dropping expired request"
+            );
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel::<(String, NodeResult, Observation)>();
+        // The fan-out and the batcher run side by side: results stream to
+        // the caller while nodes are still being worked on.
+        let (sent, (observed, mut pending)) = tokio::join!(
+            self.clone().execute(&req, tx),
+            batch_replies(rx, &req.request_id, &self.host, responder),
+        );
+        // Record observations before the last batch, so that when the
+        // caller sees `done`, a status read reflects this action.
+        for (what, values) in group_observed(observed) {
+            if let Err(e) = node_db::record(&self.db, what, &values).await {
+                tracing::error!(error = %e, "recording observations failed");
+            }
+        }
+        if let Err(e) = locks::release(&self.db, &self.host, &sent.locked).await {
+            tracing::error!(error = %e, "releasing locks failed; the dead-lock sweeper will");
+        }
+        if let Ok(mut set) = self.in_flight.lock() {
+            for n in &sent.claimed {
+                set.remove(n);
+            }
+        }
+        // Exactly one result per node, whatever happened above.
+        for n in &req.nodes {
+            if !sent.answered.contains(n) && !pending.contains_key(n) {
+                pending.insert(
+                    n.clone(),
+                    NodeResult::Error(format!("internal error on conductor {}", self.host)),
+                );
+            }
+        }
+        let last = ReplyBatch {
+            request_id: req.request_id.clone(),
+            host: self.host.clone(),
+            results: pending,
+            done: true,
+        };
+        if let Err(e) = responder.reply(&last).await {
+            tracing::warn!(error = %e, "reply failed");
+        }
+        tracing::info!("request done");
+    }
+
+    async fn execute(
+        self: Arc<Self>,
+        req: &Request,
+        tx: mpsc::UnboundedSender<(String, NodeResult, Observation)>,
+    ) -> Sent {
+        let mut sent = Sent::default();
+        let answer = |sent: &mut Sent, name: &str, r: NodeResult| {
+            sent.answered.insert(name.to_string());
+            let _ = tx.send((name.to_string(), r, None));
+        };
+        // Ownership: the API's ring and ours may differ for a moment while
+        // membership changes; the caller retries such nodes.
+        let ring = match self.membership.ring().await {
+            Ok(r) => r,
+            Err(e) => {
+                for n in &req.nodes {
+                    answer(
+                        &mut sent,
+                        n,
+                        NodeResult::Error(format!("conductor {}: {e}", self.host)),
+                    );
+                }
+                return sent;
+            }
+        };
+        let mut mine = Vec::with_capacity(req.nodes.len());
+        for n in &req.nodes {
+            match ring.owner(n) {
+                Some(h) if h == self.host => mine.push(n.clone()),
+                other => answer(
+                    &mut sent,
+                    n,
+                    NodeResult::Error(format!(
+                        "not mapped to conductor {} (ring owner: {}); retry",
+                        self.host,
+                        other.unwrap_or("none")
+                    )),
+                ),
+            }
+        }
+        // Writes take the node lock: first among our own requests, then in
+        // the DB against other conductors. Reads take none (as in v1).
+        let mut work = mine;
+        if req.action.is_write() {
+            let mut claimed = Vec::with_capacity(work.len());
+            if let Ok(mut set) = self.in_flight.lock() {
+                for n in work {
+                    if set.insert(n.clone()) {
+                        claimed.push(n);
+                    } else {
+                        answer(
+                            &mut sent,
+                            &n,
+                            NodeResult::Error(format!("locked by {}", self.host)),
+                        );
+                    }
+                }
+            }
+            sent.claimed = claimed.clone();
+            match locks::acquire(&self.db, &self.host, &claimed).await {
+                Ok(results) => {
+                    work = Vec::with_capacity(claimed.len());
+                    for (name, r) in results {
+                        match r {
+                            Ok(()) => work.push(name),
+                            Err(holder) => answer(
+                                &mut sent,
+                                &name,
+                                NodeResult::Error(format!("locked by {holder}")),
+                            ),
+                        }
+                    }
+                    sent.locked = work.clone();
+                }
+                Err(e) => {
+                    for n in &claimed {
+                        answer(
+                            &mut sent,
+                            n,
+                            NodeResult::Error(format!("conductor {}: cannot lock: {e}", self.host)),
+                        );
+                    }
+                    return sent;
+                }
+            }
+        }
+        let records = match node_db::load(&self.db, &work, false).await {
+            Ok(r) => r,
+            Err(e) => {
+                for n in &work {
+                    answer(
+                        &mut sent,
+                        n,
+                        NodeResult::Error(format!("conductor {}: {e}", self.host)),
+                    );
+                }
+                return sent;
+            }
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for rec in records {
+            let n = &rec.node;
+            let info = NodeInfo {
+                name: n.name.clone(),
+                mgt: n.mgt.as_deref().and_then(|m| Mgt::parse("mgt", m).ok()),
+                control_info: parse_map(&n.control_info),
+                power_state: n.power_state.clone(),
+                boot_device: n.boot_device.clone(),
+            };
+            sent.answered.insert(info.name.clone());
+            let this = self.clone();
+            let action = req.action.clone();
+            let tx = tx.clone();
+            let deadline_ms = req.deadline_ms;
+            tasks.spawn(async move {
+                let (result, observed) = this.act(&info, &action, deadline_ms).await;
+                let _ = tx.send((info.name, result, observed));
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        sent
+    }
+
+    /// One node: validate, then act within the permit and the deadline.
+    async fn act(
+        &self,
+        node: &NodeInfo,
+        action: &Action,
+        deadline_ms: i64,
+    ) -> (NodeResult, Observation) {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return (NodeResult::Error("conductor is shutting down".into()), None);
+        };
+        let left = deadline_ms - now_ms();
+        if left <= 0 {
+            return (
+                NodeResult::Error("deadline passed before the action could run".into()),
+                None,
+            );
+        }
+        let limit = self.call_timeout.min(Duration::from_millis(left as u64));
+        let fut = self.dispatch(node, action);
+        match tokio::time::timeout(limit, fut).await {
+            Ok(Ok((text, observed))) => (NodeResult::Ok(text), observed),
+            Ok(Err(e)) => (NodeResult::Error(e.to_string()), None),
+            Err(_) => (
+                NodeResult::Error(format!("timeout after {} ms", limit.as_millis())),
+                None,
+            ),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        node: &NodeInfo,
+        action: &Action,
+    ) -> Result<(String, Observation), DriverError> {
+        match action {
+            Action::PowerStatus => {
+                let d = self.drivers.power(node)?;
+                d.validate(node)?;
+                let s = d.get_power(node).await?;
+                Ok((
+                    s.as_str().into(),
+                    Some((Observed::PowerState, s.as_str().into())),
+                ))
+            }
+            Action::Power { target } => {
+                let d = self.drivers.power(node)?;
+                d.validate(node)?;
+                let s = d.set_power(node, *target).await?;
+                Ok(("ok".into(), Some((Observed::PowerState, s.as_str().into()))))
+            }
+            Action::BootDeviceGet => {
+                let d = self.drivers.management(node)?;
+                d.validate(node)?;
+                let dev = d.get_boot_device(node).await?;
+                Ok((
+                    dev.as_str().into(),
+                    Some((Observed::BootDevice, dev.as_str().into())),
+                ))
+            }
+            Action::BootDeviceSet { device, persistent } => {
+                let d = self.drivers.management(node)?;
+                d.validate(node)?;
+                d.set_boot_device(node, *device, *persistent).await?;
+                Ok((
+                    "ok".into(),
+                    Some((Observed::BootDevice, device.as_str().into())),
+                ))
+            }
+        }
+    }
+}
+
+/// What `execute` did, for the cleanup after it.
+#[derive(Default)]
+struct Sent {
+    /// Nodes that got (or will get) a result through the channel.
+    answered: HashSet<String>,
+    /// Nodes added to the in-process in-flight set.
+    claimed: Vec<String>,
+    /// Nodes whose DB lock we took.
+    locked: Vec<String>,
+}
+
+/// Sends results in batches as they arrive (full, or old enough); returns
+/// the observations for bulk recording and what is left for the final
+/// `done` batch.
+async fn batch_replies(
+    mut rx: mpsc::UnboundedReceiver<(String, NodeResult, Observation)>,
+    request_id: &str,
+    host: &str,
+    responder: &dyn Responder,
+) -> (
+    Vec<(String, Observed, String)>,
+    BTreeMap<String, NodeResult>,
+) {
+    let mut observed = Vec::new();
+    let mut pending: BTreeMap<String, NodeResult> = BTreeMap::new();
+    let mut since = tokio::time::Instant::now();
+    loop {
+        match tokio::time::timeout(BATCH_INTERVAL, rx.recv()).await {
+            Ok(Some((name, result, obs))) => {
+                if let Some((what, value)) = obs {
+                    observed.push((name.clone(), what, value));
+                }
+                pending.insert(name, result);
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+        if pending.len() >= BATCH_SIZE || (!pending.is_empty() && since.elapsed() >= BATCH_INTERVAL)
+        {
+            let batch = ReplyBatch {
+                request_id: request_id.to_string(),
+                host: host.to_string(),
+                results: std::mem::take(&mut pending),
+                done: false,
+            };
+            if let Err(e) = responder.reply(&batch).await {
+                tracing::warn!(error = %e, "reply failed");
+            }
+            since = tokio::time::Instant::now();
+        }
+    }
+    (observed, pending)
+}
+
+fn group_observed(obs: Vec<(String, Observed, String)>) -> Vec<(Observed, Vec<(String, String)>)> {
+    let mut power = Vec::new();
+    let mut boot = Vec::new();
+    for (name, what, value) in obs {
+        match what {
+            Observed::PowerState => power.push((name, value)),
+            Observed::BootDevice => boot.push((name, value)),
+        }
+    }
+    let mut out = Vec::new();
+    if !power.is_empty() {
+        out.push((Observed::PowerState, power));
+    }
+    if !boot.is_empty() {
+        out.push((Observed::BootDevice, boot));
+    }
+    out
+}

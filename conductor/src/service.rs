@@ -1,0 +1,163 @@
+//! The conductor service: register, clear own stale locks, consume this
+//! host's queue, run requests, heartbeat, sweep dead conductors' locks, and
+//! on shutdown stop consuming, drain, release and deregister.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use xcat3_common::bus::Bus;
+use xcat3_common::config::ConductorConfig;
+use xcat3_common::db::{Db, locks, services};
+
+use crate::drivers::Drivers;
+use crate::membership::Membership;
+use crate::runner::Runner;
+
+/// How long shutdown waits for in-flight requests before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// This conductor's name: `[conductor] host`, else the machine's hostname.
+pub fn host_name(config: &ConductorConfig) -> String {
+    if !config.host.is_empty() {
+        return config.host.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Runs the conductor until `shutdown` flips to true.
+pub async fn run(
+    config: ConductorConfig,
+    db: Db,
+    bus: Arc<dyn Bus>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let host = host_name(&config);
+    let cleared = locks::release_all(&db, &host)
+        .await
+        .context("clearing this host's stale locks")?;
+    if cleared > 0 {
+        tracing::warn!(
+            host,
+            cleared,
+            "released locks left by an earlier run of this conductor"
+        );
+    }
+    services::register(&db, &host, config.workers as i32)
+        .await
+        .context("registering in services")?;
+    let membership = Arc::new(Membership::new(db.clone(), config.heartbeat_timeout));
+    let runner = Arc::new(Runner::new(
+        host.clone(),
+        db.clone(),
+        Drivers::builtin(),
+        membership.clone(),
+        config.workers,
+        Duration::from_secs(config.call_timeout),
+    ));
+    let mut deliveries = bus
+        .consume(&host, config.prefetch)
+        .await
+        .with_context(|| format!("consuming the queue of {host}"))?;
+    tracing::info!(host, workers = config.workers, "conductor started");
+
+    let mut periodic = JoinSet::new();
+    periodic.spawn(heartbeat_loop(
+        db.clone(),
+        host.clone(),
+        runner.clone(),
+        config.heartbeat_interval,
+    ));
+    periodic.spawn(sweep_loop(
+        db.clone(),
+        host.clone(),
+        config.heartbeat_timeout,
+    ));
+
+    let mut requests = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            d = deliveries.recv() => match d {
+                Some(d) => {
+                    let runner = runner.clone();
+                    requests.spawn(async move {
+                        runner.run(d.request, d.responder.as_ref()).await;
+                        if let Err(e) = d.responder.ack().await {
+                            tracing::warn!(error = %e, "ack failed");
+                        }
+                    });
+                }
+                None => {
+                    tracing::error!("the bus closed this conductor's queue");
+                    break;
+                }
+            },
+            Some(_) = requests.join_next(), if !requests.is_empty() => {}
+        }
+    }
+
+    tracing::info!(
+        host,
+        in_flight = requests.len(),
+        "stopping: no new requests; draining"
+    );
+    let _ = bus.stop_consuming(&host).await;
+    drop(deliveries);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while requests.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("drain timed out; abandoning the rest (their callers time out)");
+        requests.abort_all();
+    }
+    periodic.abort_all();
+    locks::release_all(&db, &host).await.ok();
+    services::deregister(&db, &host).await.ok();
+    tracing::info!(host, "conductor stopped");
+    Ok(())
+}
+
+async fn heartbeat_loop(db: Db, host: String, runner: Arc<Runner>, interval_s: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(interval_s.max(1)));
+    loop {
+        tick.tick().await;
+        if let Err(e) = services::heartbeat(&db, &host, runner.in_flight() as i64).await {
+            tracing::error!(error = %e, "heartbeat failed");
+        }
+    }
+}
+
+/// Releases locks of dead conductors (and fails what they left mid-way).
+/// Every live conductor runs it; the statement is idempotent.
+async fn sweep_loop(db: Db, host: String, timeout_s: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs((timeout_s / 3).max(1)));
+    loop {
+        tick.tick().await;
+        let live = match services::live_conductors(&db, timeout_s).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "reading live conductors failed");
+                continue;
+            }
+        };
+        if !live.contains(&host) {
+            // We are not (yet, or no longer) counted alive: sweeping now
+            // could free our own locks.
+            continue;
+        }
+        match locks::release_dead(&db, &live).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(released = n, "released locks held by dead conductors"),
+            Err(e) => tracing::error!(error = %e, "releasing dead conductors' locks failed"),
+        }
+    }
+}
