@@ -69,7 +69,7 @@ impl Api {
                 "--listen",
                 "127.0.0.1:0",
             ],
-            &[],
+            &[("XCAT3_CONDUCTOR_HOST", "local")],
         )
     }
 

@@ -193,8 +193,9 @@ fn resource_commands() {
         api.xcat3(&["osimage-list"]).ok(),
         "Could not find any resource.\n"
     );
+    // Standalone runs its conductor in-process.
     assert_eq!(
         api.xcat3(&["service-list"]).ok(),
-        "Could not find any resource.\n"
+        "local(conductor): online workers: 1000\n"
     );
 }
