@@ -79,7 +79,8 @@ impl Api {
         Api::start(&["--listen", "127.0.0.1:0"], &[("XCAT3_DATABASE_URL", url)])
     }
 
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Api {
+    /// `xcat3-api` with extra flags and environment (config overrides).
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Api {
         let mut cmd = Command::new(bin_dir().join("xcat3-api"));
         cmd.args(args)
             .envs(env.iter().copied())
@@ -251,4 +252,204 @@ fn exec_sql(server: &str, sql: &str) {
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     });
+}
+
+/// A unique suffix for names shared on one server (queues, hosts).
+pub fn unique(tag: &str) -> String {
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics after `secs`.
+pub fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A running `xcat3-conductor`, killed on drop; its log goes to a file.
+pub struct Conductor {
+    child: Option<Child>,
+    pub host: String,
+    pub log: PathBuf,
+}
+
+impl Conductor {
+    /// Starts `xcat3-conductor --host HOST` with `env` (XCAT3_* overrides).
+    pub fn start(host: &str, dir: &Path, env: &[(&str, &str)]) -> Conductor {
+        let log = dir.join(format!("{host}.log"));
+        let file = std::fs::File::create(&log).expect("conductor log");
+        let child = Command::new(bin_dir().join("xcat3-conductor"))
+            .args(["--host", host])
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info,sqlx=warn,sea_orm=warn,lapin=warn")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn xcat3-conductor");
+        Conductor {
+            child: Some(child),
+            host: host.to_string(),
+            log,
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill {sig} {}", self.host);
+        }
+    }
+
+    /// SIGKILL: the conductor dies without cleaning up (reaped on drop).
+    pub fn kill9(&self) {
+        self.signal("-KILL");
+    }
+
+    /// SIGSTOP / SIGCONT: freeze and thaw (a conductor that "comes back late").
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// SIGTERM and wait: graceful shutdown.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        self.child.take().expect("running").wait().expect("wait")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sum of `handled=N` over this conductor's `request done` log lines.
+    pub fn handled(&self) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains("request done"))
+            .filter_map(|l| l.split("handled=").nth(1))
+            .filter_map(|v| v.split_whitespace().next()?.parse::<usize>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Conductor {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A throwaway RabbitMQ node this test owns (so it may restart it): own
+/// node name, ports, config and data, no plugins.
+pub struct Broker {
+    dir: TempDir,
+    port: u16,
+    dist: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let mut b = Broker {
+            dir: TempDir::new("rabbit"),
+            port: free_port(),
+            dist: free_port(),
+            child: None,
+        };
+        b.boot();
+        b
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn boot(&mut self) {
+        let d = self.dir.path();
+        std::fs::write(
+            d.join("rabbitmq.conf"),
+            format!("listeners.tcp.default = 127.0.0.1:{}\n", self.port),
+        )
+        .unwrap();
+        std::fs::write(d.join("enabled_plugins"), "[].").unwrap();
+        std::fs::write(d.join("env.conf"), "").unwrap();
+        let log = std::fs::File::create(d.join("server.log")).unwrap();
+        let child = Command::new("/usr/lib/rabbitmq/bin/rabbitmq-server")
+            .current_dir(d)
+            .env("RABBITMQ_CONF_ENV_FILE", d.join("env.conf"))
+            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("xcat3-{}@localhost", self.port),
+            )
+            .env("RABBITMQ_DIST_PORT", self.dist.to_string())
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", d.join("pid"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("rabbitmq-server (install it: scripts/test does)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(90, "RabbitMQ to accept connections", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+
+    /// Stops the broker (its queues are durable) and boots it again on the
+    /// same port and data.
+    pub fn restart(&mut self) {
+        self.shutdown();
+        self.boot();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+        let port = self.port;
+        wait_until(30, "RabbitMQ to stop listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .err()
+                .map(|_| ())
+        });
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }

@@ -99,6 +99,7 @@ async fn call_one(
     let fail_rest = |pending: &mut HashSet<String>, why: String| -> Results {
         pending.drain().map(|n| (n, why.clone())).collect()
     };
+    let mut replies = 0usize;
     let mut rx = match bus.call(&host, &request).await {
         Ok(rx) => rx,
         Err(e) => {
@@ -115,6 +116,7 @@ async fn call_one(
         }
         match tokio::time::timeout(Duration::from_millis(left as u64), rx.recv()).await {
             Ok(Some(batch)) => {
+                replies += 1;
                 let results: Results = batch
                     .results
                     .into_iter()
@@ -142,8 +144,16 @@ async fn call_one(
             Err(_) => break,
         }
     }
+    let unanswered = pending.len();
     if !pending.is_empty() {
         let why = format!("timeout: conductor {host} did not answer");
         let _ = tx.send(fail_rest(&mut pending, why)).await;
     }
+    tracing::info!(
+        host,
+        nodes = request.nodes.len(),
+        replies,
+        unanswered,
+        "conductor call finished"
+    );
 }

@@ -124,7 +124,7 @@ impl Runner {
         if let Err(e) = responder.reply(&last).await {
             tracing::warn!(error = %e, "reply failed");
         }
-        tracing::info!("request done");
+        tracing::info!(host = %self.host, handled = sent.answered.len(), "request done");
     }
 
     async fn execute(

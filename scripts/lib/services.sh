@@ -66,6 +66,28 @@ start_mariadb() {
     MARIADB_URL="mysql://root@127.0.0.1:$port/xcat3"
 }
 
+# start_rabbitmq: starts a throwaway RabbitMQ node (own node name, ports,
+# config, data; no plugins) and sets RABBITMQ_URL. The machine's own broker
+# and its /etc/rabbitmq config are left alone.
+start_rabbitmq() {
+    ensure_packages rabbitmq-server rabbitmq-server
+    local dir="$XCAT3_RUN_DIR/rabbitmq" port dist
+    port="$(free_port)"; dist="$(free_port)"
+    mkdir -p "$dir"
+    printf 'listeners.tcp.default = 127.0.0.1:%s\n' "$port" >"$dir/rabbitmq.conf"
+    echo '[].' >"$dir/enabled_plugins"
+    : >"$dir/env.conf"
+    (cd "$dir" && RABBITMQ_CONF_ENV_FILE="$dir/env.conf" RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" \
+        RABBITMQ_NODENAME="xcat3-$port@localhost" RABBITMQ_DIST_PORT="$dist" \
+        RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" RABBITMQ_PID_FILE="$dir/pid" \
+        ERL_EPMD_ADDRESS=127.0.0.1 exec /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/server.log" 2>&1) &
+    _XCAT3_PIDS+=("$!")
+    wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" || { tail -20 "$dir/server.log" >&2; return 1; }
+    log "throwaway RabbitMQ on 127.0.0.1:$port (node xcat3-$port@localhost)"
+    RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$port/%2f"
+}
+
 stop_services() {
     local pid
     for pid in "${_XCAT3_PIDS[@]}"; do

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `xcat3-api` binary driven by the real `xcat3`
 //! CLI. One binary, a module per area.
 
+#[cfg(feature = "servers")]
+mod conductors;
 mod inventory;
-#[cfg(feature = "mariadb")]
+#[cfg(feature = "servers")]
 mod mariadb;

@@ -1,0 +1,239 @@
+//! Conductors over real RabbitMQ and MariaDB: placement by the ring,
+//! exactly one result per node, a conductor killed mid-request, a broker
+//! restarted, and a request that expires before a frozen conductor thaws.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use xcat3_tests::{Api, Broker, Conductor, TempDir, TestDb, unique, wait_until};
+
+/// XCAT3_* settings shared by the API and conductors of one test cluster:
+/// fast heartbeats so liveness changes within seconds.
+fn cluster_env(db: &str, amqp: &str, request_timeout: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("XCAT3_DATABASE_URL", db.to_string()),
+        ("XCAT3_BUS_URL", amqp.to_string()),
+        ("XCAT3_CONDUCTOR_HEARTBEAT_INTERVAL", "1".into()),
+        ("XCAT3_CONDUCTOR_HEARTBEAT_TIMEOUT", "4".into()),
+        ("XCAT3_API_REQUEST_TIMEOUT", request_timeout.to_string()),
+    ]
+}
+
+fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn shared_amqp() -> String {
+    std::env::var("XCAT3_TEST_AMQP_URL").expect(
+        "XCAT3_TEST_AMQP_URL is not set: run scripts/test, which starts a throwaway RabbitMQ",
+    )
+}
+
+struct Cluster {
+    api: Api,
+    conductors: Vec<Conductor>,
+    dir: TempDir,
+}
+
+/// An API, then `hosts` conductors (unique names: tests share a broker).
+fn cluster(db: &TestDb, amqp: &str, hosts: usize, request_timeout: u64) -> Cluster {
+    let env = cluster_env(&db.url, amqp, request_timeout);
+    let api = Api::start(&["--listen", "127.0.0.1:0"], &env_refs(&env));
+    let dir = TempDir::new("conductors");
+    let prefix = unique("c");
+    let conductors: Vec<Conductor> = (1..=hosts)
+        .map(|i| Conductor::start(&format!("{prefix}-{i}"), dir.path(), &env_refs(&env)))
+        .collect();
+    let c = Cluster {
+        api,
+        conductors,
+        dir,
+    };
+    c.wait_online(hosts);
+    c
+}
+
+impl Cluster {
+    fn wait_online(&self, n: usize) {
+        wait_until(60, "conductors to come online", || {
+            let out = self.api.xcat3(&["service-list"]).stdout();
+            (out.matches(": online").count() == n).then_some(())
+        });
+    }
+
+    /// `xcat3 ring RANGE` as a map node → host.
+    fn ring(&self, range: &str) -> HashMap<String, String> {
+        self.api
+            .xcat3(&["ring", range])
+            .ok()
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(n, h)| (n.to_string(), h.to_string()))
+            .collect()
+    }
+
+    /// `xcat3 --json power RANGE STATE` as a map node → result.
+    fn power(&self, range: &str, state: &str) -> HashMap<String, String> {
+        let run = self.api.xcat3(&["--json", "power", range, state]);
+        let v: Value = serde_json::from_str(&run.stdout())
+            .unwrap_or_else(|e| panic!("{e}: {} {}", run.stdout(), run.stderr()));
+        v["nodes"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect()
+    }
+}
+
+fn create_fake_nodes(api: &Api, range: &str, delay_ms: u64) {
+    let ctl = format!("fake_delay_ms={delay_ms}");
+    let run = api.xcat3(&["create", range, "mgt=fake", "-c", &ctl]);
+    assert_eq!(run.summary().0, run.summary().1, "{}", run.stdout());
+}
+
+#[test]
+fn three_conductors_split_3000_nodes_by_the_ring() {
+    let db = TestDb::create();
+    let c = cluster(&db, &shared_amqp(), 3, 60);
+    create_fake_nodes(&c.api, "node[1-3000]", 0);
+
+    let results = c.power("node[1-3000]", "status");
+    assert_eq!(results.len(), 3000, "exactly one result per node");
+    assert!(
+        results.values().all(|r| r == "off"),
+        "{:?}",
+        results.values().find(|r| *r != "off")
+    );
+
+    // Each conductor acted on exactly the nodes the ring gives it.
+    let ring = c.ring("node[1-3000]");
+    assert_eq!(ring.len(), 3000);
+    for cond in &c.conductors {
+        let owned = ring.values().filter(|h| **h == cond.host).count();
+        assert!(owned > 500, "{} owns only {owned}", cond.host);
+        let handled = wait_until(10, "the conductor's log", || {
+            let h = cond.handled();
+            (h > 0).then_some(h)
+        });
+        assert_eq!(
+            handled, owned,
+            "{} handled {handled}, ring gives it {owned}",
+            cond.host
+        );
+    }
+
+    let results = c.power("node[1-3000]", "on");
+    assert_eq!(results.len(), 3000);
+    assert!(results.values().all(|r| r == "ok"));
+    let results = c.power("node[1-3000]", "status");
+    assert!(results.values().all(|r| r == "on"));
+}
+
+#[test]
+fn a_killed_conductor_reports_errors_then_its_nodes_move() {
+    let db = TestDb::create();
+    let c = cluster(&db, &shared_amqp(), 3, 8);
+    // 3 s per node keeps every conductor busy when one is killed.
+    create_fake_nodes(&c.api, "node[1-3000]", 3000);
+    let ring = c.ring("node[1-3000]");
+    let victim = c.conductors[2].host.clone();
+
+    let results = std::thread::scope(|s| {
+        let run = s.spawn(|| c.power("node[1-3000]", "on"));
+        std::thread::sleep(Duration::from_millis(1500));
+        c.conductors[2].kill9();
+        run.join().unwrap()
+    });
+    assert_eq!(
+        results.len(),
+        3000,
+        "every node gets a result, dead owner or not"
+    );
+    for (node, r) in &results {
+        if ring[node] == victim {
+            assert_eq!(
+                r,
+                &format!("timeout: conductor {victim} did not answer"),
+                "{node}"
+            );
+        } else {
+            assert_eq!(r, "ok", "{node}");
+        }
+    }
+
+    // After the liveness timeout the ring drops it and its locks are freed.
+    wait_until(30, "the ring to drop the dead conductor", || {
+        (!c.ring("node[1-3000]").values().any(|h| *h == victim)).then_some(())
+    });
+    wait_until(30, "the dead conductor's locks to be released", || {
+        let shown = c
+            .api
+            .xcat3(&["--json", "show", "node[1-3000]", "-i", "reservation"])
+            .stdout();
+        (!shown.contains(&victim)).then_some(())
+    });
+    let run = c
+        .api
+        .xcat3(&["update", "node[1-3000]", "control/fake_delay_ms=0"]);
+    assert_eq!(run.summary(), (3000, 3000));
+    let results = c.power("node[1-3000]", "on");
+    assert_eq!(results.len(), 3000);
+    let bad: Vec<_> = results.iter().filter(|(_, r)| *r != "ok").take(3).collect();
+    assert!(bad.is_empty(), "the two survivors take all nodes: {bad:?}");
+    drop(c.dir);
+}
+
+#[test]
+fn api_and_conductors_recover_from_a_broker_restart() {
+    let db = TestDb::create();
+    let mut broker = Broker::start();
+    let c = cluster(&db, &broker.url(), 2, 10);
+    create_fake_nodes(&c.api, "node[1-200]", 0);
+    assert!(
+        c.power("node[1-200]", "status")
+            .values()
+            .all(|r| r == "off")
+    );
+
+    broker.restart();
+    // No process is restarted: lapin reconnects and replays the topology.
+    wait_until(60, "actions to work again after the broker restart", || {
+        let r = c.power("node[1-200]", "status");
+        (r.len() == 200 && r.values().all(|v| v == "off")).then_some(())
+    });
+    let r = c.power("node[1-200]", "on");
+    assert_eq!(r.len(), 200);
+    assert!(r.values().all(|v| v == "ok"), "{r:?}");
+}
+
+#[test]
+fn an_expired_request_is_not_run_by_a_conductor_that_comes_back_late() {
+    let db = TestDb::create();
+    let c = cluster(&db, &shared_amqp(), 1, 2);
+    create_fake_nodes(&c.api, "node[1-50]", 0);
+    let frozen = &c.conductors[0];
+    frozen.pause();
+    let r = c.power("node[1-50]", "on");
+    assert_eq!(r.len(), 50);
+    assert!(
+        r.values().all(|v| v.starts_with("timeout: conductor")),
+        "{r:?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    frozen.resume();
+    // It is back (heartbeats again) but must not have powered anything on.
+    c.wait_online(1);
+    std::thread::sleep(Duration::from_secs(1));
+    let r = c.power("node[1-50]", "status");
+    assert_eq!(r.len(), 50);
+    assert!(
+        r.values().all(|v| v == "off"),
+        "an expired power-on ran late: {r:?}"
+    );
+    // Only the status request ran; the expired one was dropped (by the
+    // conductor, or by RabbitMQ's per-message expiration).
+    let log = frozen.log_text();
+    assert_eq!(log.matches("request done").count(), 1, "{log}");
+}
