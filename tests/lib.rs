@@ -9,20 +9,34 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// The directory holding the workspace's binaries (next to `deps/`).
+/// The directory holding the workspace's binaries (next to `deps/`),
+/// brought up to date first: `cargo test` builds test harnesses, not the
+/// other packages' executables, so the tests build them once per process
+/// (a no-op when current) instead of running stale ones.
 pub fn bin_dir() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test binary lives in target/<profile>/deps")
         .to_path_buf();
-    for b in ["xcat3-api", "xcat3"] {
+    BUILT.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--bins", "-p", "xcat3-api", "-p", "xcat3-cli", "-p", "xcat3-conductor"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("run cargo build");
         assert!(
-            dir.join(b).exists(),
-            "{} is missing: build the workspace first (cargo build --workspace)",
-            dir.join(b).display()
+            out.status.success(),
+            "building the binaries failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
         );
+    });
+    for b in ["xcat3-api", "xcat3", "xcat3-conductor"] {
+        assert!(dir.join(b).exists(), "{} is missing", dir.join(b).display());
     }
     dir
 }

@@ -182,7 +182,8 @@ pub fn service(s: &service::Model, timeout_s: u64, now: DateTime<Utc>) -> Value 
     let alive = s.online && (now - s.updated_at).num_seconds() < timeout_s as i64;
     json!({
         "hostname": s.hostname, "type": s.service_type, "online": alive,
-        "workers": s.workers, "created_at": stamp(s.created_at),
+        "workers": s.workers, "in_flight": if alive { s.in_flight } else { 0 },
+        "created_at": stamp(s.created_at),
         "updated_at": stamp(s.updated_at),
     })
 }

@@ -196,6 +196,6 @@ fn resource_commands() {
     // Standalone runs its conductor in-process.
     assert_eq!(
         api.xcat3(&["service-list"]).ok(),
-        "local(conductor): online workers: 1000\n"
+        "local(conductor): online workers: 1000 nodes: 1 in-flight: 0\n"
     );
 }

@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 use xcat3_common::db::nodes::{self as node_db, NodeRecord, NodeUpdate, Outcomes};
@@ -93,11 +94,14 @@ async fn show(
 
 /// `GET /nodes/info?fields=` with a node list (body or `?noderange=`) →
 /// `{"nodes": [node..]}` plus `missing` for names that do not exist.
+///
+/// The reply is serialized node by node into one buffer, so 10,000 nodes
+/// never exist as a tree of JSON values at once (peak memory).
 async fn info(
     State(st): State<AppState>,
     Params(q): Params<ListQuery>,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let fields = view::canonical_node_fields(parse_fields(q.fields.as_deref(), view::NODE_FIELDS)?);
     let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
     let with_nics = fields
@@ -105,20 +109,30 @@ async fn info(
         .is_none_or(|f| f.iter().any(|x| x == "nics_info"));
     let recs = node_db::load(&st.db, &names, with_nics).await?;
     let images = osimage_names(&st, &recs).await?;
-    let nodes: Vec<Value> = recs
-        .iter()
-        .map(|r| view::node(r, &images, fields.as_deref()))
-        .collect();
-    let mut out = json!({ "nodes": nodes });
+    let mut out: Vec<u8> = Vec::with_capacity(recs.len() * 400 + 64);
+    out.extend_from_slice(b"{\"nodes\":[");
+    for (i, r) in recs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &view::node(r, &images, fields.as_deref())).map_err(
+            |e| ApiError::bad_request(format!("cannot encode node {}: {e}", r.node.name)),
+        )?;
+    }
+    out.push(b']');
     if recs.len() < names.len() {
         let found: HashSet<&str> = recs.iter().map(|r| r.node.name.as_str()).collect();
         let missing: Vec<&String> = names
             .iter()
             .filter(|n| !found.contains(n.as_str()))
             .collect();
-        out["missing"] = json!(noderange::fold(&missing));
+        out.extend_from_slice(b",\"missing\":");
+        serde_json::to_writer(&mut out, &noderange::fold(&missing))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
-    Ok(Json(out))
+    out.push(b'}');
+    drop(recs);
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
 /// Turns per-node outcomes into the v1 reply `{"nodes": {name: token|error}}`.

@@ -1,5 +1,7 @@
 //! `/v1/services`: registered conductors and their liveness.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -26,12 +28,27 @@ struct ByHost {
     name: String,
 }
 
+/// Every service; conductors also show `nodes` (how many the ring gives
+/// them now) and `in_flight` (nodes being worked on at the last heartbeat).
 async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let now = Utc::now();
-    let items: Vec<Value> = db::services(&st.db)
-        .await?
+    let services = db::services(&st.db).await?;
+    let ring = crate::dispatch::live_ring(&st).await?;
+    let mut owned: HashMap<String, usize> = HashMap::new();
+    if !ring.is_empty() {
+        for name in xcat3_common::db::nodes::list_names(&st.db).await? {
+            if let Some(h) = ring.owner(&name) {
+                *owned.entry(h.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let items: Vec<Value> = services
         .iter()
-        .map(|s| view::service(s, st.config.conductor.heartbeat_timeout, now))
+        .map(|s| {
+            let mut v = view::service(s, st.config.conductor.heartbeat_timeout, now);
+            v["nodes"] = owned.get(&s.hostname).copied().unwrap_or(0).into();
+            v
+        })
         .collect();
     Ok(Json(json!({ "services": items })))
 }

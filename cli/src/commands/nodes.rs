@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -17,6 +18,8 @@ use crate::{kv, output, progress_allowed};
 /// Nodes per request for bulk writes: big enough to be fast, small enough
 /// that progress can be shown and no request is huge.
 const BATCH: usize = 5_000;
+/// Batches in flight at once.
+const PARALLEL: usize = 4;
 
 fn range_q(noderange: &str) -> String {
     format!("noderange={}", encode(noderange))
@@ -33,15 +36,23 @@ async fn post_nodes(c: &Client, nodes: Vec<Value>) -> anyhow::Result<Value> {
         b
     });
     let mut merged = Map::new();
-    for chunk in nodes.chunks(BATCH) {
-        let reply = c
-            .call(Method::POST, "/nodes", Some(&json!({ "nodes": chunk })))
-            .await?;
-        if let Some(m) = reply.body.get("nodes").and_then(Value::as_object) {
+    // A few batches in flight at once: the API works on them in parallel,
+    // and each node is still created atomically with its nics.
+    let mut replies = futures_util::stream::iter(nodes.chunks(BATCH))
+        .map(|chunk| async move {
+            let body = json!({ "nodes": chunk });
+            (
+                chunk.len(),
+                c.call(Method::POST, "/nodes", Some(&body)).await,
+            )
+        })
+        .buffer_unordered(PARALLEL);
+    while let Some((n, reply)) = replies.next().await {
+        if let Some(m) = reply?.body.get("nodes").and_then(Value::as_object) {
             merged.extend(m.clone());
         }
         if let Some(b) = &bar {
-            b.inc(chunk.len() as u64);
+            b.inc(n as u64);
         }
     }
     if let Some(b) = bar {

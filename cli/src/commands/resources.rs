@@ -186,7 +186,9 @@ fn service_line(s: &Value) -> String {
             .filter(|w| !w.is_null())
             .map(|w| w.to_string())
             .unwrap_or_else(|| "1".into());
-        format!("{host}({ty}): online workers: {workers}")
+        let nodes = s.get("nodes").and_then(Value::as_u64).unwrap_or(0);
+        let busy = s.get("in_flight").and_then(Value::as_u64).unwrap_or(0);
+        format!("{host}({ty}): online workers: {workers} nodes: {nodes} in-flight: {busy}")
     } else {
         format!("{host}({ty}): offline")
     }

@@ -137,3 +137,15 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
 }
+
+/// True if re-running the whole transaction may succeed: a unique-key race,
+/// an InnoDB deadlock (1213) or lock wait timeout (1205), SQLite busy.
+pub(crate) fn is_retryable(e: &DbErr) -> bool {
+    if is_unique_violation(e) {
+        return true;
+    }
+    let text = e.to_string();
+    ["1213", "1205", "Deadlock found", "database is locked"]
+        .iter()
+        .any(|m| text.contains(m))
+}

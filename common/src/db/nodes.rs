@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use super::entity::{nic, node};
-use super::{Db, DbError, IN_CHUNK, is_unique_violation, placeholders, quote, rows_per_chunk};
+use super::{Db, DbError, IN_CHUNK, is_retryable, placeholders, quote, rows_per_chunk};
 use crate::model::{Arch, Mgt, Netboot, NicSpec, NodeSpec, tokens};
 
 /// Per-node outcome of a bulk write: `Ok` or the message for that node.
@@ -49,6 +49,7 @@ impl NodeRecord {
 fn nic_spec(n: &nic::Model) -> NicSpec {
     NicSpec {
         uuid: Uuid::parse_str(&n.uuid).unwrap_or_else(|_| Uuid::nil()),
+        uuid_given: true,
         name: n.name.clone(),
         mac: n.mac.clone(),
         ip: n.ip.clone(),
@@ -143,14 +144,26 @@ pub async fn load(db: &Db, names: &[String], with_nics: bool) -> Result<Vec<Node
 /// error; the rest are created.
 pub async fn create(db: &Db, specs: &[NodeSpec]) -> Result<Outcomes, DbError> {
     // A concurrent request may take a name or MAC between our checks and the
-    // insert; the unique keys catch that and one retry re-checks.
-    match try_create(db, specs).await {
-        Err(DbError::Db(e)) if is_unique_violation(&e) => try_create(db, specs).await,
-        other => other,
+    // insert (the unique keys catch that), or deadlock with ours on InnoDB's
+    // index locks; the transaction rolled back whole, so re-run it.
+    //
+    // The first attempt is optimistic about MACs: it does not look up every
+    // MAC before inserting (20,000 `IN` values for 10,000 nodes) and lets
+    // the unique key object. If it does, the retry checks each MAC and
+    // reports which node holds it.
+    let mut attempt = 0;
+    loop {
+        match try_create(db, specs, attempt > 0).await {
+            Err(DbError::Db(e)) if attempt < 3 && is_retryable(&e) => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "bulk create retried");
+            }
+            other => return other,
+        }
     }
 }
 
-async fn try_create(db: &Db, specs: &[NodeSpec]) -> Result<Outcomes, DbError> {
+async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Outcomes, DbError> {
     let txn = db.conn().begin().await?;
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let existing = existing_in(&txn, &names).await?;
@@ -158,11 +171,21 @@ async fn try_create(db: &Db, specs: &[NodeSpec]) -> Result<Outcomes, DbError> {
         .iter()
         .flat_map(|s| s.nics.iter().map(|n| n.mac.clone()))
         .collect();
+    // Only client-supplied uuids can collide; fresh v4 ones need no lookup.
     let uuids: Vec<String> = specs
         .iter()
-        .flat_map(|s| s.nics.iter().map(|n| n.uuid.to_string()))
+        .flat_map(|s| {
+            s.nics
+                .iter()
+                .filter(|n| n.uuid_given)
+                .map(|n| n.uuid.to_string())
+        })
         .collect();
-    let used_macs = nic_owners(&txn, nic::Column::Mac, &macs).await?;
+    let used_macs = if check_macs {
+        nic_owners(&txn, nic::Column::Mac, &macs).await?
+    } else {
+        HashMap::new()
+    };
     let used_uuids = nic_owners(&txn, nic::Column::Uuid, &uuids).await?;
 
     let mut out = Outcomes::new();
@@ -380,9 +403,12 @@ pub struct NodeUpdate {
 /// Writes patched nodes: one `UPDATE ... CASE id ...` per chunk for the
 /// node columns, and a replace of the nics of nodes whose nics changed.
 pub async fn update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError> {
-    match try_update(db, updates).await {
-        Err(DbError::Db(e)) if is_unique_violation(&e) => try_update(db, updates).await,
-        other => other,
+    let mut attempt = 0;
+    loop {
+        match try_update(db, updates).await {
+            Err(DbError::Db(e)) if attempt < 3 && is_retryable(&e) => attempt += 1,
+            other => return other,
+        }
     }
 }
 

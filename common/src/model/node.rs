@@ -60,6 +60,8 @@ pub struct NodeSpec {
 pub struct NicSpec {
     /// Client-supplied or generated at creation; stable across export/import.
     pub uuid: Uuid,
+    /// Whether `uuid` came from the client (only those can collide).
+    pub uuid_given: bool,
     pub name: Option<String>,
     /// Lower-case colon form.
     pub mac: String,
@@ -150,10 +152,13 @@ impl NicSpec {
         let mac = opt_str_f(obj, "mac", &f("mac"))?
             .ok_or_else(|| FieldError::new(f("mac"), "is required"))?;
         let mac = normalize_mac(&f("mac"), mac)?;
-        let uuid = match opt_str_f(obj, "uuid", &f("uuid"))? {
-            Some(u) => Uuid::parse_str(u)
-                .map_err(|_| FieldError::new(f("uuid"), format!("`{u}` is not a UUID")))?,
-            None => Uuid::new_v4(),
+        let (uuid, uuid_given) = match opt_str_f(obj, "uuid", &f("uuid"))? {
+            Some(u) => (
+                Uuid::parse_str(u)
+                    .map_err(|_| FieldError::new(f("uuid"), format!("`{u}` is not a UUID")))?,
+                true,
+            ),
+            None => (Uuid::new_v4(), false),
         };
         let name = opt_str_f(obj, "name", &f("name"))?;
         if let Some(n) = name
@@ -185,6 +190,7 @@ impl NicSpec {
         };
         Ok(NicSpec {
             uuid,
+            uuid_given,
             name: name.map(str::to_string),
             mac,
             ip,
