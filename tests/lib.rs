@@ -24,9 +24,25 @@ pub fn bin_dir() -> PathBuf {
     BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--bins", "-p", "xcat3-api", "-p", "xcat3-cli", "-p", "xcat3-conductor"]);
+        // The same targets and features as the `cargo test` / `nextest`
+        // run that built us, so the build is a no-op unless a binary is
+        // stale (a narrower build would resolve features differently and
+        // rebuild half the tree every time).
+        cmd.args(["build", "--workspace", "--all-targets"]);
+        if cfg!(feature = "servers") {
+            cmd.args(["--features", "xcat3-tests/servers"]);
+        }
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
+        }
+        // Cargo sets package variables (CARGO_MANIFEST_DIR, ...) for this
+        // test process; build scripts that watch them would see a changed
+        // environment and rebuild. Hand the inner build the caller's.
+        for (k, _) in std::env::vars() {
+            let ours = k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR";
+            if ours || k.starts_with("NEXTEST") || k == "OUT_DIR" || k == "LD_LIBRARY_PATH" {
+                cmd.env_remove(k);
+            }
         }
         let out = cmd.output().expect("run cargo build");
         assert!(
