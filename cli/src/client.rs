@@ -34,71 +34,27 @@ impl Client {
         })
     }
 
-    /// Sends `method path` with an optional JSON body. 4xx/5xx replies become
-    /// errors holding the server's `faultstring`. Only connection failures
-    /// are retried (the request never reached the server).
-    pub async fn call(
+    /// Sends `method path` (with an optional JSON body) asking for
+    /// `accept`. Only connection failures are retried: the request never
+    /// reached the server. 4xx/5xx replies become errors holding the
+    /// server's `faultstring`.
+    async fn send(
         &self,
-        method: Method,
+        method: &Method,
         path: &str,
         body: Option<&Value>,
-    ) -> anyhow::Result<Reply> {
+        accept: &str,
+    ) -> anyhow::Result<(String, reqwest::Response)> {
         let url = format!("{}/v1{}", self.base, path);
         let mut attempt = 0;
         let resp = loop {
             let mut req = self
                 .http
                 .request(method.clone(), &url)
-                .header("accept", "application/json");
+                .header("accept", accept);
             if let Some(b) = body {
                 req = req.json(b);
             }
-            match req.send().await {
-                Ok(r) => break r,
-                Err(e) if e.is_connect() && attempt < self.retries => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
-                }
-                Err(e) => return Err(anyhow!(e).context(format!("{method} {url}"))),
-            }
-        };
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .with_context(|| format!("reading reply of {method} {url}"))?;
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        if status.is_client_error() || status.is_server_error() {
-            let msg = body
-                .get("faultstring")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| body.to_string());
-            return Err(anyhow!("{msg} (HTTP {})", status.as_u16()));
-        }
-        Ok(Reply { body })
-    }
-
-    /// Sends a request asking for `application/x-ndjson` and calls `each`
-    /// with every JSON line as it arrives.
-    pub async fn stream(
-        &self,
-        method: Method,
-        path: &str,
-        mut each: impl FnMut(Value),
-    ) -> anyhow::Result<()> {
-        let url = format!("{}/v1{}", self.base, path);
-        let mut attempt = 0;
-        let mut resp = loop {
-            let req = self
-                .http
-                .request(method.clone(), &url)
-                .header("accept", "application/x-ndjson");
             match req.send().await {
                 Ok(r) => break r,
                 Err(e) if e.is_connect() && attempt < self.retries => {
@@ -119,6 +75,41 @@ impl Client {
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
             return Err(anyhow!("{msg} (HTTP {})", status.as_u16()));
         }
+        Ok((url, resp))
+    }
+
+    /// One request, one JSON reply (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Reply> {
+        let (url, resp) = self.send(&method, path, body, "application/json").await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .with_context(|| format!("reading reply of {method} {url}"))?;
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Ok(Reply { body })
+    }
+
+    /// Asks for `application/x-ndjson` and calls `each` with every JSON
+    /// line as it arrives.
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        mut each: impl FnMut(Value),
+    ) -> anyhow::Result<()> {
+        let (url, mut resp) = self
+            .send(&method, path, None, "application/x-ndjson")
+            .await?;
         let mut buf: Vec<u8> = Vec::new();
         while let Some(chunk) = resp
             .chunk()

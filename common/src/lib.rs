@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod model;
 pub mod noderange;
+pub mod process;
 pub mod ring;
 pub mod rpc;
 

@@ -42,6 +42,21 @@ pub struct ListQuery {
     pub noderange: Option<String>,
 }
 
+/// `?fields=` alone (single-resource reads).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fields {
+    pub fields: Option<String>,
+}
+
+/// `?id=N[&fields=]` (the v1 `get_by_id` routes).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ById {
+    pub id: i64,
+    pub fields: Option<String>,
+}
+
 /// Splits `?fields=` into names, refusing any not in `known`.
 pub fn parse_fields(fields: Option<&str>, known: &[&str]) -> ApiResult<Option<Vec<String>>> {
     let Some(f) = fields.filter(|f| !f.trim().is_empty()) else {

@@ -5,12 +5,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use xcat3_common::db::resources as db;
 use xcat3_common::model::{NetworkSpec, apply_patches, parse_patches, tokens};
 
-use super::parse_fields;
+use super::{Fields, parse_fields};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params};
@@ -20,12 +19,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/networks", get(list).post(create))
         .route("/networks/{name}", get(show).patch(update).delete(remove))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Fields {
-    fields: Option<String>,
 }
 
 /// `GET /networks[?fields=]` → `{"networks": [{"name"}..]}` (v1 default: names).

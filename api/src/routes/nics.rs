@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use xcat3_common::db::resources as db;
 use xcat3_common::model::{NicSpec, apply_patches, normalize_mac, parse_patches, tokens};
 
-use super::parse_fields;
+use super::{Fields, parse_fields};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params};
@@ -22,12 +22,6 @@ pub fn routes() -> Router<AppState> {
         .route("/nics/address", get(by_address))
         .route("/nics/node", get(by_node))
         .route("/nics/{uuid}", get(show).patch(update).delete(remove))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Fields {
-    fields: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -31,17 +31,6 @@ pub fn routes() -> Router<AppState> {
         .route("/nodes/{name}", get(show))
 }
 
-/// The paths a node PATCH may touch.
-const WRITABLE: &[&str] = &[
-    "mgt",
-    "netboot",
-    "arch",
-    "type",
-    "control_info",
-    "console_info",
-    "nics_info",
-];
-
 /// `GET /nodes[?noderange=]` → `{"nodes": [names]}`; unknown names of a
 /// noderange are listed under `missing`.
 async fn list(State(st): State<AppState>, Params(q): Params<ListQuery>) -> ApiResult<Json<Value>> {
@@ -228,7 +217,10 @@ async fn update(
             "{k}: unknown field (expected nodes, patches)"
         )));
     }
-    let patches = parse_patches(body.get("patches").unwrap_or(&Value::Null), WRITABLE)?;
+    let patches = parse_patches(
+        body.get("patches").unwrap_or(&Value::Null),
+        NodeSpec::PATCHABLE,
+    )?;
     let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
     let recs = node_db::load(&st.db, &names, true).await?;
 

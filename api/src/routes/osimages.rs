@@ -5,12 +5,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use xcat3_common::db::resources as db;
 use xcat3_common::model::{OsImageSpec, apply_patches, parse_patches};
 
-use super::parse_fields;
+use super::{ById, Fields, parse_fields};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params};
@@ -21,19 +20,6 @@ pub fn routes() -> Router<AppState> {
         .route("/osimages", get(list))
         .route("/osimages/get_by_id", get(by_id))
         .route("/osimages/{name}", get(show).patch(update).delete(remove))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Fields {
-    fields: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ById {
-    id: i64,
-    fields: Option<String>,
 }
 
 /// `GET /osimages` → `{"images": [{"name"}..]}` (v1 default: names).

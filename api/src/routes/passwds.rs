@@ -6,12 +6,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use xcat3_common::db::resources as db;
 use xcat3_common::model::{PasswdSpec, apply_patches, parse_patches, tokens};
 
-use super::parse_fields;
+use super::{ById, Fields, parse_fields};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params};
@@ -22,19 +21,6 @@ pub fn routes() -> Router<AppState> {
         .route("/passwds", get(list).post(create))
         .route("/passwds/get_by_id", get(by_id))
         .route("/passwds/{key}", get(show).patch(update).delete(remove))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Fields {
-    fields: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ById {
-    id: i64,
-    fields: Option<String>,
 }
 
 async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResult<Json<Value>> {

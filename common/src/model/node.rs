@@ -8,18 +8,6 @@ use super::fields::{
     Arch, FieldError, Mgt, Netboot, check_hostname, check_node_name, normalize_mac, parse_ip,
 };
 
-/// Fields a client may write.
-const WRITABLE: &[&str] = &[
-    "name",
-    "mgt",
-    "netboot",
-    "arch",
-    "type",
-    "control_info",
-    "console_info",
-    "nics_info",
-];
-
 /// Fields the server owns; sending them is an error, not silently ignored.
 const READ_ONLY: &[&str] = &[
     "id",
@@ -72,6 +60,17 @@ pub struct NicSpec {
 }
 
 impl NodeSpec {
+    /// Paths a PATCH may touch: every writable field but the name.
+    pub const PATCHABLE: &'static [&'static str] = &[
+        "mgt",
+        "netboot",
+        "arch",
+        "type",
+        "control_info",
+        "console_info",
+        "nics_info",
+    ];
+
     /// Validates one node object. Errors name the field (`nics_info.nics[1].mac`).
     pub fn from_json(value: &Value) -> Result<NodeSpec, FieldError> {
         let obj = value
@@ -81,10 +80,13 @@ impl NodeSpec {
             if READ_ONLY.contains(&key.as_str()) {
                 return Err(FieldError::new(key, "is read-only"));
             }
-            if !WRITABLE.contains(&key.as_str()) {
+            if key != "name" && !Self::PATCHABLE.contains(&key.as_str()) {
                 return Err(FieldError::new(
                     key,
-                    format!("unknown field (writable: {})", WRITABLE.join(", ")),
+                    format!(
+                        "unknown field (writable: name, {})",
+                        Self::PATCHABLE.join(", ")
+                    ),
                 ));
             }
         }
