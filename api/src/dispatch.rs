@@ -18,6 +18,9 @@ use xcat3_common::rpc::{Action, NodeResult, Request, now_ms};
 use crate::AppState;
 use crate::error::ApiResult;
 
+/// How long to wait for a conductor's `done` after its last result.
+const DONE_GRACE_MS: i64 = 5_000;
+
 /// A batch of `(node, result text)`.
 pub type Results = Vec<(String, String)>;
 
@@ -110,7 +113,16 @@ async fn call_one(
         }
     };
     loop {
-        let left = request.deadline_ms - now_ms();
+        // Once every node has its result, wait only briefly for `done`: the
+        // conductor sends it after recording states and releasing locks, so
+        // a request that follows sees them; a conductor dying in between
+        // must not hold the reply until the deadline.
+        let limit = if pending.is_empty() {
+            DONE_GRACE_MS
+        } else {
+            i64::MAX
+        };
+        let left = (request.deadline_ms - now_ms()).min(limit);
         if left <= 0 {
             break;
         }
@@ -132,7 +144,7 @@ async fn call_one(
                 if !results.is_empty() {
                     let _ = tx.send(results).await;
                 }
-                if batch.done || pending.is_empty() {
+                if batch.done {
                     break;
                 }
             }

@@ -128,7 +128,19 @@ fn three_conductors_split_3000_nodes_by_the_ring() {
     assert_eq!(results.len(), 3000);
     assert!(results.values().all(|r| r == "ok"));
     let results = c.power("node[1-3000]", "status");
-    assert!(results.values().all(|r| r == "on"));
+    let bad: Vec<_> = results.iter().filter(|(_, r)| *r != "on").take(3).collect();
+    let logs: Vec<String> = c
+        .conductors
+        .iter()
+        .flat_map(|k| {
+            k.log_text()
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}\n{}", logs.join("\n"));
 }
 
 #[test]

@@ -5,7 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::entity::node;
-use super::{Db, DbError, IN_CHUNK};
+use super::{Db, DbError, IN_CHUNK, retrying};
 
 /// Locks the unlocked nodes among `names` for `host`. Returns, for each
 /// name that exists, `Ok(())` if `host` now holds it or `Err(holder)`.
@@ -16,12 +16,14 @@ pub async fn acquire(
 ) -> Result<Vec<(String, Result<(), String>)>, DbError> {
     let mut out = Vec::with_capacity(names.len());
     for chunk in names.chunks(IN_CHUNK) {
-        node::Entity::update_many()
-            .col_expr(node::Column::Reservation, Expr::value(host))
-            .filter(node::Column::Name.is_in(chunk.iter().cloned()))
-            .filter(node::Column::Reservation.is_null())
-            .exec(db.conn())
-            .await?;
+        retrying(|| {
+            node::Entity::update_many()
+                .col_expr(node::Column::Reservation, Expr::value(host))
+                .filter(node::Column::Name.is_in(chunk.iter().cloned()))
+                .filter(node::Column::Reservation.is_null())
+                .exec(db.conn())
+        })
+        .await?;
         let rows: Vec<(String, Option<String>)> = node::Entity::find()
             .select_only()
             .column(node::Column::Name)

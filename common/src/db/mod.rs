@@ -138,6 +138,28 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     )
 }
 
+/// Runs `op` again (up to 3 more times, 20 ms apart) when it fails with a
+/// retryable error. For single bulk statements several conductors issue at
+/// once on disjoint rows, which InnoDB may still deadlock through index
+/// gap locks.
+pub(crate) async fn retrying<T, F, Fut>(mut op: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbErr>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if attempt < 3 && is_retryable(&e) => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "statement retried");
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// True if re-running the whole transaction may succeed: a unique-key race,
 /// an InnoDB deadlock (1213) or lock wait timeout (1205), SQLite busy.
 pub(crate) fn is_retryable(e: &DbErr) -> bool {

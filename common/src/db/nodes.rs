@@ -637,9 +637,8 @@ pub async fn record(db: &Db, what: Observed, values: &[(String, String)]) -> Res
             placeholders(chunk.len())
         ));
         params.extend(chunk.iter().map(|(n, _)| Value::from(n.clone())));
-        db.conn()
-            .execute_raw(Statement::from_sql_and_values(backend, sql, params))
-            .await?;
+        let stmt = Statement::from_sql_and_values(backend, sql, params);
+        super::retrying(|| db.conn().execute_raw(stmt.clone())).await?;
     }
     Ok(())
 }
