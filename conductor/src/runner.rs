@@ -189,6 +189,14 @@ impl Runner {
             match locks::acquire(&self.db, &self.host, &claimed).await {
                 Ok(results) => {
                     work = Vec::with_capacity(claimed.len());
+                    let returned: HashSet<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
+                    for n in claimed.iter().filter(|n| !returned.contains(n.as_str())) {
+                        answer(
+                            &mut sent,
+                            n,
+                            NodeResult::Error(xcat3_common::model::tokens::NOT_FOUND.into()),
+                        );
+                    }
                     for (name, r) in results {
                         match r {
                             Ok(()) => work.push(name),
@@ -226,6 +234,17 @@ impl Runner {
                 return sent;
             }
         };
+        // Nodes deleted since the API looked them up.
+        let loaded: HashSet<&str> = records.iter().map(|r| r.node.name.as_str()).collect();
+        for n in &work {
+            if !loaded.contains(n.as_str()) {
+                answer(
+                    &mut sent,
+                    n,
+                    NodeResult::Error(xcat3_common::model::tokens::NOT_FOUND.into()),
+                );
+            }
+        }
         let mut tasks = tokio::task::JoinSet::new();
         for rec in records {
             let n = &rec.node;
