@@ -99,7 +99,23 @@ impl Runner {
             }
         }
         if let Err(e) = locks::release(&self.db, &self.host, &sent.locked).await {
-            tracing::error!(error = %e, "releasing locks failed; the dead-lock sweeper will");
+            // Keep trying in the background: a lock left behind by a live
+            // conductor is released by nobody else until it restarts.
+            tracing::error!(error = %e, nodes = sent.locked.len(), "releasing locks failed; retrying");
+            let (db, host, names) = (self.db.clone(), self.host.clone(), sent.locked.clone());
+            tokio::spawn(async move {
+                for _ in 0..150 {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    if locks::release(&db, &host, &names).await.is_ok() {
+                        tracing::info!(nodes = names.len(), "locks released after retry");
+                        return;
+                    }
+                }
+                tracing::error!(
+                    nodes = names.len(),
+                    "locks still held; they are cleared when this conductor restarts"
+                );
+            });
         }
         if let Ok(mut set) = self.in_flight.lock() {
             for n in &sent.claimed {
