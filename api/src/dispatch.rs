@@ -13,7 +13,7 @@ use xcat3_common::db::nodes as node_db;
 use xcat3_common::db::services;
 use xcat3_common::model::tokens;
 use xcat3_common::ring::HashRing;
-use xcat3_common::rpc::{Action, NodeResult, Request, now_ms};
+use xcat3_common::rpc::{Action, Request, now_ms};
 
 use crate::AppState;
 use crate::error::ApiResult;
@@ -133,13 +133,7 @@ async fn call_one(
                     .results
                     .into_iter()
                     .filter(|(n, _)| pending.remove(n))
-                    .map(|(n, r)| {
-                        let text = match r {
-                            NodeResult::Ok(v) => v,
-                            NodeResult::Error(e) => e,
-                        };
-                        (n, text)
-                    })
+                    .map(|(n, r)| (n, r.into_text()))
                     .collect();
                 if !results.is_empty() {
                     let _ = tx.send(results).await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use xcat3_api::AppState;
-use xcat3_common::config::Config;
+use xcat3_common::config::{Config, redact_url as redact};
 use xcat3_common::db::Db;
 
 #[derive(Parser)]
@@ -155,18 +155,4 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!("xcat3-api stopped");
     Ok(())
-}
-
-/// Hides the password in a database URL before it is logged.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }

@@ -6,13 +6,19 @@ use serde_json::{Map, Value, json};
 /// Splits `key=value`; the value is JSON when it parses as JSON (so
 /// `primary=true` is a boolean), otherwise a string.
 pub fn split(arg: &str) -> anyhow::Result<(String, Value)> {
+    let (k, v) = split_raw(arg)?;
+    Ok((k, decode(v)))
+}
+
+/// Splits `key=value`, keeping the value as the text given.
+pub fn split_raw(arg: &str) -> anyhow::Result<(String, &str)> {
     let Some((k, v)) = arg.split_once('=') else {
         bail!("`{arg}` is not key=value");
     };
     if k.is_empty() {
         bail!("`{arg}` has an empty key");
     }
-    Ok((k.to_string(), decode(v)))
+    Ok((k.to_string(), v))
 }
 
 /// JSON when possible (`true`, `5`, `{"a":1}`), else the text itself.

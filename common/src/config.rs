@@ -154,6 +154,17 @@ impl Config {
     }
 }
 
+/// A URL with its password replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +187,13 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(redact_url("mysql://x:pw@db/x"), "mysql://x:***@db/x");
+        assert_eq!(redact_url("amqp://guest@mq/%2f"), "amqp://guest@mq/%2f");
+        assert_eq!(redact_url("sqlite:///a.db"), "sqlite:///a.db");
     }
 
     #[test]

@@ -123,14 +123,10 @@ pub enum NodeResult {
 
 impl NodeResult {
     /// The v1 wire text: the value or the error message.
-    pub fn text(&self) -> &str {
+    pub fn into_text(self) -> String {
         match self {
             NodeResult::Ok(s) | NodeResult::Error(s) => s,
         }
-    }
-
-    pub fn is_ok(&self) -> bool {
-        matches!(self, NodeResult::Ok(_))
     }
 }
 

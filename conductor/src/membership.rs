@@ -46,13 +46,4 @@ impl Membership {
         *cached = Some((Instant::now(), ring.clone()));
         Ok(ring)
     }
-
-    /// Forgets the cached ring (after this conductor registered).
-    pub async fn invalidate(&self) {
-        *self.cached.lock().await = None;
-    }
-
-    pub fn heartbeat_timeout_s(&self) -> u64 {
-        self.heartbeat_timeout_s
-    }
 }

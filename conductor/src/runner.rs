@@ -153,18 +153,22 @@ impl Runner {
             sent.answered.insert(name.to_string());
             let _ = tx.send((name.to_string(), r, None));
         };
+        // Every node of `names` gets the same error (a step failed for all).
+        let fail_all = |sent: &mut Sent, names: &[String], why: String| {
+            for n in names {
+                answer(sent, n, NodeResult::Error(why.clone()));
+            }
+        };
         // Ownership: the API's ring and ours may differ for a moment while
         // membership changes; the caller retries such nodes.
         let ring = match self.membership.ring().await {
             Ok(r) => r,
             Err(e) => {
-                for n in &req.nodes {
-                    answer(
-                        &mut sent,
-                        n,
-                        NodeResult::Error(format!("conductor {}: {e}", self.host)),
-                    );
-                }
+                fail_all(
+                    &mut sent,
+                    &req.nodes,
+                    format!("conductor {}: {e}", self.host),
+                );
                 return sent;
             }
         };
@@ -226,13 +230,8 @@ impl Runner {
                     sent.locked = work.clone();
                 }
                 Err(e) => {
-                    for n in &claimed {
-                        answer(
-                            &mut sent,
-                            n,
-                            NodeResult::Error(format!("conductor {}: cannot lock: {e}", self.host)),
-                        );
-                    }
+                    let why = format!("conductor {}: cannot lock: {e}", self.host);
+                    fail_all(&mut sent, &claimed, why);
                     return sent;
                 }
             }
@@ -240,13 +239,7 @@ impl Runner {
         let records = match node_db::load(&self.db, &work, false).await {
             Ok(r) => r,
             Err(e) => {
-                for n in &work {
-                    answer(
-                        &mut sent,
-                        n,
-                        NodeResult::Error(format!("conductor {}: {e}", self.host)),
-                    );
-                }
+                fail_all(&mut sent, &work, format!("conductor {}: {e}", self.host));
                 return sent;
             }
         };

@@ -98,17 +98,32 @@ fn async_stream(
     })
 }
 
+/// `?target=` parsed by `parse`, or a 400 naming the accepted values.
+fn parse_target<T>(q: &ActionQuery, parse: fn(&str) -> Option<T>, all: &[&str]) -> ApiResult<T> {
+    let t = q.target.as_deref().unwrap_or("");
+    parse(t).ok_or_else(|| {
+        ApiError::bad_request(format!("target: `{t}` is not one of {}", all.join(", ")))
+    })
+}
+
+/// Reads take no `target`/`persistent`: such a request meant a write.
+fn reject_write_params(q: &ActionQuery, message: &str) -> ApiResult<()> {
+    if q.target.is_some() || q.persistent.is_some() {
+        return Err(ApiError::bad_request(message));
+    }
+    Ok(())
+}
+
 async fn power_status(
     State(st): State<AppState>,
     headers: HeaderMap,
     Params(q): Params<ActionQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    if q.target.is_some() || q.persistent.is_some() {
-        return Err(ApiError::bad_request(
-            "GET /nodes/power reads the state; use PUT ?target= to change it",
-        ));
-    }
+    reject_write_params(
+        &q,
+        "GET /nodes/power reads the state; use PUT ?target= to change it",
+    )?;
     act(st, headers, &q, &body, Action::PowerStatus, StatusCode::OK).await
 }
 
@@ -118,13 +133,7 @@ async fn power_set(
     Params(q): Params<ActionQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let t = q.target.as_deref().unwrap_or("");
-    let target = PowerTarget::parse(t).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "target: `{t}` is not one of {}",
-            PowerTarget::ALL.join(", ")
-        ))
-    })?;
+    let target = parse_target(&q, PowerTarget::parse, PowerTarget::ALL)?;
     if q.persistent.is_some() {
         return Err(ApiError::bad_request("persistent: only for boot_device"));
     }
@@ -145,11 +154,10 @@ async fn boot_get(
     Params(q): Params<ActionQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    if q.target.is_some() || q.persistent.is_some() {
-        return Err(ApiError::bad_request(
-            "GET /nodes/boot_device reads the device; use PUT ?target= to set it",
-        ));
-    }
+    reject_write_params(
+        &q,
+        "GET /nodes/boot_device reads the device; use PUT ?target= to set it",
+    )?;
     act(
         st,
         headers,
@@ -167,13 +175,7 @@ async fn boot_set(
     Params(q): Params<ActionQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let t = q.target.as_deref().unwrap_or("");
-    let device = BootDevice::parse(t).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "target: `{t}` is not one of {}",
-            BootDevice::ALL.join(", ")
-        ))
-    })?;
+    let device = parse_target(&q, BootDevice::parse, BootDevice::ALL)?;
     let persistent = q.persistent.unwrap_or(false);
     act(
         st,

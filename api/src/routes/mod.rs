@@ -77,15 +77,20 @@ pub fn parse_fields(fields: Option<&str>, known: &[&str]) -> ApiResult<Option<Ve
 
 /// Knows the stored node names, for regexes and literal names that look
 /// like ranges. Loaded only when the noderange needs it.
-struct DbNames(HashSet<String>);
+struct DbNames<'a>(&'a HashSet<String>);
 
-impl Resolver for DbNames {
+impl Resolver for DbNames<'_> {
     fn all_names(&self) -> Vec<String> {
         self.0.iter().cloned().collect()
     }
     fn is_name(&self, name: &str) -> bool {
         self.0.contains(name)
     }
+}
+
+/// Expands `range` against the stored names `known`.
+pub fn expand_range(range: &str, known: &HashSet<String>) -> ApiResult<Vec<String>> {
+    noderange::expand(range, &DbNames(known)).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// The node names a multi-node request is about: `?noderange=` (expanded
@@ -105,11 +110,11 @@ pub async fn requested_names(
         (Some(range), None) => {
             let needs_names = range.contains(['/', '-', ':', '@']);
             let names = if needs_names {
-                DbNames(node_db::list_names(&state.db).await?.into_iter().collect())
+                node_db::list_names(&state.db).await?.into_iter().collect()
             } else {
-                DbNames(HashSet::new())
+                HashSet::new()
             };
-            noderange::expand(range, &names).map_err(|e| ApiError::bad_request(e.to_string()))?
+            expand_range(range, &names)?
         }
         (None, Some(list)) => {
             let list = list
@@ -135,13 +140,19 @@ pub async fn requested_names(
             ));
         }
     };
+    check_names(state, &names)?;
+    Ok(names)
+}
+
+/// A request's node list must name at least one node and at most
+/// `[api] max_nodes_per_request`.
+pub fn check_names(state: &AppState, names: &[String]) -> ApiResult<()> {
     if names.is_empty() {
         return Err(ApiError::bad_request(
             "no nodes given: the node list is empty",
         ));
     }
-    check_count(state, names.len())?;
-    Ok(names)
+    check_count(state, names.len())
 }
 
 /// Refuses requests naming more nodes than `[api] max_nodes_per_request`.

@@ -15,7 +15,7 @@ use xcat3_common::db::resources;
 use xcat3_common::model::{NodeSpec, apply_patches, parse_patches, tokens};
 use xcat3_common::noderange;
 
-use super::{ListQuery, check_count, parse_fields, requested_names};
+use super::{ListQuery, check_count, check_names, expand_range, parse_fields, requested_names};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params};
@@ -43,10 +43,12 @@ async fn list(State(st): State<AppState>, Params(q): Params<ListQuery>) -> ApiRe
     let Some(range) = q.noderange else {
         return Ok(Json(json!({ "nodes": all })));
     };
-    let wanted = requested_names(&st, Some(&range), &Value::Null).await?;
-    let known: HashSet<&str> = all.iter().map(String::as_str).collect();
+    // The names just listed serve the expansion too (no second load).
+    let known: HashSet<String> = all.into_iter().collect();
+    let wanted = expand_range(&range, &known)?;
+    check_names(&st, &wanted)?;
     let (found, missing): (Vec<String>, Vec<String>) =
-        wanted.into_iter().partition(|n| known.contains(n.as_str()));
+        wanted.into_iter().partition(|n| known.contains(n));
     let mut out = json!({ "nodes": found });
     if !missing.is_empty() {
         out["missing"] = json!(noderange::fold(&missing));

@@ -72,17 +72,14 @@ pub async fn create(
     const FIELDS: &[&str] = &["arch", "netboot", "mgt", "type"];
     let mut base = Map::new();
     for a in attrs {
-        let (k, _) = kv::split(a)?;
+        let (k, v) = kv::split_raw(a)?;
         if !FIELDS.contains(&k.as_str()) {
             bail!(
                 "create: unsupported attribute `{k}` (use {}; -c for control_info, -i for nics)",
                 FIELDS.join(", ")
             );
         }
-        base.insert(
-            k,
-            Value::String(a.split_once('=').map(|(_, v)| v).unwrap_or("").to_string()),
-        );
+        base.insert(k, Value::String(v.to_string()));
     }
     if let Some(ctl) = control {
         base.insert("control_info".into(), Value::Object(kv::dict(ctl)?));

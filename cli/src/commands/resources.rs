@@ -53,19 +53,12 @@ fn fields_query(fields: Option<&str>) -> String {
 /// `key=value` where only structured keys are JSON: a nameserver or an IP
 /// is text even when it would parse as a number.
 fn typed_kv(arg: &str) -> anyhow::Result<(String, Value)> {
-    let (key, v) = kv::split(arg)?;
-    match key.as_str() {
-        "primary" | "extra" | "node_id" => Ok((key, v)),
-        _ => Ok((
-            key,
-            Value::String(
-                arg.split_once('=')
-                    .map(|(_, s)| s)
-                    .unwrap_or("")
-                    .to_string(),
-            ),
-        )),
-    }
+    let (key, raw) = kv::split_raw(arg)?;
+    let value = match key.as_str() {
+        "primary" | "extra" | "node_id" => kv::decode(raw),
+        _ => Value::String(raw.to_string()),
+    };
+    Ok((key, value))
 }
 
 pub async fn list(c: &Client, k: &Kind, json: bool) -> anyhow::Result<bool> {

@@ -30,6 +30,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use tokio::sync::{mpsc, watch};
 
 use super::{Bus, BusError, Delivery, EXCHANGE, Responder, queue_name};
+use crate::config::redact_url as redact;
 use crate::rpc::{ReplyBatch, Request, now_ms};
 
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -484,16 +485,5 @@ async fn supervise(
             _ = tokio::time::sleep(backoff) => {}
             _ = stop.changed() => return,
         }
-    }
-}
-
-/// Hides the password in a URL before it is shown.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-            None => url.to_string(),
-        },
-        _ => url.to_string(),
     }
 }

@@ -16,7 +16,7 @@ pub async fn acquire(
 ) -> Result<Vec<(String, Result<(), String>)>, DbError> {
     let mut out = Vec::with_capacity(names.len());
     for chunk in names.chunks(IN_CHUNK) {
-        retrying(|| {
+        retrying(|_| {
             node::Entity::update_many()
                 .col_expr(node::Column::Reservation, Expr::value(host))
                 .filter(node::Column::Name.is_in(chunk.iter().cloned()))

@@ -102,12 +102,6 @@ impl Db {
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()
     }
-
-    /// Cheap liveness probe.
-    pub async fn ping(&self) -> Result<(), DbError> {
-        self.conn.ping().await?;
-        Ok(())
-    }
 }
 
 /// Quotes an identifier for `backend`.
@@ -138,21 +132,39 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     )
 }
 
-/// Runs `op` again (up to 3 more times, 20 ms apart) when it fails with a
-/// retryable error. For single bulk statements several conductors issue at
-/// once on disjoint rows, which InnoDB may still deadlock through index
-/// gap locks.
-pub(crate) async fn retrying<T, F, Fut>(mut op: F) -> Result<T, DbErr>
+/// An error that may go away if the statement or transaction is re-run.
+pub(crate) trait Retryable: std::fmt::Display {
+    fn retryable(&self) -> bool;
+}
+
+impl Retryable for DbErr {
+    fn retryable(&self) -> bool {
+        is_retryable(self)
+    }
+}
+
+impl Retryable for DbError {
+    fn retryable(&self) -> bool {
+        matches!(self, DbError::Db(e) if is_retryable(e))
+    }
+}
+
+/// Runs `op(attempt)` again (up to 3 more times, 20 ms, 40 ms, 60 ms apart)
+/// when it fails with a retryable error: unique-key races, and InnoDB
+/// deadlocks, which happen even between conductors' bulk statements on
+/// disjoint rows (gap locks on the name index). `attempt` is 0 first.
+pub(crate) async fn retrying<T, E, F, Fut>(mut op: F) -> Result<T, E>
 where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, DbErr>>,
+    E: Retryable,
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     let mut attempt = 0;
     loop {
-        match op().await {
-            Err(e) if attempt < 3 && is_retryable(&e) => {
+        match op(attempt).await {
+            Err(e) if attempt < 3 && e.retryable() => {
                 attempt += 1;
-                tracing::debug!(error = %e, attempt, "statement retried");
+                tracing::debug!(error = %e, attempt, "retried");
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
             }
             other => return other,

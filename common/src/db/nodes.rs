@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use super::entity::{nic, node};
-use super::{Db, DbError, IN_CHUNK, is_retryable, placeholders, quote, rows_per_chunk};
+use super::{Db, DbError, IN_CHUNK, placeholders, quote, retrying, rows_per_chunk};
 use crate::model::{Arch, Mgt, Netboot, NicSpec, NodeSpec, tokens};
 
 /// Per-node outcome of a bulk write: `Ok` or the message for that node.
@@ -151,16 +151,7 @@ pub async fn create(db: &Db, specs: &[NodeSpec]) -> Result<Outcomes, DbError> {
     // MAC before inserting (20,000 `IN` values for 10,000 nodes) and lets
     // the unique key object. If it does, the retry checks each MAC and
     // reports which node holds it.
-    let mut attempt = 0;
-    loop {
-        match try_create(db, specs, attempt > 0).await {
-            Err(DbError::Db(e)) if attempt < 3 && is_retryable(&e) => {
-                attempt += 1;
-                tracing::debug!(error = %e, attempt, "bulk create retried");
-            }
-            other => return other,
-        }
-    }
+    retrying(|attempt| try_create(db, specs, attempt > 0)).await
 }
 
 async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Outcomes, DbError> {
@@ -403,13 +394,7 @@ pub struct NodeUpdate {
 /// Writes patched nodes: one `UPDATE ... CASE id ...` per chunk for the
 /// node columns, and a replace of the nics of nodes whose nics changed.
 pub async fn update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError> {
-    let mut attempt = 0;
-    loop {
-        match try_update(db, updates).await {
-            Err(DbError::Db(e)) if attempt < 3 && is_retryable(&e) => attempt += 1,
-            other => return other,
-        }
-    }
+    retrying(|_| try_update(db, updates)).await
 }
 
 type ColumnValue = fn(&NodeSpec) -> Value;
@@ -638,7 +623,7 @@ pub async fn record(db: &Db, what: Observed, values: &[(String, String)]) -> Res
         ));
         params.extend(chunk.iter().map(|(n, _)| Value::from(n.clone())));
         let stmt = Statement::from_sql_and_values(backend, sql, params);
-        super::retrying(|| db.conn().execute_raw(stmt.clone())).await?;
+        retrying(|_| db.conn().execute_raw(stmt.clone())).await?;
     }
     Ok(())
 }

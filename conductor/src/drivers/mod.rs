@@ -95,20 +95,24 @@ impl Drivers {
     }
 
     pub fn power(&self, node: &NodeInfo) -> Result<&Arc<dyn Power>, DriverError> {
-        let mgt = node.mgt.ok_or_else(|| DriverError("mgt: not set".into()))?;
-        self.power.get(&mgt).ok_or_else(|| {
-            DriverError(format!(
-                "mgt: no power driver for `{mgt}` in this conductor"
-            ))
-        })
+        pick(&self.power, node, "power")
     }
 
     pub fn management(&self, node: &NodeInfo) -> Result<&Arc<dyn Management>, DriverError> {
-        let mgt = node.mgt.ok_or_else(|| DriverError("mgt: not set".into()))?;
-        self.management.get(&mgt).ok_or_else(|| {
-            DriverError(format!(
-                "mgt: no management driver for `{mgt}` in this conductor"
-            ))
-        })
+        pick(&self.management, node, "management")
     }
+}
+
+/// The `kind` driver for the node's `mgt`, or an error naming what is missing.
+fn pick<'a, T: ?Sized>(
+    drivers: &'a HashMap<Mgt, Arc<T>>,
+    node: &NodeInfo,
+    kind: &str,
+) -> Result<&'a Arc<T>, DriverError> {
+    let mgt = node.mgt.ok_or_else(|| DriverError("mgt: not set".into()))?;
+    drivers.get(&mgt).ok_or_else(|| {
+        DriverError(format!(
+            "mgt: no {kind} driver for `{mgt}` in this conductor"
+        ))
+    })
 }
