@@ -125,12 +125,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // With the in-process bus the conductor lives here too: same code,
     // only the bus differs (DESIGN §1, standalone mode).
     let conductor = (config.bus.url == "memory").then(|| {
-        let (cfg, db, bus, rx) = (
-            config.conductor.clone(),
-            db.clone(),
-            bus.clone(),
-            stop_rx.clone(),
-        );
+        let (cfg, db, bus, rx) = (config.clone(), db.clone(), bus.clone(), stop_rx.clone());
         tokio::spawn(async move { xcat3_conductor::service::run(cfg, db, bus, rx).await })
     });
     tracing::info!(%local, db = %redact(&config.database.url), standalone = args.standalone, "xcat3-api listening");

@@ -28,8 +28,8 @@ async fn state() -> AppState {
 /// mode), registered and consuming before this returns.
 async fn state_with_conductor() -> AppState {
     let st = state().await;
-    let mut cfg = st.config.conductor.clone();
-    cfg.host = "c1".into();
+    let mut cfg = (*st.config).clone();
+    cfg.conductor.host = "c1".into();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let (db, bus) = (st.db.clone(), st.bus.clone());
     tokio::spawn(async move {

@@ -15,6 +15,8 @@ pub struct Config {
     pub bus: BusConfig,
     pub api: ApiConfig,
     pub conductor: ConductorConfig,
+    pub power: PowerConfig,
+    pub ipmi: IpmiConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -108,6 +110,39 @@ impl Default for ConductorConfig {
     }
 }
 
+/// Limits on powering nodes on, so that a site's breakers survive
+/// `xcat3 power <10,000 nodes> on` (xCAT's `syspowermaxnodes` /
+/// `syspowerinterval`). Per conductor; they apply to `on`, `boot` and
+/// `cycle`, the actions that can start a machine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PowerConfig {
+    /// Power-on actions in flight at once; 0 means no limit beyond `workers`.
+    pub max_concurrent: usize,
+    /// Milliseconds between the starts of two power-on actions; 0 means none.
+    pub stagger_ms: u64,
+}
+
+/// The IPMI (lanplus) client's retransmission schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpmiConfig {
+    /// Milliseconds to wait for a BMC's answer before sending again.
+    pub retry_interval_ms: u64,
+    /// Sends after the first; a BMC that answers none of them is reported
+    /// unreachable after `retry_interval_ms * (retries + 1)`.
+    pub retries: u32,
+}
+
+impl Default for IpmiConfig {
+    fn default() -> Self {
+        IpmiConfig {
+            retry_interval_ms: 500,
+            retries: 4,
+        }
+    }
+}
+
 impl Config {
     /// Reads `path` (if given), then applies `XCAT3_*` variables from `env`.
     pub fn load(
@@ -130,7 +165,7 @@ impl Config {
             let Some((section, name)) = rest.split_once('_') else {
                 continue;
             };
-            if !["database", "bus", "api", "conductor"].contains(&section) {
+            if !["database", "bus", "api", "conductor", "power", "ipmi"].contains(&section) {
                 continue;
             }
             // Typed where TOML can read the text (numbers, booleans),

@@ -6,11 +6,13 @@
 //! - [`config`]: the TOML configuration with `XCAT3_<SECTION>_<KEY>` overrides;
 //! - [`ring`]: the tooz-compatible consistent hash ring (pure);
 //! - [`rpc`]: the messages between API and conductors;
-//! - [`bus`]: the message bus (RabbitMQ or in-process).
+//! - [`bus`]: the message bus (RabbitMQ or in-process);
+//! - [`ipmi`]: the IPMI v2.0 RMCP+ codec (driver and simulator share it).
 
 pub mod bus;
 pub mod config;
 pub mod db;
+pub mod ipmi;
 pub mod model;
 pub mod noderange;
 pub mod process;

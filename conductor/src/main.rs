@@ -52,5 +52,5 @@ async fn run(args: Args) -> anyhow::Result<()> {
         xcat3_common::shutdown_signal().await;
         let _ = tx.send(true);
     });
-    xcat3_conductor::service::run(config.conductor, db, bus, rx).await
+    xcat3_conductor::service::run(config, db, bus, rx).await
 }

@@ -7,13 +7,15 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 use tracing::Instrument;
 use xcat3_common::bus::Responder;
+use xcat3_common::config::PowerConfig;
 use xcat3_common::db::nodes::{self as node_db, Observed, parse_map};
 use xcat3_common::db::{Db, locks};
 use xcat3_common::model::Mgt;
-use xcat3_common::rpc::{Action, NodeResult, ReplyBatch, Request, now_ms};
+use xcat3_common::rpc::{Action, NodeResult, PowerTarget, ReplyBatch, Request, now_ms};
 
 use crate::drivers::{DriverError, Drivers, NodeInfo};
 use crate::membership::Membership;
@@ -29,6 +31,7 @@ pub struct Runner {
     pub db: Db,
     pub drivers: Drivers,
     pub membership: Arc<Membership>,
+    power_gate: PowerGate,
     /// Nodes some request on this conductor is acting on now. The DB lock
     /// holds our host name for all of them, so this set is what tells two
     /// of our own requests apart.
@@ -48,6 +51,7 @@ impl Runner {
         db: Db,
         drivers: Drivers,
         membership: Arc<Membership>,
+        power_gate: PowerGate,
         workers: usize,
         call_timeout: Duration,
     ) -> Runner {
@@ -56,6 +60,7 @@ impl Runner {
             db,
             drivers,
             membership,
+            power_gate,
             in_flight: Mutex::new(HashSet::new()),
             permits: Arc::new(Semaphore::new(workers.max(1))),
             call_timeout,
@@ -285,6 +290,26 @@ impl Runner {
         action: &Action,
         deadline_ms: i64,
     ) -> (NodeResult, Observation) {
+        // Power-on pacing comes before a worker permit, so that staggered
+        // nodes do not hold workers other actions could use.
+        let _power_slot = match action {
+            Action::Power { target } if powers_on(*target) => {
+                let left = Duration::from_millis((deadline_ms - now_ms()).max(0) as u64);
+                match tokio::time::timeout(left, self.power_gate.enter()).await {
+                    Ok(slot) => slot,
+                    Err(_) => {
+                        return (
+                            NodeResult::Error(
+                                "deadline passed waiting for a power-on slot ([power] max_concurrent, stagger_ms)"
+                                    .into(),
+                            ),
+                            None,
+                        );
+                    }
+                }
+            }
+            _ => None,
+        };
         let Ok(_permit) = self.permits.acquire().await else {
             return (NodeResult::Error("conductor is shutting down".into()), None);
         };
@@ -347,6 +372,51 @@ impl Runner {
                 ))
             }
         }
+    }
+}
+
+/// Whether `target` can start a machine (and so draw inrush current).
+fn powers_on(target: PowerTarget) -> bool {
+    matches!(
+        target,
+        PowerTarget::On | PowerTarget::Boot | PowerTarget::Cycle
+    )
+}
+
+/// Paces power-on actions on this conductor: at most `max_concurrent` in
+/// flight, and starts at least `stagger` apart, in arrival order.
+pub struct PowerGate {
+    slots: Option<Arc<Semaphore>>,
+    stagger: Duration,
+    next_start: tokio::sync::Mutex<Instant>,
+}
+
+impl PowerGate {
+    pub fn new(config: &PowerConfig) -> PowerGate {
+        PowerGate {
+            slots: (config.max_concurrent > 0)
+                .then(|| Arc::new(Semaphore::new(config.max_concurrent))),
+            stagger: Duration::from_millis(config.stagger_ms),
+            next_start: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits for this action's turn; the slot is held until it is dropped.
+    async fn enter(&self) -> Option<OwnedSemaphorePermit> {
+        let slot = match &self.slots {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        if !self.stagger.is_zero() {
+            let start = {
+                let mut next = self.next_start.lock().await;
+                let start = (*next).max(Instant::now());
+                *next = start + self.stagger;
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        }
+        slot
     }
 }
 

@@ -9,12 +9,12 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use xcat3_common::bus::Bus;
-use xcat3_common::config::ConductorConfig;
+use xcat3_common::config::{ConductorConfig, Config};
 use xcat3_common::db::{Db, locks, services};
 
 use crate::drivers::Drivers;
 use crate::membership::Membership;
-use crate::runner::Runner;
+use crate::runner::{PowerGate, Runner};
 
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,11 +34,14 @@ pub fn host_name(config: &ConductorConfig) -> String {
 
 /// Runs the conductor until `shutdown` flips to true.
 pub async fn run(
-    config: ConductorConfig,
+    config: Config,
     db: Db,
     bus: Arc<dyn Bus>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let drivers = Drivers::builtin(&config);
+    let power_gate = PowerGate::new(&config.power);
+    let config = config.conductor;
     let host = host_name(&config);
     let cleared = locks::release_all(&db, &host)
         .await
@@ -57,8 +60,9 @@ pub async fn run(
     let runner = Arc::new(Runner::new(
         host.clone(),
         db.clone(),
-        Drivers::builtin(),
+        drivers,
         membership.clone(),
+        power_gate,
         config.workers,
         Duration::from_secs(config.call_timeout),
     ));

@@ -5,16 +5,19 @@
 //! runs before anything touches a BMC.
 
 mod fake;
+mod ipmi;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use xcat3_common::config::Config;
 use xcat3_common::model::Mgt;
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
 pub use fake::Fake;
+pub use ipmi::Ipmi;
 
 /// What a driver knows about a node (loaded in bulk by the runner).
 #[derive(Debug, Clone)]
@@ -86,11 +89,14 @@ pub struct Drivers {
 
 impl Drivers {
     /// Every driver built into this conductor. New drivers register here.
-    pub fn builtin() -> Drivers {
+    pub fn builtin(config: &Config) -> Drivers {
         let mut d = Drivers::default();
         let fake = Arc::new(Fake);
         d.power.insert(Mgt::Fake, fake.clone());
         d.management.insert(Mgt::Fake, fake);
+        let ipmi = Arc::new(Ipmi::new(&config.ipmi));
+        d.power.insert(Mgt::Ipmi, ipmi.clone());
+        d.management.insert(Mgt::Ipmi, ipmi);
         d
     }
 

@@ -1,0 +1,518 @@
+//! One simulated BMC: the BMC side of RMCP+ (sessions, RAKP, privilege)
+//! and a chassis with a power state and boot flags that outlive sessions.
+//!
+//! `handle` is pure apart from the random numbers: one datagram in, at most
+//! one datagram out. Sockets, latency and packet loss are the fleet's job.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use xcat3_common::ipmi::cmd::{self, BootFlags, ChassisControl, Privilege, cc};
+use xcat3_common::ipmi::crypto::{CipherSuite, SessionKeys, codes_equal};
+use xcat3_common::ipmi::rakp::{
+    Exchange, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3, Rakp4, status,
+};
+use xcat3_common::ipmi::wire::{self, Frame, PayloadType, Request, Response};
+use xcat3_common::ipmi::{random_bytes, random_session_id};
+
+/// Sessions one BMC holds at once (real BMCs allow a handful).
+const MAX_SESSIONS: usize = 4;
+/// A session idle this long is closed by the BMC.
+const SESSION_IDLE: Duration = Duration::from_secs(60);
+
+/// What the fleet's user configured for every BMC.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: Vec<u8>,
+    pub password: Vec<u8>,
+}
+
+/// The chassis: what survives sessions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Chassis {
+    pub power_on: bool,
+    /// Boot device override in force (`net`, `disk`, ...), if any.
+    pub boot_device: Option<&'static str>,
+    pub boot_persistent: bool,
+    pub boot_efi: bool,
+    /// Chassis Control commands executed, by name, in order (last 16).
+    pub history: Vec<&'static str>,
+}
+
+/// Counters a test or benchmark can read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub sessions_opened: u64,
+    pub sessions_now: usize,
+    /// Most sessions open at one time.
+    pub sessions_max: usize,
+    pub auth_failures: u64,
+    pub commands: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub chassis: Chassis,
+    pub stats: Stats,
+}
+
+enum Phase {
+    /// Open Session answered; waiting for RAKP 1.
+    Opened,
+    /// RAKP 2 sent; waiting for RAKP 3.
+    Challenged { exchange: Exchange, rakp2: Vec<u8> },
+    Active {
+        keys: SessionKeys,
+        privilege: Privilege,
+        /// The RAKP 4 we sent, for a retransmitted RAKP 3.
+        rakp4: Vec<u8>,
+    },
+}
+
+struct Session {
+    peer: SocketAddr,
+    console_sid: u32,
+    suite: CipherSuite,
+    /// Highest privilege this session may raise itself to.
+    max_privilege: Privilege,
+    phase: Phase,
+    out_seq: u32,
+    last_seen: Instant,
+    /// The last (rqSeq, cmd) answered and its encoded response: a
+    /// retransmitted request is answered again, not executed twice.
+    last_reply: Option<((u8, u8), Response)>,
+    open_reply: Vec<u8>,
+}
+
+pub struct Bmc {
+    creds: Credentials,
+    guid: [u8; 16],
+    sessions: HashMap<u32, Session>,
+    pub chassis: Chassis,
+    pub stats: Stats,
+    /// Share of commands answered with "unspecified error" (0xff).
+    fail_rate: f64,
+}
+
+impl Bmc {
+    pub fn new(creds: Credentials, fail_rate: f64) -> Bmc {
+        let mut guid = [0u8; 16];
+        random_bytes(&mut guid);
+        Bmc {
+            creds,
+            guid,
+            sessions: HashMap::new(),
+            chassis: Chassis::default(),
+            stats: Stats::default(),
+            fail_rate,
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            chassis: self.chassis.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// Answers one datagram from `peer`, or ignores it (None), as a BMC
+    /// does with what it cannot authenticate.
+    pub fn handle(&mut self, peer: SocketAddr, pkt: &[u8], now: Instant) -> Option<Vec<u8>> {
+        self.expire(now);
+        match wire::parse(pkt).ok()? {
+            Frame::AsfPing { tag } => Some(wire::asf_pong(tag)),
+            Frame::AsfPong { .. } => None,
+            Frame::V15 {
+                session_id: 0,
+                message,
+            } => {
+                // Only Get Channel Authentication Capabilities is valid
+                // outside a session.
+                let req = Request::decode(message).ok()?;
+                let resp = if (req.netfn, req.cmd)
+                    == (cmd::NETFN_APP, cmd::GET_CHANNEL_AUTH_CAPABILITIES)
+                {
+                    self.auth_capabilities(&req)
+                } else {
+                    Response::to(&req, cc::INVALID_COMMAND, vec![])
+                };
+                Some(wire::seal_v15(0, &resp.encode()))
+            }
+            Frame::V15 { .. } => None,
+            Frame::V20(f) if f.session_id == 0 => {
+                let payload = f.open(None).ok()?;
+                match f.payload_type {
+                    PayloadType::OpenSessionRequest => self.open_session(peer, &payload, now),
+                    PayloadType::Rakp1 => self.rakp1(peer, &payload),
+                    PayloadType::Rakp3 => self.rakp3(peer, &payload),
+                    _ => None,
+                }
+            }
+            Frame::V20(f) => {
+                let s = self.sessions.get_mut(&f.session_id)?;
+                if s.peer != peer {
+                    return None;
+                }
+                let Phase::Active { keys, .. } = &s.phase else {
+                    return None;
+                };
+                let payload = f.open(Some(keys)).ok()?;
+                if f.payload_type != PayloadType::Ipmi {
+                    return None;
+                }
+                s.last_seen = now;
+                let req = Request::decode(&payload).ok()?;
+                let bmc_sid = f.session_id;
+                let resp = self.command(bmc_sid, &req);
+                let s = self.sessions.get_mut(&bmc_sid)?;
+                let Phase::Active { keys, .. } = &s.phase else {
+                    return None;
+                };
+                s.out_seq = s.out_seq.wrapping_add(1).max(1);
+                let out = wire::seal_v20(
+                    PayloadType::Ipmi,
+                    s.console_sid,
+                    s.out_seq,
+                    &resp.encode(),
+                    Some(keys),
+                );
+                if (req.netfn, req.cmd) == (cmd::NETFN_APP, cmd::CLOSE_SESSION) && resp.cc == cc::OK
+                {
+                    self.sessions.remove(&bmc_sid);
+                    self.stats.sessions_now = self.sessions.len();
+                } else {
+                    s.last_reply = Some(((req.rq_seq, req.cmd), resp));
+                }
+                Some(out)
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        self.sessions
+            .retain(|_, s| now.duration_since(s.last_seen) < SESSION_IDLE);
+        self.stats.sessions_now = self.sessions.len();
+    }
+
+    fn auth_capabilities(&self, req: &Request) -> Response {
+        // Channel 1; RMCP+ (bit 7) plus none/MD5/straight; non-null user
+        // names; IPMI v2.0 supported.
+        Response::to(req, cc::OK, vec![0x01, 0x80 | 0x15, 0x04, 0x02, 0, 0, 0, 0])
+    }
+
+    fn open_session(&mut self, peer: SocketAddr, payload: &[u8], now: Instant) -> Option<Vec<u8>> {
+        let req = OpenSessionRequest::decode(payload).ok()?;
+        // A retransmitted request gets the same session, not a new one.
+        if let Some(s) = self
+            .sessions
+            .values()
+            .find(|s| s.peer == peer && s.console_sid == req.console_sid)
+        {
+            return Some(s.open_reply.clone());
+        }
+        let (a, i, c) = req.algorithms;
+        let reply = |status: u8, bmc_sid: u32, suite: Option<CipherSuite>| {
+            OpenSessionResponse {
+                tag: req.tag,
+                status,
+                max_privilege: Privilege::Administrator as u8,
+                console_sid: req.console_sid,
+                bmc_sid,
+                suite,
+            }
+            .encode()
+        };
+        let seal = |p: Vec<u8>| wire::seal_v20(PayloadType::OpenSessionResponse, 0, 0, &p, None);
+        let Some(suite) = CipherSuite::from_algorithms(a, i, c) else {
+            return Some(seal(reply(status::NO_CIPHER_SUITE_MATCH, 0, None)));
+        };
+        if self.sessions.len() >= MAX_SESSIONS {
+            return Some(seal(reply(status::NO_RESOURCES, 0, None)));
+        }
+        let max_privilege = match req.max_privilege {
+            0 => Privilege::Administrator,
+            p => match Privilege::from_u8(p) {
+                Some(p) => p,
+                None => return Some(seal(reply(status::INVALID_ROLE, 0, None))),
+            },
+        };
+        let bmc_sid = random_session_id();
+        let out = seal(reply(status::OK, bmc_sid, Some(suite)));
+        self.sessions.insert(
+            bmc_sid,
+            Session {
+                peer,
+                console_sid: req.console_sid,
+                suite,
+                max_privilege,
+                phase: Phase::Opened,
+                out_seq: 0,
+                last_seen: now,
+                last_reply: None,
+                open_reply: out.clone(),
+            },
+        );
+        self.stats.sessions_now = self.sessions.len();
+        Some(out)
+    }
+
+    fn rakp1(&mut self, peer: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+        let r1 = Rakp1::decode(payload).ok()?;
+        let s = self.sessions.get_mut(&r1.bmc_sid)?;
+        if s.peer != peer {
+            return None;
+        }
+        let seal = |p: Vec<u8>| wire::seal_v20(PayloadType::Rakp2, 0, 0, &p, None);
+        if let Phase::Challenged { exchange, rakp2 } = &s.phase
+            && exchange.rm == r1.rm
+        {
+            return Some(rakp2.clone());
+        }
+        let refuse = |code| {
+            seal(
+                Rakp2 {
+                    tag: r1.tag,
+                    status: code,
+                    console_sid: s.console_sid,
+                    rc: [0; 16],
+                    guid: [0; 16],
+                    auth_code: vec![],
+                }
+                .encode(),
+            )
+        };
+        if r1.username != self.creds.user {
+            let out = refuse(status::UNAUTHORIZED_NAME);
+            self.sessions.remove(&r1.bmc_sid);
+            self.stats.auth_failures += 1;
+            self.stats.sessions_now = self.sessions.len();
+            return Some(out);
+        }
+        match Privilege::from_u8(r1.role) {
+            Some(p) if p <= s.max_privilege => {}
+            _ => {
+                let out = refuse(status::UNAUTHORIZED_ROLE);
+                self.sessions.remove(&r1.bmc_sid);
+                self.stats.sessions_now = self.sessions.len();
+                return Some(out);
+            }
+        }
+        let mut rc = [0u8; 16];
+        random_bytes(&mut rc);
+        let exchange = Exchange {
+            suite: s.suite,
+            console_sid: s.console_sid,
+            bmc_sid: r1.bmc_sid,
+            rm: r1.rm,
+            rc,
+            guid: self.guid,
+            role: r1.role,
+            username: r1.username.clone(),
+        };
+        let out = seal(
+            Rakp2 {
+                tag: r1.tag,
+                status: status::OK,
+                console_sid: s.console_sid,
+                rc,
+                guid: self.guid,
+                auth_code: exchange.rakp2_code(&self.creds.password),
+            }
+            .encode(),
+        );
+        s.phase = Phase::Challenged {
+            exchange,
+            rakp2: out.clone(),
+        };
+        Some(out)
+    }
+
+    fn rakp3(&mut self, peer: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+        let r3 = Rakp3::decode(payload).ok()?;
+        let s = self.sessions.get_mut(&r3.bmc_sid)?;
+        if s.peer != peer {
+            return None;
+        }
+        let seal = |p: Vec<u8>| wire::seal_v20(PayloadType::Rakp4, 0, 0, &p, None);
+        let exchange = match &s.phase {
+            Phase::Active { rakp4, .. } => return Some(rakp4.clone()),
+            Phase::Opened => return None,
+            Phase::Challenged { exchange, .. } => exchange.clone(),
+        };
+        let reply = |status: u8, icv: Vec<u8>| {
+            seal(
+                Rakp4 {
+                    tag: r3.tag,
+                    status,
+                    console_sid: exchange.console_sid,
+                    icv,
+                }
+                .encode(),
+            )
+        };
+        if r3.status != status::OK
+            || !codes_equal(&r3.auth_code, &exchange.rakp3_code(&self.creds.password))
+        {
+            let out = reply(status::INVALID_INTEGRITY_VALUE, vec![]);
+            self.sessions.remove(&r3.bmc_sid);
+            self.stats.auth_failures += 1;
+            self.stats.sessions_now = self.sessions.len();
+            return Some(out);
+        }
+        let sik = exchange.sik(&self.creds.password);
+        let out = reply(status::OK, exchange.rakp4_icv(&sik));
+        // RMCP+ sessions start at User; Set Session Privilege raises them.
+        s.max_privilege = s
+            .max_privilege
+            .min(Privilege::from_u8(exchange.role).unwrap_or(Privilege::User));
+        s.phase = Phase::Active {
+            keys: SessionKeys::from_sik(s.suite, sik),
+            privilege: Privilege::User.min(s.max_privilege),
+            rakp4: out.clone(),
+        };
+        self.stats.sessions_opened += 1;
+        self.stats.sessions_max = self.stats.sessions_max.max(self.active_sessions());
+        Some(out)
+    }
+
+    fn active_sessions(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|s| matches!(s.phase, Phase::Active { .. }))
+            .count()
+    }
+
+    /// Runs one command of an active session.
+    fn command(&mut self, bmc_sid: u32, req: &Request) -> Response {
+        let s = self.sessions.get_mut(&bmc_sid).expect("caller checked");
+        if let Some((key, resp)) = &s.last_reply
+            && *key == (req.rq_seq, req.cmd)
+        {
+            return resp.clone();
+        }
+        let Phase::Active { privilege, .. } = &mut s.phase else {
+            unreachable!("caller checked");
+        };
+        self.stats.commands += 1;
+        if *privilege < Privilege::required(req.netfn, req.cmd) {
+            return Response::to(req, cc::INSUFFICIENT_PRIVILEGE, vec![]);
+        }
+        let ok = |data| Response::to(req, cc::OK, data);
+        match (req.netfn, req.cmd) {
+            (cmd::NETFN_APP, cmd::SET_SESSION_PRIVILEGE) => {
+                let Some(&level) = req.data.first() else {
+                    return Response::to(req, cc::REQUEST_DATA_LENGTH, vec![]);
+                };
+                if level == 0 {
+                    return ok(vec![*privilege as u8]);
+                }
+                match Privilege::from_u8(level) {
+                    Some(p) if p <= s.max_privilege => {
+                        *privilege = p;
+                        ok(vec![p as u8])
+                    }
+                    // "Requested level exceeds channel and/or user limit".
+                    Some(_) => Response::to(req, 0x82, vec![]),
+                    None => Response::to(req, cc::INVALID_DATA_FIELD, vec![]),
+                }
+            }
+            (cmd::NETFN_APP, cmd::CLOSE_SESSION) => ok(vec![]),
+            (cmd::NETFN_APP, cmd::GET_CHANNEL_AUTH_CAPABILITIES) => self.auth_capabilities(req),
+            (cmd::NETFN_APP, cmd::GET_DEVICE_ID) => ok(vec![
+                0x20, 0x81, 0x01, 0x00, 0x02, 0xbf, 0x3e, 0x1c, 0x00, 0x01, 0x00,
+            ]),
+            _ if self.fail_rate > 0.0 && fastrand::f64() < self.fail_rate => {
+                Response::to(req, cc::UNSPECIFIED, vec![])
+            }
+            (cmd::NETFN_CHASSIS, cmd::GET_CHASSIS_STATUS) => {
+                ok(vec![u8::from(self.chassis.power_on), 0, 0, 0])
+            }
+            (cmd::NETFN_CHASSIS, cmd::CHASSIS_CONTROL) => {
+                match req.data.first().and_then(|&b| ChassisControl::from_u8(b)) {
+                    Some(c) => {
+                        self.chassis_control(c);
+                        ok(vec![])
+                    }
+                    None => Response::to(req, cc::INVALID_DATA_FIELD, vec![]),
+                }
+            }
+            (cmd::NETFN_CHASSIS, cmd::SET_BOOT_OPTIONS) => self.set_boot_option(req),
+            (cmd::NETFN_CHASSIS, cmd::GET_BOOT_OPTIONS) => self.get_boot_option(req),
+            _ => Response::to(req, cc::INVALID_COMMAND, vec![]),
+        }
+    }
+
+    fn chassis_control(&mut self, c: ChassisControl) {
+        let (name, boots) = match c {
+            ChassisControl::PowerDown => ("off", false),
+            ChassisControl::SoftShutdown => ("soft", false),
+            ChassisControl::PowerUp => ("on", !self.chassis.power_on),
+            ChassisControl::PowerCycle => ("cycle", true),
+            ChassisControl::HardReset => ("reset", true),
+            ChassisControl::Diagnostic => ("diag", false),
+        };
+        match c {
+            ChassisControl::PowerDown | ChassisControl::SoftShutdown => {
+                self.chassis.power_on = false
+            }
+            ChassisControl::PowerUp | ChassisControl::PowerCycle | ChassisControl::HardReset => {
+                self.chassis.power_on = true
+            }
+            ChassisControl::Diagnostic => {}
+        }
+        // A one-time boot override is used up by the boot it applied to.
+        if boots && !self.chassis.boot_persistent {
+            self.chassis.boot_device = None;
+            self.chassis.boot_efi = false;
+        }
+        if self.chassis.history.len() == 16 {
+            self.chassis.history.remove(0);
+        }
+        self.chassis.history.push(name);
+    }
+
+    fn set_boot_option(&mut self, req: &Request) -> Response {
+        let Some((&param, data)) = req.data.split_first() else {
+            return Response::to(req, cc::REQUEST_DATA_LENGTH, vec![]);
+        };
+        match param & 0x7f {
+            cmd::BOOT_PARAM_SET_IN_PROGRESS
+            | cmd::BOOT_PARAM_FLAG_CLEARING
+            | cmd::BOOT_PARAM_INFO_ACK => Response::to(req, cc::OK, vec![]),
+            cmd::BOOT_PARAM_FLAGS => match BootFlags::decode(data) {
+                Ok(f) => {
+                    let c = &mut self.chassis;
+                    c.boot_device = if f.valid {
+                        f.device.map(|d| d.as_str())
+                    } else {
+                        None
+                    };
+                    c.boot_persistent = f.valid && f.persistent;
+                    c.boot_efi = f.valid && f.efi;
+                    Response::to(req, cc::OK, vec![])
+                }
+                Err(_) => Response::to(req, cc::INVALID_DATA_FIELD, vec![]),
+            },
+            _ => Response::to(req, cc::PARAMETER_NOT_SUPPORTED, vec![]),
+        }
+    }
+
+    fn get_boot_option(&self, req: &Request) -> Response {
+        let param = req.data.first().copied().unwrap_or(0xff) & 0x7f;
+        if param != cmd::BOOT_PARAM_FLAGS {
+            return Response::to(req, cc::PARAMETER_NOT_SUPPORTED, vec![]);
+        }
+        let c = &self.chassis;
+        let flags = BootFlags {
+            device: c.boot_device.and_then(xcat3_common::rpc::BootDevice::parse),
+            persistent: c.boot_persistent,
+            efi: c.boot_efi,
+            valid: c.boot_device.is_some(),
+        };
+        let mut data = vec![0x01, cmd::BOOT_PARAM_FLAGS];
+        data.extend_from_slice(&flags.encode());
+        Response::to(req, cc::OK, data)
+    }
+}

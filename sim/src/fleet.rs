@@ -1,0 +1,179 @@
+//! The IPMI fleet: N BMCs, each on its own loopback address and UDP socket,
+//! with injected latency, packet loss and unreachable members.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::net::UdpSocket;
+
+use crate::bmc::{Bmc, Credentials};
+
+/// How the fleet behaves (from the command line).
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    pub count: u32,
+    pub first_ip: Ipv4Addr,
+    pub port: u16,
+    pub creds: Credentials,
+    /// Delay before each answer.
+    pub latency: Duration,
+    /// Share of commands answered with an error completion code.
+    pub fail_rate: f64,
+    /// Share of datagrams (either way) silently dropped.
+    pub drop_rate: f64,
+    /// Share of BMCs that never answer (chosen by index, reproducibly).
+    pub unreachable_rate: f64,
+    pub seed: u64,
+}
+
+impl FleetConfig {
+    /// The address of BMC `i` (0-based).
+    pub fn address(&self, i: u32) -> anyhow::Result<Ipv4Addr> {
+        let a = u32::from(self.first_ip)
+            .checked_add(i)
+            .context("address range overflows")?;
+        let ip = Ipv4Addr::from(a);
+        if !ip.is_loopback() {
+            bail!("{ip} is not a loopback address; the simulator stays on 127.0.0.0/8");
+        }
+        Ok(ip)
+    }
+
+    /// Whether BMC `i` is one of the unreachable ones. A hash of the seed
+    /// and index, so the same flags give the same members every run.
+    pub fn unreachable(&self, i: u32) -> bool {
+        if self.unreachable_rate <= 0.0 {
+            return false;
+        }
+        let mut rng = fastrand::Rng::with_seed(self.seed ^ (u64::from(i) << 20 | 0x5151));
+        rng.f64() < self.unreachable_rate
+    }
+}
+
+/// One member: its address and the BMC behind it (None: unreachable).
+pub struct Member {
+    pub addr: SocketAddr,
+    pub bmc: Option<Arc<Mutex<Bmc>>>,
+}
+
+/// Binds every reachable member's socket and starts serving it.
+pub async fn start(cfg: &FleetConfig) -> anyhow::Result<Vec<Member>> {
+    let mut members = Vec::with_capacity(cfg.count as usize);
+    for i in 0..cfg.count {
+        let addr = SocketAddr::new(cfg.address(i)?.into(), cfg.port);
+        if cfg.unreachable(i) {
+            members.push(Member { addr, bmc: None });
+            continue;
+        }
+        let sock = UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr} (port < 1024 needs root; try --port)"))?;
+        let bmc = Arc::new(Mutex::new(Bmc::new(cfg.creds.clone(), cfg.fail_rate)));
+        tokio::spawn(serve(
+            Arc::new(sock),
+            bmc.clone(),
+            cfg.latency,
+            cfg.drop_rate,
+        ));
+        members.push(Member {
+            addr,
+            bmc: Some(bmc),
+        });
+    }
+    Ok(members)
+}
+
+async fn serve(sock: Arc<UdpSocket>, bmc: Arc<Mutex<Bmc>>, latency: Duration, drop_rate: f64) {
+    let mut buf = vec![0u8; 1500];
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        if drop_rate > 0.0 && fastrand::f64() < drop_rate {
+            continue;
+        }
+        let reply = match bmc.lock() {
+            Ok(mut b) => b.handle(peer, &buf[..n], Instant::now()),
+            Err(_) => return,
+        };
+        let Some(reply) = reply else { continue };
+        if drop_rate > 0.0 && fastrand::f64() < drop_rate {
+            continue;
+        }
+        if latency.is_zero() {
+            let _ = sock.send_to(&reply, peer).await;
+        } else {
+            let sock = sock.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(latency).await;
+                let _ = sock.send_to(&reply, peer).await;
+            });
+        }
+    }
+}
+
+/// Writes `{"ADDR": {"reachable", "chassis", "stats"}}` for every member.
+pub fn write_state(members: &[Member], path: &Path) -> anyhow::Result<()> {
+    let mut all = serde_json::Map::new();
+    for m in members {
+        let v = match &m.bmc {
+            None => json!({"reachable": false}),
+            Some(b) => {
+                let snap = b
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("BMC state poisoned"))?
+                    .snapshot();
+                json!({"reachable": true, "chassis": snap.chassis, "stats": snap.stats})
+            }
+        };
+        all.insert(m.addr.ip().to_string(), v);
+    }
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    std::fs::write(&tmp, Value::Object(all).to_string())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// An xcat3 import file for the fleet: `sim00001`… with `mgt=ipmi`, the
+/// BMC's address and credentials, and a unique MAC and IP per node
+/// (locally administered MACs, addresses from 198.18.0.0/15, the
+/// benchmarking range of RFC 2544).
+pub fn export_nodes(cfg: &FleetConfig, path: &Path) -> anyhow::Result<()> {
+    let width = cfg.count.to_string().len().max(5);
+    let user = String::from_utf8_lossy(&cfg.creds.user).into_owned();
+    let password = String::from_utf8_lossy(&cfg.creds.password).into_owned();
+    let mut nodes = Vec::with_capacity(cfg.count as usize);
+    for i in 0..cfg.count {
+        let n = i + 1;
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + n);
+        let mut control = json!({
+            "bmc_address": cfg.address(i)?.to_string(),
+            "bmc_username": user,
+            "bmc_password": password,
+        });
+        if cfg.port != 623 {
+            control["bmc_port"] = json!(cfg.port);
+        }
+        nodes.push(json!({
+            "name": format!("sim{n:0width$}"),
+            "mgt": "ipmi",
+            "netboot": "pxe",
+            "arch": "x86_64",
+            "type": "compute",
+            "control_info": control,
+            "nics_info": {"nics": [{
+                "name": "eth0",
+                "mac": format!("02:00:5e:{:02x}:{:02x}:{:02x}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff),
+                "ip": ip.to_string(),
+                "primary": true,
+            }]},
+        }));
+    }
+    std::fs::write(path, json!({ "nodes": nodes }).to_string())
+        .with_context(|| format!("writing {}", path.display()))
+}
