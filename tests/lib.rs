@@ -51,7 +51,7 @@ pub fn bin_dir() -> PathBuf {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-    for b in ["xcat3-api", "xcat3", "xcat3-conductor"] {
+    for b in ["xcat3-api", "xcat3", "xcat3-conductor", "xcat3-sim"] {
         assert!(dir.join(b).exists(), "{} is missing", dir.join(b).display());
     }
     dir
@@ -481,5 +481,210 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A UDP port free on loopback now (for BMC simulators).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind a UDP port")
+        .port()
+}
+
+/// A running `xcat3-sim ipmi` fleet, killed on drop. Its state file is
+/// rewritten every 200 ms.
+pub struct Sim {
+    child: Child,
+    pub port: u16,
+    pub state_file: PathBuf,
+    pub export: PathBuf,
+}
+
+impl Sim {
+    /// `count` BMCs from `first_ip` on a free port (user `admin`,
+    /// password `secret`), plus `extra` flags; exports `nodes.json` into `dir`.
+    pub fn start(dir: &Path, first_ip: &str, count: u32, extra: &[&str]) -> Sim {
+        let port = free_udp_port();
+        let state_file = dir.join(format!("sim-{first_ip}.json"));
+        let export = dir.join(format!("nodes-{first_ip}.json"));
+        let mut child = Command::new(bin_dir().join("xcat3-sim"))
+            .args([
+                "ipmi",
+                "--count",
+                &count.to_string(),
+                "--first-ip",
+                first_ip,
+            ])
+            .args(["--port", &port.to_string(), "--password", "secret"])
+            .arg("--state-file")
+            .arg(&state_file)
+            .arg("--export-nodes")
+            .arg(&export)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn xcat3-sim");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        match lines.next() {
+            Some(Ok(l)) if l.contains("IPMI BMCs on") => {}
+            other => {
+                let _ = child.kill();
+                panic!("xcat3-sim did not start: {other:?}");
+            }
+        }
+        Sim {
+            child,
+            port,
+            state_file,
+            export,
+        }
+    }
+
+    /// The state of the BMC at `ip` (`chassis`, `stats`), read from the
+    /// state file.
+    pub fn bmc(&self, ip: &str) -> Value {
+        let text = wait_until(10, "the simulator's state file", || {
+            std::fs::read_to_string(&self.state_file).ok()
+        });
+        let all: Value = serde_json::from_str(&text).expect("state file is JSON");
+        all.get(ip)
+            .cloned()
+            .unwrap_or_else(|| panic!("no BMC {ip} in the simulator"))
+    }
+
+    /// Waits (up to 10 s) until `f` holds for the BMC at `ip`: the state
+    /// file lags the BMC by up to 200 ms.
+    pub fn wait_bmc(&self, ip: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        wait_until(10, what, || {
+            let b = self.bmc(ip);
+            f(&b).then_some(b)
+        })
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// OpenIPMI's `ipmi_sim` serving one BMC on 127.0.0.1 (user `admin`,
+/// password `secret`), with a chassis-control script that keeps power and
+/// boot device in files, so tests check them without our code.
+pub struct IpmiSim {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl IpmiSim {
+    pub fn start(dir: &Path) -> IpmiSim {
+        let port = free_udp_port();
+        let script = dir.join("chassis.sh");
+        std::fs::write(
+            &script,
+            format!(
+                r#"#!/bin/sh
+# ipmi_sim chassis control: `get power boot` / `set power 1 boot pxe`.
+d={dir}
+mc=$1; op=$2; shift 2
+if [ "$op" = get ]; then
+  for p in "$@"; do
+    case $p in
+      power) echo "power:$(cat $d/power 2>/dev/null || echo 0)";;
+      boot) echo "boot:$(cat $d/boot 2>/dev/null || echo default)";;
+    esac
+  done
+else
+  while [ $# -ge 2 ]; do
+    case $1 in power|boot) echo "$2" > $d/$1;; esac
+    shift 2
+  done
+fi
+"#,
+                dir = dir.display()
+            ),
+        )
+        .expect("write chassis.sh");
+        Command::new("chmod")
+            .arg("+x")
+            .arg(&script)
+            .status()
+            .expect("chmod");
+        std::fs::write(
+            dir.join("lan.conf"),
+            format!(
+                r#"name "xcat3test"
+set_working_mc 0x20
+  startlan 1
+    addr 127.0.0.1 {port}
+    priv_limit admin
+    allowed_auths_callback none md2 md5 straight
+    allowed_auths_user none md2 md5 straight
+    allowed_auths_operator none md2 md5 straight
+    allowed_auths_admin none md2 md5 straight
+    guid a123456789abcdefa123456789abcdef
+  endlan
+  chassis_control "{script} 0x20"
+  user 2 true "admin" "secret" admin 10 none md2 md5 straight
+"#,
+                script = script.display()
+            ),
+        )
+        .expect("write lan.conf");
+        std::fs::write(
+            dir.join("bmc.emu"),
+            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n",
+        )
+        .expect("write bmc.emu");
+        std::fs::create_dir_all(dir.join("state")).expect("state dir");
+        let log = std::fs::File::create(dir.join("ipmi_sim.log")).expect("log file");
+        let child = Command::new("ipmi_sim")
+            .arg("-c")
+            .arg(dir.join("lan.conf"))
+            .arg("-f")
+            .arg(dir.join("bmc.emu"))
+            .arg("-s")
+            .arg(dir.join("state"))
+            .arg("-n")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn ipmi_sim (package openipmi; scripts/test installs it)");
+        let sim = IpmiSim {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        // Up when ipmitool gets an answer.
+        wait_until(20, "ipmi_sim to answer", || {
+            let out = Command::new("ipmitool")
+                .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p"])
+                .arg(port.to_string())
+                .args(["-U", "admin", "-P", "secret", "-N", "1", "-R", "1"])
+                .args(["power", "status"])
+                .output()
+                .ok()?;
+            out.status.success().then_some(())
+        });
+        sim
+    }
+
+    /// What the chassis script last stored for `what` (`power`, `boot`).
+    pub fn stored(&self, what: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(what))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+}
+
+impl Drop for IpmiSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

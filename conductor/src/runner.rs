@@ -492,3 +492,53 @@ fn group_observed(obs: Vec<(String, Observed, String)>) -> Vec<(Observed, Vec<(S
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Starts are `stagger` apart in arrival order, and no more than
+    /// `max_concurrent` actions hold a slot at once (on tokio's paused
+    /// clock: logical time, not a timing measurement).
+    #[tokio::test(start_paused = true)]
+    async fn power_gate_staggers_and_bounds_power_on() {
+        let gate = Arc::new(PowerGate::new(&PowerConfig {
+            max_concurrent: 2,
+            stagger_ms: 100,
+        }));
+        let t0 = Instant::now();
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let (gate, running, peak) = (gate.clone(), running.clone(), peak.clone());
+            tasks.spawn(async move {
+                let _slot = gate.enter().await;
+                let started = Instant::now() - t0;
+                let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                // Each power-on action takes 250 ms.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                started.as_millis()
+            });
+        }
+        let mut starts: Vec<u128> = tasks.join_all().await;
+        starts.sort();
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+        for pair in starts.windows(2) {
+            assert!(pair[1] - pair[0] >= 100, "starts {starts:?}");
+        }
+        assert_eq!(starts[0], 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn power_gate_off_by_default() {
+        let gate = PowerGate::new(&PowerConfig::default());
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            assert!(gate.enter().await.is_none());
+        }
+        assert_eq!(Instant::now(), t0);
+    }
+}

@@ -64,7 +64,8 @@ enum Phase {
     /// RAKP 2 sent; waiting for RAKP 3.
     Challenged { exchange: Exchange, rakp2: Vec<u8> },
     Active {
-        keys: SessionKeys,
+        /// Boxed: the AES key schedule dwarfs the other phases.
+        keys: Box<SessionKeys>,
         privilege: Privilege,
         /// The RAKP 4 we sent, for a retransmitted RAKP 3.
         rakp4: Vec<u8>,
@@ -368,7 +369,7 @@ impl Bmc {
             .max_privilege
             .min(Privilege::from_u8(exchange.role).unwrap_or(Privilege::User));
         s.phase = Phase::Active {
-            keys: SessionKeys::from_sik(s.suite, sik),
+            keys: Box::new(SessionKeys::from_sik(s.suite, sik)),
             privilege: Privilege::User.min(s.max_privilege),
             rakp4: out.clone(),
         };

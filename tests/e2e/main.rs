@@ -4,5 +4,6 @@
 #[cfg(feature = "servers")]
 mod conductors;
 mod inventory;
+mod ipmi;
 #[cfg(feature = "servers")]
 mod mariadb;

@@ -91,7 +91,9 @@ impl Privilege {
     /// The least privilege a command needs (IPMI v2.0 Appendix G).
     pub fn required(netfn: u8, cmd: u8) -> Privilege {
         match (netfn, cmd) {
-            (NETFN_CHASSIS, CHASSIS_CONTROL | SET_BOOT_OPTIONS) => Privilege::Operator,
+            (NETFN_CHASSIS, CHASSIS_CONTROL | SET_BOOT_OPTIONS | GET_BOOT_OPTIONS) => {
+                Privilege::Operator
+            }
             (NETFN_CHASSIS, _) => Privilege::User,
             (NETFN_APP, GET_CHANNEL_AUTH_CAPABILITIES | CLOSE_SESSION) => Privilege::Callback,
             (NETFN_APP, SET_SESSION_PRIVILEGE) => Privilege::User,

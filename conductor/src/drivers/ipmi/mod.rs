@@ -265,7 +265,7 @@ impl Management for Ipmi {
     /// order, reported as `disk`.
     async fn get_boot_device(&self, node: &NodeInfo) -> Result<BootDevice, DriverError> {
         let data = self
-            .with_session(node, Privilege::User, async |s| {
+            .with_session(node, Privilege::Operator, async |s| {
                 s.command(
                     "Get System Boot Options",
                     cmd::NETFN_CHASSIS,

@@ -216,6 +216,23 @@ impl Session {
             username: target.username.to_vec(),
         };
         if !codes_equal(&r2.auth_code, &x.rakp2_code(target.password)) {
+            // Tell the BMC (as ipmitool does) so it frees the session now
+            // rather than at its idle timeout.
+            let refusal = Rakp3 {
+                tag: 2,
+                status: rakp::status::INVALID_INTEGRITY_VALUE,
+                bmc_sid: resp.bmc_sid,
+                auth_code: vec![],
+            };
+            let _ = ch
+                .send(&wire::seal_v20(
+                    PayloadType::Rakp3,
+                    0,
+                    0,
+                    &refusal.encode(),
+                    None,
+                ))
+                .await;
             return Err(SessionError::BadAuthCode { bmc, rakp: 2 });
         }
 
