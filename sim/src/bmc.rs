@@ -80,11 +80,41 @@ struct Session {
     max_privilege: Privilege,
     phase: Phase,
     out_seq: u32,
+    /// Highest inbound session sequence number, and which of the 32 below
+    /// it were seen: duplicates and stale packets are dropped (§6.12.13).
+    in_seq_high: u32,
+    in_seq_seen: u32,
     last_seen: Instant,
     /// The last (rqSeq, cmd) answered and its encoded response: a
     /// retransmitted request is answered again, not executed twice.
     last_reply: Option<((u8, u8), Response)>,
     open_reply: Vec<u8>,
+}
+
+impl Session {
+    /// Whether an authenticated packet's sequence number is fresh: not 0,
+    /// not seen before, not more than 32 behind the highest.
+    fn accept_seq(&mut self, seq: u32) -> bool {
+        if seq == 0 {
+            return false;
+        }
+        if seq > self.in_seq_high {
+            let shift = seq - self.in_seq_high;
+            self.in_seq_seen = if shift >= 32 {
+                0
+            } else {
+                self.in_seq_seen << shift
+            } | 1;
+            self.in_seq_high = seq;
+            return true;
+        }
+        let behind = self.in_seq_high - seq;
+        if behind >= 32 || self.in_seq_seen & (1 << behind) != 0 {
+            return false;
+        }
+        self.in_seq_seen |= 1 << behind;
+        true
+    }
 }
 
 pub struct Bmc {
@@ -160,7 +190,7 @@ impl Bmc {
                     return None;
                 };
                 let payload = f.open(Some(keys)).ok()?;
-                if f.payload_type != PayloadType::Ipmi {
+                if f.payload_type != PayloadType::Ipmi || !s.accept_seq(f.seq) {
                     return None;
                 }
                 s.last_seen = now;
@@ -250,6 +280,8 @@ impl Bmc {
                 max_privilege,
                 phase: Phase::Opened,
                 out_seq: 0,
+                in_seq_high: 0,
+                in_seq_seen: 0,
                 last_seen: now,
                 last_reply: None,
                 open_reply: out.clone(),
