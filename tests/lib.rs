@@ -86,6 +86,8 @@ impl Drop for TempDir {
 pub struct Api {
     child: Child,
     pub url: String,
+    /// The network namespace the API (and so the CLI) runs in, if any.
+    netns: Option<String>,
 }
 
 impl Api {
@@ -111,7 +113,13 @@ impl Api {
 
     /// `xcat3-api` with extra flags and environment (config overrides).
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Api {
-        let mut cmd = Command::new(bin_dir().join("xcat3-api"));
+        Api::start_in(None, args, env)
+    }
+
+    /// Like [`start`](Api::start), inside network namespace `netns`; the
+    /// CLI then runs there too.
+    pub fn start_in(netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Api {
+        let mut cmd = in_netns(netns, &bin_dir().join("xcat3-api"));
         cmd.args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
@@ -138,12 +146,16 @@ impl Api {
                 }
             }
         };
-        Api { child, url }
+        Api {
+            child,
+            url,
+            netns: netns.map(str::to_string),
+        }
     }
 
     /// Runs the real `xcat3` CLI against this API.
     pub fn xcat3(&self, args: &[&str]) -> Run {
-        let out = Command::new(bin_dir().join("xcat3"))
+        let out = in_netns(self.netns.as_deref(), &bin_dir().join("xcat3"))
             .args(args)
             .env("XCAT3_URL", &self.url)
             .output()
@@ -161,9 +173,141 @@ impl Api {
 }
 
 impl Drop for Api {
+    /// SIGTERM first, so the API stops what it runs (a managed dnsmasq)
+    /// as in production; SIGKILL if it has not exited within 5 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `program`, run inside `netns` when one is given.
+pub fn in_netns(netns: Option<&str>, program: &Path) -> Command {
+    match netns {
+        None => Command::new(program),
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+    }
+}
+
+/// Two network namespaces joined by a veth pair, deleted on drop: `server`
+/// has `192.0.2.1/24` (TEST-NET-1, never routed) on `server_if`; `client`
+/// has `client_if`, up, without an address, for DHCP clients.
+pub struct NetnsPair {
+    pub server: String,
+    pub client: String,
+    pub server_if: String,
+    pub client_if: String,
+}
+
+impl NetnsPair {
+    pub fn new(tag: &str) -> NetnsPair {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}{}{n}", tag, std::process::id() % 100_000);
+        let pair = NetnsPair {
+            server: format!("xs-{id}"),
+            client: format!("xc-{id}"),
+            // Interface names are at most 15 bytes.
+            server_if: format!("s{}", &id[id.len().saturating_sub(12)..]),
+            client_if: format!("c{}", &id[id.len().saturating_sub(12)..]),
+        };
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("run ip");
+            assert!(
+                out.status.success(),
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let (s, c, si, ci) = (
+            pair.server.as_str(),
+            pair.client.as_str(),
+            pair.server_if.as_str(),
+            pair.client_if.as_str(),
+        );
+        ip(&["netns", "add", s]);
+        ip(&["netns", "add", c]);
+        ip(&["link", "add", si, "type", "veth", "peer", "name", ci]);
+        ip(&["link", "set", si, "netns", s]);
+        ip(&["link", "set", ci, "netns", c]);
+        ip(&["-n", s, "addr", "add", "192.0.2.1/24", "dev", si]);
+        for (ns, dev) in [(s, si), (c, ci), (s, "lo"), (c, "lo")] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        pair
+    }
+
+    /// Runs `args` in the client namespace.
+    pub fn client_run(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.client])
+            .args(args)
+            .output()
+            .expect("run in the client namespace")
+    }
+
+    /// Gives the client interface an address (for TFTP and HTTP after the
+    /// DHCP exchanges, whose client only reports its lease).
+    pub fn set_client_addr(&self, cidr: &str) {
+        let out = Command::new("ip")
+            .args([
+                "-n",
+                &self.client,
+                "addr",
+                "add",
+                cidr,
+                "dev",
+                &self.client_if,
+            ])
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Sets the client interface's MAC (the link goes down and up).
+    pub fn set_client_mac(&self, mac: &str) {
+        for args in [
+            vec!["link", "set", &self.client_if, "down"],
+            vec!["link", "set", &self.client_if, "address", mac],
+            vec!["link", "set", &self.client_if, "up"],
+        ] {
+            let out = Command::new("ip")
+                .args(["-n", &self.client])
+                .args(&args)
+                .output()
+                .expect("run ip");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        for ns in [&self.server, &self.client] {
+            let _ = Command::new("ip").args(["netns", "delete", ns]).status();
+        }
     }
 }
 
@@ -320,8 +464,14 @@ impl Conductor {
     pub fn start(host: &str, dir: &Path, env: &[(&str, &str)]) -> Conductor {
         let log = dir.join(format!("{host}.log"));
         let file = std::fs::File::create(&log).expect("conductor log");
+        // Boot and DHCP trees of its own (not /var/lib/xcat3); `env` may
+        // override them.
+        let tree = |what: &str| dir.join(format!("{host}-{what}"));
         let child = Command::new(bin_dir().join("xcat3-conductor"))
             .args(["--host", host])
+            .env("XCAT3_BOOT_TFTP_ROOT", tree("tftpboot"))
+            .env("XCAT3_BOOT_HTTP_ROOT", tree("httpboot"))
+            .env("XCAT3_DHCP_DIR", tree("dhcp"))
             .envs(env.iter().copied())
             .env("RUST_LOG", "info,sqlx=warn,sea_orm=warn,lapin=warn")
             .stdout(Stdio::null())

@@ -64,6 +64,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         config.database.url = format!("sqlite://{}?mode=rwc", dir.join("xcat3.db").display());
         config.database.auto_migrate = true;
         config.bus.url = "memory".into();
+        // Boot and DHCP trees live in the data dir too, unless configured.
+        let defaults = Config::default();
+        let inside = |p: &str| dir.join(p).display().to_string();
+        if config.boot.tftp_root == defaults.boot.tftp_root {
+            config.boot.tftp_root = inside("tftpboot");
+        }
+        if config.boot.http_root == defaults.boot.http_root {
+            config.boot.http_root = inside("httpboot");
+        }
+        if config.dhcp.dir == defaults.dhcp.dir {
+            config.dhcp.dir = inside("dhcp");
+        }
     }
     if let Some(listen) = args.listen {
         config.api.listen = listen;

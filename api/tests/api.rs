@@ -30,6 +30,11 @@ async fn state_with_conductor() -> AppState {
     let st = state().await;
     let mut cfg = (*st.config).clone();
     cfg.conductor.host = "c1".into();
+    // Boot and DHCP trees in a directory of this test, not /var/lib.
+    let dir = std::env::temp_dir().join(format!("xcat3-api-test-{}", std::process::id()));
+    cfg.boot.tftp_root = dir.join("tftpboot").display().to_string();
+    cfg.boot.http_root = dir.join("httpboot").display().to_string();
+    cfg.dhcp.dir = dir.join("dhcp").display().to_string();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let (db, bus) = (st.db.clone(), st.bus.clone());
     tokio::spawn(async move {
@@ -520,7 +525,7 @@ async fn power_and_boot_device_through_the_in_process_conductor() {
         .map(|i| json!({"name": format!("f{i}"), "mgt": "fake"}))
         .chain([
             json!({"name": "broken", "mgt": "fake", "control_info": {"fake_fail_rate": 1}}),
-            json!({"name": "bmc1", "mgt": "ipmi"}),
+            json!({"name": "bmc1", "mgt": "redfish"}),
             json!({"name": "bare"}),
         ])
         .collect();
@@ -540,7 +545,7 @@ async fn power_and_boot_device_through_the_in_process_conductor() {
     assert_eq!(r["broken"], "fake: injected failure");
     assert_eq!(
         r["bmc1"],
-        "mgt: no power driver for `ipmi` in this conductor"
+        "mgt: no power driver for `redfish` in this conductor"
     );
     assert_eq!(r["bare"], "mgt: not set");
     assert_eq!(r["ghost"], "Could not be found.");

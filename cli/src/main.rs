@@ -100,6 +100,23 @@ pub enum Command {
         #[arg(long)]
         persistent: bool,
     },
+    /// Network boot: deploy NODERANGE --state dhcp (DHCP reservation and
+    /// boot files that boot from disk), or deploy NODERANGE -d (remove them).
+    Deploy {
+        noderange: String,
+        #[arg(long, value_parser = ["dhcp", "nodeset"], default_value = "nodeset")]
+        state: String,
+        /// The OS image to install (`--state nodeset`).
+        #[arg(long)]
+        osimage: Option<String>,
+        /// Accepted for v1 compatibility; each node's network is the one
+        /// holding its IP.
+        #[arg(long)]
+        network: Option<String>,
+        /// Undo: remove the reservation and boot files, clear the state.
+        #[arg(short = 'd', long)]
+        delete: bool,
+    },
     /// Which conductor owns each node: `n1: c2`.
     Ring {
         noderange: String,

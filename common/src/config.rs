@@ -17,6 +17,8 @@ pub struct Config {
     pub conductor: ConductorConfig,
     pub power: PowerConfig,
     pub ipmi: IpmiConfig,
+    pub dhcp: DhcpConfig,
+    pub boot: BootConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -143,6 +145,69 @@ impl Default for IpmiConfig {
     }
 }
 
+/// Where DHCP reservations go (DESIGN §7).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DhcpConfig {
+    /// `dnsmasq`, `kea` or `none`.
+    pub backend: String,
+    /// dnsmasq: the directory of `xcat3.conf` (subnets, boot-file rules)
+    /// and `hosts/` (one file per reservation, read by dnsmasq on the fly).
+    pub dir: String,
+    /// dnsmasq: start and supervise `dnsmasq` with that configuration.
+    pub manage: bool,
+    /// dnsmasq with `manage`: the interface to serve (empty: all).
+    pub interface: String,
+    /// kea: the `mysql://` URL of Kea's hosts database (made with
+    /// `kea-admin db-init mysql`).
+    pub kea_database_url: String,
+}
+
+impl Default for DhcpConfig {
+    fn default() -> Self {
+        DhcpConfig {
+            backend: "none".into(),
+            dir: "/var/lib/xcat3/dhcp".into(),
+            manage: false,
+            interface: String::new(),
+            kea_database_url: String::new(),
+        }
+    }
+}
+
+/// Network boot files served by each conductor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootConfig {
+    /// The address nodes reach this conductor at (DHCP next-server and the
+    /// host of boot URLs), unless the node's network names a next_server.
+    pub server_address: String,
+    /// TFTP listen address; empty disables TFTP.
+    pub tftp_listen: String,
+    /// HTTP listen address for iPXE scripts, kernels and initrds; empty
+    /// disables it.
+    pub http_listen: String,
+    /// Root of the TFTP tree (iPXE binaries, pxelinux.cfg/, grub/).
+    pub tftp_root: String,
+    /// Root of the HTTP tree (ipxe/ scripts; install trees later).
+    pub http_root: String,
+    /// Where the iPXE binaries come from (Debian's `ipxe` package).
+    pub ipxe_dir: String,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        BootConfig {
+            server_address: String::new(),
+            tftp_listen: String::new(),
+            http_listen: String::new(),
+            tftp_root: "/var/lib/xcat3/tftpboot".into(),
+            http_root: "/var/lib/xcat3/httpboot".into(),
+            ipxe_dir: "/usr/lib/ipxe".into(),
+        }
+    }
+}
+
 impl Config {
     /// Reads `path` (if given), then applies `XCAT3_*` variables from `env`.
     pub fn load(
@@ -165,7 +230,18 @@ impl Config {
             let Some((section, name)) = rest.split_once('_') else {
                 continue;
             };
-            if !["database", "bus", "api", "conductor", "power", "ipmi"].contains(&section) {
+            if ![
+                "database",
+                "bus",
+                "api",
+                "conductor",
+                "power",
+                "ipmi",
+                "dhcp",
+                "boot",
+            ]
+            .contains(&section)
+            {
                 continue;
             }
             // Typed where TOML can read the text (numbers, booleans),

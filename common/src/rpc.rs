@@ -23,12 +23,17 @@ pub enum Action {
         #[serde(default)]
         persistent: bool,
     },
+    /// Write (or remove) the nodes' DHCP reservations and boot files.
+    Provision { target: ProvisionTarget },
 }
 
 impl Action {
     /// Whether the action changes the node (and so needs its lock).
     pub fn is_write(&self) -> bool {
-        matches!(self, Action::Power { .. } | Action::BootDeviceSet { .. })
+        matches!(
+            self,
+            Action::Power { .. } | Action::BootDeviceSet { .. } | Action::Provision { .. }
+        )
     }
 }
 
@@ -58,6 +63,30 @@ impl PowerTarget {
             "reset" => PowerTarget::Reset,
             "cycle" => PowerTarget::Cycle,
             "boot" => PowerTarget::Boot,
+            _ => return None,
+        })
+    }
+}
+
+/// What `deploy` asks of a node's network boot (v1 `provision?target=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionTarget {
+    /// A DHCP reservation and boot files that boot the node from its disk
+    /// (state `dhcp`).
+    Dhcp,
+    /// Remove the reservation and boot files (v1 `un_dhcp` / `un_nodeset`);
+    /// the node's state is cleared.
+    Clean,
+}
+
+impl ProvisionTarget {
+    pub const ALL: &'static [&'static str] = &["dhcp", "un_dhcp", "un_nodeset"];
+
+    pub fn parse(s: &str) -> Option<ProvisionTarget> {
+        Some(match s {
+            "dhcp" => ProvisionTarget::Dhcp,
+            "un_dhcp" | "un_nodeset" => ProvisionTarget::Clean,
             _ => return None,
         })
     }

@@ -1,12 +1,17 @@
-//! xcat3-conductor: runs power, boot-device (and later DHCP and deploy)
-//! work for the nodes it owns in the hash ring.
+//! xcat3-conductor: runs power, boot-device, DHCP and boot-file work for
+//! the nodes it owns in the hash ring.
 //!
 //! - [`service`]: the service loop (consume, heartbeat, sweep, shutdown);
 //! - [`runner`]: one request: ownership, bulk locks, fan-out, batched replies;
 //! - [`membership`]: the ring of live conductors;
-//! - [`drivers`]: one trait per concern, one file per driver.
+//! - [`drivers`]: one trait per concern, one file per driver (power,
+//!   management, DHCP);
+//! - [`provision`]: `deploy --state dhcp` / `-d` in bulk;
+//! - [`boot`]: boot files and the TFTP and HTTP servers for them.
 
+pub mod boot;
 pub mod drivers;
 pub mod membership;
+pub mod provision;
 pub mod runner;
 pub mod service;

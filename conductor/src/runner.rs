@@ -15,23 +15,34 @@ use xcat3_common::config::PowerConfig;
 use xcat3_common::db::nodes::{self as node_db, Observed, parse_map};
 use xcat3_common::db::{Db, locks};
 use xcat3_common::model::Mgt;
-use xcat3_common::rpc::{Action, NodeResult, PowerTarget, ReplyBatch, Request, now_ms};
+use xcat3_common::model::tokens;
+use xcat3_common::rpc::{
+    Action, NodeResult, PowerTarget, ProvisionTarget, ReplyBatch, Request, now_ms,
+};
 
 use crate::drivers::{DriverError, Drivers, NodeInfo};
 use crate::membership::Membership;
+use crate::provision::Provisioner;
 
 /// Send a batch when it holds this many results...
 const BATCH_SIZE: usize = 1000;
 /// ...or when its oldest result is this old.
 const BATCH_INTERVAL: Duration = Duration::from_millis(200);
 
+/// What acts on nodes: per-node drivers, the power-on pacing in front of
+/// them, and bulk provisioning (DHCP and boot files).
+pub struct Actors {
+    pub drivers: Drivers,
+    pub power_gate: PowerGate,
+    pub provisioner: Arc<Provisioner>,
+}
+
 /// What the runner needs; shared by every request on this conductor.
 pub struct Runner {
     pub host: String,
     pub db: Db,
-    pub drivers: Drivers,
     pub membership: Arc<Membership>,
-    power_gate: PowerGate,
+    actors: Actors,
     /// Nodes some request on this conductor is acting on now. The DB lock
     /// holds our host name for all of them, so this set is what tells two
     /// of our own requests apart.
@@ -42,25 +53,24 @@ pub struct Runner {
     call_timeout: Duration,
 }
 
-/// An outcome the runner observed and will record in the node table.
-type Observation = Option<(Observed, String)>;
+/// An outcome the runner observed and will record in the node table
+/// (`None` as the value clears the column).
+type Observation = Option<(Observed, Option<String>)>;
 
 impl Runner {
     pub fn new(
         host: String,
         db: Db,
-        drivers: Drivers,
         membership: Arc<Membership>,
-        power_gate: PowerGate,
+        actors: Actors,
         workers: usize,
         call_timeout: Duration,
     ) -> Runner {
         Runner {
             host,
             db,
-            drivers,
             membership,
-            power_gate,
+            actors,
             in_flight: Mutex::new(HashSet::new()),
             permits: Arc::new(Semaphore::new(workers.max(1))),
             call_timeout,
@@ -216,11 +226,7 @@ impl Runner {
                     work = Vec::with_capacity(claimed.len());
                     let returned: HashSet<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
                     for n in claimed.iter().filter(|n| !returned.contains(n.as_str())) {
-                        answer(
-                            &mut sent,
-                            n,
-                            NodeResult::Error(xcat3_common::model::tokens::NOT_FOUND.into()),
-                        );
+                        answer(&mut sent, n, NodeResult::Error(tokens::NOT_FOUND.into()));
                     }
                     for (name, r) in results {
                         match r {
@@ -241,7 +247,8 @@ impl Runner {
                 }
             }
         }
-        let records = match node_db::load(&self.db, &work, false).await {
+        let with_nics = matches!(req.action, Action::Provision { .. });
+        let records = match node_db::load(&self.db, &work, with_nics).await {
             Ok(r) => r,
             Err(e) => {
                 fail_all(&mut sent, &work, format!("conductor {}: {e}", self.host));
@@ -252,12 +259,27 @@ impl Runner {
         let loaded: HashSet<&str> = records.iter().map(|r| r.node.name.as_str()).collect();
         for n in &work {
             if !loaded.contains(n.as_str()) {
-                answer(
-                    &mut sent,
-                    n,
-                    NodeResult::Error(xcat3_common::model::tokens::NOT_FOUND.into()),
-                );
+                answer(&mut sent, n, NodeResult::Error(tokens::NOT_FOUND.into()));
             }
+        }
+        if let Action::Provision { target } = req.action {
+            // DHCP and boot files are written in bulk, not node by node.
+            let state = match target {
+                ProvisionTarget::Dhcp => Some("dhcp".to_string()),
+                ProvisionTarget::Clean => None,
+            };
+            for (name, r) in self.actors.provisioner.run(&records, target).await {
+                sent.answered.insert(name.clone());
+                let (result, obs) = match r {
+                    Ok(()) => (
+                        NodeResult::Ok(tokens::OK.into()),
+                        Some((Observed::State, state.clone())),
+                    ),
+                    Err(e) => (NodeResult::Error(e), None),
+                };
+                let _ = tx.send((name, result, obs));
+            }
+            return sent;
         }
         let mut tasks = tokio::task::JoinSet::new();
         for rec in records {
@@ -295,7 +317,7 @@ impl Runner {
         let _power_slot = match action {
             Action::Power { target } if powers_on(*target) => {
                 let left = Duration::from_millis((deadline_ms - now_ms()).max(0) as u64);
-                match tokio::time::timeout(left, self.power_gate.enter()).await {
+                match tokio::time::timeout(left, self.actors.power_gate.enter()).await {
                     Ok(slot) => slot,
                     Err(_) => {
                         return (
@@ -339,38 +361,44 @@ impl Runner {
     ) -> Result<(String, Observation), DriverError> {
         match action {
             Action::PowerStatus => {
-                let d = self.drivers.power(node)?;
+                let d = self.actors.drivers.power(node)?;
                 d.validate(node)?;
                 let s = d.get_power(node).await?;
                 Ok((
                     s.as_str().into(),
-                    Some((Observed::PowerState, s.as_str().into())),
+                    Some((Observed::PowerState, Some(s.as_str().into()))),
                 ))
             }
             Action::Power { target } => {
-                let d = self.drivers.power(node)?;
+                let d = self.actors.drivers.power(node)?;
                 d.validate(node)?;
                 let s = d.set_power(node, *target).await?;
-                Ok(("ok".into(), Some((Observed::PowerState, s.as_str().into()))))
+                Ok((
+                    "ok".into(),
+                    Some((Observed::PowerState, Some(s.as_str().into()))),
+                ))
             }
             Action::BootDeviceGet => {
-                let d = self.drivers.management(node)?;
+                let d = self.actors.drivers.management(node)?;
                 d.validate(node)?;
                 let dev = d.get_boot_device(node).await?;
                 Ok((
                     dev.as_str().into(),
-                    Some((Observed::BootDevice, dev.as_str().into())),
+                    Some((Observed::BootDevice, Some(dev.as_str().into()))),
                 ))
             }
             Action::BootDeviceSet { device, persistent } => {
-                let d = self.drivers.management(node)?;
+                let d = self.actors.drivers.management(node)?;
                 d.validate(node)?;
                 d.set_boot_device(node, *device, *persistent).await?;
                 Ok((
                     "ok".into(),
-                    Some((Observed::BootDevice, device.as_str().into())),
+                    Some((Observed::BootDevice, Some(device.as_str().into()))),
                 ))
             }
+            Action::Provision { .. } => Err(DriverError(
+                "internal error: provisioning is a bulk action".into(),
+            )),
         }
     }
 }
@@ -440,7 +468,7 @@ async fn batch_replies(
     host: &str,
     responder: &dyn Responder,
 ) -> (
-    Vec<(String, Observed, String)>,
+    Vec<(String, Observed, Option<String>)>,
     BTreeMap<String, NodeResult>,
 ) {
     let mut observed = Vec::new();
@@ -474,21 +502,17 @@ async fn batch_replies(
     (observed, pending)
 }
 
-fn group_observed(obs: Vec<(String, Observed, String)>) -> Vec<(Observed, Vec<(String, String)>)> {
-    let mut power = Vec::new();
-    let mut boot = Vec::new();
+/// Node name and the value to store (`None`: clear the column).
+type ColumnValues = Vec<(String, Option<String>)>;
+
+/// Observations grouped by column, for one bulk statement per column.
+fn group_observed(obs: Vec<(String, Observed, Option<String>)>) -> Vec<(Observed, ColumnValues)> {
+    let mut out: Vec<(Observed, ColumnValues)> = Vec::new();
     for (name, what, value) in obs {
-        match what {
-            Observed::PowerState => power.push((name, value)),
-            Observed::BootDevice => boot.push((name, value)),
+        match out.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, v)) => v.push((name, value)),
+            None => out.push((what, vec![(name, value)])),
         }
-    }
-    let mut out = Vec::new();
-    if !power.is_empty() {
-        out.push((Observed::PowerState, power));
-    }
-    if !boot.is_empty() {
-        out.push((Observed::BootDevice, boot));
     }
     out
 }

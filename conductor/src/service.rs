@@ -12,9 +12,11 @@ use xcat3_common::bus::Bus;
 use xcat3_common::config::{ConductorConfig, Config};
 use xcat3_common::db::{Db, locks, services};
 
+use crate::boot;
 use crate::drivers::Drivers;
 use crate::membership::Membership;
-use crate::runner::{PowerGate, Runner};
+use crate::provision::Provisioner;
+use crate::runner::{Actors, PowerGate, Runner};
 
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,6 +43,43 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let drivers = Drivers::builtin(&config);
     let power_gate = PowerGate::new(&config.power);
+    let provisioner = Arc::new(
+        Provisioner::new(db.clone(), &config.dhcp, &config.boot)
+            .context("preparing DHCP and boot files")?,
+    );
+    let mut servers = JoinSet::new();
+    for (what, listen, root) in [
+        (
+            "tftp",
+            &config.boot.tftp_listen,
+            provisioner.files().tftp_root(),
+        ),
+        (
+            "http",
+            &config.boot.http_listen,
+            provisioner.files().http_root(),
+        ),
+    ] {
+        if listen.is_empty() {
+            continue;
+        }
+        let addr: std::net::SocketAddr = listen
+            .parse()
+            .with_context(|| format!("[boot] {what}_listen: `{listen}` is not ADDRESS:PORT"))?;
+        let root = root.to_path_buf();
+        servers.spawn(async move {
+            let r = match what {
+                "tftp" => boot::serve_tftp(addr, &root).await,
+                _ => boot::serve_http(addr, &root).await,
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %format!("{e:#}"), %addr, "{what} boot server stopped");
+            }
+        });
+    }
+    if let Err(e) = provisioner.sync_subnets().await {
+        tracing::error!(error = %e, "DHCP server not brought up to date at start");
+    }
     let config = config.conductor;
     let host = host_name(&config);
     let cleared = locks::release_all(&db, &host)
@@ -60,9 +99,12 @@ pub async fn run(
     let runner = Arc::new(Runner::new(
         host.clone(),
         db.clone(),
-        drivers,
         membership.clone(),
-        power_gate,
+        Actors {
+            drivers,
+            power_gate,
+            provisioner,
+        },
         config.workers,
         Duration::from_secs(config.call_timeout),
     ));
@@ -124,6 +166,7 @@ pub async fn run(
         requests.abort_all();
     }
     periodic.abort_all();
+    servers.abort_all();
     locks::release_all(&db, &host).await.ok();
     services::deregister(&db, &host).await.ok();
     tracing::info!(host, "conductor stopped");

@@ -7,3 +7,5 @@ mod inventory;
 mod ipmi;
 #[cfg(feature = "servers")]
 mod mariadb;
+#[cfg(feature = "servers")]
+mod netboot;

@@ -11,12 +11,12 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use xcat3_common::db::nodes as node_db;
 use xcat3_common::noderange;
-use xcat3_common::rpc::{Action, BootDevice, PowerTarget};
+use xcat3_common::rpc::{Action, BootDevice, PowerTarget, ProvisionTarget};
 
 use super::requested_names;
 use crate::AppState;
@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/nodes/power", get(power_status).put(power_set))
         .route("/nodes/boot_device", get(boot_get).put(boot_set))
+        .route("/nodes/provision", put(provision))
         .route("/ring", get(ring))
 }
 
@@ -38,6 +39,12 @@ struct ActionQuery {
     noderange: Option<String>,
     /// Boot device only: every boot, not just the next.
     persistent: Option<bool>,
+    /// Provision only (v1): the image of a `nodeset`.
+    osimage: Option<String>,
+    /// Provision only (v1): the network. Accepted for v1 clients and not
+    /// needed: each node's network is the one holding its IP.
+    #[allow(dead_code)]
+    subnet: Option<String>,
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -183,6 +190,40 @@ async fn boot_set(
         &q,
         &body,
         Action::BootDeviceSet { device, persistent },
+        StatusCode::ACCEPTED,
+    )
+    .await
+}
+
+/// `PUT /nodes/provision?target=dhcp|un_dhcp|un_nodeset`: the owning
+/// conductors write (or remove) each node's DHCP reservation and boot files.
+async fn provision(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<ActionQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    if q.persistent.is_some() {
+        return Err(ApiError::bad_request("persistent: only for boot_device"));
+    }
+    let t = q.target.as_deref().unwrap_or("");
+    let Some(target) = ProvisionTarget::parse(t) else {
+        let why = if t == "nodeset" || q.osimage.is_some() {
+            "target: OS deployment (`nodeset`, `osimage`) is not available in this version; use dhcp, un_dhcp or un_nodeset".to_string()
+        } else {
+            format!(
+                "target: `{t}` is not one of {}",
+                ProvisionTarget::ALL.join(", ")
+            )
+        };
+        return Err(ApiError::bad_request(why));
+    };
+    act(
+        st,
+        headers,
+        &q,
+        &body,
+        Action::Provision { target },
         StatusCode::ACCEPTED,
     )
     .await

@@ -23,6 +23,27 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             persistent,
         } => nodes::bootdev(c, &noderange, &device, persistent, json).await,
         Ring { noderange } => nodes::ring(c, &noderange, json).await,
+        Deploy {
+            noderange,
+            state,
+            osimage,
+            network,
+            delete,
+        } => {
+            let target = match (delete, state.as_str()) {
+                (true, s) => format!("un_{s}"),
+                (false, s) => s.to_string(),
+            };
+            nodes::deploy(
+                c,
+                &noderange,
+                &target,
+                osimage.as_deref(),
+                network.as_deref(),
+                json,
+            )
+            .await
+        }
         List { noderange } => nodes::list(c, noderange.as_deref(), json).await,
         Show { noderange, fields } => nodes::show(c, &noderange, fields.as_deref()).await,
         Update {

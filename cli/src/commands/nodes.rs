@@ -344,6 +344,25 @@ pub async fn bootdev(
     }
 }
 
+/// `deploy`: `PUT /nodes/provision?target=...` (v1), per-node results.
+pub async fn deploy(
+    c: &Client,
+    range: &str,
+    target: &str,
+    osimage: Option<&str>,
+    network: Option<&str>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let mut q = format!("target={target}&{}", range_q(range));
+    if let Some(o) = osimage {
+        q.push_str(&format!("&osimage={}", encode(o)));
+    }
+    if let Some(n) = network {
+        q.push_str(&format!("&subnet={}", encode(n)));
+    }
+    action(c, Method::PUT, &format!("/nodes/provision?{q}"), json).await
+}
+
 pub async fn ring(c: &Client, range: &str, json: bool) -> anyhow::Result<bool> {
     let reply = c.get(&format!("/ring?{}", range_q(range))).await?;
     if json {

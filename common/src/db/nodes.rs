@@ -595,17 +595,25 @@ pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
 pub enum Observed {
     PowerState,
     BootDevice,
+    /// Provisioning state (`dhcp`, or none after a clean).
+    State,
 }
 
-/// Records what drivers observed (`power_state`, `boot_device`) for many
-/// nodes: one `UPDATE ... CASE name ...` per 1,000 nodes.
-pub async fn record(db: &Db, what: Observed, values: &[(String, String)]) -> Result<(), DbError> {
+/// Records what drivers observed (`power_state`, `boot_device`, `state`;
+/// `None` clears it) for many nodes: one `UPDATE ... CASE name ...` per
+/// 1,000 nodes.
+pub async fn record(
+    db: &Db,
+    what: Observed,
+    values: &[(String, Option<String>)],
+) -> Result<(), DbError> {
     let backend = db.backend();
     let col = quote(
         backend,
         match what {
             Observed::PowerState => "power_state",
             Observed::BootDevice => "boot_device",
+            Observed::State => "state",
         },
     );
     let name = quote(backend, "name");

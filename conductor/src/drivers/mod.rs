@@ -4,6 +4,7 @@
 //! turns errors into per-node results. A driver's `validate` does no IO and
 //! runs before anything touches a BMC.
 
+pub mod dhcp;
 mod fake;
 mod ipmi;
 

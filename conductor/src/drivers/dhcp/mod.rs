@@ -1,0 +1,155 @@
+//! DHCP backends behind one trait: reservations change live, nothing
+//! restarts for a host change (the prototype rewrote dhcpd.conf and
+//! restarted dhcpd on every request).
+//!
+//! - `dnsmasq`: one file per host in a hosts directory dnsmasq reads on
+//!   the fly; removals are followed by one SIGHUP per batch.
+//! - `none`: reservations are someone else's job; requests still write
+//!   boot files.
+
+mod dnsmasq;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use xcat3_common::config::{BootConfig, DhcpConfig};
+use xcat3_common::db::entity::network;
+
+pub use dnsmasq::Dnsmasq;
+
+/// A network row, parsed: what a DHCP server needs to serve its subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    /// The networks table's id (Kea's subnet-id).
+    pub id: i64,
+    pub name: String,
+    pub network: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+    pub gateway: Option<Ipv4Addr>,
+    pub nameservers: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub dynamic_range: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Where nodes of this network fetch boot files.
+    pub next_server: Ipv4Addr,
+}
+
+impl Subnet {
+    /// The networks usable for DHCP: those with a subnet and netmask (the
+    /// API validated them) and a next-server (theirs or `[boot]`'s).
+    pub fn from_rows(rows: &[network::Model], boot: &BootConfig) -> Vec<Subnet> {
+        let ip = |s: &Option<String>| s.as_deref().and_then(|v| v.parse::<Ipv4Addr>().ok());
+        let fallback = boot.server_address.parse::<Ipv4Addr>().ok();
+        rows.iter()
+            .filter_map(|r| {
+                Some(Subnet {
+                    id: r.id,
+                    name: r.name.clone(),
+                    network: ip(&r.subnet)?,
+                    netmask: ip(&r.netmask)?,
+                    gateway: ip(&r.gateway),
+                    nameservers: r
+                        .nameservers
+                        .as_deref()
+                        .unwrap_or("")
+                        .split(',')
+                        .filter_map(|s| s.trim().parse().ok())
+                        .collect(),
+                    domain: r.domain.clone(),
+                    dynamic_range: r.dynamic_range.as_deref().and_then(|d| {
+                        let (a, b) = d.split_once('-')?;
+                        Some((a.parse().ok()?, b.parse().ok()?))
+                    }),
+                    next_server: ip(&r.next_server).or(fallback)?,
+                })
+            })
+            .collect()
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & u32::from(self.netmask) == u32::from(self.network)
+    }
+}
+
+/// What a node boots with, chosen from its `netboot` and `arch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootLoader {
+    /// iPXE chain-loaded over TFTP (BIOS: undionly.kpxe, UEFI: ipxe.efi),
+    /// then the per-node script over HTTP.
+    Ipxe,
+    /// GRUB (UEFI firmware that needs it): grub/grub.cfg-01-<mac>.
+    Grub2,
+    /// pxelinux (BIOS): pxelinux.cfg/01-<mac>.
+    Pxelinux,
+    /// OPAL/petitboot (ppc64le): DHCP option 209 names the config file.
+    Petitboot,
+}
+
+/// One host reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub name: String,
+    /// Lower-case, colon-separated.
+    pub mac: String,
+    pub ip: Ipv4Addr,
+    pub subnet: Subnet,
+    pub loader: BootLoader,
+}
+
+impl Reservation {
+    /// `aa-bb-cc-dd-ee-ff`: how pxelinux, GRUB and iPXE name per-MAC files.
+    pub fn mac_dashes(&self) -> String {
+        self.mac.replace(':', "-")
+    }
+}
+
+/// A backend failure for the whole batch (a per-host failure is a value
+/// in the result list instead).
+#[derive(Debug, thiserror::Error)]
+#[error("dhcp ({backend}): {message}")]
+pub struct DhcpError {
+    pub backend: &'static str,
+    pub message: String,
+}
+
+/// Where reservations live. Calls are bulk: one call per request and
+/// conductor, with a result per host in the order given.
+#[async_trait]
+pub trait DhcpBackend: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Makes the server serve `subnets` (called before reservations, with
+    /// every usable network; a no-op when nothing changed).
+    async fn sync_subnets(&self, subnets: &[Subnet]) -> Result<(), DhcpError>;
+    /// Adds or replaces reservations.
+    async fn add(&self, hosts: &[Reservation]) -> Vec<Result<(), String>>;
+    /// Removes reservations (a missing one is not an error).
+    async fn remove(&self, hosts: &[(String, String)]) -> Vec<Result<(), String>>;
+}
+
+/// No DHCP server of ours: every call succeeds and does nothing.
+pub struct NoDhcp;
+
+#[async_trait]
+impl DhcpBackend for NoDhcp {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    async fn sync_subnets(&self, _: &[Subnet]) -> Result<(), DhcpError> {
+        Ok(())
+    }
+    async fn add(&self, hosts: &[Reservation]) -> Vec<Result<(), String>> {
+        hosts.iter().map(|_| Ok(())).collect()
+    }
+    async fn remove(&self, hosts: &[(String, String)]) -> Vec<Result<(), String>> {
+        hosts.iter().map(|_| Ok(())).collect()
+    }
+}
+
+/// The backend `[dhcp] backend` names.
+pub fn from_config(dhcp: &DhcpConfig, boot: &BootConfig) -> anyhow::Result<Arc<dyn DhcpBackend>> {
+    Ok(match dhcp.backend.as_str() {
+        "none" | "" => Arc::new(NoDhcp),
+        "dnsmasq" => Arc::new(Dnsmasq::new(dhcp, boot)?),
+        other => anyhow::bail!("[dhcp] backend: `{other}` is not one of dnsmasq, none"),
+    })
+}

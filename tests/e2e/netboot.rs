@@ -1,0 +1,256 @@
+//! DHCP and network boot, end to end with real servers and clients, in
+//! network namespaces of the test's own (192.0.2.0/24, TEST-NET-1): the
+//! conductor (inside `xcat3-api --standalone`) runs dnsmasq and serves
+//! TFTP and HTTP in one namespace; busybox `udhcpc`, `tftp` (tftp-hpa) and
+//! busybox `wget` are the node in the other.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use xcat3_tests::{Api, NetnsPair, TempDir};
+
+const MAC1: &str = "02:00:5e:00:02:10";
+const MAC2: &str = "02:00:5e:00:02:11";
+
+/// A DHCP exchange from the client namespace with `mac`; the variables
+/// udhcpc hands its script (`ip`, `boot_file`, `siaddr`, ...), or None
+/// when no server answered. `options` are extra `-x` options to send.
+fn dhcp(
+    net: &NetnsPair,
+    dir: &TempDir,
+    mac: &str,
+    options: &[&str],
+) -> Option<BTreeMap<String, String>> {
+    net.set_client_mac(mac);
+    let out_file = dir.path().join(format!("lease-{}", mac.replace(':', "")));
+    let _ = std::fs::remove_file(&out_file);
+    let script = dir.path().join("udhcpc.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
+            out_file.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let mut args = vec![
+        "busybox",
+        "udhcpc",
+        "-f",
+        "-q",
+        "-n",
+        "-t",
+        "4",
+        "-T",
+        "1",
+        "-i",
+        &net.client_if,
+        "-s",
+    ];
+    let script_s = script.display().to_string();
+    args.push(&script_s);
+    for o in options {
+        args.push("-x");
+        args.push(o);
+    }
+    let run = net.client_run(&args);
+    if !run.status.success() {
+        return None;
+    }
+    let text = std::fs::read_to_string(&out_file).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn results(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(n, _)| !n.starts_with("Success"))
+        .map(|(n, r)| (n.to_string(), r.to_string()))
+        .collect()
+}
+
+#[test]
+fn dnsmasq_reservations_tftp_and_http_boot_files() {
+    let dir = TempDir::new("netboot-dnsmasq");
+    let net = NetnsPair::new("dm");
+    let data = dir.path().join("data");
+    let api = Api::start_in(
+        Some(&net.server),
+        &[
+            "--standalone",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("XCAT3_CONDUCTOR_HOST", "local"),
+            ("XCAT3_DHCP_BACKEND", "dnsmasq"),
+            ("XCAT3_DHCP_MANAGE", "true"),
+            ("XCAT3_DHCP_INTERFACE", &net.server_if),
+            ("XCAT3_BOOT_SERVER_ADDRESS", "192.0.2.1"),
+            ("XCAT3_BOOT_TFTP_LISTEN", "192.0.2.1:69"),
+            ("XCAT3_BOOT_HTTP_LISTEN", "192.0.2.1:8080"),
+        ],
+    );
+    api.xcat3(&[
+        "network-create",
+        "lab",
+        "subnet=192.0.2.0",
+        "netmask=255.255.255.0",
+        "gateway=192.0.2.254",
+        "nameservers=192.0.2.53",
+        "domain=lab.example",
+    ])
+    .ok();
+    let nodes = json!({"nodes": [
+        {"name": "n1", "netboot": "ipxe", "nics_info": {"nics": [{"mac": MAC1, "ip": "192.0.2.10", "primary": true}]}},
+        {"name": "n2", "netboot": "grub2", "nics_info": {"nics": [{"mac": MAC2, "ip": "192.0.2.11", "primary": true}]}},
+        {"name": "n3"},
+        {"name": "n4", "nics_info": {"nics": [{"mac": "02:00:5e:00:02:14", "ip": "10.9.9.9", "primary": true}]}},
+    ]});
+    let f = dir.path().join("nodes.json");
+    std::fs::write(&f, nodes.to_string()).unwrap();
+    api.xcat3(&["import", f.to_str().unwrap()]).ok();
+
+    // Nothing reserved yet: the static subnet answers nobody.
+    assert!(
+        dhcp(&net, &dir, MAC1, &[]).is_none(),
+        "an unreserved MAC got a lease"
+    );
+
+    let run = api.xcat3(&["deploy", "n[1-4]", "--state", "dhcp"]);
+    let r = results(&run.stdout());
+    assert_eq!(run.summary(), (2, 4), "{}", run.stdout());
+    assert_eq!(r["n1"], "ok");
+    assert_eq!(r["n2"], "ok");
+    assert_eq!(
+        r["n3"],
+        "nics_info: no nic (a DHCP reservation needs a MAC and an IP)"
+    );
+    assert_eq!(
+        r["n4"],
+        "nics_info.nics[0].ip: 10.9.9.9 is outside every network with a next-server (see `xcat3 network-list`)"
+    );
+    let shown = api.xcat3(&["show", "n1", "-i", "state"]).ok();
+    assert!(shown.contains("dhcp"), "{shown}");
+
+    // A BIOS PXE ROM: its reserved address, our server, undionly.kpxe.
+    let lease = dhcp(&net, &dir, MAC1, &[]).expect("n1 got no lease");
+    assert_eq!(lease["ip"], "192.0.2.10");
+    assert_eq!(lease["siaddr"], "192.0.2.1");
+    assert_eq!(lease["boot_file"], "undionly.kpxe");
+    assert_eq!(lease["router"], "192.0.2.254");
+    assert_eq!(lease["dns"].trim(), "192.0.2.53");
+    assert_eq!(lease["domain"], "lab.example");
+    // UEFI x86-64 (option 93 = 7): ipxe.efi. iPXE itself (option 175):
+    // the chain script over HTTP.
+    let uefi = dhcp(&net, &dir, MAC1, &["0x5d:0007"]).expect("UEFI lease");
+    assert_eq!(uefi["boot_file"], "ipxe.efi");
+    let ipxe = dhcp(&net, &dir, MAC1, &["0xaf:0101"]).expect("iPXE lease");
+    assert_eq!(ipxe["boot_file"], "http://192.0.2.1:8080/boot.ipxe");
+    let grub = dhcp(&net, &dir, MAC2, &[]).expect("n2 got no lease");
+    assert_eq!(grub["ip"], "192.0.2.11");
+    assert_eq!(grub["boot_file"], "grub/grubx64.efi");
+
+    // TFTP: iPXE as Debian ships it, and n2's GRUB files under both names
+    // (from an address outside the reservations: dnsmasq pings an address
+    // before it offers it).
+    net.set_client_addr("192.0.2.50/24");
+    let fetched = dir.path().join("fetched");
+    std::fs::create_dir_all(&fetched).unwrap();
+    let tftp = |remote: &str| -> Vec<u8> {
+        let local = fetched.join(remote.replace('/', "_"));
+        let out = net.client_run(&[
+            "tftp",
+            "-m",
+            "binary",
+            "192.0.2.1",
+            "-c",
+            "get",
+            remote,
+            local.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "tftp get {remote}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(&local).unwrap_or_else(|_| panic!("tftp fetched nothing for {remote}"))
+    };
+    assert_eq!(
+        tftp("undionly.kpxe"),
+        std::fs::read("/usr/lib/ipxe/undionly.kpxe").unwrap()
+    );
+    let m2 = MAC2.replace(':', "-");
+    for name in [
+        format!("grub/grub.cfg-01-{m2}"),
+        format!("grub/grub.cfg-{m2}"),
+    ] {
+        let text = String::from_utf8(tftp(&name)).unwrap();
+        assert!(
+            text.contains("node n2") && text.contains("exit"),
+            "{name}: {text}"
+        );
+    }
+    // HTTP: the chain script and n1's own script.
+    let wget = |path: &str| -> String {
+        let out = net.client_run(&[
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &format!("http://192.0.2.1:8080{path}"),
+        ]);
+        assert!(
+            out.status.success(),
+            "GET {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(wget("/boot.ipxe").contains("chain http://${next-server}:8080/ipxe/${mac:hexhyp}"));
+    let script = wget(&format!("/ipxe/{}", MAC1.replace(':', "-")));
+    assert!(
+        script.starts_with("#!ipxe") && script.contains("node n1"),
+        "{script}"
+    );
+
+    // Idempotent: again, same answers, nothing restarted.
+    let again = api.xcat3(&["deploy", "n1,n2", "--state", "dhcp"]);
+    assert_eq!(again.summary(), (2, 2));
+
+    // deploy -d: n1 loses its reservation and files at once; n2 keeps its own.
+    let undo = api.xcat3(&["deploy", "n1", "-d"]);
+    assert_eq!(undo.summary(), (1, 1), "{}", undo.stdout());
+    assert!(
+        dhcp(&net, &dir, MAC1, &[]).is_none(),
+        "n1 still gets a lease after deploy -d"
+    );
+    let out = net.client_run(&[
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://192.0.2.1:8080/ipxe/{}", MAC1.replace(':', "-")),
+    ]);
+    assert!(!out.status.success(), "n1's script is still served");
+    assert_eq!(
+        dhcp(&net, &dir, MAC2, &[]).expect("n2 lost its lease")["ip"],
+        "192.0.2.11"
+    );
+    let shown = api.xcat3(&["show", "n1", "-i", "state"]).ok();
+    assert!(!shown.contains("dhcp"), "{shown}");
+}
