@@ -311,6 +311,82 @@ impl Drop for NetnsPair {
     }
 }
 
+/// A throwaway MariaDB inside network namespace `netns`, on its
+/// 127.0.0.1:3306 (root without password), killed on drop.
+pub struct MariaDbIn {
+    child: Child,
+    netns: String,
+}
+
+impl MariaDbIn {
+    pub fn start(netns: &str, dir: &Path) -> MariaDbIn {
+        let data = dir.join("mariadb");
+        let out = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+            ])
+            .args(["--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .output()
+            .expect("run mariadb-install-db (package mariadb-server)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = std::fs::File::create(dir.join("mariadb.log")).expect("log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                netns,
+                "mariadbd",
+                "--no-defaults",
+                "--user=root",
+            ])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.join("mariadb.sock").display()))
+            .args(["--port=3306", "--bind-address=127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn mariadbd");
+        let db = MariaDbIn {
+            child,
+            netns: netns.to_string(),
+        };
+        wait_until(60, "MariaDB in the namespace", || {
+            db.sql("SELECT 1").status.success().then_some(())
+        });
+        db
+    }
+
+    /// Runs SQL as root over TCP inside the namespace.
+    pub fn sql(&self, sql: &str) -> Output {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.netns,
+                "mariadb",
+                "--no-defaults",
+                "-h127.0.0.1",
+            ])
+            .args(["-P3306", "-uroot", "-N", "-e", sql])
+            .output()
+            .expect("run mariadb")
+    }
+}
+
+impl Drop for MariaDbIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A finished CLI run.
 pub struct Run(pub Output);
 

@@ -11,6 +11,7 @@ use xcat3_tests::{Api, NetnsPair, TempDir};
 
 const MAC1: &str = "02:00:5e:00:02:10";
 const MAC2: &str = "02:00:5e:00:02:11";
+const MAC5: &str = "02:00:5e:00:02:15";
 
 /// A DHCP exchange from the client namespace with `mac`; the variables
 /// udhcpc hands its script (`ip`, `boot_file`, `siaddr`, ...), or None
@@ -79,11 +80,20 @@ fn results(out: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[test]
-fn dnsmasq_reservations_tftp_and_http_boot_files() {
-    let dir = TempDir::new("netboot-dnsmasq");
-    let net = NetnsPair::new("dm");
+/// The server namespace's API (standalone, with `backend_env` for DHCP)
+/// and the lab network; nodes n1 (iPXE), n2 (GRUB), n3 (no nic), n4 (IP
+/// outside every network) imported.
+fn lab(net: &NetnsPair, dir: &TempDir, backend_env: &[(&str, &str)]) -> Api {
     let data = dir.path().join("data");
+    let mut env = vec![
+        ("XCAT3_CONDUCTOR_HOST", "local"),
+        ("XCAT3_DHCP_MANAGE", "true"),
+        ("XCAT3_DHCP_INTERFACE", net.server_if.as_str()),
+        ("XCAT3_BOOT_SERVER_ADDRESS", "192.0.2.1"),
+        ("XCAT3_BOOT_TFTP_LISTEN", "192.0.2.1:69"),
+        ("XCAT3_BOOT_HTTP_LISTEN", "192.0.2.1:8080"),
+    ];
+    env.extend_from_slice(backend_env);
     let api = Api::start_in(
         Some(&net.server),
         &[
@@ -93,15 +103,7 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
             "--listen",
             "127.0.0.1:0",
         ],
-        &[
-            ("XCAT3_CONDUCTOR_HOST", "local"),
-            ("XCAT3_DHCP_BACKEND", "dnsmasq"),
-            ("XCAT3_DHCP_MANAGE", "true"),
-            ("XCAT3_DHCP_INTERFACE", &net.server_if),
-            ("XCAT3_BOOT_SERVER_ADDRESS", "192.0.2.1"),
-            ("XCAT3_BOOT_TFTP_LISTEN", "192.0.2.1:69"),
-            ("XCAT3_BOOT_HTTP_LISTEN", "192.0.2.1:8080"),
-        ],
+        &env,
     );
     api.xcat3(&[
         "network-create",
@@ -118,17 +120,17 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
         {"name": "n2", "netboot": "grub2", "nics_info": {"nics": [{"mac": MAC2, "ip": "192.0.2.11", "primary": true}]}},
         {"name": "n3"},
         {"name": "n4", "nics_info": {"nics": [{"mac": "02:00:5e:00:02:14", "ip": "10.9.9.9", "primary": true}]}},
+        {"name": "n5", "nics_info": {"nics": [{"mac": MAC5, "ip": "192.0.2.15", "primary": true}]}},
     ]});
     let f = dir.path().join("nodes.json");
     std::fs::write(&f, nodes.to_string()).unwrap();
     api.xcat3(&["import", f.to_str().unwrap()]).ok();
+    api
+}
 
-    // Nothing reserved yet: the static subnet answers nobody.
-    assert!(
-        dhcp(&net, &dir, MAC1, &[]).is_none(),
-        "an unreserved MAC got a lease"
-    );
-
+/// `deploy n[1-4] --state dhcp`: n1 and n2 reserved, n3 and n4 refused
+/// with an error naming the field.
+fn reserve_first_four(api: &Api) {
     let run = api.xcat3(&["deploy", "n[1-4]", "--state", "dhcp"]);
     let r = results(&run.stdout());
     assert_eq!(run.summary(), (2, 4), "{}", run.stdout());
@@ -144,24 +146,42 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
     );
     let shown = api.xcat3(&["show", "n1", "-i", "state"]).ok();
     assert!(shown.contains("dhcp"), "{shown}");
+}
 
-    // A BIOS PXE ROM: its reserved address, our server, undionly.kpxe.
-    let lease = dhcp(&net, &dir, MAC1, &[]).expect("n1 got no lease");
+/// What a reserved node's firmware gets: its address, our next-server, and
+/// the boot file for its architecture; `ipxe_file` is what iPXE itself gets.
+fn check_leases(net: &NetnsPair, dir: &TempDir, ipxe_file: &str) {
+    let lease = dhcp(net, dir, MAC1, &[]).expect("n1 got no lease");
     assert_eq!(lease["ip"], "192.0.2.10");
     assert_eq!(lease["siaddr"], "192.0.2.1");
     assert_eq!(lease["boot_file"], "undionly.kpxe");
     assert_eq!(lease["router"], "192.0.2.254");
     assert_eq!(lease["dns"].trim(), "192.0.2.53");
     assert_eq!(lease["domain"], "lab.example");
-    // UEFI x86-64 (option 93 = 7): ipxe.efi. iPXE itself (option 175):
-    // the chain script over HTTP.
-    let uefi = dhcp(&net, &dir, MAC1, &["0x5d:0007"]).expect("UEFI lease");
+    // UEFI x86-64 (option 93 = 7): ipxe.efi. iPXE itself (option 175).
+    let uefi = dhcp(net, dir, MAC1, &["0x5d:0007"]).expect("UEFI lease");
     assert_eq!(uefi["boot_file"], "ipxe.efi");
-    let ipxe = dhcp(&net, &dir, MAC1, &["0xaf:0101"]).expect("iPXE lease");
-    assert_eq!(ipxe["boot_file"], "http://192.0.2.1:8080/boot.ipxe");
-    let grub = dhcp(&net, &dir, MAC2, &[]).expect("n2 got no lease");
+    let ipxe = dhcp(net, dir, MAC1, &["0xaf:0101"]).expect("iPXE lease");
+    assert_eq!(ipxe["boot_file"], ipxe_file);
+    let grub = dhcp(net, dir, MAC2, &[]).expect("n2 got no lease");
     assert_eq!(grub["ip"], "192.0.2.11");
+    assert_eq!(grub["siaddr"], "192.0.2.1");
     assert_eq!(grub["boot_file"], "grub/grubx64.efi");
+}
+
+#[test]
+fn dnsmasq_reservations_tftp_and_http_boot_files() {
+    let dir = TempDir::new("netboot-dnsmasq");
+    let net = NetnsPair::new("dm");
+    let api = lab(&net, &dir, &[("XCAT3_DHCP_BACKEND", "dnsmasq")]);
+
+    // Nothing reserved yet: the static subnet answers nobody.
+    assert!(
+        dhcp(&net, &dir, MAC1, &[]).is_none(),
+        "an unreserved MAC got a lease"
+    );
+    reserve_first_four(&api);
+    check_leases(&net, &dir, "http://192.0.2.1:8080/boot.ipxe");
 
     // TFTP: iPXE as Debian ships it, and n2's GRUB files under both names
     // (from an address outside the reservations: dnsmasq pings an address
@@ -253,4 +273,111 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
     );
     let shown = api.xcat3(&["show", "n1", "-i", "state"]).ok();
     assert!(!shown.contains("dhcp"), "{shown}");
+}
+
+/// Kea with its MySQL hosts database (made by `kea-admin db-init`, on a
+/// MariaDB in the server namespace): rows written in bulk, served at once.
+#[test]
+fn kea_reservations_from_its_mysql_hosts_table() {
+    let dir = TempDir::new("netboot-kea");
+    let net = NetnsPair::new("ka");
+    let db = xcat3_tests::MariaDbIn::start(&net.server, dir.path());
+    let made = db.sql(
+        "CREATE DATABASE kea; CREATE USER 'kea'@'127.0.0.1' IDENTIFIED BY 'keapw'; \
+         GRANT ALL ON kea.* TO 'kea'@'127.0.0.1'",
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let init = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.server,
+            "kea-admin",
+            "db-init",
+            "mysql",
+        ])
+        .args([
+            "-u",
+            "kea",
+            "-p",
+            "keapw",
+            "-n",
+            "kea",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            "3306",
+        ])
+        .output()
+        .expect("run kea-admin (package kea-admin)");
+    assert!(
+        init.status.success(),
+        "kea-admin: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let api = lab(
+        &net,
+        &dir,
+        &[
+            ("XCAT3_DHCP_BACKEND", "kea"),
+            (
+                "XCAT3_DHCP_KEA_DATABASE_URL",
+                "mysql://kea:keapw@127.0.0.1:3306/kea",
+            ),
+        ],
+    );
+    assert!(
+        dhcp(&net, &dir, MAC1, &[]).is_none(),
+        "an unreserved MAC got a lease"
+    );
+    reserve_first_four(&api);
+    let rows = db.sql(
+        "SELECT hostname, INET_NTOA(ipv4_address), INET_NTOA(dhcp4_next_server), \
+         IFNULL(dhcp4_boot_file_name, '-') FROM kea.hosts ORDER BY hostname",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&rows.stdout),
+        "n1\t192.0.2.10\t192.0.2.1\t-\nn2\t192.0.2.11\t192.0.2.1\tgrub/grubx64.efi\n"
+    );
+    check_leases(&net, &dir, "boot.ipxe");
+
+    // A new reservation is served by the running Kea: no reload, no restart.
+    let kea_pid = || {
+        let out = std::process::Command::new("pgrep")
+            .args([
+                "-f",
+                &format!("{}/data/dhcp/kea-dhcp4.conf", dir.path().display()),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before = kea_pid();
+    assert!(!before.is_empty(), "kea-dhcp4 is not running");
+    assert!(dhcp(&net, &dir, MAC5, &[]).is_none());
+    let run = api.xcat3(&["deploy", "n5", "--state", "dhcp"]);
+    assert_eq!(run.summary(), (1, 1), "{}", run.stdout());
+    assert_eq!(
+        dhcp(&net, &dir, MAC5, &[]).expect("n5 got no lease")["ip"],
+        "192.0.2.15"
+    );
+    assert_eq!(kea_pid(), before, "kea-dhcp4 was restarted");
+
+    // deploy -d deletes the row; Kea stops answering that MAC at once.
+    let undo = api.xcat3(&["deploy", "n1", "-d"]);
+    assert_eq!(undo.summary(), (1, 1), "{}", undo.stdout());
+    let left = db.sql("SELECT hostname FROM kea.hosts ORDER BY hostname");
+    assert_eq!(String::from_utf8_lossy(&left.stdout), "n2\nn5\n");
+    assert!(
+        dhcp(&net, &dir, MAC1, &[]).is_none(),
+        "n1 still gets a lease after deploy -d"
+    );
+    assert_eq!(
+        dhcp(&net, &dir, MAC2, &[]).expect("n2 lost its lease")["ip"],
+        "192.0.2.11"
+    );
 }

@@ -12,22 +12,21 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use async_trait::async_trait;
-use tokio::process::{Child, Command};
-use tokio::sync::Mutex;
 use xcat3_common::config::{BootConfig, DhcpConfig};
 
+use super::process::Supervised;
 use super::{BootLoader, DhcpBackend, DhcpError, Reservation, Subnet};
 
 pub struct Dnsmasq {
     dir: PathBuf,
-    manage: bool,
-    interface: String,
+    /// Serve only this interface (when we run dnsmasq).
+    interface: Option<String>,
     /// Port of the boot HTTP server (iPXE scripts), if any.
     http_port: Option<u16>,
-    child: Mutex<Option<Child>>,
+    /// dnsmasq itself, when we run it (`manage = true`).
+    process: Option<Supervised>,
 }
 
 fn err(message: impl std::fmt::Display) -> DhcpError {
@@ -44,16 +43,30 @@ impl Dnsmasq {
             std::fs::create_dir_all(&d)
                 .map_err(|e| anyhow::anyhow!("[dhcp] dir: creating {}: {e}", d.display()))?;
         }
+        let conf = format!("--conf-file={}", dir.join("xcat3.conf").display());
+        let process = dhcp.manage.then(|| {
+            Supervised::new(
+                "dnsmasq",
+                vec![
+                    "--keep-in-foreground".into(),
+                    conf.clone(),
+                    "--log-facility=-".into(),
+                ],
+                vec![],
+                dir.join("dnsmasq.log"),
+                dir.join("dnsmasq.pid"),
+                conf.clone(),
+            )
+        });
         Ok(Dnsmasq {
-            dir,
-            manage: dhcp.manage,
-            interface: dhcp.interface.clone(),
+            interface: (dhcp.manage && !dhcp.interface.is_empty()).then(|| dhcp.interface.clone()),
+            process,
             http_port: boot
                 .http_listen
                 .parse::<std::net::SocketAddr>()
                 .ok()
                 .map(|a| a.port()),
-            child: Mutex::new(None),
+            dir,
         })
     }
 
@@ -82,8 +95,8 @@ impl Dnsmasq {
              dhcp-match=set:efi64,option:client-arch,7\n\
              dhcp-match=set:efi64,option:client-arch,9\n"
         );
-        if self.manage && !self.interface.is_empty() {
-            let _ = writeln!(c, "interface={}\nbind-interfaces", self.interface);
+        if let Some(i) = &self.interface {
+            let _ = writeln!(c, "interface={i}\nbind-interfaces");
         }
         for s in subnets {
             let tag = format!("net-{}", s.name);
@@ -153,82 +166,20 @@ impl Dnsmasq {
 
     /// Starts dnsmasq if we manage it and it is not running.
     async fn ensure_running(&self, restart: bool) -> Result<(), DhcpError> {
-        if !self.manage {
-            return Ok(());
-        }
-        let mut child = self.child.lock().await;
-        if let Some(c) = child.as_mut() {
-            let exited = c.try_wait().map_err(err)?.is_some();
-            if !exited && !restart {
-                return Ok(());
-            }
-            if exited {
-                tracing::warn!("dnsmasq exited; restarting it");
-            }
-            let _ = c.kill().await;
-            // Its socket must be free before the next one binds.
-            let _ = c.wait().await;
-        }
-        if child.is_none() {
-            self.stop_stale();
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("dnsmasq.log"))
-            .map_err(err)?;
-        let mut cmd = Command::new("dnsmasq");
-        cmd.arg("--keep-in-foreground")
-            .arg(format!("--conf-file={}", self.conf_path().display()))
-            .arg("--log-facility=-")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(err)?)
-            .stderr(log)
-            .kill_on_drop(true);
-        let c = cmd
-            .spawn()
-            .map_err(|e| err(format!("starting dnsmasq: {e}")))?;
-        tracing::info!(pid = c.id(), "dnsmasq started");
-        *child = Some(c);
-        Ok(())
-    }
-
-    /// Stops a dnsmasq an earlier run of ours left behind (a conductor
-    /// killed with SIGKILL: dnsmasq drops privileges, which clears the
-    /// parent-death signal), found by its pid file and our config path.
-    fn stop_stale(&self) {
-        let Some(pid) = std::fs::read_to_string(self.dir.join("dnsmasq.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        else {
-            return;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let conf = format!("--conf-file={}", self.conf_path().display());
-        if String::from_utf8_lossy(&cmdline).contains(&conf) {
-            tracing::warn!(pid, "stopping a dnsmasq left by an earlier run");
-            // SAFETY: kill(2) has no memory effects.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            for _ in 0..50 {
-                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
+        match &self.process {
+            Some(p) => p.ensure_running(restart).await.map_err(err),
+            None => Ok(()),
         }
     }
 
     /// Makes dnsmasq forget deleted or changed host files.
     async fn reload(&self) -> Result<(), DhcpError> {
-        if self.manage {
+        if self.process.is_some() {
             return self.ensure_running(true).await;
         }
-        let pid = match self.child.lock().await.as_ref().and_then(Child::id) {
-            Some(p) => Some(p as i32),
-            None => std::fs::read_to_string(self.dir.join("dnsmasq.pid"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok()),
-        };
+        let pid: Option<i32> = std::fs::read_to_string(self.dir.join("dnsmasq.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
         match pid {
             // SAFETY: kill(2) with a pid and a signal number has no memory effects.
             Some(pid) if unsafe { libc::kill(pid, libc::SIGHUP) } == 0 => Ok(()),

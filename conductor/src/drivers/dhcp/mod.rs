@@ -3,11 +3,14 @@
 //! restarted dhcpd on every request).
 //!
 //! - `dnsmasq`: one file per host in a hosts directory dnsmasq reads on
-//!   the fly; removals are followed by one SIGHUP per batch.
+//!   the fly; removals are followed by one reload per batch.
+//! - `kea`: rows in Kea's MySQL `hosts` table, live when committed.
 //! - `none`: reservations are someone else's job; requests still write
 //!   boot files.
 
 mod dnsmasq;
+mod kea;
+mod process;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use xcat3_common::config::{BootConfig, DhcpConfig};
 use xcat3_common::db::entity::network;
 
 pub use dnsmasq::Dnsmasq;
+pub use kea::Kea;
 
 /// A network row, parsed: what a DHCP server needs to serve its subnet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +154,7 @@ pub fn from_config(dhcp: &DhcpConfig, boot: &BootConfig) -> anyhow::Result<Arc<d
     Ok(match dhcp.backend.as_str() {
         "none" | "" => Arc::new(NoDhcp),
         "dnsmasq" => Arc::new(Dnsmasq::new(dhcp, boot)?),
-        other => anyhow::bail!("[dhcp] backend: `{other}` is not one of dnsmasq, none"),
+        "kea" => Arc::new(Kea::new(dhcp)?),
+        other => anyhow::bail!("[dhcp] backend: `{other}` is not one of dnsmasq, kea, none"),
     })
 }
