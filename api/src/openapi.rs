@@ -86,6 +86,9 @@ pub fn document() -> Value {
                 "get": op("next boot device of nodes", vec![range()], Some(body(r("NodeNames"))), ok("200", "per-node net / disk / cdrom / bios or error", results.clone())),
                 "put": op("set the next boot device", vec![q("target", "net, disk, cdrom, bios", true), q("persistent", "true: every boot", false), range()], Some(body(r("NodeNames"))), ok("202", "per-node ok or error", results.clone())),
             },
+            "/v1/nodes/provision": {
+                "put": op("write (dhcp) or remove (un_dhcp, un_nodeset) DHCP reservations and boot files", vec![q("target", "dhcp, un_dhcp, un_nodeset", true), q("subnet", "accepted for v1 clients; each node's network is the one holding its IP", false), range()], Some(body(r("NodeNames"))), ok("202", "per-node ok or an error naming the field", results.clone())),
+            },
             "/v1/ring": {"get": op("owning conductor of each node", vec![range()], Some(body(r("NodeNames"))), ok("200", "{nodes: {name: conductor}}", json!({"type": "object"})))},
             "/v1/nics": {
                 "get": op("list nics", vec![], None, ok("200", "uuid and mac of every nic", json!({"type": "object"}))),

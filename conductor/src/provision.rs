@@ -59,6 +59,7 @@ impl Provisioner {
     }
 
     async fn reserve(&self, records: &[NodeRecord]) -> Vec<Outcome> {
+        let start = std::time::Instant::now();
         let subnets = match self.sync_subnets().await {
             Ok(s) => s,
             Err(e) => return fail_all(records, &e),
@@ -71,7 +72,9 @@ impl Provisioner {
                 Err(e) => out.push((r.node.name.clone(), Err(e))),
             }
         }
+        let synced = start.elapsed();
         let added = self.dhcp.add(&hosts).await;
+        let reserved = start.elapsed();
         let ok: Vec<Reservation> = hosts
             .iter()
             .zip(&added)
@@ -84,13 +87,20 @@ impl Provisioner {
             }
         }
         let files = self.files.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            let w = files.write(&ok, BootEntry::LocalDisk);
-            ok.into_iter().map(|h| h.name).zip(w).collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
+        let names: Vec<String> = ok.iter().map(|h| h.name.clone()).collect();
+        let written = tokio::task::spawn_blocking(move || files.write(&ok, BootEntry::LocalDisk))
+            .await
+            .unwrap_or_else(|e| Err(format!("boot: {e}")));
+        let written: Vec<Outcome> = names.into_iter().map(|n| (n, written.clone())).collect();
         out.extend(written);
+        tracing::info!(
+            nodes = records.len(),
+            backend = self.dhcp.name(),
+            subnets_ms = synced.as_millis() as u64,
+            dhcp_ms = (reserved - synced).as_millis() as u64,
+            files_ms = (start.elapsed() - reserved).as_millis() as u64,
+            "reservations and boot files written"
+        );
         out
     }
 
@@ -104,11 +114,11 @@ impl Provisioner {
         let files = self.files.clone();
         let gone = tokio::task::spawn_blocking(move || files.remove(&macs))
             .await
-            .unwrap_or_default();
+            .unwrap_or_else(|e| Err(format!("boot: {e}")));
         // A node is clean when every step for every one of its nics was.
         let mut errors: std::collections::HashMap<&str, String> = Default::default();
-        for (((name, _), r), f) in hosts.iter().zip(&removed).zip(&gone) {
-            if let Some(e) = r.as_ref().err().or(f.as_ref().err()) {
+        for ((name, _), r) in hosts.iter().zip(&removed) {
+            if let Some(e) = r.as_ref().err().or(gone.as_ref().err()) {
                 errors.entry(name).or_insert_with(|| e.clone());
             }
         }

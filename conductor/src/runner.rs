@@ -92,6 +92,7 @@ impl Runner {
     }
 
     async fn run_in_span(self: &Arc<Self>, req: Request, responder: &dyn Responder) {
+        let start = std::time::Instant::now();
         if req.expired(now_ms()) {
             tracing::warn!(
                 late_ms = now_ms() - req.deadline_ms,
@@ -155,7 +156,12 @@ impl Runner {
         if let Err(e) = responder.reply(&last).await {
             tracing::warn!(error = %e, "reply failed");
         }
-        tracing::info!(host = %self.host, handled = sent.answered.len(), "request done");
+        tracing::info!(
+            host = %self.host,
+            handled = sent.answered.len(),
+            ms = start.elapsed().as_millis() as u64,
+            "request done"
+        );
     }
 
     async fn execute(

@@ -48,17 +48,9 @@ pub async fn run(
             .context("preparing DHCP and boot files")?,
     );
     let mut servers = JoinSet::new();
-    for (what, listen, root) in [
-        (
-            "tftp",
-            &config.boot.tftp_listen,
-            provisioner.files().tftp_root(),
-        ),
-        (
-            "http",
-            &config.boot.http_listen,
-            provisioner.files().http_root(),
-        ),
+    for (what, listen) in [
+        ("tftp", &config.boot.tftp_listen),
+        ("http", &config.boot.http_listen),
     ] {
         if listen.is_empty() {
             continue;
@@ -66,11 +58,11 @@ pub async fn run(
         let addr: std::net::SocketAddr = listen
             .parse()
             .with_context(|| format!("[boot] {what}_listen: `{listen}` is not ADDRESS:PORT"))?;
-        let root = root.to_path_buf();
+        let files = provisioner.files().clone();
         servers.spawn(async move {
             let r = match what {
-                "tftp" => boot::serve_tftp(addr, &root).await,
-                _ => boot::serve_http(addr, &root).await,
+                "tftp" => boot::serve_tftp(addr, files).await,
+                _ => boot::serve_http(addr, files).await,
             };
             if let Err(e) = r {
                 tracing::error!(error = %format!("{e:#}"), %addr, "{what} boot server stopped");

@@ -12,10 +12,12 @@ use xcat3_tests::{Api, NetnsPair, TempDir};
 const MAC1: &str = "02:00:5e:00:02:10";
 const MAC2: &str = "02:00:5e:00:02:11";
 const MAC5: &str = "02:00:5e:00:02:15";
+const MAC6: &str = "02:00:5e:00:02:16";
 
 /// A DHCP exchange from the client namespace with `mac`; the variables
 /// udhcpc hands its script (`ip`, `boot_file`, `siaddr`, ...), or None
-/// when no server answered. `options` are extra `-x` options to send.
+/// when no server answered. `options` are extra udhcpc arguments (`-x
+/// OPT:HEX` to send an option, `-O OPT` to ask for one).
 fn dhcp(
     net: &NetnsPair,
     dir: &TempDir,
@@ -55,10 +57,7 @@ fn dhcp(
     ];
     let script_s = script.display().to_string();
     args.push(&script_s);
-    for o in options {
-        args.push("-x");
-        args.push(o);
-    }
+    args.extend_from_slice(options);
     let run = net.client_run(&args);
     if !run.status.success() {
         return None;
@@ -121,6 +120,7 @@ fn lab(net: &NetnsPair, dir: &TempDir, backend_env: &[(&str, &str)]) -> Api {
         {"name": "n3"},
         {"name": "n4", "nics_info": {"nics": [{"mac": "02:00:5e:00:02:14", "ip": "10.9.9.9", "primary": true}]}},
         {"name": "n5", "nics_info": {"nics": [{"mac": MAC5, "ip": "192.0.2.15", "primary": true}]}},
+        {"name": "n6", "arch": "ppc64le", "netboot": "petitboot", "nics_info": {"nics": [{"mac": MAC6, "ip": "192.0.2.16", "primary": true}]}},
     ]});
     let f = dir.path().join("nodes.json");
     std::fs::write(&f, nodes.to_string()).unwrap();
@@ -128,12 +128,12 @@ fn lab(net: &NetnsPair, dir: &TempDir, backend_env: &[(&str, &str)]) -> Api {
     api
 }
 
-/// `deploy n[1-4] --state dhcp`: n1 and n2 reserved, n3 and n4 refused
-/// with an error naming the field.
+/// `deploy n[1-4],n6 --state dhcp`: n1, n2, n6 reserved, n3 and n4
+/// refused with an error naming the field.
 fn reserve_first_four(api: &Api) {
-    let run = api.xcat3(&["deploy", "n[1-4]", "--state", "dhcp"]);
+    let run = api.xcat3(&["deploy", "n[1-4],n6", "--state", "dhcp"]);
     let r = results(&run.stdout());
-    assert_eq!(run.summary(), (2, 4), "{}", run.stdout());
+    assert_eq!(run.summary(), (3, 5), "{}", run.stdout());
     assert_eq!(r["n1"], "ok");
     assert_eq!(r["n2"], "ok");
     assert_eq!(
@@ -159,14 +159,22 @@ fn check_leases(net: &NetnsPair, dir: &TempDir, ipxe_file: &str) {
     assert_eq!(lease["dns"].trim(), "192.0.2.53");
     assert_eq!(lease["domain"], "lab.example");
     // UEFI x86-64 (option 93 = 7): ipxe.efi. iPXE itself (option 175).
-    let uefi = dhcp(net, dir, MAC1, &["0x5d:0007"]).expect("UEFI lease");
+    let uefi = dhcp(net, dir, MAC1, &["-x", "0x5d:0007"]).expect("UEFI lease");
     assert_eq!(uefi["boot_file"], "ipxe.efi");
-    let ipxe = dhcp(net, dir, MAC1, &["0xaf:0101"]).expect("iPXE lease");
+    let ipxe = dhcp(net, dir, MAC1, &["-x", "0xaf:0101"]).expect("iPXE lease");
     assert_eq!(ipxe["boot_file"], ipxe_file);
     let grub = dhcp(net, dir, MAC2, &[]).expect("n2 got no lease");
     assert_eq!(grub["ip"], "192.0.2.11");
     assert_eq!(grub["siaddr"], "192.0.2.1");
     assert_eq!(grub["boot_file"], "grub/grubx64.efi");
+    // Petitboot (ppc64le): option 209 names its pxelinux-format file.
+    let petitboot = dhcp(net, dir, MAC6, &["-O", "209"]).expect("n6 got no lease");
+    assert_eq!(petitboot["ip"], "192.0.2.16");
+    // (busybox names option 209 `pxeconffile`.)
+    assert_eq!(
+        petitboot["pxeconffile"],
+        format!("pxelinux.cfg/01-{}", MAC6.replace(':', "-"))
+    );
 }
 
 #[test]
@@ -223,6 +231,12 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
             "{name}: {text}"
         );
     }
+    let petitboot =
+        String::from_utf8(tftp(&format!("pxelinux.cfg/01-{}", MAC6.replace(':', "-")))).unwrap();
+    assert!(
+        petitboot.contains("node n6") && petitboot.contains("LOCALBOOT 0"),
+        "{petitboot}"
+    );
     // HTTP: the chain script and n1's own script.
     let wget = |path: &str| -> String {
         let out = net.client_run(&[
@@ -341,7 +355,7 @@ fn kea_reservations_from_its_mysql_hosts_table() {
     );
     assert_eq!(
         String::from_utf8_lossy(&rows.stdout),
-        "n1\t192.0.2.10\t192.0.2.1\t-\nn2\t192.0.2.11\t192.0.2.1\tgrub/grubx64.efi\n"
+        "n1\t192.0.2.10\t192.0.2.1\t-\nn2\t192.0.2.11\t192.0.2.1\tgrub/grubx64.efi\nn6\t192.0.2.16\t192.0.2.1\tpxelinux.0\n"
     );
     check_leases(&net, &dir, "boot.ipxe");
 
@@ -371,7 +385,7 @@ fn kea_reservations_from_its_mysql_hosts_table() {
     let undo = api.xcat3(&["deploy", "n1", "-d"]);
     assert_eq!(undo.summary(), (1, 1), "{}", undo.stdout());
     let left = db.sql("SELECT hostname FROM kea.hosts ORDER BY hostname");
-    assert_eq!(String::from_utf8_lossy(&left.stdout), "n2\nn5\n");
+    assert_eq!(String::from_utf8_lossy(&left.stdout), "n2\nn5\nn6\n");
     assert!(
         dhcp(&net, &dir, MAC1, &[]).is_none(),
         "n1 still gets a lease after deploy -d"

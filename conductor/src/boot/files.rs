@@ -1,40 +1,140 @@
-//! The boot files on disk: written in bulk per request, one set per node,
-//! named by MAC the way each loader looks for them.
+//! Per-node boot files, kept in memory and served by the TFTP and HTTP
+//! servers: writing 10,000 nodes' files is a map update plus one state
+//! file, not 10,000 file creations (which cost seconds on a busy disk).
+//! The state file (`boot-entries.json` in the TFTP root) brings them back
+//! after a restart. Static files (iPXE binaries, `boot.ipxe`, later kernels
+//! and install trees) stay on disk.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
+use serde::{Deserialize, Serialize};
 use xcat3_common::config::BootConfig;
 
 use crate::drivers::dhcp::{BootLoader, Reservation};
 
 /// iPXE binaries copied from `[boot] ipxe_dir` into the TFTP root.
 const IPXE_BINARIES: &[&str] = &["undionly.kpxe", "ipxe.efi", "snponly.efi"];
-
-#[derive(Debug, Clone)]
-pub struct BootFiles {
-    tftp_root: PathBuf,
-    http_root: PathBuf,
-}
+const STATE_FILE: &str = "boot-entries.json";
 
 /// What one node boots into. Only local boot exists until OS deployment
 /// adds install entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BootEntry {
     /// Boot from the local disk (state `dhcp`, or deployed).
     LocalDisk,
 }
 
+/// What a node's files are made from (the persisted form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Node {
+    name: String,
+    loader: Loader,
+    entry: BootEntry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Loader {
+    Ipxe,
+    Grub2,
+    Pxelinux,
+    Petitboot,
+}
+
+impl From<BootLoader> for Loader {
+    fn from(l: BootLoader) -> Loader {
+        match l {
+            BootLoader::Ipxe => Loader::Ipxe,
+            BootLoader::Grub2 => Loader::Grub2,
+            BootLoader::Pxelinux => Loader::Pxelinux,
+            BootLoader::Petitboot => Loader::Petitboot,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    /// By MAC (lower-case, colons).
+    nodes: HashMap<String, Node>,
+    /// Rendered files by path relative to each root.
+    tftp: HashMap<String, Arc<str>>,
+    http: HashMap<String, Arc<str>>,
+}
+
+impl Tables {
+    fn insert(&mut self, mac: &str, node: Node) {
+        self.drop_files(mac);
+        let m = mac.replace(':', "-");
+        let BootEntry::LocalDisk = node.entry;
+        // The iPXE script exists for every loader: a node falls back to
+        // iPXE when its firmware can.
+        self.http.insert(
+            format!("ipxe/{m}"),
+            format!(
+                "#!ipxe\n# xcat3: node {n}, boot from local disk\necho xcat3: {n} boots from its disk\nexit\n",
+                n = node.name
+            )
+            .into(),
+        );
+        match node.loader {
+            Loader::Ipxe => {}
+            Loader::Pxelinux | Loader::Petitboot => {
+                self.tftp.insert(
+                    format!("pxelinux.cfg/01-{m}"),
+                    format!(
+                        "# xcat3: node {}\nDEFAULT local\nLABEL local\n  LOCALBOOT 0\n",
+                        node.name
+                    )
+                    .into(),
+                );
+            }
+            Loader::Grub2 => {
+                let text: Arc<str> =
+                    format!("# xcat3: node {}\nset timeout=0\nexit\n", node.name).into();
+                // GRUB upstream looks for grub.cfg-<mac>; Ironic and xCAT
+                // write grub.cfg-01-<mac>: serve both.
+                self.tftp
+                    .insert(format!("grub/grub.cfg-01-{m}"), text.clone());
+                self.tftp.insert(format!("grub/grub.cfg-{m}"), text);
+            }
+        }
+        self.nodes.insert(mac.to_string(), node);
+    }
+
+    fn drop_files(&mut self, mac: &str) {
+        let m = mac.replace(':', "-");
+        self.http.remove(&format!("ipxe/{m}"));
+        for p in [
+            format!("pxelinux.cfg/01-{m}"),
+            format!("grub/grub.cfg-01-{m}"),
+            format!("grub/grub.cfg-{m}"),
+        ] {
+            self.tftp.remove(&p);
+        }
+    }
+}
+
+/// The boot trees: static files on disk, per-node files in memory.
+#[derive(Clone)]
+pub struct BootFiles {
+    tftp_root: PathBuf,
+    http_root: PathBuf,
+    tables: Arc<RwLock<Tables>>,
+    /// One state-file writer at a time.
+    saving: Arc<std::sync::Mutex<()>>,
+}
+
 impl BootFiles {
-    /// Creates the trees, copies the iPXE binaries and writes `boot.ipxe`.
+    /// Creates the trees, copies the iPXE binaries, writes `boot.ipxe` and
+    /// loads the per-node entries an earlier run left.
     pub fn prepare(cfg: &BootConfig) -> anyhow::Result<BootFiles> {
         let tftp_root = PathBuf::from(&cfg.tftp_root);
         let http_root = PathBuf::from(&cfg.http_root);
-        for d in [
-            tftp_root.join("pxelinux.cfg"),
-            tftp_root.join("grub"),
-            http_root.join("ipxe"),
-        ] {
-            std::fs::create_dir_all(&d)
+        for d in [&tftp_root, &http_root] {
+            std::fs::create_dir_all(d)
                 .map_err(|e| anyhow::anyhow!("[boot]: creating {}: {e}", d.display()))?;
         }
         let mut missing = Vec::new();
@@ -64,10 +164,25 @@ impl BootFiles {
         };
         std::fs::write(tftp_root.join("boot.ipxe"), &chain)?;
         std::fs::write(http_root.join("boot.ipxe"), &chain)?;
-        Ok(BootFiles {
+        let files = BootFiles {
             tftp_root,
             http_root,
-        })
+            tables: Arc::default(),
+            saving: Arc::default(),
+        };
+        let saved: HashMap<String, Node> = std::fs::read(files.state_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if !saved.is_empty() {
+            tracing::info!(nodes = saved.len(), "boot entries restored");
+        }
+        let mut t = files.tables.write().expect("boot tables lock");
+        for (mac, node) in saved {
+            t.insert(&mac, node);
+        }
+        drop(t);
+        Ok(files)
     }
 
     pub fn tftp_root(&self) -> &Path {
@@ -78,75 +193,58 @@ impl BootFiles {
         &self.http_root
     }
 
-    /// The files `host` reads, with their contents.
-    fn files(&self, host: &Reservation, entry: BootEntry) -> Vec<(PathBuf, String)> {
-        let mac = host.mac_dashes();
-        let BootEntry::LocalDisk = entry;
-        // The iPXE script exists for every loader: a node falls back to
-        // iPXE when its firmware can.
-        let mut out = vec![(
-            self.http_root.join("ipxe").join(&mac),
-            format!(
-                "#!ipxe\n# xcat3: node {}, boot from local disk\necho xcat3: {} boots from its disk\nexit\n",
-                host.name, host.name
-            ),
-        )];
-        match host.loader {
-            BootLoader::Ipxe => {}
-            BootLoader::Pxelinux | BootLoader::Petitboot => out.push((
-                self.tftp_root
-                    .join("pxelinux.cfg")
-                    .join(format!("01-{mac}")),
-                format!(
-                    "# xcat3: node {}\nDEFAULT local\nLABEL local\n  LOCALBOOT 0\n",
-                    host.name
-                ),
-            )),
-            BootLoader::Grub2 => {
-                let text = format!("# xcat3: node {}\nset timeout=0\nexit\n", host.name);
-                // GRUB upstream looks for grub.cfg-<mac>; Ironic and xCAT
-                // write grub.cfg-01-<mac>: write both.
-                for f in [format!("grub.cfg-01-{mac}"), format!("grub.cfg-{mac}")] {
-                    out.push((self.tftp_root.join("grub").join(f), text.clone()));
-                }
+    fn state_path(&self) -> PathBuf {
+        self.tftp_root.join(STATE_FILE)
+    }
+
+    /// A per-node file served over TFTP, by path relative to the root.
+    pub fn tftp_file(&self, path: &str) -> Option<Arc<str>> {
+        self.tables.read().ok()?.tftp.get(path).cloned()
+    }
+
+    /// A per-node file served over HTTP, by path relative to the root.
+    pub fn http_file(&self, path: &str) -> Option<Arc<str>> {
+        self.tables.read().ok()?.http.get(path).cloned()
+    }
+
+    /// Sets every host's files (blocking: writes the state file once).
+    pub fn write(&self, hosts: &[Reservation], entry: BootEntry) -> Result<(), String> {
+        {
+            let mut t = self.tables.write().map_err(|_| "boot tables poisoned")?;
+            for h in hosts {
+                let node = Node {
+                    name: h.name.clone(),
+                    loader: h.loader.into(),
+                    entry,
+                };
+                t.insert(&h.mac, node);
             }
         }
-        out
+        self.persist()
     }
 
-    /// Writes every host's files (blocking; run it off the async threads).
-    pub fn write(&self, hosts: &[Reservation], entry: BootEntry) -> Vec<Result<(), String>> {
-        hosts
-            .iter()
-            .map(|h| {
-                for (path, text) in self.files(h, entry) {
-                    std::fs::write(&path, text)
-                        .map_err(|e| format!("boot: writing {}: {e}", path.display()))?;
-                }
-                Ok(())
-            })
-            .collect()
+    /// Removes every file these MACs had.
+    pub fn remove(&self, macs: &[String]) -> Result<(), String> {
+        {
+            let mut t = self.tables.write().map_err(|_| "boot tables poisoned")?;
+            for mac in macs {
+                t.drop_files(mac);
+                t.nodes.remove(mac);
+            }
+        }
+        self.persist()
     }
 
-    /// Removes every file any loader could have for these MACs.
-    pub fn remove(&self, macs: &[String]) -> Vec<Result<(), String>> {
-        macs.iter()
-            .map(|mac| {
-                let m = mac.replace(':', "-");
-                for path in [
-                    self.http_root.join("ipxe").join(&m),
-                    self.tftp_root.join("pxelinux.cfg").join(format!("01-{m}")),
-                    self.tftp_root.join("grub").join(format!("grub.cfg-01-{m}")),
-                    self.tftp_root.join("grub").join(format!("grub.cfg-{m}")),
-                ] {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(format!("boot: removing {}: {e}", path.display())),
-                    }
-                }
-                Ok(())
-            })
-            .collect()
+    fn persist(&self) -> Result<(), String> {
+        let _one = self.saving.lock().map_err(|_| "boot state lock poisoned")?;
+        let text = {
+            let t = self.tables.read().map_err(|_| "boot tables poisoned")?;
+            serde_json::to_vec(&t.nodes).map_err(|e| e.to_string())?
+        };
+        let path = self.state_path();
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("boot: saving {}: {e}", path.display()))
     }
 }

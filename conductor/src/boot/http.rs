@@ -1,15 +1,18 @@
 //! HTTP for iPXE scripts (and, with OS deployment, kernels and install
-//! trees): a read-only file server on the HTTP root, with request logs
-//! that name the client, so a boot can be followed in the conductor log.
+//! trees): per-node scripts from memory, everything else from the HTTP
+//! root, one log line per fetch naming the client.
 
 use std::net::SocketAddr;
-use std::path::Path;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use tower_http::services::ServeDir;
+
+use super::BootFiles;
 
 async fn log_fetch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -22,10 +25,21 @@ async fn log_fetch(
     resp
 }
 
-/// Serves `root` on `listen` until the task is dropped.
-pub async fn serve(listen: SocketAddr, root: &Path) -> anyhow::Result<()> {
+/// `GET /ipxe/<mac-with-dashes>`: the node's iPXE script.
+async fn ipxe_script(State(files): State<BootFiles>, Path(name): Path<String>) -> Response {
+    match files.http_file(&format!("ipxe/{name}")) {
+        Some(text) => ([(header::CONTENT_TYPE, "text/plain")], text.to_string()).into_response(),
+        None => (StatusCode::NOT_FOUND, "no boot script for this MAC\n").into_response(),
+    }
+}
+
+/// Serves the boot files on `listen` until the task is dropped.
+pub async fn serve(listen: SocketAddr, files: BootFiles) -> anyhow::Result<()> {
+    let root = files.http_root().to_path_buf();
     let app = Router::new()
-        .fallback_service(ServeDir::new(root))
+        .route("/ipxe/{name}", get(ipxe_script))
+        .with_state(files)
+        .fallback_service(ServeDir::new(&root))
         .layer(middleware::from_fn(log_fetch));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, root = %root.display(), "HTTP serving boot files");

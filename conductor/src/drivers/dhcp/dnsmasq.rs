@@ -39,7 +39,7 @@ fn err(message: impl std::fmt::Display) -> DhcpError {
 impl Dnsmasq {
     pub fn new(dhcp: &DhcpConfig, boot: &BootConfig) -> anyhow::Result<Dnsmasq> {
         let dir = PathBuf::from(&dhcp.dir);
-        for d in [dir.join("hosts"), dir.join("tmp")] {
+        for d in [dir.join("hosts"), dir.join("opts"), dir.join("tmp")] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| anyhow::anyhow!("[dhcp] dir: creating {}: {e}", d.display()))?;
         }
@@ -89,6 +89,7 @@ impl Dnsmasq {
              dhcp-leasefile={d}/dnsmasq.leases\n\
              pid-file={d}/dnsmasq.pid\n\
              dhcp-hostsdir={d}/hosts\n\
+             dhcp-optsdir={d}/opts\n\
              # iPXE says so in its user class and option 175; UEFI by option 93.\n\
              dhcp-userclass=set:ipxe,iPXE\n\
              dhcp-match=set:ipxe,175\n\
@@ -150,7 +151,8 @@ impl Dnsmasq {
         c
     }
 
-    /// One line in dnsmasq's `dhcp-host` syntax.
+    /// One line in dnsmasq's `dhcp-host` syntax. Petitboot hosts also get
+    /// a tag of their own, which their option-209 file matches.
     fn host_line(h: &Reservation) -> String {
         let loader = match h.loader {
             BootLoader::Ipxe => "ipxe",
@@ -158,8 +160,12 @@ impl Dnsmasq {
             BootLoader::Pxelinux => "pxelinux",
             BootLoader::Petitboot => "petitboot",
         };
+        let own = match h.loader {
+            BootLoader::Petitboot => format!(",set:xn-{}", h.name),
+            _ => String::new(),
+        };
         format!(
-            "{},set:xcat3-{loader},{},{},infinite\n",
+            "{},set:xcat3-{loader}{own},{},{},infinite\n",
             h.mac, h.ip, h.name
         )
     }
@@ -222,14 +228,29 @@ impl DhcpBackend for Dnsmasq {
     }
 
     async fn add(&self, hosts: &[Reservation]) -> Vec<Result<(), String>> {
+        // The option file first: dnsmasq must know it when the host appears.
         let jobs: Vec<(PathBuf, String)> = hosts
             .iter()
-            .map(|h| (self.host_path(&h.name), Dnsmasq::host_line(h)))
+            .flat_map(|h| {
+                let opts = h.petitboot_config().map(|conf| {
+                    (
+                        self.dir.join("opts").join(&h.name),
+                        format!("tag:xn-{},209,{conf}\n", h.name),
+                    )
+                });
+                opts.into_iter()
+                    .chain([(self.host_path(&h.name), Dnsmasq::host_line(h))])
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let per_host: Vec<usize> = hosts
+            .iter()
+            .map(|h| 1 + usize::from(h.petitboot_config().is_some()))
             .collect();
         let tmp = self.dir.join("tmp").join("host");
         let written = tokio::task::spawn_blocking(move || {
             let mut replaced = false;
-            let results: Vec<Result<(), String>> = jobs
+            let mut files = jobs
                 .iter()
                 .map(|(path, line)| match replace_file(&tmp, path, line) {
                     Ok(r) => {
@@ -237,6 +258,16 @@ impl DhcpBackend for Dnsmasq {
                         Ok(())
                     }
                     Err(e) => Err(format!("dhcp (dnsmasq): writing {}: {e}", path.display())),
+                });
+            // A host's result: its first failed file, if any.
+            let results: Vec<Result<(), String>> = per_host
+                .iter()
+                .map(|&n| {
+                    files
+                        .by_ref()
+                        .take(n)
+                        .collect::<Result<Vec<()>, String>>()
+                        .map(drop)
                 })
                 .collect();
             (results, replaced)
@@ -254,7 +285,14 @@ impl DhcpBackend for Dnsmasq {
 
     async fn remove(&self, hosts: &[(String, String)]) -> Vec<Result<(), String>> {
         let paths: Vec<PathBuf> = hosts.iter().map(|(n, _)| self.host_path(n)).collect();
+        let opts: Vec<PathBuf> = hosts
+            .iter()
+            .map(|(n, _)| self.dir.join("opts").join(n))
+            .collect();
         let removed = tokio::task::spawn_blocking(move || {
+            for o in &opts {
+                let _ = std::fs::remove_file(o);
+            }
             let mut any = false;
             let results: Vec<Result<(), String>> = paths
                 .iter()

@@ -141,6 +141,8 @@ impl Kea {
                                "name": self.dir.join("kea-leases4.csv").display().to_string()},
             "hosts-database": kea_database(&self.url)?,
             "host-reservation-identifiers": ["hw-address"],
+            // Petitboot's config file (RFC 5071), set per host.
+            "option-def": [{"name": "conf-file", "code": 209, "type": "string"}],
             // Reserved hosts (KNOWN) chain-load iPXE by architecture; a
             // host row's own boot file (pxelinux, GRUB) overrides these.
             "client-classes": [
@@ -222,6 +224,24 @@ impl Kea {
                      ipv4_address, hostname, dhcp4_next_server, dhcp4_boot_file_name) VALUES {rows}"
                 ),
                 values,
+            ))
+            .await
+            .map_err(fail)?;
+        }
+        // Petitboot hosts: option 209 on the host (deleted with it by
+        // Kea's own trigger).
+        for h in hosts {
+            let Some(conf) = h.petitboot_config() else {
+                continue;
+            };
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::MySql,
+                format!(
+                    "INSERT INTO dhcp4_options (code, formatted_value, space, persistent, host_id, scope_id) \
+                     SELECT 209, ?, 'dhcp4', 1, host_id, 3 FROM hosts \
+                     WHERE dhcp_identifier_type = {HW_ADDRESS} AND dhcp_identifier = ?"
+                ),
+                vec![Value::from(conf), Value::from(mac_bytes(&h.mac))],
             ))
             .await
             .map_err(fail)?;

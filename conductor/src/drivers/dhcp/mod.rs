@@ -105,6 +105,13 @@ impl Reservation {
     pub fn mac_dashes(&self) -> String {
         self.mac.replace(':', "-")
     }
+
+    /// DHCP option 209 (RFC 5071 config file) for petitboot: the node's
+    /// pxelinux-format file on the TFTP server.
+    pub fn petitboot_config(&self) -> Option<String> {
+        (self.loader == BootLoader::Petitboot)
+            .then(|| format!("pxelinux.cfg/01-{}", self.mac_dashes()))
+    }
 }
 
 /// A backend failure for the whole batch (a per-host failure is a value
