@@ -56,6 +56,7 @@ impl Dnsmasq {
                 dir.join("dnsmasq.log"),
                 dir.join("dnsmasq.pid"),
                 conf.clone(),
+                "started, version",
             )
         });
         Ok(Dnsmasq {

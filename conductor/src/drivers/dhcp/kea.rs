@@ -82,6 +82,7 @@ impl Kea {
                 dir.join("kea-dhcp4.log"),
                 dir.join("kea-dhcp4.kea-dhcp4.pid"),
                 conf.display().to_string(),
+                "DHCP4_STARTED",
             )
         });
         Ok(Kea {

@@ -19,8 +19,14 @@ pub struct Supervised {
     pid_file: PathBuf,
     /// An argument only our instance has (its config path).
     marker: String,
+    /// What the server logs once it serves (it may take seconds to open
+    /// its sockets and databases); callers wait for it.
+    ready: &'static str,
     child: Mutex<Option<Child>>,
 }
+
+/// How long a (re)started server may take to say it serves.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Supervised {
     pub fn new(
@@ -30,6 +36,7 @@ impl Supervised {
         log: PathBuf,
         pid_file: PathBuf,
         marker: String,
+        ready: &'static str,
     ) -> Supervised {
         Supervised {
             program,
@@ -38,6 +45,7 @@ impl Supervised {
             log,
             pid_file,
             marker,
+            ready,
             child: Mutex::new(None),
         }
     }
@@ -65,6 +73,7 @@ impl Supervised {
             .append(true)
             .open(&self.log)
             .map_err(|e| format!("{}: {e}", self.log.display()))?;
+        let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
         let err_log = log.try_clone().map_err(|e| e.to_string())?;
         let c = Command::new(self.program)
             .args(&self.args)
@@ -77,7 +86,32 @@ impl Supervised {
             .map_err(|e| format!("starting {}: {e}", self.program))?;
         tracing::info!(program = self.program, pid = c.id(), "started");
         *child = Some(c);
-        Ok(())
+        let c = child.as_mut().expect("just set");
+        // Wait until it serves, so that what the caller reports as done is.
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            let said = read_from(&self.log, offset);
+            if said.contains(self.ready) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = c.try_wait() {
+                let tail: Vec<&str> = said.lines().rev().take(3).collect();
+                return Err(format!(
+                    "{} exited ({status}) at start: {}",
+                    self.program,
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{} did not report ready within {} s (see {})",
+                    self.program,
+                    READY_TIMEOUT.as_secs(),
+                    self.log.display()
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops an instance an earlier run of ours left behind (a conductor
@@ -108,4 +142,18 @@ impl Supervised {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
+}
+
+/// What `path` holds past `offset` (what a process wrote since).
+fn read_from(path: &std::path::Path, offset: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path)
+        && f.seek(SeekFrom::Start(offset)).is_ok()
+    {
+        let mut bytes = Vec::new();
+        let _ = f.read_to_end(&mut bytes);
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    text
 }
