@@ -224,21 +224,13 @@ impl NetnsPair {
             server_if: format!("s{}", &id[id.len().saturating_sub(12)..]),
             client_if: format!("c{}", &id[id.len().saturating_sub(12)..]),
         };
-        let ip = |args: &[&str]| {
-            let out = Command::new("ip").args(args).output().expect("run ip");
-            assert!(
-                out.status.success(),
-                "ip {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
         let (s, c, si, ci) = (
             pair.server.as_str(),
             pair.client.as_str(),
             pair.server_if.as_str(),
             pair.client_if.as_str(),
         );
+        let ip = ip_ok;
         ip(&["netns", "add", s]);
         ip(&["netns", "add", c]);
         ip(&["link", "add", si, "type", "veth", "peer", "name", ci]);
@@ -263,44 +255,35 @@ impl NetnsPair {
     /// Gives the client interface an address (for TFTP and HTTP after the
     /// DHCP exchanges, whose client only reports its lease).
     pub fn set_client_addr(&self, cidr: &str) {
-        let out = Command::new("ip")
-            .args([
-                "-n",
-                &self.client,
-                "addr",
-                "add",
-                cidr,
-                "dev",
-                &self.client_if,
-            ])
-            .output()
-            .expect("run ip");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ip_ok(&[
+            "-n",
+            &self.client,
+            "addr",
+            "add",
+            cidr,
+            "dev",
+            &self.client_if,
+        ]);
     }
 
     /// Sets the client interface's MAC (the link goes down and up).
     pub fn set_client_mac(&self, mac: &str) {
-        for args in [
-            vec!["link", "set", &self.client_if, "down"],
-            vec!["link", "set", &self.client_if, "address", mac],
-            vec!["link", "set", &self.client_if, "up"],
-        ] {
-            let out = Command::new("ip")
-                .args(["-n", &self.client])
-                .args(&args)
-                .output()
-                .expect("run ip");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let (ns, dev) = (self.client.as_str(), self.client_if.as_str());
+        ip_ok(&["-n", ns, "link", "set", dev, "down"]);
+        ip_ok(&["-n", ns, "link", "set", dev, "address", mac]);
+        ip_ok(&["-n", ns, "link", "set", dev, "up"]);
     }
+}
+
+/// Runs `ip ARGS`, failing the test if it fails.
+fn ip_ok(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for NetnsPair {

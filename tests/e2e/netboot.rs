@@ -71,6 +71,12 @@ fn dhcp(
     )
 }
 
+/// `GET http://192.0.2.1:8080PATH` from the client namespace (busybox wget).
+fn http_get(net: &NetnsPair, path: &str) -> std::process::Output {
+    let url = format!("http://192.0.2.1:8080{path}");
+    net.client_run(&["busybox", "wget", "-q", "-O", "-", &url])
+}
+
 fn results(out: &str) -> BTreeMap<String, String> {
     out.lines()
         .filter_map(|l| l.split_once(": "))
@@ -239,14 +245,7 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
     );
     // HTTP: the chain script and n1's own script.
     let wget = |path: &str| -> String {
-        let out = net.client_run(&[
-            "busybox",
-            "wget",
-            "-q",
-            "-O",
-            "-",
-            &format!("http://192.0.2.1:8080{path}"),
-        ]);
+        let out = http_get(&net, path);
         assert!(
             out.status.success(),
             "GET {path}: {}",
@@ -272,14 +271,7 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
         dhcp(&net, &dir, MAC1, &[]).is_none(),
         "n1 still gets a lease after deploy -d"
     );
-    let out = net.client_run(&[
-        "busybox",
-        "wget",
-        "-q",
-        "-O",
-        "-",
-        &format!("http://192.0.2.1:8080/ipxe/{}", MAC1.replace(':', "-")),
-    ]);
+    let out = http_get(&net, &format!("/ipxe/{}", MAC1.replace(':', "-")));
     assert!(!out.status.success(), "n1's script is still served");
     assert_eq!(
         dhcp(&net, &dir, MAC2, &[]).expect("n2 lost its lease")["ip"],

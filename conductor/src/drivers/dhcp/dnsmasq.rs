@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use xcat3_common::config::{BootConfig, DhcpConfig};
 
 use super::process::Supervised;
-use super::{BootLoader, DhcpBackend, DhcpError, Reservation, Subnet};
+use super::{BootLoader, DhcpBackend, DhcpError, Reservation, Subnet, for_each_host};
 
 pub struct Dnsmasq {
     dir: PathBuf,
@@ -276,10 +276,10 @@ impl DhcpBackend for Dnsmasq {
         .await;
         let (results, replaced) = match written {
             Ok(r) => r,
-            Err(e) => return hosts.iter().map(|_| Err(format!("dhcp: {e}"))).collect(),
+            Err(e) => return for_each_host(hosts.len(), Err(format!("dhcp: {e}"))),
         };
         if replaced && let Err(e) = self.reload().await {
-            return hosts.iter().map(|_| Err(e.to_string())).collect();
+            return for_each_host(hosts.len(), Err(e.to_string()));
         }
         results
     }
@@ -311,10 +311,10 @@ impl DhcpBackend for Dnsmasq {
         .await;
         let (results, any) = match removed {
             Ok(r) => r,
-            Err(e) => return hosts.iter().map(|_| Err(format!("dhcp: {e}"))).collect(),
+            Err(e) => return for_each_host(hosts.len(), Err(format!("dhcp: {e}"))),
         };
         if any && let Err(e) = self.reload().await {
-            return hosts.iter().map(|_| Err(e.to_string())).collect();
+            return for_each_host(hosts.len(), Err(e.to_string()));
         }
         results
     }

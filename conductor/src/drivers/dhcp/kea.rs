@@ -18,7 +18,7 @@ use xcat3_common::config::{DhcpConfig, redact_url};
 use xcat3_common::db::Db;
 
 use super::process::Supervised;
-use super::{BootLoader, DhcpBackend, DhcpError, Reservation, Subnet};
+use super::{BootLoader, DhcpBackend, DhcpError, Reservation, Subnet, for_each_host};
 
 /// Kea's identifier type for a hardware address.
 const HW_ADDRESS: i8 = 0;
@@ -298,18 +298,12 @@ impl DhcpBackend for Kea {
     }
 
     async fn add(&self, hosts: &[Reservation]) -> Vec<Result<(), String>> {
-        match self.write(hosts).await {
-            Ok(()) => hosts.iter().map(|_| Ok(())).collect(),
-            Err(e) => hosts.iter().map(|_| Err(e.clone())).collect(),
-        }
+        for_each_host(hosts.len(), self.write(hosts).await)
     }
 
     async fn remove(&self, hosts: &[(String, String)]) -> Vec<Result<(), String>> {
         let macs: Vec<Vec<u8>> = hosts.iter().map(|(_, m)| mac_bytes(m)).collect();
-        match self.delete(&macs).await {
-            Ok(()) => hosts.iter().map(|_| Ok(())).collect(),
-            Err(e) => hosts.iter().map(|_| Err(e.clone())).collect(),
-        }
+        for_each_host(hosts.len(), self.delete(&macs).await)
     }
 }
 
