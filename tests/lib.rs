@@ -693,6 +693,59 @@ impl Drop for Broker {
     }
 }
 
+/// A TCP port free on loopback now.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind a TCP port")
+        .port()
+}
+
+/// A running process, killed on drop (simulators, emulators).
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `xcat3-sim redfish`: `count` BMCs from `first_ip` on a free port (user
+/// `admin`, password `secret`); returns the daemon, its port, the import
+/// file and the state file it keeps.
+pub fn redfish_sim(dir: &Path, first_ip: &str, count: u32) -> (Daemon, u16, PathBuf, PathBuf) {
+    let port = free_tcp_port();
+    let export = dir.join(format!("redfish-{first_ip}.json"));
+    let state = dir.join(format!("redfish-state-{first_ip}.json"));
+    let mut child = Command::new(bin_dir().join("xcat3-sim"))
+        .args([
+            "redfish",
+            "--count",
+            &count.to_string(),
+            "--first-ip",
+            first_ip,
+        ])
+        .args(["--port", &port.to_string(), "--password", "secret"])
+        .arg("--export-nodes")
+        .arg(&export)
+        .arg("--state-file")
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn xcat3-sim redfish");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    match lines.next() {
+        Some(Ok(l)) if l.contains("Redfish BMCs on") => {}
+        other => {
+            let _ = child.kill();
+            panic!("xcat3-sim redfish did not start: {other:?}");
+        }
+    }
+    (Daemon(child), port, export, state)
+}
+
 /// A UDP port free on loopback now (for BMC simulators).
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")

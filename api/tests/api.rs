@@ -525,7 +525,7 @@ async fn power_and_boot_device_through_the_in_process_conductor() {
         .map(|i| json!({"name": format!("f{i}"), "mgt": "fake"}))
         .chain([
             json!({"name": "broken", "mgt": "fake", "control_info": {"fake_fail_rate": 1}}),
-            json!({"name": "bmc1", "mgt": "redfish"}),
+            json!({"name": "bmc1", "mgt": "kvm"}),
             json!({"name": "bare"}),
         ])
         .collect();
@@ -545,7 +545,7 @@ async fn power_and_boot_device_through_the_in_process_conductor() {
     assert_eq!(r["broken"], "fake: injected failure");
     assert_eq!(
         r["bmc1"],
-        "mgt: no power driver for `redfish` in this conductor"
+        "mgt: no power driver for `kvm` in this conductor"
     );
     assert_eq!(r["bare"], "mgt: not set");
     assert_eq!(r["ghost"], "Could not be found.");

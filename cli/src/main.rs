@@ -207,6 +207,9 @@ pub fn progress_allowed() -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // reqwest is built with rustls (for https:// APIs) and needs a crypto
+    // provider: ring, the one already in the tree.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

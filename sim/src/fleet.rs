@@ -33,14 +33,7 @@ pub struct FleetConfig {
 impl FleetConfig {
     /// The address of BMC `i` (0-based).
     pub fn address(&self, i: u32) -> anyhow::Result<Ipv4Addr> {
-        let a = u32::from(self.first_ip)
-            .checked_add(i)
-            .context("address range overflows")?;
-        let ip = Ipv4Addr::from(a);
-        if !ip.is_loopback() {
-            bail!("{ip} is not a loopback address; the simulator stays on 127.0.0.0/8");
-        }
-        Ok(ip)
+        nth_loopback(self.first_ip, i)
     }
 
     /// Whether BMC `i` is one of the unreachable ones. A hash of the seed
@@ -52,6 +45,18 @@ impl FleetConfig {
         let mut rng = fastrand::Rng::with_seed(self.seed ^ (u64::from(i) << 20 | 0x5151));
         rng.f64() < self.unreachable_rate
     }
+}
+
+/// The `i`-th address after `first` (0-based), which must stay on loopback.
+pub fn nth_loopback(first: Ipv4Addr, i: u32) -> anyhow::Result<Ipv4Addr> {
+    let a = u32::from(first)
+        .checked_add(i)
+        .context("address range overflows")?;
+    let ip = Ipv4Addr::from(a);
+    if !ip.is_loopback() {
+        bail!("{ip} is not a loopback address; the simulator stays on 127.0.0.0/8");
+    }
+    Ok(ip)
 }
 
 /// One member: its address and the BMC behind it (None: unreachable).
@@ -132,40 +137,41 @@ pub fn write_state(members: &[Member], path: &Path) -> anyhow::Result<()> {
         };
         all.insert(m.addr.ip().to_string(), v);
     }
+    write_json(path, &Value::Object(all))
+}
+
+/// Writes `value` to `path` through a temporary file and a rename, so a
+/// reader never sees half of it.
+pub fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    std::fs::write(&tmp, Value::Object(all).to_string())
+    std::fs::write(&tmp, value.to_string())
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
 }
 
-/// An xcat3 import file for the fleet: `sim00001`… with `mgt=ipmi`, the
-/// BMC's address and credentials, and a unique MAC and IP per node
-/// (locally administered MACs, addresses from 198.18.0.0/15, the
-/// benchmarking range of RFC 2544).
-pub fn export_nodes(cfg: &FleetConfig, path: &Path) -> anyhow::Result<()> {
-    let width = cfg.count.to_string().len().max(5);
-    let user = String::from_utf8_lossy(&cfg.creds.user).into_owned();
-    let password = String::from_utf8_lossy(&cfg.creds.password).into_owned();
-    let mut nodes = Vec::with_capacity(cfg.count as usize);
-    for i in 0..cfg.count {
+/// An xcat3 import file for a fleet of `count` BMCs: `sim00001`… with
+/// `mgt`, the `control_info` `control(i)` gives for BMC `i` (0-based), and a
+/// unique MAC and IP per node (locally administered MACs, addresses from
+/// 198.18.0.0/15, the benchmarking range of RFC 2544).
+pub fn export_nodes(
+    path: &Path,
+    count: u32,
+    mgt: &str,
+    control: impl Fn(u32) -> anyhow::Result<Value>,
+) -> anyhow::Result<()> {
+    let width = count.to_string().len().max(5);
+    let mut nodes = Vec::with_capacity(count as usize);
+    for i in 0..count {
         let n = i + 1;
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + n);
-        let mut control = json!({
-            "bmc_address": cfg.address(i)?.to_string(),
-            "bmc_username": user,
-            "bmc_password": password,
-        });
-        if cfg.port != 623 {
-            control["bmc_port"] = json!(cfg.port);
-        }
         nodes.push(json!({
             "name": format!("sim{n:0width$}"),
-            "mgt": "ipmi",
+            "mgt": mgt,
             "netboot": "pxe",
             "arch": "x86_64",
             "type": "compute",
-            "control_info": control,
+            "control_info": control(i)?,
             "nics_info": {"nics": [{
                 "name": "eth0",
                 "mac": format!("02:00:5e:{:02x}:{:02x}:{:02x}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff),
@@ -176,4 +182,21 @@ pub fn export_nodes(cfg: &FleetConfig, path: &Path) -> anyhow::Result<()> {
     }
     std::fs::write(path, json!({ "nodes": nodes }).to_string())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The import file of an IPMI fleet.
+pub fn export_ipmi_nodes(cfg: &FleetConfig, path: &Path) -> anyhow::Result<()> {
+    let user = String::from_utf8_lossy(&cfg.creds.user).into_owned();
+    let password = String::from_utf8_lossy(&cfg.creds.password).into_owned();
+    export_nodes(path, cfg.count, "ipmi", |i| {
+        let mut control = json!({
+            "bmc_address": cfg.address(i)?.to_string(),
+            "bmc_username": user,
+            "bmc_password": password,
+        });
+        if cfg.port != 623 {
+            control["bmc_port"] = json!(cfg.port);
+        }
+        Ok(control)
+    })
 }

@@ -8,6 +8,7 @@
 
 mod bmc;
 mod fleet;
+mod redfish;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -35,6 +36,35 @@ struct Args {
 enum Kind {
     /// IPMI v2.0 lanplus BMCs (RMCP+, cipher suites 1, 2, 3, 17).
     Ipmi(IpmiArgs),
+    /// Redfish BMCs over HTTP (one ComputerSystem each).
+    Redfish(RedfishArgs),
+}
+
+#[derive(clap::Args)]
+struct RedfishArgs {
+    /// Number of BMCs.
+    #[arg(long, default_value_t = 1)]
+    count: u32,
+    /// Address of the first BMC; the others follow it (127.0.0.0/8 only).
+    #[arg(long, default_value = "127.3.0.1")]
+    first_ip: Ipv4Addr,
+    /// TCP port every BMC listens on.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// The BMC password (also read from XCAT3_SIM_PASSWORD).
+    #[arg(long, env = "XCAT3_SIM_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// Delay before every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Write an xcat3 import file for the fleet (sim00001 ...) and go on.
+    #[arg(long)]
+    export_nodes: Option<PathBuf>,
+    /// Keep a JSON file of every BMC's state, rewritten every 200 ms.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -90,7 +120,69 @@ fn rate(name: &str, v: f64) -> anyhow::Result<f64> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let Kind::Ipmi(a) = args.kind;
+    match args.kind {
+        Kind::Ipmi(a) => run_ipmi(a).await,
+        Kind::Redfish(a) => run_redfish(a).await,
+    }
+}
+
+async fn run_redfish(a: RedfishArgs) -> anyhow::Result<()> {
+    raise_fd_limit(u64::from(a.count) * 4 + 256)?;
+    if let Some(path) = &a.export_nodes {
+        fleet::export_nodes(path, a.count, "redfish", |i| {
+            let ip = fleet::nth_loopback(a.first_ip, i)?;
+            Ok(serde_json::json!({
+                "bmc_address": format!("http://{ip}:{}", a.port),
+                "bmc_username": a.user,
+                "bmc_password": a.password,
+            }))
+        })?;
+    }
+    let members = redfish::start(
+        a.count,
+        a.first_ip,
+        a.port,
+        &a.user,
+        &a.password,
+        Duration::from_millis(a.latency_ms),
+    )
+    .await?;
+    let last = fleet::nth_loopback(a.first_ip, a.count.saturating_sub(1))?;
+    println!(
+        "xcat3-sim: {} Redfish BMCs on http://{}-{last}:{}",
+        a.count, a.first_ip, a.port
+    );
+    serve_until_stopped(a.state_file.as_deref(), || {
+        a.state_file
+            .as_deref()
+            .map_or(Ok(()), |p| redfish::write_state(&members, p))
+    })
+    .await
+}
+
+/// Rewrites the state file (if any) every 200 ms and once more at the end,
+/// until SIGTERM or Ctrl-C.
+async fn serve_until_stopped(
+    state: Option<&std::path::Path>,
+    write: impl Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dump = async {
+        if state.is_none() {
+            return std::future::pending::<anyhow::Result<()>>().await;
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tick.tick().await;
+            write()?;
+        }
+    };
+    tokio::select! {
+        r = dump => r,
+        _ = xcat3_common::shutdown_signal() => write(),
+    }
+}
+
+async fn run_ipmi(a: IpmiArgs) -> anyhow::Result<()> {
     if a.user.len() > 16 || a.password.len() > 20 {
         bail!("IPMI v2.0 allows user names of 16 bytes and passwords of 20 at most");
     }
@@ -111,7 +203,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let last = cfg.address(cfg.count.saturating_sub(1))?;
     raise_fd_limit(u64::from(cfg.count) + 256)?;
     if let Some(path) = &a.export_nodes {
-        fleet::export_nodes(&cfg, path)?;
+        fleet::export_ipmi_nodes(&cfg, path)?;
     }
     let members = fleet::start(&cfg).await?;
     let down = members.iter().filter(|m| m.bmc.is_none()).count();
@@ -119,26 +211,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "xcat3-sim: {} IPMI BMCs on {}-{last} port {} ({down} unreachable)",
         cfg.count, cfg.first_ip, cfg.port
     );
-    let state = a.state_file.clone();
-    let dump = async {
-        let Some(path) = state else {
-            return std::future::pending::<anyhow::Result<()>>().await;
-        };
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        loop {
-            tick.tick().await;
-            fleet::write_state(&members, &path)?;
-        }
-    };
-    tokio::select! {
-        r = dump => r,
-        _ = xcat3_common::shutdown_signal() => {
-            if let Some(path) = &a.state_file {
-                fleet::write_state(&members, path)?;
-            }
-            Ok(())
-        }
-    }
+    serve_until_stopped(a.state_file.as_deref(), || {
+        a.state_file
+            .as_deref()
+            .map_or(Ok(()), |p| fleet::write_state(&members, p))
+    })
+    .await
 }
 
 /// One socket per BMC: raise the soft open-files limit to what is needed

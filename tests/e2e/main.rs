@@ -9,3 +9,4 @@ mod ipmi;
 mod mariadb;
 #[cfg(feature = "servers")]
 mod netboot;
+mod redfish;

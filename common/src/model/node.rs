@@ -287,6 +287,52 @@ fn check_type(t: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// An IP address or host name; for a BMC also a Redfish base URL,
+/// `http[s]://HOST[:PORT]`.
+fn check_address(field: &str, s: &str, url_allowed: bool) -> Result<(), FieldError> {
+    let bad = || {
+        let what = if url_allowed {
+            "an IP address, host name or http(s)://HOST[:PORT] URL"
+        } else {
+            "an IP address or host name"
+        };
+        FieldError::new(field, format!("`{s}` is not {what}"))
+    };
+    let host = match s.split_once("://") {
+        Some((scheme, rest)) if url_allowed && (scheme == "http" || scheme == "https") => {
+            let rest = rest.trim_end_matches('/');
+            if rest.contains('/') {
+                return Err(bad());
+            }
+            // [v6]:port, host:port, or a bare host.
+            if let Some(v6) = rest.strip_prefix('[') {
+                let (ip, port) = v6.split_once(']').ok_or_else(bad)?;
+                if !(port.is_empty()
+                    || port
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.parse::<u16>().is_ok()))
+                {
+                    return Err(bad());
+                }
+                return parse_ip(field, ip).map(drop).map_err(|_| bad());
+            }
+            match rest.rsplit_once(':') {
+                Some((h, p)) => {
+                    p.parse::<u16>().map_err(|_| bad())?;
+                    h
+                }
+                None => rest,
+            }
+        }
+        Some(_) => return Err(bad()),
+        None => s,
+    };
+    if parse_ip(field, host).is_err() {
+        check_hostname(field, host).map_err(|_| bad())?;
+    }
+    Ok(())
+}
+
 /// Checks the well-known `control_info` keys; other keys are driver-specific
 /// and checked by the driver's `validate`.
 fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
@@ -308,11 +354,7 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
                 let s = value
                     .as_str()
                     .ok_or_else(|| FieldError::new(&field, "must be a string"))?;
-                if parse_ip(&field, s).is_err() {
-                    check_hostname(&field, s).map_err(|_| {
-                        FieldError::new(&field, format!("`{s}` is not an IP address or host name"))
-                    })?;
-                }
+                check_address(&field, s, key == "bmc_address")?;
             }
             "bmc_username" | "bmc_password" | "ssh_username" | "ssh_password"
             | "ssh_key_filename" | "libvirt_uri" | "domain"
@@ -449,5 +491,38 @@ mod tests {
         .unwrap();
         assert!(n.nics[0].primary);
         assert!(!n.nics[1].primary);
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::check_address;
+
+    #[test]
+    fn bmc_addresses_may_be_redfish_urls() {
+        for ok in [
+            "10.0.0.1",
+            "bmc1.lab",
+            "https://bmc1.lab",
+            "http://127.3.0.1:8000/",
+            "https://[fd00::1]:443",
+        ] {
+            assert!(
+                check_address("control_info.bmc_address", ok, true).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "ftp://bmc",
+            "https://bmc/redfish/v1",
+            "http://bmc:99999",
+            "not an ip!",
+        ] {
+            assert!(
+                check_address("control_info.bmc_address", bad, true).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(check_address("control_info.ssh_address", "http://hv1", false).is_err());
     }
 }

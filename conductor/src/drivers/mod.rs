@@ -7,6 +7,7 @@
 pub mod dhcp;
 mod fake;
 mod ipmi;
+mod redfish;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use xcat3_common::rpc::{BootDevice, PowerTarget};
 
 pub use fake::Fake;
 pub use ipmi::Ipmi;
+pub use redfish::Redfish;
 
 /// What a driver knows about a node (loaded in bulk by the runner).
 #[derive(Debug, Clone)]
@@ -98,6 +100,9 @@ impl Drivers {
         let ipmi = Arc::new(Ipmi::new(&config.ipmi));
         d.power.insert(Mgt::Ipmi, ipmi.clone());
         d.management.insert(Mgt::Ipmi, ipmi);
+        let redfish = Arc::new(Redfish::new());
+        d.power.insert(Mgt::Redfish, redfish.clone());
+        d.management.insert(Mgt::Redfish, redfish);
         d
     }
 
