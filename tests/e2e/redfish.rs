@@ -164,3 +164,64 @@ fn redfish_driver_against_sushy_emulator() {
     });
     assert_eq!(one(&["power", "fake1", "status"]), "off");
 }
+
+/// HTTPS with a self-signed certificate (sushy-emulator with TLS): refused
+/// with a clear error unless the node says `verify_tls=false`.
+#[cfg(feature = "servers")]
+#[test]
+fn redfish_tls_verification_against_sushy_emulator() {
+    let sushy = std::env::var("XCAT3_TEST_SUSHY").expect("XCAT3_TEST_SUSHY names sushy-emulator");
+    let dir = TempDir::new("redfish-tls");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=bmc",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = xcat3_tests::free_tcp_port();
+    let log = std::fs::File::create(dir.path().join("sushy.log")).unwrap();
+    let _emulator = xcat3_tests::Daemon(
+        std::process::Command::new(&sushy)
+            .args(["--fake", "-i", "127.0.0.1", "-p", &port.to_string()])
+            .arg("--ssl-certificate")
+            .arg(&cert)
+            .arg("--ssl-key")
+            .arg(&key)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start sushy-emulator"),
+    );
+    wait_until(30, "sushy-emulator", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let api = Api::standalone(&dir.path().join("data"));
+    let url = format!("https://127.0.0.1:{port}");
+    let nodes = json!({"nodes": [
+        {"name": "strict", "mgt": "redfish", "control_info": {"bmc_address": url, "bmc_username": "a", "bmc_password": "b"}},
+        {"name": "lenient", "mgt": "redfish", "control_info": {"bmc_address": url, "bmc_username": "a", "bmc_password": "b", "verify_tls": false}},
+    ]});
+    let f = dir.path().join("n.json");
+    std::fs::write(&f, nodes.to_string()).unwrap();
+    api.xcat3(&["import", f.to_str().unwrap()]).ok();
+    let run = api.xcat3(&["power", "strict,lenient", "status"]);
+    let r = results(&run.stdout());
+    assert!(r["lenient"] == "on" || r["lenient"] == "off", "{r:?}");
+    assert!(
+        r["strict"].starts_with(&format!("BMC {url}: TLS: invalid peer certificate"))
+            && r["strict"]
+                .ends_with("(set control_info.verify_tls=false for a self-signed BMC certificate)"),
+        "{}",
+        r["strict"]
+    );
+}

@@ -338,12 +338,22 @@ impl Redfish {
 }
 
 fn unreachable(t: &Target, e: &reqwest::Error) -> DriverError {
+    // The innermost cause says what went wrong (refused, certificate...).
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let cause = root.to_string();
     let why = if e.is_timeout() {
         "timed out".to_string()
+    } else if cause.contains("certificate") {
+        format!(
+            "TLS: {cause} (set control_info.verify_tls=false for a self-signed BMC certificate)"
+        )
     } else if e.is_connect() {
         "cannot connect".to_string()
     } else {
-        e.to_string()
+        cause
     };
     DriverError(format!("BMC {}: {why}", t.base))
 }
