@@ -370,6 +370,15 @@ impl Drop for MariaDbIn {
     }
 }
 
+/// The `name: result` lines of a CLI run, by node.
+pub fn node_results(out: &str) -> std::collections::BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(n, _)| !n.starts_with("Success"))
+        .map(|(n, r)| (n.to_string(), r.to_string()))
+        .collect()
+}
+
 /// A finished CLI run.
 pub struct Run(pub Output);
 

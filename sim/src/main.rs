@@ -152,10 +152,8 @@ async fn run_redfish(a: RedfishArgs) -> anyhow::Result<()> {
         "xcat3-sim: {} Redfish BMCs on http://{}-{last}:{}",
         a.count, a.first_ip, a.port
     );
-    serve_until_stopped(a.state_file.as_deref(), || {
-        a.state_file
-            .as_deref()
-            .map_or(Ok(()), |p| redfish::write_state(&members, p))
+    serve_until_stopped(a.state_file.as_deref(), |p| {
+        redfish::write_state(&members, p)
     })
     .await
 }
@@ -164,21 +162,22 @@ async fn run_redfish(a: RedfishArgs) -> anyhow::Result<()> {
 /// until SIGTERM or Ctrl-C.
 async fn serve_until_stopped(
     state: Option<&std::path::Path>,
-    write: impl Fn() -> anyhow::Result<()>,
+    write: impl Fn(&std::path::Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let Some(path) = state else {
+        xcat3_common::shutdown_signal().await;
+        return Ok(());
+    };
     let dump = async {
-        if state.is_none() {
-            return std::future::pending::<anyhow::Result<()>>().await;
-        }
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             tick.tick().await;
-            write()?;
+            write(path)?;
         }
     };
     tokio::select! {
         r = dump => r,
-        _ = xcat3_common::shutdown_signal() => write(),
+        _ = xcat3_common::shutdown_signal() => write(path),
     }
 }
 
@@ -211,12 +210,7 @@ async fn run_ipmi(a: IpmiArgs) -> anyhow::Result<()> {
         "xcat3-sim: {} IPMI BMCs on {}-{last} port {} ({down} unreachable)",
         cfg.count, cfg.first_ip, cfg.port
     );
-    serve_until_stopped(a.state_file.as_deref(), || {
-        a.state_file
-            .as_deref()
-            .map_or(Ok(()), |p| fleet::write_state(&members, p))
-    })
-    .await
+    serve_until_stopped(a.state_file.as_deref(), |p| fleet::write_state(&members, p)).await
 }
 
 /// One socket per BMC: raise the soft open-files limit to what is needed

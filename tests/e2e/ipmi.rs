@@ -3,7 +3,7 @@
 //! OpenIPMI's `ipmi_sim`. Every test has its own 127.x block and UDP port.
 
 use serde_json::{Value, json};
-use xcat3_tests::{Api, Sim, TempDir};
+use xcat3_tests::{Api, Sim, TempDir, node_results};
 
 /// A standalone API whose IPMI client retransmits every `interval_ms`,
 /// `retries` times.
@@ -23,15 +23,6 @@ fn api(dir: &TempDir, interval_ms: u32, retries: u32) -> Api {
             ("XCAT3_IPMI_RETRIES", &retries.to_string()),
         ],
     )
-}
-
-/// `name: result` lines of a CLI run, as a map.
-fn results(out: &str) -> std::collections::BTreeMap<String, String> {
-    out.lines()
-        .filter_map(|l| l.split_once(": "))
-        .filter(|(n, _)| !n.starts_with("Success"))
-        .map(|(n, r)| (n.to_string(), r.to_string()))
-        .collect()
 }
 
 fn create(api: &Api, nodes: Vec<Value>) {
@@ -60,13 +51,13 @@ fn simulated_fleet_imports_and_powers_on() {
     let on = api.xcat3(&["power", "sim[00001-00300]", "on"]);
     assert_eq!(on.summary(), (300, 300), "{}", on.stdout());
     let status = api.xcat3(&["power", "sim[00001-00300]", "status"]).ok();
-    let r = results(&status);
+    let r = node_results(&status);
     assert_eq!(r.len(), 300);
     assert!(r.values().all(|v| v == "on"), "{status}");
 
     let boot = api.xcat3(&["bootdev", "sim[00001-00300]", "net"]);
     assert_eq!(boot.summary(), (300, 300));
-    let shown = results(&api.xcat3(&["bootdev", "sim00007,sim00300", "status"]).ok());
+    let shown = node_results(&api.xcat3(&["bootdev", "sim00007,sim00300", "status"]).ok());
     assert_eq!(shown["sim00007"], "net");
     assert_eq!(shown["sim00300"], "net");
 
@@ -131,7 +122,7 @@ fn ipmi_failures_are_per_node_and_name_the_cause() {
     ]);
     assert_eq!(run.code(), 1);
     assert_eq!(run.summary(), (2, 8), "{}", run.stdout());
-    let r = results(&run.stdout());
+    let r = node_results(&run.stdout());
     assert_eq!(r["good1"], "ok");
     assert_eq!(r["good2"], "ok");
     assert_eq!(
@@ -283,7 +274,7 @@ fn ipmi_driver_against_openipmi_ipmi_sim() {
     );
     let one = |args: &[&str]| -> String {
         let run = api.xcat3(args);
-        let r = results(&run.stdout());
+        let r = node_results(&run.stdout());
         assert_eq!(run.code(), 0, "{args:?}: {}", run.stdout());
         r["os1"].clone()
     };

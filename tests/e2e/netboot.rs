@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use xcat3_tests::{Api, NetnsPair, TempDir};
+use xcat3_tests::{Api, NetnsPair, TempDir, node_results};
 
 const MAC1: &str = "02:00:5e:00:02:10";
 const MAC2: &str = "02:00:5e:00:02:11";
@@ -77,14 +77,6 @@ fn http_get(net: &NetnsPair, path: &str) -> std::process::Output {
     net.client_run(&["busybox", "wget", "-q", "-O", "-", &url])
 }
 
-fn results(out: &str) -> BTreeMap<String, String> {
-    out.lines()
-        .filter_map(|l| l.split_once(": "))
-        .filter(|(n, _)| !n.starts_with("Success"))
-        .map(|(n, r)| (n.to_string(), r.to_string()))
-        .collect()
-}
-
 /// The server namespace's API (standalone, with `backend_env` for DHCP)
 /// and the lab network; nodes n1 (iPXE), n2 (GRUB), n3 (no nic), n4 (IP
 /// outside every network) imported.
@@ -138,7 +130,7 @@ fn lab(net: &NetnsPair, dir: &TempDir, backend_env: &[(&str, &str)]) -> Api {
 /// refused with an error naming the field.
 fn reserve_first_four(api: &Api) {
     let run = api.xcat3(&["deploy", "n[1-4],n6", "--state", "dhcp"]);
-    let r = results(&run.stdout());
+    let r = node_results(&run.stdout());
     assert_eq!(run.summary(), (3, 5), "{}", run.stdout());
     assert_eq!(r["n1"], "ok");
     assert_eq!(r["n2"], "ok");

@@ -1,18 +1,8 @@
 //! Redfish end to end: the conductor's driver against `xcat3-sim redfish`
 //! and against DMTF's sushy-emulator (`--fake`, from PyPI).
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
-use xcat3_tests::{Api, TempDir, redfish_sim, wait_until};
-
-fn results(out: &str) -> BTreeMap<String, String> {
-    out.lines()
-        .filter_map(|l| l.split_once(": "))
-        .filter(|(n, _)| !n.starts_with("Success"))
-        .map(|(n, r)| (n.to_string(), r.to_string()))
-        .collect()
-}
+use xcat3_tests::{Api, TempDir, node_results, redfish_sim, wait_until};
 
 fn state(path: &std::path::Path, ip: &str) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -26,10 +16,10 @@ fn redfish_power_and_boot_override_on_simulated_bmcs() {
     let api = Api::standalone(&dir.path().join("data"));
     api.xcat3(&["import", export.to_str().unwrap()]).ok();
     let nodes = "sim[00001-00020]";
-    let r = results(&api.xcat3(&["power", nodes, "status"]).ok());
+    let r = node_results(&api.xcat3(&["power", nodes, "status"]).ok());
     assert!(r.len() == 20 && r.values().all(|v| v == "off"), "{r:?}");
     assert_eq!(api.xcat3(&["power", nodes, "on"]).summary(), (20, 20));
-    let r = results(&api.xcat3(&["power", nodes, "status"]).ok());
+    let r = node_results(&api.xcat3(&["power", nodes, "status"]).ok());
     assert!(r.values().all(|v| v == "on"), "{r:?}");
     assert_eq!(api.xcat3(&["bootdev", nodes, "net"]).summary(), (20, 20));
     let b = wait_until(10, "boot override", || {
@@ -39,7 +29,7 @@ fn redfish_power_and_boot_override_on_simulated_bmcs() {
     assert_eq!(b["boot_enabled"], "Once");
     assert_eq!(b["boot_mode"], "Legacy");
     assert_eq!(
-        results(&api.xcat3(&["bootdev", "sim00020", "status"]).ok())["sim00020"],
+        node_results(&api.xcat3(&["bootdev", "sim00020", "status"]).ok())["sim00020"],
         "net"
     );
     // cycle: the BMC advertises PowerCycle; the one-time override is used up.
@@ -69,7 +59,7 @@ fn redfish_power_and_boot_override_on_simulated_bmcs() {
     api.xcat3(&["import", f.to_str().unwrap()]).ok();
     let run = api.xcat3(&["power", "sim00002,badpw,nobmc,nopw", "status"]);
     assert_eq!(run.summary(), (1, 4), "{}", run.stdout());
-    let r = results(&run.stdout());
+    let r = node_results(&run.stdout());
     assert_eq!(r["sim00002"], "off");
     assert_eq!(
         r["badpw"],
@@ -122,7 +112,7 @@ fn redfish_driver_against_sushy_emulator() {
     let one = |args: &[&str]| -> String {
         let run = api.xcat3(args);
         assert_eq!(run.code(), 0, "{args:?}: {}", run.stdout());
-        results(&run.stdout())["fake1"].clone()
+        node_results(&run.stdout())["fake1"].clone()
     };
     // What the emulator itself says, not through our driver.
     let system = || -> Value {
@@ -215,7 +205,7 @@ fn redfish_tls_verification_against_sushy_emulator() {
     std::fs::write(&f, nodes.to_string()).unwrap();
     api.xcat3(&["import", f.to_str().unwrap()]).ok();
     let run = api.xcat3(&["power", "strict,lenient", "status"]);
-    let r = results(&run.stdout());
+    let r = node_results(&run.stdout());
     assert!(r["lenient"] == "on" || r["lenient"] == "off", "{r:?}");
     assert!(
         r["strict"].starts_with(&format!("BMC {url}: TLS: invalid peer certificate"))

@@ -83,6 +83,29 @@ pub trait Management: Send + Sync {
     ) -> Result<(), DriverError>;
 }
 
+/// A string key of `control_info` (absent and null are None).
+pub(crate) fn control_str<'a>(
+    node: &'a NodeInfo,
+    key: &str,
+) -> Result<Option<&'a str>, DriverError> {
+    match node.control_info.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(DriverError(format!("control_info.{key}: must be a string"))),
+    }
+}
+
+/// `control_info.boot_mode`: whether boot overrides ask for UEFI.
+pub(crate) fn uefi_boot(node: &NodeInfo) -> Result<bool, DriverError> {
+    match control_str(node, "boot_mode")? {
+        None | Some("bios") | Some("legacy") => Ok(false),
+        Some("uefi") => Ok(true),
+        Some(other) => Err(DriverError(format!(
+            "control_info.boot_mode: `{other}` is not one of bios, uefi"
+        ))),
+    }
+}
+
 /// The drivers this conductor has, by `mgt`.
 #[derive(Clone, Default)]
 pub struct Drivers {

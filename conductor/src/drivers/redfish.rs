@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
-use super::{DriverError, Management, NodeInfo, Power, PowerState};
+use super::{DriverError, Management, NodeInfo, Power, PowerState, control_str, uefi_boot};
 
 /// How long one HTTP exchange with a BMC may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -51,14 +51,6 @@ pub struct Redfish {
     systems: Mutex<HashMap<(String, String), String>>,
 }
 
-fn text<'a>(node: &'a NodeInfo, key: &str) -> Result<Option<&'a str>, DriverError> {
-    match node.control_info.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(DriverError(format!("control_info.{key}: must be a string"))),
-    }
-}
-
 impl Target {
     fn auth_key(&self) -> (String, String, String) {
         (
@@ -70,7 +62,7 @@ impl Target {
 
     fn of(node: &NodeInfo) -> Result<Target, DriverError> {
         let missing = |k: &str| DriverError(format!("control_info.{k}: required for mgt=redfish"));
-        let address = text(node, "bmc_address")?.ok_or_else(|| missing("bmc_address"))?;
+        let address = control_str(node, "bmc_address")?.ok_or_else(|| missing("bmc_address"))?;
         let base = if address.starts_with("https://") || address.starts_with("http://") {
             address.trim_end_matches('/').to_string()
         } else {
@@ -86,22 +78,14 @@ impl Target {
                 ));
             }
         };
-        let uefi = match text(node, "boot_mode")? {
-            None | Some("bios") | Some("legacy") => false,
-            Some("uefi") => true,
-            Some(other) => {
-                return Err(DriverError(format!(
-                    "control_info.boot_mode: `{other}` is not one of bios, uefi"
-                )));
-            }
-        };
+        let uefi = uefi_boot(node)?;
         Ok(Target {
             base,
-            username: text(node, "bmc_username")?.unwrap_or("").to_string(),
-            password: text(node, "bmc_password")?
+            username: control_str(node, "bmc_username")?.unwrap_or("").to_string(),
+            password: control_str(node, "bmc_password")?
                 .ok_or_else(|| missing("bmc_password"))?
                 .to_string(),
-            system_id: text(node, "system_id")?.map(str::to_string),
+            system_id: control_str(node, "system_id")?.map(str::to_string),
             verify_tls,
             uefi,
         })

@@ -24,7 +24,7 @@ use xcat3_common::rpc::{BootDevice, PowerTarget};
 
 use self::session::{Retry, Session, SessionError, Target};
 use self::transport::Transport;
-use super::{DriverError, Management, NodeInfo, Power, PowerState};
+use super::{DriverError, Management, NodeInfo, Power, PowerState, control_str, uefi_boot};
 
 pub struct Ipmi {
     transport: OnceCell<Arc<Transport>>,
@@ -39,14 +39,6 @@ struct Bmc<'a> {
     password: &'a str,
     suite: CipherSuite,
     efi: bool,
-}
-
-fn string<'a>(node: &'a NodeInfo, key: &str) -> Result<Option<&'a str>, DriverError> {
-    match node.control_info.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(DriverError(format!("control_info.{key}: must be a string"))),
-    }
 }
 
 fn integer(node: &NodeInfo, key: &str) -> Result<Option<i64>, DriverError> {
@@ -64,9 +56,9 @@ fn integer(node: &NodeInfo, key: &str) -> Result<Option<i64>, DriverError> {
 impl<'a> Bmc<'a> {
     fn of(node: &'a NodeInfo) -> Result<Bmc<'a>, DriverError> {
         let missing = |k: &str| DriverError(format!("control_info.{k}: required for mgt=ipmi"));
-        let host = string(node, "bmc_address")?.ok_or_else(|| missing("bmc_address"))?;
-        let username = string(node, "bmc_username")?.unwrap_or("");
-        let password = string(node, "bmc_password")?.ok_or_else(|| missing("bmc_password"))?;
+        let host = control_str(node, "bmc_address")?.ok_or_else(|| missing("bmc_address"))?;
+        let username = control_str(node, "bmc_username")?.unwrap_or("");
+        let password = control_str(node, "bmc_password")?.ok_or_else(|| missing("bmc_password"))?;
         if username.len() > 16 {
             return Err(DriverError(
                 "control_info.bmc_username: IPMI allows at most 16 bytes".into(),
@@ -95,15 +87,7 @@ impl<'a> Bmc<'a> {
                     ))
                 })?,
         };
-        let efi = match string(node, "boot_mode")? {
-            None | Some("bios") | Some("legacy") => false,
-            Some("uefi") => true,
-            Some(other) => {
-                return Err(DriverError(format!(
-                    "control_info.boot_mode: `{other}` is not one of bios, uefi"
-                )));
-            }
-        };
+        let efi = uefi_boot(node)?;
         Ok(Bmc {
             host,
             port,
