@@ -17,6 +17,7 @@ pub struct Config {
     pub conductor: ConductorConfig,
     pub power: PowerConfig,
     pub ipmi: IpmiConfig,
+    pub kvm: KvmConfig,
     pub dhcp: DhcpConfig,
     pub boot: BootConfig,
 }
@@ -145,6 +146,22 @@ impl Default for IpmiConfig {
     }
 }
 
+/// How conductors talk to libvirt for `mgt=kvm` guests.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvmConfig {
+    /// libvirt calls in flight at once on one hypervisor's connection.
+    pub max_per_hypervisor: usize,
+}
+
+impl Default for KvmConfig {
+    fn default() -> Self {
+        KvmConfig {
+            max_per_hypervisor: 16,
+        }
+    }
+}
+
 /// Where DHCP reservations go (DESIGN §7).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -237,6 +254,7 @@ impl Config {
                 "conductor",
                 "power",
                 "ipmi",
+                "kvm",
                 "dhcp",
                 "boot",
             ]

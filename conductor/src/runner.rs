@@ -254,13 +254,23 @@ impl Runner {
             }
         }
         let with_nics = matches!(req.action, Action::Provision { .. });
-        let records = match node_db::load(&self.db, &work, with_nics).await {
+        let mut records = match node_db::load(&self.db, &work, with_nics).await {
             Ok(r) => r,
             Err(e) => {
                 fail_all(&mut sent, &work, format!("conductor {}: {e}", self.host));
                 return sent;
             }
         };
+        // KVM guests may be found by their MAC when no domain has their name.
+        if !with_nics
+            && let Err(e) = node_db::load_nics(&self.db, &mut records, |n| {
+                n.mgt.as_deref() == Some(Mgt::Kvm.as_str())
+            })
+            .await
+        {
+            fail_all(&mut sent, &work, format!("conductor {}: {e}", self.host));
+            return sent;
+        }
         // Nodes deleted since the API looked them up.
         let loaded: HashSet<&str> = records.iter().map(|r| r.node.name.as_str()).collect();
         for n in &work {
@@ -296,6 +306,12 @@ impl Runner {
                 control_info: parse_map(&n.control_info),
                 power_state: n.power_state.clone(),
                 boot_device: n.boot_device.clone(),
+                primary_mac: rec
+                    .nics
+                    .iter()
+                    .find(|nic| nic.primary)
+                    .or(rec.nics.first())
+                    .map(|nic| nic.mac.clone()),
             };
             sent.answered.insert(info.name.clone());
             let this = self.clone();

@@ -111,32 +111,50 @@ pub async fn load(db: &Db, names: &[String], with_nics: bool) -> Result<Vec<Node
             .await?;
         by_name.extend(rows.into_iter().map(|n| (n.name.clone(), n)));
     }
-    let mut nics_by_node: HashMap<i64, Vec<nic::Model>> = HashMap::new();
-    if with_nics {
-        let ids: Vec<i64> = by_name.values().map(|n| n.id).collect();
-        for chunk in ids.chunks(IN_CHUNK) {
-            let rows = nic::Entity::find()
-                .filter(nic::Column::NodeId.is_in(chunk.iter().copied()))
-                .all(db.conn())
-                .await?;
-            for n in rows {
-                nics_by_node.entry(n.node_id).or_default().push(n);
-            }
-        }
-        for list in nics_by_node.values_mut() {
-            list.sort_by_key(|n| n.id);
-        }
-    }
     let mut seen = HashSet::new();
-    Ok(names
+    let mut records: Vec<NodeRecord> = names
         .iter()
         .filter(|n| seen.insert(n.as_str()))
         .filter_map(|name| by_name.remove(name))
         .map(|node| NodeRecord {
-            nics: nics_by_node.remove(&node.id).unwrap_or_default(),
+            nics: Vec::new(),
             node,
         })
-        .collect())
+        .collect();
+    if with_nics {
+        load_nics(db, &mut records, |_| true).await?;
+    }
+    Ok(records)
+}
+
+/// Fills in the nics (in creation order) of the records `wanted` picks.
+pub async fn load_nics(
+    db: &Db,
+    records: &mut [NodeRecord],
+    wanted: impl Fn(&node::Model) -> bool,
+) -> Result<(), DbError> {
+    let ids: Vec<i64> = records
+        .iter()
+        .filter(|r| wanted(&r.node))
+        .map(|r| r.node.id)
+        .collect();
+    let mut nics_by_node: HashMap<i64, Vec<nic::Model>> = HashMap::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let rows = nic::Entity::find()
+            .filter(nic::Column::NodeId.is_in(chunk.iter().copied()))
+            .all(db.conn())
+            .await?;
+        for n in rows {
+            nics_by_node.entry(n.node_id).or_default().push(n);
+        }
+    }
+    for r in records.iter_mut() {
+        if let Some(mut list) = nics_by_node.remove(&r.node.id) {
+            list.sort_by_key(|n| n.id);
+            r.nics = list;
+        }
+    }
+    Ok(())
 }
 
 /// Creates nodes with their nics, all in one transaction. A node whose name

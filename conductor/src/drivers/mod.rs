@@ -7,6 +7,7 @@
 pub mod dhcp;
 mod fake;
 mod ipmi;
+mod kvm;
 mod redfish;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use xcat3_common::rpc::{BootDevice, PowerTarget};
 
 pub use fake::Fake;
 pub use ipmi::Ipmi;
+pub use kvm::Kvm;
 pub use redfish::Redfish;
 
 /// What a driver knows about a node (loaded in bulk by the runner).
@@ -32,6 +34,8 @@ pub struct NodeInfo {
     pub power_state: Option<String>,
     /// Last recorded boot device.
     pub boot_device: Option<String>,
+    /// MAC of the primary nic; loaded only for drivers that need it (kvm).
+    pub primary_mac: Option<String>,
 }
 
 /// A per-node driver failure; the message goes to the admin as is, so it
@@ -123,6 +127,9 @@ impl Drivers {
         let ipmi = Arc::new(Ipmi::new(&config.ipmi));
         d.power.insert(Mgt::Ipmi, ipmi.clone());
         d.management.insert(Mgt::Ipmi, ipmi);
+        let kvm = Arc::new(Kvm::new(&config.kvm));
+        d.power.insert(Mgt::Kvm, kvm.clone());
+        d.management.insert(Mgt::Kvm, kvm);
         let redfish = Arc::new(Redfish::new());
         d.power.insert(Mgt::Redfish, redfish.clone());
         d.management.insert(Mgt::Redfish, redfish);
