@@ -25,6 +25,26 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
 
+# ensure_libvirtd: the machine's libvirtd with the qemu driver, installed
+# and started when missing (without systemd; ecosystem.md §4). It is the
+# host's hypervisor, not a throwaway server, so it is left running.
+ensure_libvirtd() {
+    ensure_packages libvirtd libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+    ensure_packages virsh libvirt-clients
+    if virsh -c qemu:///system version >/dev/null 2>&1; then return 0; fi
+    log "starting libvirtd"
+    getent group kvm >/dev/null || groupadd -r kvm
+    getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+    id libvirt-qemu >/dev/null 2>&1 || useradd -r -g kvm -M libvirt-qemu
+    # /dev/kvm is root's only; guests run as root.
+    grep -q '^user *= *"root"' /etc/libvirt/qemu.conf 2>/dev/null \
+        || printf 'user = "root"\ngroup = "root"\n' >> /etc/libvirt/qemu.conf
+    mkdir -p /var/log/libvirt /run/libvirt
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    pgrep -x libvirtd >/dev/null || libvirtd -d
+    wait_for virsh -c qemu:///system version
+}
+
 # free_port: prints a TCP port nobody listens on.
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

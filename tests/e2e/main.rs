@@ -6,6 +6,8 @@ mod conductors;
 mod inventory;
 mod ipmi;
 #[cfg(feature = "servers")]
+mod kvm;
+#[cfg(feature = "servers")]
 mod mariadb;
 #[cfg(feature = "servers")]
 mod netboot;
