@@ -2,11 +2,11 @@
 //! qemu guests (64 MiB, no disk, a user-mode nic without a boot ROM, so a
 //! guest never touches a network), checked with `virsh`, not our code.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use serde_json::json;
-use xcat3_tests::{Api, TempDir, node_results, unique, wait_until};
+use xcat3_tests::{Api, Daemon, TempDir, free_tcp_port, node_results, unique, wait_until};
 
 const URI: &str = "qemu:///system";
 
@@ -68,6 +68,14 @@ impl Drop for Guests {
             let _ = virsh(&["undefine", n]);
         }
     }
+}
+
+/// MACs for a test's guests, distinct between concurrent test processes.
+fn test_macs(n: usize, salt: u8) -> Vec<String> {
+    let pid = std::process::id();
+    (1..=n)
+        .map(|i| format!("52:54:00:{salt:02x}:{:02x}:{i:02x}", pid % 251))
+        .collect()
 }
 
 fn domstate(name: &str) -> String {
@@ -206,4 +214,166 @@ fn kvm_power_and_boot_order_on_real_libvirt_guests() {
             .all(|n| domstate(n) == "shut off")
             .then_some(())
     });
+}
+
+/// A throwaway sshd on a loopback port for root, by key or by the password
+/// `s3cret`, which it checks against a shadow file only it sees (bind-
+/// mounted in a private mount namespace); killed on drop.
+struct Sshd {
+    _daemon: Daemon,
+    port: u16,
+    key: PathBuf,
+    wrong_key: PathBuf,
+    log: PathBuf,
+}
+
+impl Sshd {
+    fn start(dir: &Path) -> Sshd {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(
+            sshd.exists(),
+            "sshd (openssh-server) is required; scripts/test installs it"
+        );
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let keygen = |name: &str| {
+            let p = dir.join(name);
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&p)
+                .status()
+                .expect("ssh-keygen");
+            assert!(ok.success());
+            p
+        };
+        let host = keygen("ssh_host");
+        let key = keygen("client");
+        let wrong_key = keygen("wrong");
+        std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys")).unwrap();
+        let hash = Command::new("openssl")
+            .args(["passwd", "-6", "s3cret"])
+            .output()
+            .expect("openssl");
+        let shadow = dir.join("shadow");
+        std::fs::write(
+            &shadow,
+            format!(
+                "root:{}:19000:0:99999:7:::\n",
+                String::from_utf8_lossy(&hash.stdout).trim()
+            ),
+        )
+        .unwrap();
+        let port = free_tcp_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 StrictModes no\nPermitRootLogin yes\nPasswordAuthentication yes\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nPidFile {}\n",
+                host.display(),
+                dir.join("authorized_keys").display(),
+                dir.join("sshd.pid").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("sshd.log");
+        let child = Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} /etc/shadow && exec /usr/sbin/sshd -D -e -f {}",
+                shadow.display(),
+                config.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("unshare + sshd");
+        let daemon = Daemon(child);
+        wait_until(10, "sshd listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Sshd {
+            _daemon: daemon,
+            port,
+            key,
+            wrong_key,
+            log,
+        }
+    }
+
+    /// How many logins sshd accepted with `method` (publickey, password).
+    fn accepted(&self, method: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches(&format!("Accepted {method} for root"))
+            .count()
+    }
+}
+
+/// The prototype's `ssh_*` keys, through a real sshd: by key (OpenSSH,
+/// libvirt's `qemu+ssh`) and by password (libvirt's libssh2 transport and
+/// our credential callback). One connection per hypervisor, reused.
+#[test]
+fn kvm_over_ssh_with_the_prototypes_keys() {
+    let dir = TempDir::new("kvm-ssh");
+    let sshd = Sshd::start(dir.path());
+    let tag = unique("x3s").replace('-', "");
+    let names = vec![format!("{tag}g1"), format!("{tag}g2")];
+    let _guests = Guests::define(dir.path(), &names, &test_macs(2, 0xb2));
+    let ssh = |extra: serde_json::Value, domain: &str| {
+        let mut c = json!({"ssh_address": "127.0.0.1", "ssh_port": sshd.port,
+                           "ssh_virt_type": "virsh", "ssh_verify_host": false, "domain": domain});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let key = sshd.key.to_str().unwrap();
+    let nodes = json!({"nodes": [
+        {"name": "bykey1", "mgt": "kvm", "control_info": ssh(json!({"ssh_key_filename": key}), &names[0])},
+        {"name": "bykey2", "mgt": "kvm", "control_info": ssh(json!({"ssh_key_filename": key}), &names[1])},
+        {"name": "bypw", "mgt": "kvm", "control_info": ssh(json!({"ssh_password": "s3cret"}), &names[1])},
+        {"name": "wrongkey", "mgt": "kvm", "control_info":
+            ssh(json!({"ssh_key_filename": sshd.wrong_key.to_str().unwrap()}), &names[0])},
+        {"name": "wrongpw", "mgt": "kvm", "control_info": ssh(json!({"ssh_password": "N0tIt!"}), &names[0])},
+    ]});
+    let f = dir.path().join("nodes.json");
+    std::fs::write(&f, nodes.to_string()).unwrap();
+    let api = Api::standalone(&dir.path().join("data"));
+    api.xcat3(&["import", f.to_str().unwrap()]).ok();
+
+    assert_eq!(api.xcat3(&["power", "bykey[1-2]", "on"]).summary(), (2, 2));
+    assert_eq!(domstate(&names[0]), "running");
+    assert_eq!(domstate(&names[1]), "running");
+    let r = node_results(&api.xcat3(&["power", "bykey[1-2],bypw", "status"]).ok());
+    assert!(r.len() == 3 && r.values().all(|v| v == "on"), "{r:?}");
+    assert_eq!(api.xcat3(&["bootdev", "bypw", "net"]).summary(), (1, 1));
+    assert_eq!(boot_order(&names[1], true), ["network", "hd"]);
+    assert_eq!(api.xcat3(&["power", "bykey[1-2]", "off"]).summary(), (2, 2));
+    assert_eq!(domstate(&names[0]), "shut off");
+    // Five requests, two guests on one hypervisor: one SSH login per
+    // credential, not one per node and action as in the prototype.
+    assert_eq!(sshd.accepted("publickey"), 1);
+    assert_eq!(sshd.accepted("password"), 1);
+
+    let run = api.xcat3(&["power", "wrongkey,wrongpw", "status"]);
+    assert_eq!(run.summary(), (0, 2), "{}", run.stdout());
+    let r = node_results(&run.stdout());
+    let prefix = format!("hypervisor qemu+ssh://root@127.0.0.1:{}/system?", sshd.port);
+    assert!(
+        r["wrongkey"].starts_with(&prefix) && r["wrongkey"].contains("Permission denied"),
+        "{}",
+        r["wrongkey"]
+    );
+    let prefix = format!(
+        "hypervisor qemu+libssh2://root@127.0.0.1:{}/system?",
+        sshd.port
+    );
+    assert!(
+        r["wrongpw"].starts_with(&prefix) && r["wrongpw"].contains("cannot connect"),
+        "{}",
+        r["wrongpw"]
+    );
+    assert!(!run.stdout().contains("N0tIt!") && !run.stderr().contains("N0tIt!"));
 }
