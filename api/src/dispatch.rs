@@ -5,7 +5,7 @@
 //! value or error, `Could not be found.`, no live conductor, or
 //! `timeout: conductor <host> did not answer` once the deadline passes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -38,6 +38,18 @@ pub async fn dispatch(
     names: Vec<String>,
     request_id: String,
 ) -> ApiResult<mpsc::Receiver<Results>> {
+    dispatch_routed(st, action, names, BTreeMap::new(), request_id).await
+}
+
+/// [`dispatch`], with some nodes placed in the ring by another name
+/// (`routes`: node → name), e.g. KVM guests by their hypervisor.
+pub async fn dispatch_routed(
+    st: &AppState,
+    action: Action,
+    names: Vec<String>,
+    routes: BTreeMap<String, String>,
+    request_id: String,
+) -> ApiResult<mpsc::Receiver<Results>> {
     let existing = node_db::existing(&st.db, &names).await?;
     let ring = live_ring(st).await?;
     let (tx, rx) = mpsc::channel::<Results>(64);
@@ -61,11 +73,13 @@ pub async fn dispatch(
             })
             .collect();
     }
-    let groups: Vec<(String, Vec<String>)> = ring
-        .group_by_owner(&found)
-        .into_iter()
-        .map(|(h, ns)| (h, ns.into_iter().map(str::to_string).collect()))
-        .collect();
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in &found {
+        let key = routes.get(n).unwrap_or(n);
+        if let Some(host) = ring.owner(key) {
+            groups.entry(host.to_string()).or_default().push(n.clone());
+        }
+    }
     tracing::info!(
         nodes = found.len(),
         conductors = groups.len(),
@@ -78,11 +92,16 @@ pub async fn dispatch(
         }
     }
     for (host, nodes) in groups {
+        let routes = nodes
+            .iter()
+            .filter_map(|n| routes.get(n).map(|k| (n.clone(), k.clone())))
+            .collect();
         let request = Request {
             request_id: request_id.clone(),
             action: action.clone(),
             nodes,
             deadline_ms,
+            routes,
         };
         let bus = st.bus.clone();
         let tx = tx.clone();

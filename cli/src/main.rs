@@ -117,6 +117,43 @@ pub enum Command {
         #[arg(short = 'd', long)]
         delete: bool,
     },
+    /// Define KVM guests on hypervisors (nodes with type=hypervisor),
+    /// registering each as a node with its MAC: `created` / `exists`.
+    Mkvm {
+        noderange: String,
+        /// The hypervisor (a node name).
+        #[arg(long, conflicts_with = "hosts")]
+        host: Option<String>,
+        /// Hypervisors to spread the guests over, by free memory.
+        #[arg(long)]
+        hosts: Option<String>,
+        /// Memory in MiB (default 1024).
+        #[arg(long)]
+        memory: Option<u64>,
+        #[arg(long)]
+        cpus: Option<u32>,
+        /// A new qcow2 disk of this size (20G, 512M).
+        #[arg(long, conflicts_with = "disk_image")]
+        disk: Option<String>,
+        /// A qcow2 overlay on this image (a path on the hypervisor).
+        #[arg(long)]
+        disk_image: Option<String>,
+        /// A libvirt network, or bridge:BRIDGE (default: `default`).
+        #[arg(long)]
+        network: Option<String>,
+        /// The libvirt storage pool for the disk (default: `default`).
+        #[arg(long)]
+        pool: Option<String>,
+        /// Boot order, e.g. network,hd (the default).
+        #[arg(long)]
+        boot: Option<String>,
+    },
+    /// Undefine KVM guests (stopping them); --purge deletes their disks.
+    Rmvm {
+        noderange: String,
+        #[arg(long)]
+        purge: bool,
+    },
     /// Which conductor owns each node: `n1: c2`.
     Ring {
         noderange: String,

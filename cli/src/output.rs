@@ -17,6 +17,10 @@ const SUCCESS: &[&str] = &[
     "cdrom",
     "disk",
     "provision",
+    "created",
+    "exists",
+    "removed",
+    "absent",
 ];
 
 /// Prints `{"nodes": {name: result}}` as `name: result` lines sorted by name,

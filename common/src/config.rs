@@ -152,12 +152,22 @@ impl Default for IpmiConfig {
 pub struct KvmConfig {
     /// libvirt calls in flight at once on one hypervisor's connection.
     pub max_per_hypervisor: usize,
+    /// `mkvm`: the libvirt domain type of new guests (`kvm`, or `qemu`
+    /// for hypervisors without hardware virtualization).
+    pub domain_type: String,
+    /// `mkvm`: guests may be given host memory times this in all.
+    pub memory_overcommit: f64,
+    /// `mkvm`: guests may be given host CPUs times this in all.
+    pub cpu_overcommit: f64,
 }
 
 impl Default for KvmConfig {
     fn default() -> Self {
         KvmConfig {
             max_per_hypervisor: 16,
+            domain_type: "kvm".into(),
+            memory_overcommit: 1.0,
+            cpu_overcommit: 4.0,
         }
     }
 }

@@ -25,6 +25,18 @@ pub enum Action {
     },
     /// Write (or remove) the nodes' DHCP reservations and boot files.
     Provision { target: ProvisionTarget },
+    /// The nodes are hypervisors: report their capacity (a JSON object as
+    /// the result text: `memory_mib`, `allocated_mib`, `cpus`,
+    /// `allocated_cpus`, `domains`).
+    HypervisorInfo,
+    /// Define the guests their `control_info.vm_*` describe on their
+    /// `vm_host` (sent to the conductor owning the hypervisor).
+    VmCreate,
+    /// Undefine the guests (and with `purge`, delete their disks).
+    VmRemove {
+        #[serde(default)]
+        purge: bool,
+    },
 }
 
 impl Action {
@@ -32,7 +44,11 @@ impl Action {
     pub fn is_write(&self) -> bool {
         matches!(
             self,
-            Action::Power { .. } | Action::BootDeviceSet { .. } | Action::Provision { .. }
+            Action::Power { .. }
+                | Action::BootDeviceSet { .. }
+                | Action::Provision { .. }
+                | Action::VmCreate
+                | Action::VmRemove { .. }
         )
     }
 }
@@ -134,9 +150,18 @@ pub struct Request {
     pub nodes: Vec<String>,
     /// Unix time in milliseconds after which the request must not run.
     pub deadline_ms: i64,
+    /// Nodes placed in the ring by another name than their own: a KVM
+    /// guest's `mkvm`/`rmvm` goes to the owner of its hypervisor.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<String, String>,
 }
 
 impl Request {
+    /// The name that places `node` in the ring.
+    pub fn ring_key<'a>(&'a self, node: &'a str) -> &'a str {
+        self.routes.get(node).map(String::as_str).unwrap_or(node)
+    }
+
     pub fn expired(&self, now_ms: i64) -> bool {
         now_ms >= self.deadline_ms
     }

@@ -3,24 +3,26 @@
 //!
 //! Every node named in the request gets exactly one result.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument;
 use xcat3_common::bus::Responder;
 use xcat3_common::config::PowerConfig;
-use xcat3_common::db::nodes::{self as node_db, Observed, parse_map};
+use xcat3_common::db::nodes::{self as node_db, NodeRecord, Observed, parse_map};
 use xcat3_common::db::{Db, locks};
-use xcat3_common::model::Mgt;
 use xcat3_common::model::tokens;
+use xcat3_common::model::{Mgt, VmShape};
 use xcat3_common::rpc::{
     Action, NodeResult, PowerTarget, ProvisionTarget, ReplyBatch, Request, now_ms,
 };
 
-use crate::drivers::{DriverError, Drivers, NodeInfo};
+use crate::drivers::kvm::{Guest, VmOutcomes};
+use crate::drivers::{DriverError, Drivers, NodeInfo, VmHost};
 use crate::membership::Membership;
 use crate::provision::Provisioner;
 
@@ -195,7 +197,7 @@ impl Runner {
         };
         let mut mine = Vec::with_capacity(req.nodes.len());
         for n in &req.nodes {
-            match ring.owner(n) {
+            match ring.owner(req.ring_key(n)) {
                 Some(h) if h == self.host => mine.push(n.clone()),
                 other => answer(
                     &mut sent,
@@ -253,7 +255,10 @@ impl Runner {
                 }
             }
         }
-        let with_nics = matches!(req.action, Action::Provision { .. });
+        let with_nics = matches!(
+            req.action,
+            Action::Provision { .. } | Action::VmCreate | Action::VmRemove { .. }
+        );
         let mut records = match node_db::load(&self.db, &work, with_nics).await {
             Ok(r) => r,
             Err(e) => {
@@ -271,6 +276,13 @@ impl Runner {
             fail_all(&mut sent, &work, format!("conductor {}: {e}", self.host));
             return sent;
         }
+        let hosts = match self.load_vm_hosts(&records).await {
+            Ok(h) => h,
+            Err(e) => {
+                fail_all(&mut sent, &work, format!("conductor {}: {e}", self.host));
+                return sent;
+            }
+        };
         // Nodes deleted since the API looked them up.
         let loaded: HashSet<&str> = records.iter().map(|r| r.node.name.as_str()).collect();
         for n in &work {
@@ -297,13 +309,36 @@ impl Runner {
             }
             return sent;
         }
+        if matches!(req.action, Action::VmCreate | Action::VmRemove { .. }) {
+            // Guests are defined per hypervisor batch, not node by node.
+            let left = Duration::from_millis((req.deadline_ms - now_ms()).max(0) as u64);
+            let run = self.run_vms(req, &records, &hosts);
+            if let Ok(results) = tokio::time::timeout(left, run).await {
+                for (name, r) in results {
+                    let r = match r {
+                        Ok(text) => NodeResult::Ok(text),
+                        Err(e) => NodeResult::Error(e),
+                    };
+                    answer(&mut sent, &name, r);
+                }
+            }
+            return sent;
+        }
         let mut tasks = tokio::task::JoinSet::new();
         for rec in records {
             let n = &rec.node;
+            let control_info = parse_map(&n.control_info);
+            let vm_host = control_info
+                .get("vm_host")
+                .and_then(serde_json::Value::as_str)
+                .map(|h| VmHost {
+                    name: h.to_string(),
+                    control_info: hosts.get(h).cloned(),
+                });
             let info = NodeInfo {
                 name: n.name.clone(),
                 mgt: n.mgt.as_deref().and_then(|m| Mgt::parse("mgt", m).ok()),
-                control_info: parse_map(&n.control_info),
+                control_info,
                 power_state: n.power_state.clone(),
                 boot_device: n.boot_device.clone(),
                 primary_mac: rec
@@ -312,6 +347,7 @@ impl Runner {
                     .find(|nic| nic.primary)
                     .or(rec.nics.first())
                     .map(|nic| nic.mac.clone()),
+                vm_host,
             };
             sent.answered.insert(info.name.clone());
             let this = self.clone();
@@ -418,10 +454,135 @@ impl Runner {
                     Some((Observed::BootDevice, Some(device.as_str().into()))),
                 ))
             }
-            Action::Provision { .. } => Err(DriverError(
-                "internal error: provisioning is a bulk action".into(),
-            )),
+            Action::HypervisorInfo => {
+                let c = self
+                    .actors
+                    .drivers
+                    .kvm
+                    .capacity(&node.name, &node.control_info)
+                    .await?;
+                Ok((serde_json::to_string(&c).unwrap_or_default(), None))
+            }
+            Action::Provision { .. } | Action::VmCreate | Action::VmRemove { .. } => Err(
+                DriverError("internal error: a bulk action reached the per-node path".into()),
+            ),
         }
+    }
+
+    /// The `control_info` of the hypervisors named by the records'
+    /// `control_info.vm_host` (one query).
+    async fn load_vm_hosts(
+        &self,
+        records: &[NodeRecord],
+    ) -> Result<HashMap<String, Map<String, Value>>, xcat3_common::db::DbError> {
+        let mut names: Vec<String> = records
+            .iter()
+            .filter(|r| r.node.control_info.contains("vm_host"))
+            .filter_map(|r| {
+                parse_map(&r.node.control_info)
+                    .get("vm_host")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(node_db::load(&self.db, &names, false)
+            .await?
+            .into_iter()
+            .map(|r| (r.node.name.clone(), parse_map(&r.node.control_info)))
+            .collect())
+    }
+
+    /// `mkvm` / `rmvm`: the guests grouped by hypervisor, each group one
+    /// batch on that hypervisor's connection, groups concurrently.
+    async fn run_vms(
+        &self,
+        req: &Request,
+        records: &[NodeRecord],
+        hosts: &HashMap<String, Map<String, Value>>,
+    ) -> VmOutcomes {
+        let mut out = VmOutcomes::new();
+        let mut by_host: BTreeMap<String, Vec<Guest>> = BTreeMap::new();
+        // rmvm of guests that name their hypervisor themselves (libvirt_uri).
+        let mut on_own = Vec::new();
+        for rec in records {
+            let name = rec.node.name.clone();
+            let info = parse_map(&rec.node.control_info);
+            let shape = match VmShape::from_control_info(&info) {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push((name, Err(e.to_string())));
+                    continue;
+                }
+            };
+            if req.ring_key(&name) != shape.host.as_deref().unwrap_or(&name) {
+                out.push((
+                    name,
+                    Err(
+                        "control_info.vm_host changed while the request was under way; retry"
+                            .into(),
+                    ),
+                ));
+                continue;
+            }
+            let guest = Guest {
+                mac: rec
+                    .nics
+                    .iter()
+                    .find(|n| n.primary)
+                    .or(rec.nics.first())
+                    .map(|n| n.mac.clone()),
+                arch: rec.node.arch.clone(),
+                shape,
+                name,
+            };
+            match (&guest.shape.host, &req.action) {
+                (Some(h), _) => by_host.entry(h.clone()).or_default().push(guest),
+                (None, Action::VmRemove { .. }) => on_own.push((guest, info)),
+                (None, _) => out.push((
+                    guest.name,
+                    Err("control_info.vm_host: not set (mkvm --host HYPERVISOR)".into()),
+                )),
+            }
+        }
+        let purge = matches!(req.action, Action::VmRemove { purge: true });
+        let kvm = &self.actors.drivers.kvm;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (host, guests) in by_host {
+            let Some(info) = hosts.get(&host).cloned() else {
+                for g in guests {
+                    out.push((
+                        g.name,
+                        Err(format!("control_info.vm_host: no node `{host}`")),
+                    ));
+                }
+                continue;
+            };
+            let kvm = kvm.clone();
+            let create = matches!(req.action, Action::VmCreate);
+            tasks.spawn(async move {
+                if create {
+                    kvm.create_guests(&host, &info, guests).await
+                } else {
+                    kvm.remove_guests(Some(&host), &info, guests, purge).await
+                }
+            });
+        }
+        for (guest, info) in on_own {
+            let kvm = kvm.clone();
+            tasks.spawn(async move { kvm.remove_guests(None, &info, vec![guest], purge).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(results) => out.extend(results),
+                Err(e) => tracing::error!("VM batch failed: {e}"),
+            }
+        }
+        out
     }
 }
 

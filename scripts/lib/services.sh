@@ -31,6 +31,8 @@ ensure_packages() {
 ensure_libvirtd() {
     ensure_packages libvirtd libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
     ensure_packages virsh libvirt-clients
+    # mkvm: libvirtd creates qcow2 volumes with qemu-img.
+    ensure_packages qemu-img qemu-utils
     if virsh -c qemu:///system version >/dev/null 2>&1; then return 0; fi
     log "starting libvirtd"
     getent group kvm >/dev/null || groupadd -r kvm

@@ -47,7 +47,7 @@ struct ActionQuery {
     subnet: Option<String>,
 }
 
-fn request_id(headers: &HeaderMap) -> String {
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(crate::REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -8,6 +8,7 @@ pub mod osimages;
 pub mod passwds;
 pub mod root;
 pub mod services;
+pub mod vms;
 
 use std::collections::HashSet;
 
@@ -32,6 +33,7 @@ pub fn v1() -> Router<AppState> {
         .merge(osimages::routes())
         .merge(passwds::routes())
         .merge(services::routes())
+        .merge(vms::routes())
 }
 
 /// `?fields=a,b` and `?noderange=`, accepted wherever the v1 API read them.

@@ -23,6 +23,28 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             persistent,
         } => nodes::bootdev(c, &noderange, &device, persistent, json).await,
         Ring { noderange } => nodes::ring(c, &noderange, json).await,
+        Mkvm {
+            noderange,
+            host,
+            hosts,
+            memory,
+            cpus,
+            disk,
+            disk_image,
+            network,
+            pool,
+            boot,
+        } => {
+            let body = serde_json::json!({
+                "hosts": host.or(hosts), "memory": memory, "cpus": cpus, "disk": disk,
+                "disk_image": disk_image, "network": network, "pool": pool, "boot": boot,
+            });
+            nodes::vm(c, reqwest::Method::POST, &noderange, "", Some(&body), json).await
+        }
+        Rmvm { noderange, purge } => {
+            let q = if purge { "&purge=true" } else { "" };
+            nodes::vm(c, reqwest::Method::DELETE, &noderange, q, None, json).await
+        }
         Deploy {
             noderange,
             state,

@@ -363,6 +363,20 @@ pub async fn deploy(
     action(c, Method::PUT, &format!("/nodes/provision?{q}"), json).await
 }
 
+/// `mkvm` / `rmvm`: one call to `/nodes/vm`, per-guest results.
+pub async fn vm(
+    c: &Client,
+    method: Method,
+    range: &str,
+    extra_query: &str,
+    body: Option<&Value>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let path = format!("/nodes/vm?{}{extra_query}", range_q(range));
+    let reply = c.call(method, &path, body).await?;
+    Ok(output::node_results(&reply.body, json))
+}
+
 pub async fn ring(c: &Client, range: &str, json: bool) -> anyhow::Result<bool> {
     let reply = c.get(&format!("/ring?{}", range_q(range))).await?;
     if json {

@@ -10,6 +10,7 @@ mod network;
 mod node;
 mod patch;
 mod secrets;
+mod vm;
 
 pub use fields::{
     Arch, FieldError, Mgt, Netboot, check_hostname, check_node_name, normalize_mac, parse_ip,
@@ -18,6 +19,7 @@ pub use network::{NetworkSpec, OsImageSpec, PasswdSpec};
 pub use node::{NicSpec, NodeSpec};
 pub use patch::{PatchOp, apply_patches, parse_patches};
 pub use secrets::{MASK, is_secret_key, mask_secrets};
+pub use vm::{HypervisorCapacity, VM_KEYS, VmDisk, VmNetwork, VmShape, parse_size};
 
 /// Result tokens of the v1 wire format (the client counts these as success).
 pub mod tokens {
@@ -25,4 +27,10 @@ pub mod tokens {
     pub const UPDATED: &str = "updated";
     pub const DELETED: &str = "deleted";
     pub const NOT_FOUND: &str = "Could not be found.";
+    /// `mkvm`: the guest was defined; `exists`: it already was.
+    pub const CREATED: &str = "created";
+    pub const EXISTS: &str = "exists";
+    /// `rmvm`: the guest was undefined; `absent`: there was none.
+    pub const REMOVED: &str = "removed";
+    pub const ABSENT: &str = "absent";
 }

@@ -375,6 +375,9 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
             _ => {}
         }
     }
+    if super::VmShape::present(info) {
+        super::VmShape::from_control_info(info)?;
+    }
     Ok(())
 }
 

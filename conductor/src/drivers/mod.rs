@@ -7,7 +7,7 @@
 pub mod dhcp;
 mod fake;
 mod ipmi;
-mod kvm;
+pub mod kvm;
 mod redfish;
 
 use std::collections::HashMap;
@@ -36,6 +36,17 @@ pub struct NodeInfo {
     pub boot_device: Option<String>,
     /// MAC of the primary nic; loaded only for drivers that need it (kvm).
     pub primary_mac: Option<String>,
+    /// For a KVM guest with `control_info.vm_host`: that hypervisor node.
+    pub vm_host: Option<VmHost>,
+}
+
+/// The hypervisor node a guest names in `control_info.vm_host`.
+#[derive(Debug, Clone)]
+pub struct VmHost {
+    pub name: String,
+    /// Its `control_info` (how to reach its libvirt); None when no node has
+    /// that name.
+    pub control_info: Option<Map<String, Value>>,
 }
 
 /// A per-node driver failure; the message goes to the admin as is, so it
@@ -111,23 +122,30 @@ pub(crate) fn uefi_boot(node: &NodeInfo) -> Result<bool, DriverError> {
 }
 
 /// The drivers this conductor has, by `mgt`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Drivers {
     power: HashMap<Mgt, Arc<dyn Power>>,
     management: HashMap<Mgt, Arc<dyn Management>>,
+    /// Also the `Power`/`Management` of `mgt=kvm`; `mkvm`/`rmvm` use it
+    /// directly (the same libvirt connections).
+    pub kvm: Arc<Kvm>,
 }
 
 impl Drivers {
     /// Every driver built into this conductor. New drivers register here.
     pub fn builtin(config: &Config) -> Drivers {
-        let mut d = Drivers::default();
+        let kvm = Arc::new(Kvm::new(&config.kvm));
+        let mut d = Drivers {
+            power: HashMap::new(),
+            management: HashMap::new(),
+            kvm: kvm.clone(),
+        };
         let fake = Arc::new(Fake);
         d.power.insert(Mgt::Fake, fake.clone());
         d.management.insert(Mgt::Fake, fake);
         let ipmi = Arc::new(Ipmi::new(&config.ipmi));
         d.power.insert(Mgt::Ipmi, ipmi.clone());
         d.management.insert(Mgt::Ipmi, ipmi);
-        let kvm = Arc::new(Kvm::new(&config.kvm));
         d.power.insert(Mgt::Kvm, kvm.clone());
         d.management.insert(Mgt::Kvm, kvm);
         let redfish = Arc::new(Redfish::new());

@@ -212,6 +212,126 @@ pub fn with_boot_first(xml: &str, dev: &str) -> Result<String, String> {
     String::from_utf8(writer.into_inner()).map_err(|e| format!("domain XML: {e}"))
 }
 
+/// The XML namespace of our `<metadata>` mark on guests `mkvm` defined.
+pub const XCAT3_NS: &str = "https://xcat3.dev/libvirt/1";
+
+/// What `mkvm` puts in a domain.
+pub struct GuestXml<'a> {
+    pub name: &'a str,
+    /// `kvm` (hardware acceleration) or `qemu` (emulation).
+    pub kind: &'a str,
+    pub arch: &'a str,
+    pub memory_mib: u64,
+    pub cpus: u32,
+    pub mac: &'a str,
+    pub network: &'a xcat3_common::model::VmNetwork,
+    /// The disk image's path and format (`qcow2`).
+    pub disk: Option<(&'a str, &'a str)>,
+    pub boot: &'a [String],
+}
+
+/// `s` escaped for an XML attribute or text.
+pub fn escape(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+/// A guest's domain XML, marked as xcat3's for node `name`.
+pub fn build_guest(g: &GuestXml) -> String {
+    use std::fmt::Write;
+    use xcat3_common::model::VmNetwork;
+    let mut x = String::with_capacity(1024);
+    let _ = write!(
+        x,
+        "<domain type='{}'>\n  <name>{}</name>\n  <metadata><xcat3:node xmlns:xcat3='{XCAT3_NS}'>{}</xcat3:node></metadata>\n  <memory unit='MiB'>{}</memory>\n  <vcpu>{}</vcpu>\n  <os>\n    <type arch='{}'>hvm</type>\n",
+        escape(g.kind),
+        escape(g.name),
+        escape(g.name),
+        g.memory_mib,
+        g.cpus,
+        escape(g.arch)
+    );
+    for b in g.boot {
+        let _ = writeln!(x, "    <boot dev='{}'/>", escape(b));
+    }
+    x.push_str("  </os>\n  <features><acpi/><apic/></features>\n  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <devices>\n");
+    if let Some((path, format)) = g.disk {
+        let _ = writeln!(
+            x,
+            "    <disk type='file' device='disk'><driver name='qemu' type='{}'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+            escape(format),
+            escape(path)
+        );
+    }
+    let (kind, source) = match g.network {
+        VmNetwork::Network(n) => ("network", format!("network='{}'", escape(n))),
+        VmNetwork::Bridge(b) => ("bridge", format!("bridge='{}'", escape(b))),
+    };
+    let _ = writeln!(
+        x,
+        "    <interface type='{kind}'><mac address='{}'/><source {source}/><model type='virtio'/></interface>",
+        escape(g.mac)
+    );
+    x.push_str("    <serial type='pty'/>\n    <console type='pty'/>\n  </devices>\n</domain>\n");
+    x
+}
+
+/// The node named in our `<metadata>` mark, if the guest carries one.
+pub fn marked_for(xml: &str) -> Option<String> {
+    let start = xml.find("<xcat3:node")?;
+    let rest = &xml[start..];
+    let open_end = rest.find('>')?;
+    let close = rest.find("</xcat3:node>")?;
+    let text = &rest[open_end + 1..close];
+    quick_xml::escape::unescape(text)
+        .ok()
+        .map(|t| t.into_owned())
+}
+
+/// The files of the guest's disks (`device='disk'`; CD-ROM images are
+/// not the guest's to delete).
+pub fn disk_files(xml: &str) -> Result<Vec<String>, String> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = Vec::new();
+    let mut depth_path: Vec<String> = Vec::new();
+    let mut in_disk = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("domain XML: {e}"))?;
+        match &event {
+            Event::Start(e) | Event::Empty(e) => {
+                let name = local(e);
+                if depth_path.len() == 2
+                    && depth_path[1] == "devices"
+                    && name == "disk"
+                    && matches!(event, Event::Start(_))
+                {
+                    in_disk = attr(e, "device")?.as_deref().unwrap_or("disk") == "disk";
+                }
+                if in_disk
+                    && depth_path.len() == 3
+                    && name == "source"
+                    && let Some(f) = attr(e, "file")?
+                {
+                    out.push(f);
+                }
+                if matches!(event, Event::Start(_)) {
+                    depth_path.push(name);
+                }
+            }
+            Event::End(_) => {
+                depth_path.pop();
+                if depth_path.len() == 2 {
+                    in_disk = false;
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +394,39 @@ mod tests {
         let order = walk(&out, |_, _, _| Ok(())).unwrap();
         assert_eq!(order.os, ["cdrom", "hd", "network"]);
         assert!(order.devices.is_empty());
+    }
+
+    #[test]
+    fn guest_xml_is_marked_and_reads_back() {
+        use xcat3_common::model::VmNetwork;
+        let boot = vec!["network".to_string(), "hd".to_string()];
+        let net = VmNetwork::Bridge("br<0>".into());
+        let xml = build_guest(&GuestXml {
+            name: "vm&1",
+            kind: "kvm",
+            arch: "x86_64",
+            memory_mib: 512,
+            cpus: 2,
+            mac: "52:54:00:00:00:01",
+            network: &net,
+            disk: Some(("/var/lib/libvirt/images/vm&1.qcow2", "qcow2")),
+            boot: &boot,
+        });
+        assert_eq!(marked_for(&xml).as_deref(), Some("vm&1"));
+        assert_eq!(macs(&xml).unwrap(), ["52:54:00:00:00:01"]);
+        assert_eq!(boot_device(&xml).unwrap(), BootDevice::Net);
+        assert_eq!(
+            disk_files(&xml).unwrap(),
+            ["/var/lib/libvirt/images/vm&1.qcow2"]
+        );
+        assert!(xml.contains("<source bridge='br&lt;0&gt;'/>"), "{xml}");
+        assert_eq!(marked_for(DOMAIN), None);
+        assert_eq!(disk_files(DOMAIN).unwrap(), ["/x.qcow2"]);
+        let with_cd = DOMAIN.replace(
+            "<devices>",
+            "<devices><disk type='file' device='cdrom'><source file='/iso'/></disk>",
+        );
+        assert_eq!(disk_files(&with_cd).unwrap(), ["/x.qcow2"]);
     }
 
     #[test]

@@ -48,6 +48,7 @@ impl Hypervisors {
                     slot: Mutex::new(Slot::default()),
                     gate: Semaphore::new(self.max_per_hypervisor),
                     by_mac: Mutex::new(MacIndex::default()),
+                    batch: tokio::sync::Mutex::new(()),
                 })
             })
             .clone()
@@ -59,6 +60,9 @@ pub struct Hypervisor {
     slot: Mutex<Slot>,
     gate: Semaphore,
     by_mac: Mutex<MacIndex>,
+    /// Held by an `mkvm`/`rmvm` batch, so batches on one hypervisor do not
+    /// race on names and capacity.
+    batch: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -81,6 +85,10 @@ struct MacIndex {
 const MAC_INDEX_TTL: Duration = Duration::from_secs(10);
 
 impl Hypervisor {
+    pub async fn batch_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.batch.lock().await
+    }
+
     /// Where errors say the problem was: the URI, which never holds a
     /// password (those go through libvirt's credential callback).
     pub fn label(&self) -> &str {

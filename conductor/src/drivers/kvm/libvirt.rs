@@ -13,6 +13,8 @@ use std::sync::OnceLock;
 
 type ConnectPtr = *mut c_void;
 type DomainPtr = *mut c_void;
+type PoolPtr = *mut c_void;
+type VolPtr = *mut c_void;
 type ErrorFunc = unsafe extern "C" fn(*mut c_void, *mut c_void);
 
 /// `virConnectCredential`.
@@ -24,6 +26,29 @@ struct Credential {
     defresult: *const c_char,
     result: *mut c_char,
     resultlen: c_uint,
+}
+
+/// `virNodeInfo`.
+#[repr(C)]
+struct RawNodeInfo {
+    model: [c_char; 32],
+    memory_kib: std::ffi::c_ulong,
+    cpus: c_uint,
+    mhz: c_uint,
+    nodes: c_uint,
+    sockets: c_uint,
+    cores: c_uint,
+    threads: c_uint,
+}
+
+/// `virDomainInfo`.
+#[repr(C)]
+struct RawDomainInfo {
+    state: u8,
+    max_mem_kib: std::ffi::c_ulong,
+    memory_kib: std::ffi::c_ulong,
+    nr_virt_cpu: u16,
+    cpu_time: u64,
 }
 
 type AuthCallback = unsafe extern "C" fn(*mut Credential, c_uint, *mut c_void) -> c_int;
@@ -44,12 +69,18 @@ const CRED_NOECHOPROMPT: c_int = 7;
 
 // virErrorNumber values we act on.
 pub const ERR_NO_DOMAIN: c_int = 42;
+pub const ERR_NO_STORAGE_POOL: c_int = 49;
+pub const ERR_NO_STORAGE_VOL: c_int = 50;
 pub const ERR_OPERATION_INVALID: c_int = 55;
 
 // virDomainState.
 pub const DOMAIN_SHUTOFF: c_int = 5;
 pub const DOMAIN_CRASHED: c_int = 6;
 pub const DOMAIN_NOSTATE: c_int = 0;
+
+/// Undefine also removes managed save, snapshot and checkpoint metadata
+/// and NVRAM (`VIR_DOMAIN_UNDEFINE_*`), so nothing of the guest is left.
+pub const UNDEFINE_ALL: c_uint = 1 | (1 << 1) | (1 << 2) | (1 << 4);
 
 /// `VIR_DOMAIN_XML_INACTIVE`: the persistent definition, what `define`
 /// takes back.
@@ -112,6 +143,17 @@ libvirt_api! {
     fn virDomainDestroy(DomainPtr) -> c_int;
     fn virDomainShutdown(DomainPtr) -> c_int;
     fn virDomainReset(DomainPtr, c_uint) -> c_int;
+    fn virDomainGetInfo(DomainPtr, *mut RawDomainInfo) -> c_int;
+    fn virDomainUndefineFlags(DomainPtr, c_uint) -> c_int;
+    fn virNodeGetInfo(ConnectPtr, *mut RawNodeInfo) -> c_int;
+    fn virStoragePoolLookupByName(ConnectPtr, *const c_char) -> PoolPtr;
+    fn virStoragePoolFree(PoolPtr) -> c_int;
+    fn virStorageVolCreateXML(PoolPtr, *const c_char, c_uint) -> VolPtr;
+    fn virStorageVolLookupByName(PoolPtr, *const c_char) -> VolPtr;
+    fn virStorageVolLookupByPath(ConnectPtr, *const c_char) -> VolPtr;
+    fn virStorageVolGetPath(VolPtr) -> *mut c_char;
+    fn virStorageVolDelete(VolPtr, c_uint) -> c_int;
+    fn virStorageVolFree(VolPtr) -> c_int;
 }
 
 /// A failed libvirt call: libvirt's error code and message.
@@ -300,6 +342,50 @@ impl Connection {
     fn domain(&self, ptr: DomainPtr) -> Domain {
         Domain { api: self.api, ptr }
     }
+
+    /// The host's memory (MiB) and CPU count.
+    pub fn host_info(&self) -> Result<(u64, u32), LibvirtError> {
+        // SAFETY: a live connection and a zeroed out-struct of the C layout.
+        unsafe {
+            let mut info: RawNodeInfo = std::mem::zeroed();
+            if (self.api.virNodeGetInfo)(self.ptr, &mut info) < 0 {
+                return Err(last_error(self.api));
+            }
+            Ok((info.memory_kib as u64 / 1024, info.cpus))
+        }
+    }
+
+    /// The storage pool named `name`, or None.
+    pub fn pool(&self, name: &str) -> Result<Option<Pool>, LibvirtError> {
+        let c_name = c_string("pool name", name)?;
+        // SAFETY: a live connection and a C string.
+        let ptr = unsafe { (self.api.virStoragePoolLookupByName)(self.ptr, c_name.as_ptr()) };
+        if ptr.is_null() {
+            let e = last_error(self.api);
+            return if e.code == ERR_NO_STORAGE_POOL {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(Some(Pool { api: self.api, ptr }))
+    }
+
+    /// The storage volume at `path`, or None when no pool holds it.
+    pub fn volume_at(&self, path: &str) -> Result<Option<Volume>, LibvirtError> {
+        let c_path = c_string("volume path", path)?;
+        // SAFETY: a live connection and a C string.
+        let ptr = unsafe { (self.api.virStorageVolLookupByPath)(self.ptr, c_path.as_ptr()) };
+        if ptr.is_null() {
+            let e = last_error(self.api);
+            return if e.code == ERR_NO_STORAGE_VOL {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(Some(Volume { api: self.api, ptr }))
+    }
 }
 
 impl Drop for Connection {
@@ -399,6 +485,25 @@ impl Domain {
         self.check(unsafe { (self.api.virDomainShutdown)(self.ptr) })
     }
 
+    /// Memory (MiB, the maximum) and virtual CPUs the guest is given.
+    pub fn size(&self) -> Result<(u64, u32), LibvirtError> {
+        // SAFETY: a live domain and a zeroed out-struct of the C layout.
+        unsafe {
+            let mut info: RawDomainInfo = std::mem::zeroed();
+            if (self.api.virDomainGetInfo)(self.ptr, &mut info) < 0 {
+                return Err(last_error(self.api));
+            }
+            Ok((info.max_mem_kib as u64 / 1024, info.nr_virt_cpu as u32))
+        }
+    }
+
+    /// Removes the definition (and its managed save, snapshot metadata,
+    /// NVRAM); a running guest keeps running as a transient one.
+    pub fn undefine(&self) -> Result<(), LibvirtError> {
+        // SAFETY: a live domain.
+        self.check(unsafe { (self.api.virDomainUndefineFlags)(self.ptr, UNDEFINE_ALL) })
+    }
+
     /// Presses the reset button.
     pub fn reset(&self) -> Result<(), LibvirtError> {
         // SAFETY: a live domain.
@@ -411,6 +516,96 @@ impl Drop for Domain {
         // SAFETY: we own one reference to the domain object.
         unsafe {
             (self.api.virDomainFree)(self.ptr);
+        }
+    }
+}
+
+/// A storage pool.
+pub struct Pool {
+    api: &'static Api,
+    ptr: PoolPtr,
+}
+
+// SAFETY: as for connections.
+unsafe impl Send for Pool {}
+
+impl Pool {
+    /// The volume named `name` in this pool, or None.
+    pub fn volume(&self, name: &str) -> Result<Option<Volume>, LibvirtError> {
+        let c_name = c_string("volume name", name)?;
+        // SAFETY: a live pool and a C string.
+        let ptr = unsafe { (self.api.virStorageVolLookupByName)(self.ptr, c_name.as_ptr()) };
+        if ptr.is_null() {
+            let e = last_error(self.api);
+            return if e.code == ERR_NO_STORAGE_VOL {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(Some(Volume { api: self.api, ptr }))
+    }
+
+    /// Creates a volume from its XML.
+    pub fn create_volume(&self, xml: &str) -> Result<Volume, LibvirtError> {
+        let c_xml = c_string("volume XML", xml)?;
+        // SAFETY: a live pool and a C string.
+        let ptr = unsafe { (self.api.virStorageVolCreateXML)(self.ptr, c_xml.as_ptr(), 0) };
+        if ptr.is_null() {
+            return Err(last_error(self.api));
+        }
+        Ok(Volume { api: self.api, ptr })
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference to the pool object.
+        unsafe {
+            (self.api.virStoragePoolFree)(self.ptr);
+        }
+    }
+}
+
+/// A storage volume (a guest's disk).
+pub struct Volume {
+    api: &'static Api,
+    ptr: VolPtr,
+}
+
+// SAFETY: as for connections.
+unsafe impl Send for Volume {}
+
+impl Volume {
+    /// The volume's path on the hypervisor.
+    pub fn path(&self) -> Result<String, LibvirtError> {
+        // SAFETY: libvirt returns a malloc'd C string we copy and free.
+        unsafe {
+            let p = (self.api.virStorageVolGetPath)(self.ptr);
+            if p.is_null() {
+                return Err(last_error(self.api));
+            }
+            let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+            libc::free(p.cast());
+            Ok(s)
+        }
+    }
+
+    pub fn delete(&self) -> Result<(), LibvirtError> {
+        // SAFETY: a live volume.
+        let rc = unsafe { (self.api.virStorageVolDelete)(self.ptr, 0) };
+        if rc < 0 {
+            return Err(last_error(self.api));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference to the volume object.
+        unsafe {
+            (self.api.virStorageVolFree)(self.ptr);
         }
     }
 }

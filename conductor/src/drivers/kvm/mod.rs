@@ -21,8 +21,12 @@ mod domxml;
 mod hypervisor;
 mod libvirt;
 
+mod vm;
+
+pub use vm::{Guest, Outcomes as VmOutcomes};
+
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use xcat3_common::config::KvmConfig;
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
@@ -32,6 +36,9 @@ use libvirt::{Connection, Domain, ERR_OPERATION_INVALID, XML_INACTIVE};
 
 pub struct Kvm {
     hypervisors: Hypervisors,
+    domain_type: String,
+    memory_overcommit: f64,
+    cpu_overcommit: f64,
 }
 
 /// What a node's `control_info` says, checked.
@@ -56,8 +63,16 @@ fn query_value(s: &str) -> String {
     out
 }
 
-fn bool_key(node: &NodeInfo, key: &str, default: bool) -> Result<bool, DriverError> {
-    match node.control_info.get(key) {
+fn map_str<'a>(info: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, DriverError> {
+    match info.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(DriverError(format!("control_info.{key}: must be a string"))),
+    }
+}
+
+fn map_bool(info: &Map<String, Value>, key: &str, default: bool) -> Result<bool, DriverError> {
+    match info.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
@@ -67,93 +82,113 @@ fn bool_key(node: &NodeInfo, key: &str, default: bool) -> Result<bool, DriverErr
     }
 }
 
+/// How to reach a hypervisor, from the `control_info` holding its keys:
+/// `libvirt_uri`, or the prototype's `ssh_*` keys.
+fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
+    if let Some(uri) = map_str(info, "libvirt_uri")? {
+        if !uri.contains(":/") {
+            return Err(DriverError(format!(
+                "control_info.libvirt_uri: `{uri}` is not a libvirt URI (e.g. qemu:///system, qemu+ssh://root@hv1/system)"
+            )));
+        }
+        return Ok(Endpoint {
+            uri: uri.to_string(),
+            password: None,
+        });
+    }
+    let address = map_str(info, "ssh_address")?.ok_or_else(|| {
+        DriverError(
+            "control_info.ssh_address or control_info.libvirt_uri: one is required for mgt=kvm"
+                .into(),
+        )
+    })?;
+    match map_str(info, "ssh_virt_type")? {
+        None | Some("virsh") => {}
+        Some(other) => {
+            return Err(DriverError(format!(
+                "control_info.ssh_virt_type: `{other}` is not supported (only virsh)"
+            )));
+        }
+    }
+    let user = map_str(info, "ssh_username")?.unwrap_or("root");
+    let port = match info.get("ssh_port") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .filter(|p| (1..=65535).contains(p))
+                .ok_or_else(|| {
+                    DriverError("control_info.ssh_port: must be a port number 1-65535".into())
+                })?,
+        ),
+    };
+    let host = if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    };
+    let authority = match port {
+        Some(p) => format!("{user}@{host}:{p}"),
+        None => format!("{user}@{host}"),
+    };
+    let verify = map_bool(info, "ssh_verify_host", true)?;
+    let key = map_str(info, "ssh_key_filename")?;
+    let password = map_str(info, "ssh_password")?;
+    let uri = match (key, password) {
+        (Some(_), Some(_)) => {
+            return Err(DriverError(
+                "control_info.ssh_password: give ssh_key_filename or ssh_password, not both".into(),
+            ));
+        }
+        // libvirt's libssh2 transport asks us for the password through
+        // its credential callback; OpenSSH could only read a terminal.
+        // Verified host keys come from ~/.config/libvirt/known_hosts.
+        (None, Some(_)) => format!(
+            "qemu+libssh2://{authority}/system?sshauth=password&known_hosts_verify={}",
+            if verify { "normal" } else { "ignore" }
+        ),
+        (key, None) => {
+            let mut uri = format!("qemu+ssh://{authority}/system?no_tty=1");
+            if let Some(k) = key {
+                uri.push_str(&format!("&keyfile={}", query_value(k)));
+            }
+            if !verify {
+                uri.push_str("&no_verify=1");
+            }
+            uri
+        }
+    };
+    Ok(Endpoint {
+        uri,
+        password: password.map(|p| (user.to_string(), p.to_string())),
+    })
+}
+
+/// The hypervisor endpoint of a guest: its own keys, or its `vm_host`'s.
+fn guest_endpoint(node: &NodeInfo) -> Result<Endpoint, DriverError> {
+    let Some(host) = &node.vm_host else {
+        return endpoint_of(&node.control_info);
+    };
+    let info = host.control_info.as_ref().ok_or_else(|| {
+        DriverError(format!(
+            "control_info.vm_host: no node `{}` (the guest's hypervisor)",
+            host.name
+        ))
+    })?;
+    endpoint_of(info).map_err(|e| DriverError(format!("vm_host {}: {}", host.name, e.0)))
+}
+
 impl Target {
     fn of(node: &NodeInfo) -> Result<Target, DriverError> {
         let domain = control_str(node, "domain")?
             .unwrap_or(&node.name)
             .to_string();
-        let mac = node.primary_mac.clone();
-        if let Some(uri) = control_str(node, "libvirt_uri")? {
-            if !uri.contains(":/") {
-                return Err(DriverError(format!(
-                    "control_info.libvirt_uri: `{uri}` is not a libvirt URI (e.g. qemu:///system, qemu+ssh://root@hv1/system)"
-                )));
-            }
-            return Ok(Target {
-                uri: uri.to_string(),
-                password: None,
-                domain,
-                mac,
-            });
-        }
-        let address = control_str(node, "ssh_address")?.ok_or_else(|| {
-            DriverError(
-                "control_info.ssh_address or control_info.libvirt_uri: one is required for mgt=kvm"
-                    .into(),
-            )
-        })?;
-        match control_str(node, "ssh_virt_type")? {
-            None | Some("virsh") => {}
-            Some(other) => {
-                return Err(DriverError(format!(
-                    "control_info.ssh_virt_type: `{other}` is not supported (only virsh)"
-                )));
-            }
-        }
-        let user = control_str(node, "ssh_username")?.unwrap_or("root");
-        let port = match node.control_info.get("ssh_port") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                    .filter(|p| (1..=65535).contains(p))
-                    .ok_or_else(|| {
-                        DriverError("control_info.ssh_port: must be a port number 1-65535".into())
-                    })?,
-            ),
-        };
-        let host = if address.contains(':') {
-            format!("[{address}]")
-        } else {
-            address.to_string()
-        };
-        let authority = match port {
-            Some(p) => format!("{user}@{host}:{p}"),
-            None => format!("{user}@{host}"),
-        };
-        let verify = bool_key(node, "ssh_verify_host", true)?;
-        let key = control_str(node, "ssh_key_filename")?;
-        let password = control_str(node, "ssh_password")?;
-        let uri = match (key, password) {
-            (Some(_), Some(_)) => {
-                return Err(DriverError(
-                    "control_info.ssh_password: give ssh_key_filename or ssh_password, not both"
-                        .into(),
-                ));
-            }
-            // libvirt's libssh2 transport asks us for the password through
-            // its credential callback; OpenSSH could only read a terminal.
-            // Verified host keys come from ~/.config/libvirt/known_hosts.
-            (None, Some(_)) => format!(
-                "qemu+libssh2://{authority}/system?sshauth=password&known_hosts_verify={}",
-                if verify { "normal" } else { "ignore" }
-            ),
-            (key, None) => {
-                let mut uri = format!("qemu+ssh://{authority}/system?no_tty=1");
-                if let Some(k) = key {
-                    uri.push_str(&format!("&keyfile={}", query_value(k)));
-                }
-                if !verify {
-                    uri.push_str("&no_verify=1");
-                }
-                uri
-            }
-        };
+        let Endpoint { uri, password } = guest_endpoint(node)?;
         Ok(Target {
             uri,
-            password: password.map(|p| (user.to_string(), p.to_string())),
+            password,
             domain,
-            mac,
+            mac: node.primary_mac.clone(),
         })
     }
 }
@@ -162,6 +197,9 @@ impl Kvm {
     pub fn new(config: &KvmConfig) -> Kvm {
         Kvm {
             hypervisors: Hypervisors::new(config.max_per_hypervisor),
+            domain_type: config.domain_type.clone(),
+            memory_overcommit: config.memory_overcommit,
+            cpu_overcommit: config.cpu_overcommit,
         }
     }
 
@@ -331,6 +369,7 @@ mod tests {
             power_state: None,
             boot_device: None,
             primary_mac: Some("52:54:00:00:00:01".into()),
+            vm_host: None,
         }
     }
 

@@ -1,0 +1,411 @@
+//! KVM guest fleets: `mkvm` (`POST /nodes/vm`) and `rmvm`
+//! (`DELETE /nodes/vm?purge=`).
+//!
+//! The API owns the inventory side: it validates the shape, places new
+//! guests on the given hypervisors by free memory (asking each
+//! hypervisor's conductor for its capacity), registers or updates each
+//! guest node with a fresh MAC and its `control_info.vm_*`, and routes the
+//! work to the conductor owning each guest's hypervisor. A guest whose
+//! definition fails is taken out of the inventory again (or restored to
+//! what it was), so a failed `mkvm` leaves nothing half-created.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use xcat3_common::db::nodes::{self as node_db, NodeRecord, NodeUpdate, parse_map};
+use xcat3_common::model::{HypervisorCapacity, NodeSpec, VmShape};
+use xcat3_common::rpc::Action;
+
+use super::actions::request_id;
+use super::{check_count, expand_range, requested_names};
+use crate::AppState;
+use crate::dispatch::{self, Results};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Params};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/nodes/vm", post(create).delete(remove))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct VmQuery {
+    noderange: Option<String>,
+    /// rmvm: also delete the guests' disks.
+    purge: Option<bool>,
+}
+
+/// `mkvm` body options and the `control_info` keys they set.
+const OPTIONS: &[(&str, &str)] = &[
+    ("memory", "vm_memory"),
+    ("cpus", "vm_cpus"),
+    ("disk", "vm_disk"),
+    ("disk_image", "vm_disk_image"),
+    ("network", "vm_network"),
+    ("pool", "vm_pool"),
+    ("boot", "vm_boot"),
+];
+
+/// The value `node_type` a hypervisor node has.
+const HYPERVISOR: &str = "hypervisor";
+
+/// A locally administered MAC in QEMU's range (52:54:00), random; the
+/// inventory's unique key catches the rare collision and we draw again.
+fn new_mac() -> String {
+    let b = uuid::Uuid::new_v4();
+    let b = b.as_bytes();
+    format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
+}
+
+/// Collects every batch of a dispatch.
+async fn collect(mut rx: tokio::sync::mpsc::Receiver<Results>) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    while let Some(batch) = rx.recv().await {
+        all.extend(batch);
+    }
+    all
+}
+
+/// The hypervisors named by `hosts`, checked to be `type=hypervisor`.
+async fn load_hosts(st: &AppState, hosts: &str) -> ApiResult<Vec<String>> {
+    let known: HashSet<String> = node_db::list_names(&st.db).await?.into_iter().collect();
+    let names = expand_range(hosts, &known)
+        .map_err(|e| ApiError::bad_request(format!("hosts: {}", e.message)))?;
+    if names.is_empty() {
+        return Err(ApiError::bad_request("hosts: names no node"));
+    }
+    let recs = node_db::load(&st.db, &names, false).await?;
+    let by_name: HashMap<&str, &NodeRecord> =
+        recs.iter().map(|r| (r.node.name.as_str(), r)).collect();
+    for n in &names {
+        match by_name.get(n.as_str()) {
+            None => return Err(ApiError::bad_request(format!("hosts: no node `{n}`"))),
+            Some(r) if r.node.node_type.as_deref() != Some(HYPERVISOR) => {
+                return Err(ApiError::bad_request(format!(
+                    "hosts: `{n}` is not a hypervisor (set its type={HYPERVISOR} and its libvirt_uri or ssh_address)"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(names)
+}
+
+/// One guest on its way through `mkvm`.
+struct Pending {
+    name: String,
+    old: Option<NodeRecord>,
+    control_info: Map<String, Value>,
+    memory_mib: u64,
+    /// Where it goes; None until placed.
+    host: Option<String>,
+}
+
+/// Places guests without a host on `hosts` by free memory, asking each
+/// hypervisor's conductor for its capacity. Returns errors for guests that
+/// fit nowhere.
+async fn place(
+    st: &AppState,
+    hosts: &[String],
+    pending: &mut [Pending],
+    rid: &str,
+) -> ApiResult<BTreeMap<String, String>> {
+    let mut errors = BTreeMap::new();
+    if pending.iter().all(|p| p.host.is_some()) {
+        return Ok(errors);
+    }
+    let rx = dispatch::dispatch(st, Action::HypervisorInfo, hosts.to_vec(), rid.into()).await?;
+    let mut free: Vec<(String, u64)> = Vec::new();
+    let mut unreachable = Vec::new();
+    for (host, text) in collect(rx).await {
+        match serde_json::from_str::<HypervisorCapacity>(&text) {
+            Ok(c) => free.push((host, c.free_mib())),
+            Err(_) => unreachable.push(format!("{host}: {text}")),
+        }
+    }
+    for p in pending.iter_mut().filter(|p| p.host.is_none()) {
+        let best = free
+            .iter_mut()
+            .filter(|(_, f)| *f >= p.memory_mib)
+            .max_by_key(|(_, f)| *f);
+        match best {
+            Some((host, f)) => {
+                *f -= p.memory_mib;
+                p.host = Some(host.clone());
+            }
+            None => {
+                let most = free.iter().max_by_key(|(_, f)| *f);
+                let why = match most {
+                    Some((h, f)) => format!(
+                        "vm_memory: no hypervisor has {} MiB free (most: {f} MiB on {h})",
+                        p.memory_mib
+                    ),
+                    None => "no hypervisor could be asked for its capacity".to_string(),
+                };
+                let why = if unreachable.is_empty() {
+                    why
+                } else {
+                    format!("{why}; {}", unreachable.join("; "))
+                };
+                errors.insert(p.name.clone(), why);
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// `POST /nodes/vm` (`xcat3 mkvm`): body `{"nodes": [...]}` or
+/// `?noderange=`, and `hosts`, `memory`, `cpus`, `disk` | `disk_image`,
+/// `network`, `pool`, `boot`. Answers `created`, `exists` or an error per
+/// guest.
+async fn create(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<VmQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if q.purge.is_some() {
+        return Err(ApiError::bad_request("purge: only for DELETE (rmvm)"));
+    }
+    let empty = Map::new();
+    let obj = body.as_object().unwrap_or(&empty);
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["nodes", "hosts"].contains(&k.as_str()) && !OPTIONS.iter().any(|(o, _)| o == k))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{k}: unknown field (expected nodes, hosts, memory, cpus, disk, disk_image, network, pool, boot)"
+        )));
+    }
+    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
+    if names.is_empty() {
+        return Err(ApiError::bad_request("nodes: none given"));
+    }
+    check_count(&st, names.len())?;
+    let mut opts = Map::new();
+    for (option, key) in OPTIONS {
+        if let Some(v) = obj.get(*option).filter(|v| !v.is_null()) {
+            opts.insert(key.to_string(), v.clone());
+        }
+    }
+    // The request's own options, checked once for all guests.
+    VmShape::from_control_info(&opts).map_err(|e| {
+        let option = OPTIONS
+            .iter()
+            .find(|(_, k)| e.field == format!("control_info.{k}"))
+            .map(|(o, _)| *o)
+            .unwrap_or("options");
+        ApiError::bad_request(format!("{option}: {}", e.message))
+    })?;
+    let hosts = match obj.get("hosts") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(h)) => Some(load_hosts(&st, h).await?),
+        Some(_) => return Err(ApiError::bad_request("hosts: must be a noderange string")),
+    };
+    let rid = request_id(&headers);
+
+    let mut results: BTreeMap<String, String> = BTreeMap::new();
+    let mut old: HashMap<String, NodeRecord> = node_db::load(&st.db, &names, true)
+        .await?
+        .into_iter()
+        .map(|r| (r.node.name.clone(), r))
+        .collect();
+    let mut pending = Vec::new();
+    for name in &names {
+        let rec = old.remove(name);
+        let mut ci = rec
+            .as_ref()
+            .map(|r| parse_map(&r.node.control_info))
+            .unwrap_or_default();
+        if let Some(r) = &rec
+            && let Some(m) = r.node.mgt.as_deref().filter(|m| *m != "kvm")
+        {
+            results.insert(
+                name.clone(),
+                format!("mgt: `{m}`; mkvm makes KVM guests (mgt=kvm)"),
+            );
+            continue;
+        }
+        ci.extend(opts.clone());
+        let current = ci
+            .get("vm_host")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let host = match (&hosts, current) {
+            (Some(hs), Some(c)) if hs.contains(&c) => Some(c),
+            (Some(_), _) => None,
+            (None, Some(c)) => Some(c),
+            (None, None) => {
+                results.insert(
+                    name.clone(),
+                    "control_info.vm_host: not set; give the hypervisor (mkvm --host HV)".into(),
+                );
+                continue;
+            }
+        };
+        match VmShape::from_control_info(&ci) {
+            Ok(shape) => pending.push(Pending {
+                name: name.clone(),
+                old: rec,
+                control_info: ci,
+                memory_mib: shape.memory_mib,
+                host,
+            }),
+            Err(e) => {
+                results.insert(name.clone(), e.to_string());
+            }
+        }
+    }
+    if let Some(hosts) = &hosts {
+        results.extend(place(&st, hosts, &mut pending, &rid).await?);
+    }
+    pending.retain(|p| p.host.is_some() && !results.contains_key(&p.name));
+
+    // Register: new guests are created, known ones updated, each with a
+    // primary nic (a fresh MAC when it has none).
+    let (mut created, mut updated) = (Vec::new(), Vec::new());
+    let mut to_create: Vec<&Pending> = Vec::new();
+    let mut updates = Vec::new();
+    for p in &pending {
+        let mut ci = p.control_info.clone();
+        ci.insert("vm_host".into(), json!(p.host));
+        match &p.old {
+            Some(rec) => {
+                let mut doc = rec.to_spec().to_json();
+                doc["mgt"] = json!("kvm");
+                doc["control_info"] = Value::Object(ci);
+                if rec.nics.is_empty() {
+                    doc["nics_info"] = json!({"nics": [{"mac": new_mac(), "primary": true}]});
+                }
+                match NodeSpec::from_json(&doc) {
+                    Ok(new) => updates.push(NodeUpdate {
+                        old: rec.clone(),
+                        new,
+                    }),
+                    Err(e) => {
+                        results.insert(p.name.clone(), e.to_string());
+                    }
+                }
+            }
+            None => to_create.push(p),
+        }
+    }
+    if !updates.is_empty() {
+        for (name, r) in node_db::update(&st.db, &updates).await? {
+            match r {
+                Ok(()) => updated.push(name),
+                Err(e) => {
+                    results.insert(name, e);
+                }
+            }
+        }
+    }
+    // A drawn MAC may be taken: those nodes draw again (three tries).
+    for attempt in 0..3 {
+        if to_create.is_empty() {
+            break;
+        }
+        let mut specs = Vec::new();
+        for p in &to_create {
+            let mut ci = p.control_info.clone();
+            ci.insert("vm_host".into(), json!(p.host));
+            let doc = json!({"name": p.name, "mgt": "kvm", "control_info": ci,
+                             "nics_info": {"nics": [{"mac": new_mac(), "primary": true}]}});
+            match NodeSpec::from_json(&doc) {
+                Ok(s) => specs.push(s),
+                Err(e) => {
+                    results.insert(p.name.clone(), e.to_string());
+                }
+            }
+        }
+        let outcomes = node_db::create(&st.db, &specs).await?;
+        let mut again = Vec::new();
+        for p in to_create {
+            match outcomes.get(&p.name) {
+                Some(Ok(())) => created.push(p.name.clone()),
+                Some(Err(e)) if e.contains(".mac:") && attempt < 2 => again.push(p),
+                Some(Err(e)) => {
+                    results.insert(p.name.clone(), e.clone());
+                }
+                None => {}
+            }
+        }
+        to_create = again;
+    }
+
+    let routes: BTreeMap<String, String> = pending
+        .iter()
+        .filter(|p| created.contains(&p.name) || updated.contains(&p.name))
+        .filter_map(|p| Some((p.name.clone(), p.host.clone()?)))
+        .collect();
+    let guests: Vec<String> = routes.keys().cloned().collect();
+    if !guests.is_empty() {
+        let rx = dispatch::dispatch_routed(&st, Action::VmCreate, guests, routes, rid).await?;
+        let defined = collect(rx).await;
+        // Failed guests leave the inventory as they were.
+        let failed = |n: &String| {
+            defined
+                .get(n)
+                .is_none_or(|r| r != "created" && r != "exists")
+        };
+        let undo: Vec<String> = created.iter().filter(|n| failed(n)).cloned().collect();
+        if !undo.is_empty() {
+            node_db::delete(&st.db, &undo).await?;
+        }
+        let restore: Vec<String> = updated.iter().filter(|n| failed(n)).cloned().collect();
+        if !restore.is_empty() {
+            let now = node_db::load(&st.db, &restore, true).await?;
+            let back: Vec<NodeUpdate> = now
+                .into_iter()
+                .filter_map(|cur| {
+                    let was = updates.iter().find(|u| u.old.node.name == cur.node.name)?;
+                    Some(NodeUpdate {
+                        new: was.old.to_spec(),
+                        old: cur,
+                    })
+                })
+                .collect();
+            node_db::update(&st.db, &back).await?;
+        }
+        results.extend(defined);
+    }
+    Ok((StatusCode::CREATED, Json(json!({ "nodes": results }))))
+}
+
+/// `DELETE /nodes/vm?purge=true` (`xcat3 rmvm`): undefines the guests
+/// (stopping them), with `purge` deletes their disks; the nodes stay in
+/// the inventory. Answers `removed`, `absent` or an error per guest.
+async fn remove(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<VmQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
+    check_count(&st, names.len())?;
+    let routes: BTreeMap<String, String> = node_db::load(&st.db, &names, false)
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let host = parse_map(&r.node.control_info)
+                .get("vm_host")?
+                .as_str()?
+                .to_string();
+            Some((r.node.name, host))
+        })
+        .collect();
+    let action = Action::VmRemove {
+        purge: q.purge.unwrap_or(false),
+    };
+    let rx = dispatch::dispatch_routed(&st, action, names, routes, request_id(&headers)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "nodes": collect(rx).await })),
+    ))
+}

@@ -1,0 +1,441 @@
+//! `mkvm` / `rmvm`: defining and removing guests on one hypervisor.
+//!
+//! A batch is all the guests of one request on one hypervisor; the
+//! conductor that owns the hypervisor in the ring runs it, and within the
+//! conductor one batch per hypervisor runs at a time, so capacity checks
+//! and name checks never race. A batch reads the hypervisor once (every
+//! domain's size, MACs and mark), plans every guest against it, then
+//! creates disks and definitions concurrently. A guest that fails leaves
+//! nothing behind: its new disk is deleted again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use xcat3_common::model::{HypervisorCapacity, VmDisk, VmShape, tokens};
+
+use super::domxml::{self, GuestXml};
+use super::hypervisor::Hypervisor;
+use super::libvirt::{Connection, XML_INACTIVE};
+use super::{Kvm, endpoint_of};
+use crate::drivers::DriverError;
+
+/// One guest of a batch.
+#[derive(Debug, Clone)]
+pub struct Guest {
+    pub name: String,
+    pub arch: Option<String>,
+    /// The node's primary MAC (the API allocates one before `mkvm`).
+    pub mac: Option<String>,
+    pub shape: VmShape,
+}
+
+/// Per guest: the result text (`created`, `exists`, `removed`, `absent`)
+/// or an error.
+pub type Outcomes = Vec<(String, Result<String, String>)>;
+
+/// What the hypervisor holds, read once per batch.
+struct Inventory {
+    capacity: HypervisorCapacity,
+    /// Domain name → (our mark, MACs).
+    domains: HashMap<String, (Option<String>, Vec<String>)>,
+    /// MAC → domain name.
+    macs: HashMap<String, String>,
+}
+
+/// A guest to create, after planning.
+struct Plan {
+    guest: Guest,
+    mac: String,
+}
+
+fn read_inventory(
+    hv: &Hypervisor,
+    conn: &Connection,
+    memory_overcommit: f64,
+    cpu_overcommit: f64,
+) -> Result<Inventory, DriverError> {
+    let (memory, cpus) = conn.host_info().map_err(|e| hv.error("host info", &e))?;
+    let mut inv = Inventory {
+        capacity: HypervisorCapacity {
+            memory_mib: (memory as f64 * memory_overcommit) as u64,
+            allocated_mib: 0,
+            cpus: (cpus as f64 * cpu_overcommit) as u32,
+            allocated_cpus: 0,
+            domains: 0,
+        },
+        domains: HashMap::new(),
+        macs: HashMap::new(),
+    };
+    for d in conn
+        .all_domains()
+        .map_err(|e| hv.error("listing domains", &e))?
+    {
+        // A guest undefined meanwhile is simply not counted.
+        let (Ok((mem, vcpus)), Ok(xml)) = (d.size(), d.xml(XML_INACTIVE)) else {
+            continue;
+        };
+        let name = d.name();
+        inv.capacity.allocated_mib += mem;
+        inv.capacity.allocated_cpus += vcpus;
+        inv.capacity.domains += 1;
+        let macs = domxml::macs(&xml).unwrap_or_default();
+        for m in &macs {
+            inv.macs.insert(m.clone(), name.clone());
+        }
+        inv.domains.insert(name, (domxml::marked_for(&xml), macs));
+    }
+    Ok(inv)
+}
+
+/// The backing file's format, from its name (libvirt needs it said).
+fn image_format(path: &str) -> &'static str {
+    if path.ends_with(".qcow2") {
+        "qcow2"
+    } else {
+        "raw"
+    }
+}
+
+fn volume_xml(name: &str, disk: &VmDisk) -> String {
+    let e = domxml::escape;
+    match disk {
+        VmDisk::Size(bytes) => format!(
+            "<volume><name>{}</name><capacity unit='bytes'>{bytes}</capacity>\
+             <target><format type='qcow2'/></target></volume>",
+            e(name)
+        ),
+        VmDisk::Image(path) => format!(
+            "<volume><name>{}</name><capacity unit='bytes'>0</capacity>\
+             <target><format type='qcow2'/></target>\
+             <backingStore><path>{}</path><format type='{}'/></backingStore></volume>",
+            e(name),
+            e(path),
+            image_format(path)
+        ),
+    }
+}
+
+impl Kvm {
+    fn host(&self, host: &str, info: &Map<String, Value>) -> Result<Arc<Hypervisor>, DriverError> {
+        let endpoint =
+            endpoint_of(info).map_err(|e| DriverError(format!("vm_host {host}: {}", e.0)))?;
+        Ok(self.hypervisors.get(&endpoint))
+    }
+
+    /// The hypervisor's capacity (`HypervisorInfo`).
+    pub async fn capacity(
+        &self,
+        host: &str,
+        info: &Map<String, Value>,
+    ) -> Result<HypervisorCapacity, DriverError> {
+        let hv = self.host(host, info)?;
+        let (mem, cpu) = (self.memory_overcommit, self.cpu_overcommit);
+        hv.call(move |hv, conn| Ok(read_inventory(hv, conn, mem, cpu)?.capacity))
+            .await
+    }
+
+    /// Defines `guests` on the hypervisor `host` (whose node's
+    /// `control_info` is `info`).
+    pub async fn create_guests(
+        &self,
+        host: &str,
+        info: &Map<String, Value>,
+        guests: Vec<Guest>,
+    ) -> Outcomes {
+        let hv = match self.host(host, info) {
+            Ok(hv) => hv,
+            Err(e) => {
+                return guests
+                    .into_iter()
+                    .map(|g| (g.name, Err(e.0.clone())))
+                    .collect();
+            }
+        };
+        let _batch = hv.batch_lock().await;
+        let (mem, cpu) = (self.memory_overcommit, self.cpu_overcommit);
+        let names: Vec<String> = guests.iter().map(|g| g.name.clone()).collect();
+        let host_name = host.to_string();
+        let planned = hv
+            .call(move |hv, conn| {
+                let inv = read_inventory(hv, conn, mem, cpu)?;
+                Ok(plan(hv, &host_name, inv, guests.clone()))
+            })
+            .await;
+        let (mut out, plans) = match planned {
+            Ok(p) => p,
+            Err(e) => return names.into_iter().map(|n| (n, Err(e.0.clone()))).collect(),
+        };
+        let kind = self.domain_type.clone();
+        let mut tasks = tokio::task::JoinSet::new();
+        for p in plans {
+            let hv = hv.clone();
+            let kind = kind.clone();
+            tasks.spawn(async move {
+                let name = p.guest.name.clone();
+                let r = hv
+                    .call(move |hv, conn| define_guest(hv, conn, &kind, &p))
+                    .await;
+                (
+                    name,
+                    r.map(|()| tokens::CREATED.to_string()).map_err(|e| e.0),
+                )
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(outcome) => out.push(outcome),
+                Err(e) => tracing::error!("mkvm task failed: {e}"),
+            }
+        }
+        out
+    }
+
+    /// Undefines `guests` (stopping them first); with `purge`, deletes
+    /// their disks too.
+    pub async fn remove_guests(
+        &self,
+        host: Option<&str>,
+        info: &Map<String, Value>,
+        guests: Vec<Guest>,
+        purge: bool,
+    ) -> Outcomes {
+        let hv = match host {
+            Some(h) => self.host(h, info),
+            None => endpoint_of(info).map(|e| self.hypervisors.get(&e)),
+        };
+        let hv = match hv {
+            Ok(hv) => hv,
+            Err(e) => {
+                return guests
+                    .into_iter()
+                    .map(|g| (g.name, Err(e.0.clone())))
+                    .collect();
+            }
+        };
+        let _batch = hv.batch_lock().await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for g in guests {
+            let hv = hv.clone();
+            tasks.spawn(async move {
+                let name = g.name.clone();
+                let r = hv
+                    .call(move |hv, conn| remove_guest(hv, conn, &g, purge))
+                    .await;
+                (name, r.map_err(|e| e.0))
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(outcome) => out.push(outcome),
+                Err(e) => tracing::error!("rmvm task failed: {e}"),
+            }
+        }
+        out
+    }
+}
+
+/// Decides each guest's fate against what the hypervisor holds: `exists`
+/// (ours already), an error (taken name or MAC, no room), or a plan.
+fn plan(
+    hv: &Hypervisor,
+    host: &str,
+    mut inv: Inventory,
+    guests: Vec<Guest>,
+) -> (Outcomes, Vec<Plan>) {
+    let mut out = Outcomes::new();
+    let mut plans = Vec::new();
+    for g in guests {
+        let Some(mac) = g.mac.clone() else {
+            out.push((
+                g.name,
+                Err("nics_info: no nic (mkvm needs the guest's MAC)".into()),
+            ));
+            continue;
+        };
+        if let Some((mark, macs)) = inv.domains.get(&g.name) {
+            let ours = mark.as_deref() == Some(g.name.as_str()) || macs.contains(&mac);
+            out.push((
+                g.name.clone(),
+                if ours {
+                    Ok(tokens::EXISTS.to_string())
+                } else {
+                    Err(format!(
+                        "hypervisor {host} ({}): a domain named `{}` already exists and is not this node's (no xcat3 mark, no MAC {mac}); remove it or pick another name",
+                        hv.label(),
+                        g.name
+                    ))
+                },
+            ));
+            continue;
+        }
+        if let Some(other) = inv.macs.get(&mac) {
+            out.push((
+                g.name.clone(),
+                Err(format!(
+                    "hypervisor {host}: MAC {mac} is already used by domain `{other}`"
+                )),
+            ));
+            continue;
+        }
+        let c = &inv.capacity;
+        if g.shape.memory_mib > c.free_mib() {
+            out.push((
+                g.name.clone(),
+                Err(format!(
+                    "hypervisor {host}: not enough memory: {} MiB needed, {} MiB free ({} MiB allocatable, {} MiB given to {} guests)",
+                    g.shape.memory_mib,
+                    c.free_mib(),
+                    c.memory_mib,
+                    c.allocated_mib,
+                    c.domains
+                )),
+            ));
+            continue;
+        }
+        if c.allocated_cpus + g.shape.cpus > c.cpus {
+            out.push((
+                g.name.clone(),
+                Err(format!(
+                    "hypervisor {host}: not enough CPUs: {} needed, {} of {} allocatable left",
+                    g.shape.cpus,
+                    c.cpus.saturating_sub(c.allocated_cpus),
+                    c.cpus
+                )),
+            ));
+            continue;
+        }
+        inv.capacity.allocated_mib += g.shape.memory_mib;
+        inv.capacity.allocated_cpus += g.shape.cpus;
+        inv.capacity.domains += 1;
+        inv.macs.insert(mac.clone(), g.name.clone());
+        plans.push(Plan { guest: g, mac });
+    }
+    (out, plans)
+}
+
+/// Creates the guest's disk (unless one of its name is already in the
+/// pool) and defines it; a disk created here is deleted if defining fails.
+fn define_guest(
+    hv: &Hypervisor,
+    conn: &Connection,
+    kind: &str,
+    p: &Plan,
+) -> Result<(), DriverError> {
+    let g = &p.guest;
+    let mut disk = None;
+    let mut created = None;
+    if let Some(spec) = &g.shape.disk {
+        let pool = conn
+            .pool(&g.shape.pool)
+            .map_err(|e| hv.error("storage pool lookup", &e))?
+            .ok_or_else(|| {
+                DriverError(format!(
+                    "hypervisor {}: no storage pool `{}` (control_info.vm_pool)",
+                    hv.label(),
+                    g.shape.pool
+                ))
+            })?;
+        let vol_name = format!("{}.qcow2", g.name);
+        let vol = match pool
+            .volume(&vol_name)
+            .map_err(|e| hv.error("volume lookup", &e))?
+        {
+            Some(v) => v,
+            None => {
+                let v = pool
+                    .create_volume(&volume_xml(&vol_name, spec))
+                    .map_err(|e| hv.error(&format!("creating disk {vol_name}"), &e))?;
+                created = Some(v.path().map_err(|e| hv.error("disk path", &e))?);
+                v
+            }
+        };
+        let path = vol.path().map_err(|e| hv.error("disk path", &e))?;
+        disk = Some((path, vol));
+    }
+    let xml = domxml::build_guest(&GuestXml {
+        name: &g.name,
+        kind,
+        arch: g.arch.as_deref().unwrap_or("x86_64"),
+        memory_mib: g.shape.memory_mib,
+        cpus: g.shape.cpus,
+        mac: &p.mac,
+        network: &g.shape.network,
+        disk: disk.as_ref().map(|(path, _)| (path.as_str(), "qcow2")),
+        boot: &g.shape.boot,
+    });
+    if let Err(e) = conn.define(&xml) {
+        if let (Some(_), Some((_, vol))) = (&created, &disk)
+            && let Err(d) = vol.delete()
+        {
+            tracing::warn!(guest = %g.name, "could not delete the new disk after a failed define: {d}");
+        }
+        return Err(hv.error(&format!("defining domain {}", g.name), &e));
+    }
+    Ok(())
+}
+
+/// Stops and undefines one guest; with `purge`, deletes its disks (the
+/// files of its `device='disk'` disks, as libvirt volumes).
+fn remove_guest(
+    hv: &Hypervisor,
+    conn: &Connection,
+    g: &Guest,
+    purge: bool,
+) -> Result<String, DriverError> {
+    let Some(d) = conn
+        .lookup(&g.name)
+        .map_err(|e| hv.error("domain lookup", &e))?
+    else {
+        return Ok(tokens::ABSENT.to_string());
+    };
+    let xml = d
+        .xml(XML_INACTIVE)
+        .map_err(|e| hv.error(&format!("XML of domain {}", g.name), &e))?;
+    let ours = domxml::marked_for(&xml).as_deref() == Some(g.name.as_str())
+        || g.mac
+            .as_ref()
+            .is_some_and(|m| domxml::macs(&xml).unwrap_or_default().contains(m));
+    if !ours {
+        return Err(format!(
+            "hypervisor {}: domain `{}` is not this node's (no xcat3 mark, no MAC {}); not removed",
+            hv.label(),
+            g.name,
+            g.mac.as_deref().unwrap_or("-")
+        ))
+        .map_err(DriverError);
+    }
+    let disks = if purge {
+        domxml::disk_files(&xml).map_err(|e| DriverError(format!("domain {}: {e}", g.name)))?
+    } else {
+        Vec::new()
+    };
+    if d.is_active().map_err(|e| hv.error("domain state", &e))? {
+        d.destroy()
+            .map_err(|e| hv.error(&format!("stopping domain {}", g.name), &e))?;
+    }
+    d.undefine()
+        .map_err(|e| hv.error(&format!("undefining domain {}", g.name), &e))?;
+    let mut kept = Vec::new();
+    for path in disks {
+        match conn.volume_at(&path) {
+            Ok(Some(v)) => {
+                if let Err(e) = v.delete() {
+                    kept.push(format!("{path} ({})", e.message));
+                }
+            }
+            Ok(None) => kept.push(format!("{path} (not in a libvirt storage pool)")),
+            Err(e) => kept.push(format!("{path} ({})", e.message)),
+        }
+    }
+    if !kept.is_empty() {
+        return Err(DriverError(format!(
+            "hypervisor {}: domain {} undefined, but disks left: {}",
+            hv.label(),
+            g.name,
+            kept.join(", ")
+        )));
+    }
+    Ok(tokens::REMOVED.to_string())
+}
