@@ -93,6 +93,13 @@ pub struct Api {
 impl Api {
     /// `xcat3-api --standalone --data-dir DIR --listen 127.0.0.1:0`.
     pub fn standalone(data_dir: &Path) -> Api {
+        Api::standalone_with(data_dir, &[])
+    }
+
+    /// [`standalone`](Api::standalone) with config overrides (`XCAT3_*`).
+    pub fn standalone_with(data_dir: &Path, env: &[(&str, &str)]) -> Api {
+        let mut env = env.to_vec();
+        env.push(("XCAT3_CONDUCTOR_HOST", "local"));
         Api::start(
             &[
                 "--standalone",
@@ -101,7 +108,7 @@ impl Api {
                 "--listen",
                 "127.0.0.1:0",
             ],
-            &[("XCAT3_CONDUCTOR_HOST", "local")],
+            &env,
         )
     }
 

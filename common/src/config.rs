@@ -167,7 +167,7 @@ impl Default for KvmConfig {
             max_per_hypervisor: 16,
             domain_type: "kvm".into(),
             memory_overcommit: 1.0,
-            cpu_overcommit: 4.0,
+            cpu_overcommit: 16.0,
         }
     }
 }

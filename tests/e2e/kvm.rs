@@ -377,3 +377,326 @@ fn kvm_over_ssh_with_the_prototypes_keys() {
     );
     assert!(!run.stdout().contains("N0tIt!") && !run.stderr().contains("N0tIt!"));
 }
+
+/// Storage pools, bridges and bridge-mode libvirt networks made for one
+/// test (no addresses, no DHCP, no firewall rules), removed on drop.
+struct Infra {
+    pools: Vec<String>,
+    networks: Vec<String>,
+    bridges: Vec<String>,
+}
+
+impl Infra {
+    fn new() -> Infra {
+        Infra {
+            pools: Vec::new(),
+            networks: Vec::new(),
+            bridges: Vec::new(),
+        }
+    }
+
+    fn pool(&mut self, name: &str, dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        virsh_ok(&[
+            "pool-define-as",
+            name,
+            "dir",
+            "--target",
+            dir.to_str().unwrap(),
+        ]);
+        self.pools.push(name.to_string());
+        virsh_ok(&["pool-start", name]);
+    }
+
+    fn bridge(&mut self, name: &str) {
+        for args in [
+            vec!["link", "add", name, "type", "bridge"],
+            vec!["link", "set", name, "up"],
+        ] {
+            let ok = Command::new("ip").args(&args).status().expect("ip");
+            assert!(ok.success(), "ip {args:?}");
+        }
+        self.bridges.push(name.to_string());
+    }
+
+    /// A libvirt network that hands guests to `bridge`.
+    fn network(&mut self, name: &str, bridge: &str, dir: &Path) {
+        let f = dir.join(format!("{name}.xml"));
+        std::fs::write(
+            &f,
+            format!("<network><name>{name}</name><forward mode='bridge'/><bridge name='{bridge}'/></network>"),
+        )
+        .unwrap();
+        virsh_ok(&["net-define", f.to_str().unwrap()]);
+        self.networks.push(name.to_string());
+        virsh_ok(&["net-start", name]);
+    }
+}
+
+impl Drop for Infra {
+    fn drop(&mut self) {
+        for n in &self.networks {
+            let _ = virsh(&["net-destroy", n]);
+            let _ = virsh(&["net-undefine", n]);
+        }
+        for p in &self.pools {
+            let _ = virsh(&["pool-destroy", p]);
+            let _ = virsh(&["pool-undefine", p]);
+        }
+        for b in &self.bridges {
+            let _ = Command::new("ip").args(["link", "del", b]).status();
+        }
+    }
+}
+
+fn volumes(pool: &str) -> Vec<String> {
+    virsh_ok(&["vol-list", pool, "--details"])
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+fn domains_named(prefix: &str) -> Vec<String> {
+    virsh_ok(&["list", "--all", "--name"])
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `mkvm` of 20 guests over two pools and two kinds of network, power
+/// through the registered nodes, `rmvm --purge`; all checked with virsh.
+#[test]
+fn mkvm_power_and_rmvm_purge_leave_nothing_behind() {
+    let dir = TempDir::new("mkvm");
+    let tag = unique("x3m").replace('-', "");
+    let pid = std::process::id();
+    let mut infra = Infra::new();
+    let (pool_a, pool_b) = (format!("{tag}pa"), format!("{tag}pb"));
+    infra.pool(&pool_a, &dir.path().join("pool-a"));
+    infra.pool(&pool_b, &dir.path().join("pool-b"));
+    let (br_a, br_b) = (format!("x3a{pid}"), format!("x3b{pid}"));
+    infra.bridge(&br_a);
+    infra.bridge(&br_b);
+    let net_a = format!("{tag}na");
+    infra.network(&net_a, &br_a, dir.path());
+
+    // 30 vCPUs on a 2-core test machine, beside other tests' guests.
+    let api = Api::standalone_with(
+        &dir.path().join("data"),
+        &[("XCAT3_KVM_CPU_OVERCOMMIT", "64")],
+    );
+    api.xcat3(&[
+        "create",
+        "hv",
+        "type=hypervisor",
+        "-c",
+        &format!("libvirt_uri={URI}"),
+    ])
+    .ok();
+    let first = format!("{tag}v[01-10]");
+    let second = format!("{tag}v[11-20]");
+    let all = format!("{tag}v[01-20]");
+    let run = api.xcat3(&[
+        "mkvm",
+        &first,
+        "--host",
+        "hv",
+        "--memory",
+        "64",
+        "--disk",
+        "64M",
+        "--pool",
+        &pool_a,
+        "--network",
+        &net_a,
+    ]);
+    assert_eq!(run.summary(), (10, 10), "{}", run.stdout());
+    assert!(node_results(&run.stdout()).values().all(|v| v == "created"));
+    let run = api.xcat3(&[
+        "mkvm",
+        &second,
+        "--host",
+        "hv",
+        "--memory",
+        "64",
+        "--cpus",
+        "2",
+        "--disk",
+        "64M",
+        "--pool",
+        &pool_b,
+        "--network",
+        &format!("bridge:{br_b}"),
+        "--boot",
+        "hd,network",
+    ]);
+    assert_eq!(run.summary(), (10, 10), "{}", run.stdout());
+    assert_eq!(domains_named(&format!("{tag}v")).len(), 20);
+    assert_eq!(volumes(&pool_a).len(), 10);
+    assert_eq!(volumes(&pool_b).len(), 10);
+    // Again: nothing new, every guest `exists`.
+    let run = api.xcat3(&[
+        "mkvm", &first, "--host", "hv", "--memory", "64", "--pool", &pool_a,
+    ]);
+    assert!(
+        node_results(&run.stdout()).values().all(|v| v == "exists"),
+        "{}",
+        run.stdout()
+    );
+
+    // The guests as virsh sees them match the inventory.
+    let g11 = format!("{tag}v11");
+    let xml = virsh_ok(&["dumpxml", &g11, "--inactive"]);
+    assert!(xml.contains(&format!("<source bridge='{br_b}'/>")), "{xml}");
+    assert!(xml.contains("<vcpu placement='static'>2</vcpu>"), "{xml}");
+    assert_eq!(boot_order(&g11, true), ["hd", "network"]);
+    let shown = api.xcat3(&["show", &g11, "-i", "nics,control"]).ok();
+    let mac = shown
+        .split("\"mac\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(
+        xml.contains(&format!("<mac address='{mac}'/>")),
+        "{mac} not in {xml}"
+    );
+    assert!(
+        shown.contains(&format!("\"vm_pool\": \"{pool_b}\"")),
+        "{shown}"
+    );
+    let g01 = format!("{tag}v01");
+    let xml = virsh_ok(&["dumpxml", &g01, "--inactive"]);
+    assert!(
+        xml.contains(&format!("<source network='{net_a}'/>")),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(&format!("{}/pool-a/{g01}.qcow2", dir.path().display())),
+        "{xml}"
+    );
+
+    assert_eq!(api.xcat3(&["power", &all, "on"]).summary(), (20, 20));
+    let running: Vec<String> = virsh_ok(&["list", "--name"])
+        .lines()
+        .filter(|l| l.starts_with(&format!("{tag}v")))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(running.len(), 20, "{running:?}");
+    assert_eq!(api.xcat3(&["power", &all, "off"]).summary(), (20, 20));
+    assert!(
+        virsh_ok(&["list", "--name"])
+            .lines()
+            .all(|l| !l.starts_with(&format!("{tag}v")))
+    );
+
+    let run = api.xcat3(&["rmvm", &all, "--purge"]);
+    assert_eq!(run.summary(), (20, 20), "{}", run.stdout());
+    assert!(node_results(&run.stdout()).values().all(|v| v == "removed"));
+    assert!(domains_named(&format!("{tag}v")).is_empty());
+    assert!(volumes(&pool_a).is_empty() && volumes(&pool_b).is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("pool-a"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("pool-b"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // rmvm again: nothing to remove.
+    let run = api.xcat3(&["rmvm", &all, "--purge"]);
+    assert!(node_results(&run.stdout()).values().all(|v| v == "absent"));
+}
+
+/// Refusals: no room on the hypervisor, a name a foreign domain holds, a
+/// hypervisor that is not one or does not exist. Each leaves no domain,
+/// no disk and no node behind.
+#[test]
+fn mkvm_refusals_leave_nothing_half_created() {
+    let dir = TempDir::new("mkvm-bad");
+    let tag = unique("x3r").replace('-', "");
+    let mut infra = Infra::new();
+    let pool = format!("{tag}p");
+    infra.pool(&pool, &dir.path().join("pool"));
+    let foreign = format!("{tag}foreign");
+    let _guests = Guests::define(
+        dir.path(),
+        std::slice::from_ref(&foreign),
+        &test_macs(1, 0xc3),
+    );
+    let api = Api::standalone(&dir.path().join("data"));
+    api.xcat3(&[
+        "create",
+        "hv",
+        "type=hypervisor",
+        "-c",
+        &format!("libvirt_uri={URI}"),
+    ])
+    .ok();
+    api.xcat3(&["create", "plain", "mgt=fake"]).ok();
+
+    let big = format!("{tag}big");
+    let run = api.xcat3(&[
+        "mkvm", &big, "--host", "hv", "--memory", "16000000", "--disk", "64M", "--pool", &pool,
+    ]);
+    assert_eq!(run.summary(), (0, 1));
+    let why = &node_results(&run.stdout())[&big];
+    assert!(
+        why.starts_with("vm_memory: no hypervisor has 16000000 MiB free (most: ")
+            && why.ends_with(" MiB on hv)"),
+        "{why}"
+    );
+    let run = api.xcat3(&[
+        "mkvm", &foreign, "--host", "hv", "--disk", "64M", "--pool", &pool,
+    ]);
+    assert_eq!(run.summary(), (0, 1));
+    let why = &node_results(&run.stdout())[&foreign];
+    assert!(
+        why.contains("already exists and is not this node's"),
+        "{why}"
+    );
+    // The foreign guest is untouched, and nothing of ours exists.
+    assert_eq!(domstate(&foreign), "shut off");
+    assert!(volumes(&pool).is_empty(), "{:?}", volumes(&pool));
+    assert!(domains_named(&big).is_empty());
+    for n in [&big, &foreign] {
+        assert_ne!(
+            api.xcat3(&["show", n]).code(),
+            0,
+            "{n} was left in the inventory"
+        );
+    }
+
+    let run = api.xcat3(&["mkvm", "x1", "--host", "nosuchhv"]);
+    assert_ne!(run.code(), 0);
+    assert!(
+        run.stderr().contains("hosts: no node `nosuchhv`"),
+        "{}",
+        run.stderr()
+    );
+    let run = api.xcat3(&["mkvm", "x1", "--host", "plain"]);
+    assert!(
+        run.stderr().contains("hosts: `plain` is not a hypervisor"),
+        "{}",
+        run.stderr()
+    );
+    let run = api.xcat3(&["mkvm", "x1", "--host", "hv", "--memory", "8"]);
+    assert!(
+        run.stderr().contains("memory: 8 MiB is not between"),
+        "{}",
+        run.stderr()
+    );
+    let run = api.xcat3(&["mkvm", "plain", "--host", "hv"]);
+    assert_eq!(
+        node_results(&run.stdout())["plain"],
+        "mgt: `fake`; mkvm makes KVM guests (mgt=kvm)"
+    );
+    assert_ne!(api.xcat3(&["show", "x1"]).code(), 0);
+}

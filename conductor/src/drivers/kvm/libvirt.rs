@@ -68,6 +68,7 @@ const CRED_PASSPHRASE: c_int = 5;
 const CRED_NOECHOPROMPT: c_int = 7;
 
 // virErrorNumber values we act on.
+pub const ERR_INVALID_ARG: c_int = 8;
 pub const ERR_NO_DOMAIN: c_int = 42;
 pub const ERR_NO_STORAGE_POOL: c_int = 49;
 pub const ERR_NO_STORAGE_VOL: c_int = 50;
@@ -501,7 +502,14 @@ impl Domain {
     /// NVRAM); a running guest keeps running as a transient one.
     pub fn undefine(&self) -> Result<(), LibvirtError> {
         // SAFETY: a live domain.
-        self.check(unsafe { (self.api.virDomainUndefineFlags)(self.ptr, UNDEFINE_ALL) })
+        match self.check(unsafe { (self.api.virDomainUndefineFlags)(self.ptr, UNDEFINE_ALL) }) {
+            // Drivers without NVRAM or checkpoints refuse those flags.
+            Err(e) if e.code == ERR_INVALID_ARG => {
+                // SAFETY: as above.
+                self.check(unsafe { (self.api.virDomainUndefineFlags)(self.ptr, 0) })
+            }
+            other => other,
+        }
     }
 
     /// Presses the reset button.

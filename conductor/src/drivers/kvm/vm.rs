@@ -439,3 +439,97 @@ fn remove_guest(
     }
     Ok(tokens::REMOVED.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use xcat3_common::config::KvmConfig;
+
+    fn guest(name: &str, mac: &str, memory: u64) -> Guest {
+        let info = json!({"vm_host": "hv", "vm_memory": memory});
+        Guest {
+            name: name.into(),
+            arch: None,
+            mac: Some(mac.into()),
+            shape: VmShape::from_control_info(info.as_object().unwrap()).unwrap(),
+        }
+    }
+
+    /// The conductor's own checks, on libvirt's `test:///default` driver
+    /// (a 3 GiB, 16-CPU host with one foreign 8 GiB domain named `test`).
+    #[tokio::test]
+    async fn batch_checks_names_memory_and_marks() {
+        let kvm = Kvm::new(&KvmConfig {
+            domain_type: "test".into(),
+            memory_overcommit: 4.0,
+            ..KvmConfig::default()
+        });
+        let hv = json!({"libvirt_uri": "test:///default"});
+        let hv = hv.as_object().unwrap();
+        let cap = kvm.capacity("hv", hv).await.unwrap();
+        assert!(cap.memory_mib > 0 && cap.domains == 1, "{cap:?}");
+        let mut out = kvm
+            .create_guests(
+                "hv",
+                hv,
+                vec![
+                    guest("g1", "52:54:00:00:00:01", 64),
+                    guest("test", "52:54:00:00:00:02", 64),
+                    guest("huge", "52:54:00:00:00:03", 16 * 1024 * 1024),
+                ],
+            )
+            .await;
+        out.sort();
+        assert_eq!(out[0], ("g1".to_string(), Ok("created".to_string())));
+        let huge = out[1].1.as_ref().unwrap_err();
+        assert!(
+            huge.starts_with("hypervisor hv: not enough memory: 16777216 MiB needed, "),
+            "{huge}"
+        );
+        let foreign = out[2].1.as_ref().unwrap_err();
+        assert!(
+            foreign.contains("a domain named `test` already exists"),
+            "{foreign}"
+        );
+        // Known by its mark: `exists`; a MAC another domain holds: refused.
+        let again = kvm
+            .create_guests(
+                "hv",
+                hv,
+                vec![
+                    guest("g1", "52:54:00:00:00:09", 64),
+                    guest("g2", "52:54:00:00:00:01", 64),
+                ],
+            )
+            .await;
+        assert!(
+            again.contains(&("g1".into(), Ok("exists".into()))),
+            "{again:?}"
+        );
+        assert!(
+            again.iter().any(|(n, r)| n == "g2"
+                && r.as_ref()
+                    .unwrap_err()
+                    .contains("MAC 52:54:00:00:00:01 is already used by domain `g1`")),
+            "{again:?}"
+        );
+        let gone = kvm
+            .remove_guests(
+                Some("hv"),
+                hv,
+                vec![guest("g1", "52:54:00:00:00:01", 64), guest("test", "x", 64)],
+                true,
+            )
+            .await;
+        assert!(
+            gone.contains(&("g1".into(), Ok("removed".into()))),
+            "{gone:?}"
+        );
+        assert!(
+            gone.iter()
+                .any(|(n, r)| n == "test" && r.as_ref().unwrap_err().contains("not this node's")),
+            "{gone:?}"
+        );
+    }
+}
