@@ -89,6 +89,26 @@ pub fn document() -> Value {
             "/v1/nodes/provision": {
                 "put": op("write (dhcp) or remove (un_dhcp, un_nodeset) DHCP reservations and boot files", vec![q("target", "dhcp, un_dhcp, un_nodeset", true), q("subnet", "accepted for v1 clients; each node's network is the one holding its IP", false), range()], Some(body(r("NodeNames"))), ok("202", "per-node ok or an error naming the field", results.clone())),
             },
+            "/v1/nodes/vm": {
+                "post": op("mkvm: define KVM guests on hypervisor nodes (type=hypervisor), registering each guest node with a MAC", vec![range()], Some(body(json!({"type": "object", "properties": {
+                    "nodes": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                    "hosts": {"type": "string", "description": "noderange of hypervisors; new guests are placed by free memory"},
+                    "memory": {"type": "integer", "description": "MiB (default 1024)"},
+                    "cpus": {"type": "integer"},
+                    "disk": {"type": "string", "description": "new qcow2 disk size, e.g. 20G"},
+                    "disk_image": {"type": "string", "description": "backing image path on the hypervisor (qcow2 overlay)"},
+                    "network": {"type": "string", "description": "libvirt network NAME or bridge:BRIDGE"},
+                    "pool": {"type": "string", "description": "libvirt storage pool (default: default)"},
+                    "boot": {"type": "string", "description": "boot order, e.g. network,hd"}}}))),
+                    ok("201", "per-guest created / exists or an error; failed guests are left as they were", results.clone())),
+                "delete": op("rmvm: undefine KVM guests (stopping them)", vec![q("purge", "true: delete their disks too", false), range()], Some(body(r("NodeNames"))), ok("202", "per-guest removed / absent or an error", results.clone())),
+            },
+            "/v1/nodes/vm/clone": {
+                "post": op("clonevm: linked clones of a shut-off KVM guest on its hypervisor, registered as guest nodes with MACs", vec![range()], Some(body(json!({"type": "object", "required": ["source"], "properties": {
+                    "nodes": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                    "source": {"type": "string", "description": "the guest node to copy"}}}))),
+                    ok("201", "per-clone created / exists or an error", results.clone())),
+            },
             "/v1/ring": {"get": op("owning conductor of each node", vec![range()], Some(body(r("NodeNames"))), ok("200", "{nodes: {name: conductor}}", json!({"type": "object"})))},
             "/v1/nics": {
                 "get": op("list nics", vec![], None, ok("200", "uuid and mac of every nic", json!({"type": "object"}))),

@@ -35,6 +35,10 @@ async fn state_with_conductor() -> AppState {
     cfg.boot.tftp_root = dir.join("tftpboot").display().to_string();
     cfg.boot.http_root = dir.join("httpboot").display().to_string();
     cfg.dhcp.dir = dir.join("dhcp").display().to_string();
+    // mkvm tests use libvirt's test driver: a 3 GiB host already holding
+    // an 8 GiB guest, and only domains of type `test`.
+    cfg.kvm.memory_overcommit = 4.0;
+    cfg.kvm.domain_type = "test".into();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let (db, bus) = (st.db.clone(), st.bus.clone());
     tokio::spawn(async move {
@@ -545,7 +549,7 @@ async fn power_and_boot_device_through_the_in_process_conductor() {
     assert_eq!(r["broken"], "fake: injected failure");
     assert_eq!(
         r["bmc1"],
-        "mgt: no power driver for `kvm` in this conductor"
+        "control_info.ssh_address or control_info.libvirt_uri: one is required for mgt=kvm"
     );
     assert_eq!(r["bare"], "mgt: not set");
     assert_eq!(r["ghost"], "Could not be found.");
@@ -674,6 +678,129 @@ async fn no_live_conductor_is_an_explicit_error_per_node() {
         v,
         json!({"nodes": {"n1": "no conductor is alive to act on this node"}})
     );
+}
+
+/// mkvm/rmvm input checks, before any hypervisor is asked; the guests go
+/// through libvirt's built-in test driver (`test:///default`, no daemon).
+#[tokio::test]
+async fn mkvm_validates_and_rolls_back_failed_guests() {
+    let st = state_with_conductor().await;
+    let nodes = json!({"nodes": [
+        {"name": "hv", "type": "hypervisor", "control_info": {"libvirt_uri": "test:///default"}},
+        {"name": "plain", "mgt": "fake"},
+    ]});
+    call(&st, "POST", "/v1/nodes", Some(nodes)).await;
+    for (uri, body, want) in [
+        (
+            "/v1/nodes/vm?noderange=g1",
+            json!({"hosts": "hv", "colour": 1}),
+            "colour: unknown field",
+        ),
+        (
+            "/v1/nodes/vm?noderange=g1",
+            json!({"hosts": "hv", "memory": 4}),
+            "memory: 4 MiB is not between",
+        ),
+        (
+            "/v1/nodes/vm?noderange=g1",
+            json!({"hosts": "hv", "disk": "1G", "disk_image": "/i"}),
+            "disk_image: give vm_disk",
+        ),
+        (
+            "/v1/nodes/vm?noderange=g1",
+            json!({"hosts": "nohv"}),
+            "hosts: no node `nohv`",
+        ),
+        (
+            "/v1/nodes/vm?noderange=g1",
+            json!({"hosts": "plain"}),
+            "hosts: `plain` is not a hypervisor",
+        ),
+        (
+            "/v1/nodes/vm?noderange=g1&purge=true",
+            json!({"hosts": "hv"}),
+            "purge: only for DELETE",
+        ),
+    ] {
+        let (s, v) = call(&st, "POST", uri, Some(body.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            v["faultstring"].as_str().unwrap().starts_with(want),
+            "{body}: {v}"
+        );
+    }
+    // No hypervisor given and none recorded; not a KVM node; too big.
+    let (s, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes/vm?noderange=g1,plain",
+        Some(json!({"memory": 64})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert!(
+        v["nodes"]["g1"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.vm_host: not set")
+    );
+    assert_eq!(
+        v["nodes"]["plain"],
+        "mgt: `fake`; mkvm makes KVM guests (mgt=kvm)"
+    );
+    let (_, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes/vm?noderange=big",
+        Some(json!({"hosts": "hv", "memory": 1048576})),
+    )
+    .await;
+    assert!(
+        v["nodes"]["big"]
+            .as_str()
+            .unwrap()
+            .starts_with("vm_memory: no hypervisor has 1048576 MiB free"),
+        "{v}"
+    );
+    // A guest named like the test driver's own domain: refused by the
+    // conductor, and the node it would have been is gone again.
+    let (_, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes/vm?noderange=test,g2",
+        Some(json!({"hosts": "hv", "memory": 64})),
+    )
+    .await;
+    assert!(
+        v["nodes"]["test"]
+            .as_str()
+            .unwrap()
+            .contains("already exists and is not this node's"),
+        "{v}"
+    );
+    assert_eq!(v["nodes"]["g2"], "created");
+    let (s, _) = call(&st, "GET", "/v1/nodes/test", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = call(&st, "GET", "/v1/nodes/g2", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["mgt"], "kvm");
+    assert_eq!(v["control_info"]["vm_host"], "hv");
+    assert!(
+        v["nics_info"]["nics"][0]["mac"]
+            .as_str()
+            .unwrap()
+            .starts_with("52:54:00:")
+    );
+    let (s, v) = call(
+        &st,
+        "DELETE",
+        "/v1/nodes/vm?noderange=g2,ghost&purge=true",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(v["nodes"]["g2"], "removed");
+    assert_eq!(v["nodes"]["ghost"], "Could not be found.");
 }
 
 #[tokio::test]

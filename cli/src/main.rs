@@ -148,6 +148,14 @@ pub enum Command {
         #[arg(long)]
         boot: Option<String>,
     },
+    /// Linked clones of a shut-off KVM guest, on its hypervisor (qcow2
+    /// overlays on its disks), registered as nodes with their MACs.
+    Clonevm {
+        noderange: String,
+        /// The guest to copy (a node made by mkvm or with a vm_host).
+        #[arg(long)]
+        source: String,
+    },
     /// Undefine KVM guests (stopping them); --purge deletes their disks.
     Rmvm {
         noderange: String,

@@ -30,8 +30,12 @@ pub enum Action {
     /// `allocated_cpus`, `domains`).
     HypervisorInfo,
     /// Define the guests their `control_info.vm_*` describe on their
-    /// `vm_host` (sent to the conductor owning the hypervisor).
-    VmCreate,
+    /// `vm_host` (sent to the conductor owning the hypervisor); with
+    /// `source`, as linked clones of that (shut off) guest.
+    VmCreate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
     /// Undefine the guests (and with `purge`, delete their disks).
     VmRemove {
         #[serde(default)]
@@ -47,7 +51,7 @@ impl Action {
             Action::Power { .. }
                 | Action::BootDeviceSet { .. }
                 | Action::Provision { .. }
-                | Action::VmCreate
+                | Action::VmCreate { .. }
                 | Action::VmRemove { .. }
         )
     }

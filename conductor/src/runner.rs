@@ -257,7 +257,7 @@ impl Runner {
         }
         let with_nics = matches!(
             req.action,
-            Action::Provision { .. } | Action::VmCreate | Action::VmRemove { .. }
+            Action::Provision { .. } | Action::VmCreate { .. } | Action::VmRemove { .. }
         );
         let mut records = match node_db::load(&self.db, &work, with_nics).await {
             Ok(r) => r,
@@ -309,7 +309,10 @@ impl Runner {
             }
             return sent;
         }
-        if matches!(req.action, Action::VmCreate | Action::VmRemove { .. }) {
+        if matches!(
+            req.action,
+            Action::VmCreate { .. } | Action::VmRemove { .. }
+        ) {
             // Guests are defined per hypervisor batch, not node by node.
             let left = Duration::from_millis((req.deadline_ms - now_ms()).max(0) as u64);
             let run = self.run_vms(req, &records, &hosts);
@@ -463,7 +466,7 @@ impl Runner {
                     .await?;
                 Ok((serde_json::to_string(&c).unwrap_or_default(), None))
             }
-            Action::Provision { .. } | Action::VmCreate | Action::VmRemove { .. } => Err(
+            Action::Provision { .. } | Action::VmCreate { .. } | Action::VmRemove { .. } => Err(
                 DriverError("internal error: a bulk action reached the per-node path".into()),
             ),
         }
@@ -563,10 +566,13 @@ impl Runner {
                 continue;
             };
             let kvm = kvm.clone();
-            let create = matches!(req.action, Action::VmCreate);
+            let create = match &req.action {
+                Action::VmCreate { source } => Some(source.clone()),
+                _ => None,
+            };
             tasks.spawn(async move {
-                if create {
-                    kvm.create_guests(&host, &info, guests).await
+                if let Some(source) = create {
+                    kvm.create_guests(&host, &info, guests, source).await
                 } else {
                     kvm.remove_guests(Some(&host), &info, guests, purge).await
                 }

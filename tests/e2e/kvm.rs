@@ -593,6 +593,68 @@ fn mkvm_power_and_rmvm_purge_leave_nothing_behind() {
             .all(|l| !l.starts_with(&format!("{tag}v")))
     );
 
+    // Linked clones of a shut-off guest: overlays backed by its disk.
+    let clones = format!("{tag}c[1-3]");
+    let run = api.xcat3(&["clonevm", &clones, "--source", &g01]);
+    assert_eq!(run.summary(), (3, 3), "{}", run.stdout());
+    let c1 = format!("{tag}c1");
+    let xml = virsh_ok(&["dumpxml", &c1, "--inactive"]);
+    let overlay = format!("{}/pool-a/{c1}.qcow2", dir.path().display());
+    assert!(xml.contains(&overlay), "{xml}");
+    assert!(
+        xml.contains(&format!("<source network='{net_a}'/>")),
+        "{xml}"
+    );
+    let info = Command::new("qemu-img")
+        .args(["info", "-U", &overlay])
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains(&format!(
+            "backing file: {}/pool-a/{g01}.qcow2",
+            dir.path().display()
+        )),
+        "{info}"
+    );
+    let shown = api.xcat3(&["show", &c1, "-i", "nics"]).ok();
+    let mac = shown
+        .split("\"mac\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(
+        xml.contains(&format!("<mac address='{mac}'/>")),
+        "{mac} not in {xml}"
+    );
+    assert_eq!(api.xcat3(&["power", &c1, "on"]).summary(), (1, 1));
+    assert_eq!(domstate(&c1), "running");
+    // While a clone runs, qemu's image locking keeps the source off.
+    let run = api.xcat3(&["power", &g01, "on"]);
+    assert!(run.stdout().contains("lock"), "{}", run.stdout());
+    assert_eq!(api.xcat3(&["power", &c1, "off"]).summary(), (1, 1));
+    // The source must be off to be cloned: its disk backs the clones.
+    assert_eq!(api.xcat3(&["power", &g01, "on"]).summary(), (1, 1));
+    let run = api.xcat3(&["clonevm", &format!("{tag}c4"), "--source", &g01]);
+    assert_eq!(run.summary(), (0, 1));
+    assert!(
+        run.stdout()
+            .contains("is running; shut it down before cloning"),
+        "{}",
+        run.stdout()
+    );
+    assert_ne!(api.xcat3(&["show", &format!("{tag}c4")]).code(), 0);
+    assert_eq!(
+        api.xcat3(&["power", &format!("{g01},{c1}"), "off"])
+            .summary(),
+        (2, 2)
+    );
+    let run = api.xcat3(&["rmvm", &clones, "--purge"]);
+    assert_eq!(run.summary(), (3, 3), "{}", run.stdout());
+    assert_eq!(volumes(&pool_a).len(), 10, "the source's disk stays");
+
     let run = api.xcat3(&["rmvm", &all, "--purge"]);
     assert_eq!(run.summary(), (20, 20), "{}", run.stdout());
     assert!(node_results(&run.stdout()).values().all(|v| v == "removed"));

@@ -30,7 +30,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/nodes/vm", post(create).delete(remove))
+    Router::new()
+        .route("/nodes/vm", post(create).delete(remove))
+        .route("/nodes/vm/clone", post(clone))
 }
 
 #[derive(Deserialize, Default)]
@@ -208,16 +210,30 @@ async fn create(
         Some(Value::String(h)) => Some(load_hosts(&st, h).await?),
         Some(_) => return Err(ApiError::bad_request("hosts: must be a noderange string")),
     };
-    let rid = request_id(&headers);
+    let results = make_guests(&st, &request_id(&headers), &names, opts, hosts, None).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "nodes": results }))))
+}
 
+/// The shared half of `mkvm` and `clonevm`: each guest's record merged
+/// with `opts`, placed (on `hosts`, or where it already is), registered,
+/// defined through its hypervisor's conductor, and taken back out of the
+/// inventory if that fails.
+async fn make_guests(
+    st: &AppState,
+    rid: &str,
+    names: &[String],
+    opts: Map<String, Value>,
+    hosts: Option<Vec<String>>,
+    source: Option<String>,
+) -> ApiResult<BTreeMap<String, String>> {
     let mut results: BTreeMap<String, String> = BTreeMap::new();
-    let mut old: HashMap<String, NodeRecord> = node_db::load(&st.db, &names, true)
+    let mut old: HashMap<String, NodeRecord> = node_db::load(&st.db, names, true)
         .await?
         .into_iter()
         .map(|r| (r.node.name.clone(), r))
         .collect();
     let mut pending = Vec::new();
-    for name in &names {
+    for name in names {
         let rec = old.remove(name);
         let mut ci = rec
             .as_ref()
@@ -263,7 +279,7 @@ async fn create(
         }
     }
     if let Some(hosts) = &hosts {
-        results.extend(place(&st, hosts, &mut pending, &rid).await?);
+        results.extend(place(st, hosts, &mut pending, rid).await?);
     }
     pending.retain(|p| p.host.is_some() && !results.contains_key(&p.name));
 
@@ -346,7 +362,8 @@ async fn create(
         .collect();
     let guests: Vec<String> = routes.keys().cloned().collect();
     if !guests.is_empty() {
-        let rx = dispatch::dispatch_routed(&st, Action::VmCreate, guests, routes, rid).await?;
+        let action = Action::VmCreate { source };
+        let rx = dispatch::dispatch_routed(st, action, guests, routes, rid.to_string()).await?;
         let defined = collect(rx).await;
         // Failed guests leave the inventory as they were.
         let failed = |n: &String| {
@@ -375,6 +392,61 @@ async fn create(
         }
         results.extend(defined);
     }
+    Ok(results)
+}
+
+/// `POST /nodes/vm/clone` (`xcat3 clonevm`): body `{"source": GUEST}` and
+/// the clones by `?noderange=` or `{"nodes": [...]}`. Clones are linked
+/// (qcow2 overlays on the source's disks) and live on the source's
+/// hypervisor, with its size, network and boot order.
+async fn clone(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<VmQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if q.purge.is_some() {
+        return Err(ApiError::bad_request("purge: only for DELETE (rmvm)"));
+    }
+    if let Some(k) = body.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !["nodes", "source"].contains(&k.as_str()))
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "{k}: unknown field (expected nodes, source)"
+        )));
+    }
+    let source = body
+        .get("source")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("source: required (the guest to clone)"))?
+        .to_string();
+    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
+    if names.is_empty() {
+        return Err(ApiError::bad_request("nodes: none given"));
+    }
+    if names.contains(&source) {
+        return Err(ApiError::bad_request(format!(
+            "nodes: `{source}` is the source; a guest cannot be its own clone"
+        )));
+    }
+    check_count(&st, names.len())?;
+    let src = node_db::load(&st.db, std::slice::from_ref(&source), false)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::bad_request(format!("source: no node `{source}`")))?;
+    let info = parse_map(&src.node.control_info);
+    if src.node.mgt.as_deref() != Some("kvm") || !info.contains_key("vm_host") {
+        return Err(ApiError::bad_request(format!(
+            "source: `{source}` is not a KVM guest with control_info.vm_host (made by mkvm, or given one)"
+        )));
+    }
+    // The clones take the source's shape; their disks are overlays.
+    let opts: Map<String, Value> = info
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("vm_") && k != "vm_disk" && k != "vm_disk_image")
+        .collect();
+    let results = make_guests(&st, &request_id(&headers), &names, opts, None, Some(source)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "nodes": results }))))
 }
 

@@ -39,11 +39,27 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
                 "hosts": host.or(hosts), "memory": memory, "cpus": cpus, "disk": disk,
                 "disk_image": disk_image, "network": network, "pool": pool, "boot": boot,
             });
-            nodes::vm(c, reqwest::Method::POST, &noderange, "", Some(&body), json).await
+            let post = reqwest::Method::POST;
+            nodes::vm(c, post, "/nodes/vm", &noderange, "", Some(&body), json).await
+        }
+        Clonevm { noderange, source } => {
+            let body = serde_json::json!({ "source": source });
+            let post = reqwest::Method::POST;
+            nodes::vm(
+                c,
+                post,
+                "/nodes/vm/clone",
+                &noderange,
+                "",
+                Some(&body),
+                json,
+            )
+            .await
         }
         Rmvm { noderange, purge } => {
             let q = if purge { "&purge=true" } else { "" };
-            nodes::vm(c, reqwest::Method::DELETE, &noderange, q, None, json).await
+            let delete = reqwest::Method::DELETE;
+            nodes::vm(c, delete, "/nodes/vm", &noderange, q, None, json).await
         }
         Deploy {
             noderange,

@@ -363,16 +363,18 @@ pub async fn deploy(
     action(c, Method::PUT, &format!("/nodes/provision?{q}"), json).await
 }
 
-/// `mkvm` / `rmvm`: one call to `/nodes/vm`, per-guest results.
+/// `mkvm` / `clonevm` / `rmvm`: one call to `route` (`/nodes/vm`,
+/// `/nodes/vm/clone`), per-guest results.
 pub async fn vm(
     c: &Client,
     method: Method,
+    route: &str,
     range: &str,
     extra_query: &str,
     body: Option<&Value>,
     json: bool,
 ) -> anyhow::Result<bool> {
-    let path = format!("/nodes/vm?{}{extra_query}", range_q(range));
+    let path = format!("{route}?{}{extra_query}", range_q(range));
     let reply = c.call(method, &path, body).await?;
     Ok(output::node_results(&reply.body, json))
 }

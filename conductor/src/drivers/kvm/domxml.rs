@@ -287,13 +287,12 @@ pub fn marked_for(xml: &str) -> Option<String> {
         .map(|t| t.into_owned())
 }
 
-/// The files of the guest's disks (`device='disk'`; CD-ROM images are
-/// not the guest's to delete).
-pub fn disk_files(xml: &str) -> Result<Vec<String>, String> {
+/// Each `<disk>` of the guest in order: whether it is a hard disk
+/// (`device='disk'`; CD-ROM images are not the guest's) and its file.
+fn disks_in(xml: &str) -> Result<Vec<(bool, Option<String>)>, String> {
     let mut reader = Reader::from_str(xml);
-    let mut out = Vec::new();
-    let mut depth_path: Vec<String> = Vec::new();
-    let mut in_disk = false;
+    let mut out: Vec<(bool, Option<String>)> = Vec::new();
+    let mut path: Vec<String> = Vec::new();
     loop {
         let event = reader
             .read_event()
@@ -301,35 +300,169 @@ pub fn disk_files(xml: &str) -> Result<Vec<String>, String> {
         match &event {
             Event::Start(e) | Event::Empty(e) => {
                 let name = local(e);
-                if depth_path.len() == 2
-                    && depth_path[1] == "devices"
-                    && name == "disk"
-                    && matches!(event, Event::Start(_))
-                {
-                    in_disk = attr(e, "device")?.as_deref().unwrap_or("disk") == "disk";
+                if path.len() == 2 && path[1] == "devices" && name == "disk" {
+                    let hard = attr(e, "device")?.as_deref().unwrap_or("disk") == "disk";
+                    out.push((hard, None));
                 }
-                if in_disk
-                    && depth_path.len() == 3
+                if path.len() == 3
+                    && path[2] == "disk"
                     && name == "source"
-                    && let Some(f) = attr(e, "file")?
+                    && let Some(last) = out.last_mut()
                 {
-                    out.push(f);
+                    last.1 = attr(e, "file")?;
                 }
                 if matches!(event, Event::Start(_)) {
-                    depth_path.push(name);
+                    path.push(name);
                 }
             }
             Event::End(_) => {
-                depth_path.pop();
-                if depth_path.len() == 2 {
-                    in_disk = false;
-                }
+                path.pop();
             }
             Event::Eof => break,
             _ => {}
         }
     }
     Ok(out)
+}
+
+/// The files of the guest's hard disks.
+pub fn disk_files(xml: &str) -> Result<Vec<String>, String> {
+    Ok(disks_in(xml)?
+        .into_iter()
+        .filter(|(hard, _)| *hard)
+        .filter_map(|(_, f)| f)
+        .collect())
+}
+
+/// A clone of a guest's inactive XML: named `name` and marked for it,
+/// without the source's UUID, NVRAM path and extra MACs (libvirt makes
+/// new ones), its first interface on `mac`, and each disk file in
+/// `disks` (source path → clone path) swapped for the clone's qcow2
+/// overlay.
+pub fn clone_xml(
+    xml: &str,
+    name: &str,
+    mac: &str,
+    disks: &[(String, String)],
+) -> Result<String, String> {
+    let mut reader = Reader::from_str(xml);
+    let mut writer = Writer::new(Vec::with_capacity(xml.len() + 128));
+    let mut path: Vec<String> = Vec::new();
+    // Depth of an element being dropped with everything inside it.
+    let mut skip = 0usize;
+    let mut interfaces = 0usize;
+    // Which disks get an overlay (by position), so their <driver> can say
+    // qcow2 before their <source> is reached.
+    let overlaid: Vec<bool> = disks_in(xml)?
+        .into_iter()
+        .map(|(_, f)| f.is_some_and(|f| disks.iter().any(|(from, _)| *from == f)))
+        .collect();
+    let mut disk_index: Option<usize> = None;
+    let w = |writer: &mut Writer<Vec<u8>>, e: Event| {
+        writer
+            .write_event(e)
+            .map_err(|e| format!("domain XML: {e}"))
+    };
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("domain XML: {e}"))?;
+        if skip > 0 {
+            match &event {
+                Event::Start(_) => skip += 1,
+                Event::End(_) => skip -= 1,
+                Event::Eof => return Err("domain XML: ends inside an element".into()),
+                _ => {}
+            }
+            continue;
+        }
+        match &event {
+            Event::Start(e) | Event::Empty(e) => {
+                let tag = local(e);
+                let empty = matches!(event, Event::Empty(_));
+                let under =
+                    |p: &[&str]| path.len() == p.len() && path.iter().zip(p).all(|(a, b)| a == b);
+                let drop = (under(&["domain"]) && ["uuid", "metadata"].contains(&tag.as_str()))
+                    || (under(&["domain", "os"]) && tag == "nvram")
+                    || (under(&["domain", "devices", "interface"])
+                        && tag == "mac"
+                        && interfaces > 1)
+                    || (under(&["domain", "devices", "disk"]) && tag == "backingStore");
+                if drop {
+                    if !empty {
+                        skip = 1;
+                    }
+                    continue;
+                }
+                if under(&["domain", "devices"]) && tag == "interface" {
+                    interfaces += 1;
+                }
+                if under(&["domain", "devices"]) && tag == "disk" {
+                    disk_index = Some(disk_index.map_or(0, |i| i + 1));
+                }
+                let in_overlaid = under(&["domain", "devices", "disk"])
+                    && disk_index.is_some_and(|i| overlaid.get(i).copied().unwrap_or(false));
+                let mut out = BytesStart::new(tag.clone());
+                for a in e.attributes().with_checks(false) {
+                    let a = a.map_err(|e| format!("domain XML: {e}"))?;
+                    let key = a.key.as_ref().to_string();
+                    let value = a
+                        .normalized_value(XmlVersion::Implicit1_0)
+                        .map_err(|e| format!("domain XML: {e}"))?
+                        .into_owned();
+                    let value = if under(&["domain", "devices", "interface"])
+                        && tag == "mac"
+                        && key == "address"
+                    {
+                        mac.to_string()
+                    } else if in_overlaid && tag == "source" && key == "file" {
+                        disks
+                            .iter()
+                            .find(|(from, _)| *from == value)
+                            .map_or(value, |(_, to)| to.clone())
+                    } else if in_overlaid && tag == "driver" && key == "type" {
+                        "qcow2".to_string()
+                    } else {
+                        value
+                    };
+                    out.push_attribute((key.as_str(), value.as_str()));
+                }
+                w(
+                    &mut writer,
+                    if empty {
+                        Event::Empty(out)
+                    } else {
+                        Event::Start(out)
+                    },
+                )?;
+                if !empty {
+                    path.push(tag);
+                }
+            }
+            Event::Text(t) if path.len() == 2 && path[1] == "name" => {
+                let _ = t;
+                w(
+                    &mut writer,
+                    Event::Text(quick_xml::events::BytesText::new(name)),
+                )?;
+            }
+            Event::End(e) => {
+                path.pop();
+                w(&mut writer, Event::End(e.clone()))?;
+                // Our mark right after </name>.
+                if path.len() == 1 && e.local_name().as_ref() == "name" {
+                    let mark = format!(
+                        "<metadata><xcat3:node xmlns:xcat3='{XCAT3_NS}'>{}</xcat3:node></metadata>",
+                        escape(name)
+                    );
+                    writer.get_mut().extend_from_slice(mark.as_bytes());
+                }
+            }
+            Event::Eof => break,
+            other => w(&mut writer, other.borrow())?,
+        }
+    }
+    String::from_utf8(writer.into_inner()).map_err(|e| format!("domain XML: {e}"))
 }
 
 #[cfg(test)]
@@ -427,6 +560,34 @@ mod tests {
             "<devices><disk type='file' device='cdrom'><source file='/iso'/></disk>",
         );
         assert_eq!(disk_files(&with_cd).unwrap(), ["/x.qcow2"]);
+    }
+
+    #[test]
+    fn clones_rename_remark_and_swap_disks() {
+        let golden = "<domain type='kvm'><name>golden</name><uuid>1234</uuid>\
+            <metadata><xcat3:node xmlns:xcat3='https://xcat3.dev/libvirt/1'>golden</xcat3:node></metadata>\
+            <os><type>hvm</type><nvram>/var/lib/libvirt/qemu/nvram/golden.fd</nvram><boot dev='hd'/></os>\
+            <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/p/golden.img'/><target dev='vda'/></disk>\
+            <disk type='file' device='cdrom'><source file='/iso/x.iso'/><target dev='hdc'/></disk>\
+            <interface type='network'><mac address='52:54:00:00:00:aa'/><source network='default'/></interface>\
+            <interface type='network'><mac address='52:54:00:00:00:bb'/><source network='other'/></interface>\
+            </devices></domain>";
+        let out = clone_xml(
+            golden,
+            "c&1",
+            "52:54:00:11:22:33",
+            &[("/p/golden.img".into(), "/p/c&1.qcow2".into())],
+        )
+        .unwrap();
+        assert!(out.contains("<name>c&amp;1</name>"), "{out}");
+        assert_eq!(marked_for(&out).as_deref(), Some("c&1"));
+        assert!(!out.contains("<uuid>") && !out.contains("nvram"), "{out}");
+        assert_eq!(macs(&out).unwrap(), ["52:54:00:11:22:33"]);
+        assert_eq!(disk_files(&out).unwrap(), ["/p/c&1.qcow2"]);
+        assert!(out.contains("type=\"qcow2\""), "{out}");
+        assert!(out.contains("/iso/x.iso"), "{out}");
+        assert!(out.contains("<source network=\"other\"/>"), "{out}");
+        assert_eq!(boot_device(&out).unwrap(), BootDevice::Disk);
     }
 
     #[test]

@@ -149,6 +149,7 @@ libvirt_api! {
     fn virNodeGetInfo(ConnectPtr, *mut RawNodeInfo) -> c_int;
     fn virStoragePoolLookupByName(ConnectPtr, *const c_char) -> PoolPtr;
     fn virStoragePoolFree(PoolPtr) -> c_int;
+    fn virStoragePoolLookupByVolume(VolPtr) -> PoolPtr;
     fn virStorageVolCreateXML(PoolPtr, *const c_char, c_uint) -> VolPtr;
     fn virStorageVolLookupByName(PoolPtr, *const c_char) -> VolPtr;
     fn virStorageVolLookupByPath(ConnectPtr, *const c_char) -> VolPtr;
@@ -597,6 +598,16 @@ impl Volume {
             libc::free(p.cast());
             Ok(s)
         }
+    }
+
+    /// The pool holding this volume.
+    pub fn pool(&self) -> Result<Pool, LibvirtError> {
+        // SAFETY: a live volume.
+        let ptr = unsafe { (self.api.virStoragePoolLookupByVolume)(self.ptr) };
+        if ptr.is_null() {
+            return Err(last_error(self.api));
+        }
+        Ok(Pool { api: self.api, ptr })
     }
 
     pub fn delete(&self) -> Result<(), LibvirtError> {

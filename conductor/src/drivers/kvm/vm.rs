@@ -47,6 +47,39 @@ struct Inventory {
 struct Plan {
     guest: Guest,
     mac: String,
+    /// `clonevm`: the source guest.
+    source: Option<Arc<Source>>,
+}
+
+/// The guest `clonevm` copies: its definition and hard disks.
+struct Source {
+    xml: String,
+    disks: Vec<String>,
+}
+
+/// Reads the clone source: it must exist and be shut off (its disks
+/// become the clones' backing files and must not change under them).
+fn read_source(
+    hv: &Hypervisor,
+    conn: &Connection,
+    host: &str,
+    name: &str,
+) -> Result<(Source, u64, u32), DriverError> {
+    let d = conn
+        .lookup(name)
+        .map_err(|e| hv.error("domain lookup", &e))?
+        .ok_or_else(|| DriverError(format!("source: no domain `{name}` on hypervisor {host}")))?;
+    if d.is_active().map_err(|e| hv.error("domain state", &e))? {
+        return Err(DriverError(format!(
+            "source: `{name}` is running; shut it down before cloning (its disks back the clones)"
+        )));
+    }
+    let xml = d
+        .xml(XML_INACTIVE)
+        .map_err(|e| hv.error(&format!("XML of domain {name}"), &e))?;
+    let disks = domxml::disk_files(&xml).map_err(|e| DriverError(format!("source {name}: {e}")))?;
+    let (mem, cpus) = d.size().map_err(|e| hv.error("domain size", &e))?;
+    Ok((Source { xml, disks }, mem, cpus))
 }
 
 fn read_inventory(
@@ -136,12 +169,14 @@ impl Kvm {
     }
 
     /// Defines `guests` on the hypervisor `host` (whose node's
-    /// `control_info` is `info`).
+    /// `control_info` is `info`); with `source`, as linked clones of that
+    /// guest (qcow2 overlays on its disks, its devices and size).
     pub async fn create_guests(
         &self,
         host: &str,
         info: &Map<String, Value>,
         guests: Vec<Guest>,
+        source: Option<String>,
     ) -> Outcomes {
         let hv = match self.host(host, info) {
             Ok(hv) => hv,
@@ -158,8 +193,20 @@ impl Kvm {
         let host_name = host.to_string();
         let planned = hv
             .call(move |hv, conn| {
+                let mut guests = guests.clone();
+                let source = match &source {
+                    Some(name) => {
+                        let (src, memory, cpus) = read_source(hv, conn, &host_name, name)?;
+                        for g in &mut guests {
+                            g.shape.memory_mib = memory;
+                            g.shape.cpus = cpus;
+                        }
+                        Some(Arc::new(src))
+                    }
+                    None => None,
+                };
                 let inv = read_inventory(hv, conn, mem, cpu)?;
-                Ok(plan(hv, &host_name, inv, guests.clone()))
+                Ok(plan(hv, &host_name, inv, guests, source))
             })
             .await;
         let (mut out, plans) = match planned {
@@ -243,6 +290,7 @@ fn plan(
     host: &str,
     mut inv: Inventory,
     guests: Vec<Guest>,
+    source: Option<Arc<Source>>,
 ) -> (Outcomes, Vec<Plan>) {
     let mut out = Outcomes::new();
     let mut plans = Vec::new();
@@ -310,9 +358,80 @@ fn plan(
         inv.capacity.allocated_cpus += g.shape.cpus;
         inv.capacity.domains += 1;
         inv.macs.insert(mac.clone(), g.name.clone());
-        plans.push(Plan { guest: g, mac });
+        plans.push(Plan {
+            guest: g,
+            mac,
+            source: source.clone(),
+        });
     }
     (out, plans)
+}
+
+/// A clone: an overlay per source disk, in the source disk's pool, and the
+/// source's definition renamed; overlays created here are deleted if
+/// defining fails.
+fn define_clone(
+    hv: &Hypervisor,
+    conn: &Connection,
+    p: &Plan,
+    src: &Source,
+) -> Result<(), DriverError> {
+    let g = &p.guest;
+    let mut created = Vec::new();
+    let mut attempt = || -> Result<(), DriverError> {
+        let mut swaps = Vec::new();
+        for (i, from) in src.disks.iter().enumerate() {
+            let vol = conn
+                .volume_at(from)
+                .map_err(|e| hv.error("volume lookup", &e))?
+                .ok_or_else(|| {
+                    DriverError(format!(
+                        "source disk {from} is not in a libvirt storage pool (clones need one for their overlays)"
+                    ))
+                })?;
+            let pool = vol
+                .pool()
+                .map_err(|e| hv.error("pool of the source disk", &e))?;
+            let name = if i == 0 {
+                format!("{}.qcow2", g.name)
+            } else {
+                format!("{}-{i}.qcow2", g.name)
+            };
+            let overlay = match pool
+                .volume(&name)
+                .map_err(|e| hv.error("volume lookup", &e))?
+            {
+                Some(v) => v,
+                None => {
+                    let v = pool
+                        .create_volume(&volume_xml(&name, &VmDisk::Image(from.clone())))
+                        .map_err(|e| hv.error(&format!("creating overlay {name}"), &e))?;
+                    created.push(v.path().map_err(|e| hv.error("disk path", &e))?);
+                    v
+                }
+            };
+            swaps.push((
+                from.clone(),
+                overlay.path().map_err(|e| hv.error("disk path", &e))?,
+            ));
+        }
+        let xml = domxml::clone_xml(&src.xml, &g.name, &p.mac, &swaps)
+            .map_err(|e| DriverError(format!("cloning: {e}")))?;
+        conn.define(&xml)
+            .map_err(|e| hv.error(&format!("defining domain {}", g.name), &e))
+            .map(drop)
+    };
+    let result = attempt();
+    if result.is_err() {
+        for path in created {
+            if let Ok(Some(v)) = conn.volume_at(&path)
+                && let Err(e) = v.delete()
+            {
+                tracing::warn!(guest = %g.name, "could not delete overlay {path} after a failed clone: {e}");
+            }
+        }
+    }
+    result
 }
 
 /// Creates the guest's disk (unless one of its name is already in the
@@ -323,6 +442,9 @@ fn define_guest(
     kind: &str,
     p: &Plan,
 ) -> Result<(), DriverError> {
+    if let Some(src) = &p.source {
+        return define_clone(hv, conn, p, src);
+    }
     let g = &p.guest;
     let mut disk = None;
     let mut created = None;
@@ -478,6 +600,7 @@ mod tests {
                     guest("test", "52:54:00:00:00:02", 64),
                     guest("huge", "52:54:00:00:00:03", 16 * 1024 * 1024),
                 ],
+                None,
             )
             .await;
         out.sort();
@@ -501,6 +624,7 @@ mod tests {
                     guest("g1", "52:54:00:00:00:09", 64),
                     guest("g2", "52:54:00:00:00:01", 64),
                 ],
+                None,
             )
             .await;
         assert!(
