@@ -791,6 +791,33 @@ async fn mkvm_validates_and_rolls_back_failed_guests() {
             .unwrap()
             .starts_with("52:54:00:")
     );
+    // Spread over two hypervisors (two test-driver instances) by free
+    // memory: 512 MiB each, eight guests, both hosts used.
+    let hvs = json!({"nodes": [
+        {"name": "hva", "type": "hypervisor", "control_info": {"libvirt_uri": "test:///default?a"}},
+        {"name": "hvb", "type": "hypervisor", "control_info": {"libvirt_uri": "test:///default?b"}},
+    ]});
+    call(&st, "POST", "/v1/nodes", Some(hvs)).await;
+    let (_, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes/vm?noderange=s%5B1-8%5D",
+        Some(json!({"hosts": "hva,hvb", "memory": 512})),
+    )
+    .await;
+    let placed = v["nodes"].as_object().unwrap();
+    assert!(placed.values().all(|r| r == "created"), "{v}");
+    let (_, shown) = call(&st, "GET", "/v1/nodes/info?noderange=s%5B1-8%5D", None).await;
+    let on = |h: &str| {
+        shown["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["control_info"]["vm_host"] == h)
+            .count()
+    };
+    assert_eq!(on("hva") + on("hvb"), 8);
+    assert!(on("hva") >= 2 && on("hvb") >= 2, "{shown}");
     let (s, v) = call(
         &st,
         "DELETE",

@@ -105,13 +105,14 @@ struct Pending {
     old: Option<NodeRecord>,
     control_info: Map<String, Value>,
     memory_mib: u64,
+    cpus: u32,
     /// Where it goes; None until placed.
     host: Option<String>,
 }
 
-/// Places guests without a host on `hosts` by free memory, asking each
-/// hypervisor's conductor for its capacity. Returns errors for guests that
-/// fit nowhere.
+/// Places guests without a host on `hosts`: on the one with the most free
+/// memory that also has the vCPUs, asking each hypervisor's conductor for
+/// its capacity. Returns errors for guests that fit nowhere.
 async fn place(
     st: &AppState,
     hosts: &[String],
@@ -123,30 +124,35 @@ async fn place(
         return Ok(errors);
     }
     let rx = dispatch::dispatch(st, Action::HypervisorInfo, hosts.to_vec(), rid.into()).await?;
-    let mut free: Vec<(String, u64)> = Vec::new();
+    let mut free: Vec<(String, u64, u32)> = Vec::new();
     let mut unreachable = Vec::new();
     for (host, text) in collect(rx).await {
         match serde_json::from_str::<HypervisorCapacity>(&text) {
-            Ok(c) => free.push((host, c.free_mib())),
+            Ok(c) => free.push((host, c.free_mib(), c.cpus.saturating_sub(c.allocated_cpus))),
             Err(_) => unreachable.push(format!("{host}: {text}")),
         }
     }
     for p in pending.iter_mut().filter(|p| p.host.is_none()) {
         let best = free
             .iter_mut()
-            .filter(|(_, f)| *f >= p.memory_mib)
-            .max_by_key(|(_, f)| *f);
+            .filter(|(_, m, c)| *m >= p.memory_mib && *c >= p.cpus)
+            .max_by_key(|(_, m, _)| *m);
         match best {
-            Some((host, f)) => {
-                *f -= p.memory_mib;
+            Some((host, m, c)) => {
+                *m -= p.memory_mib;
+                *c -= p.cpus;
                 p.host = Some(host.clone());
             }
             None => {
-                let most = free.iter().max_by_key(|(_, f)| *f);
+                let most = free.iter().max_by_key(|(_, m, _)| *m);
                 let why = match most {
-                    Some((h, f)) => format!(
-                        "vm_memory: no hypervisor has {} MiB free (most: {f} MiB on {h})",
+                    Some((h, m, _)) if *m < p.memory_mib => format!(
+                        "vm_memory: no hypervisor has {} MiB free (most: {m} MiB on {h})",
                         p.memory_mib
+                    ),
+                    Some(_) => format!(
+                        "vm_cpus: no hypervisor with {} MiB free has {} vCPUs left",
+                        p.memory_mib, p.cpus
                     ),
                     None => "no hypervisor could be asked for its capacity".to_string(),
                 };
@@ -271,6 +277,7 @@ async fn make_guests(
                 old: rec,
                 control_info: ci,
                 memory_mib: shape.memory_mib,
+                cpus: shape.cpus,
                 host,
             }),
             Err(e) => {
