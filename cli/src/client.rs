@@ -138,13 +138,5 @@ impl Client {
 
 /// Percent-encodes a query value (noderanges hold `[`, `,`, `@`, `/`).
 pub fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    xcat3_common::percent_encode(v, b"")
 }

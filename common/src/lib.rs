@@ -19,6 +19,20 @@ pub mod process;
 pub mod ring;
 pub mod rpc;
 
+/// `s` percent-encoded for a URL query value: unreserved characters and
+/// those in `also_safe` stay as they are.
+pub fn percent_encode(s: &str, also_safe: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || also_safe.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Resolves on SIGTERM or Ctrl-C: every binary's shutdown trigger.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

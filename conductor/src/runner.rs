@@ -316,13 +316,26 @@ impl Runner {
             // Guests are defined per hypervisor batch, not node by node.
             let left = Duration::from_millis((req.deadline_ms - now_ms()).max(0) as u64);
             let run = self.run_vms(req, &records, &hosts);
-            if let Ok(results) = tokio::time::timeout(left, run).await {
-                for (name, r) in results {
-                    let r = match r {
-                        Ok(text) => NodeResult::Ok(text),
-                        Err(e) => NodeResult::Error(e),
-                    };
-                    answer(&mut sent, &name, r);
+            match tokio::time::timeout(left, run).await {
+                Ok(results) => {
+                    for (name, r) in results {
+                        let r = match r {
+                            Ok(text) => NodeResult::Ok(text),
+                            Err(e) => NodeResult::Error(e),
+                        };
+                        answer(&mut sent, &name, r);
+                    }
+                }
+                Err(_) => {
+                    for rec in &records {
+                        answer(
+                            &mut sent,
+                            &rec.node.name,
+                            NodeResult::Error(
+                                "timeout: the hypervisor did not finish before the request's deadline (the guest may still appear; re-run to see)".into(),
+                            ),
+                        );
+                    }
                 }
             }
             return sent;
@@ -344,12 +357,7 @@ impl Runner {
                 control_info,
                 power_state: n.power_state.clone(),
                 boot_device: n.boot_device.clone(),
-                primary_mac: rec
-                    .nics
-                    .iter()
-                    .find(|nic| nic.primary)
-                    .or(rec.nics.first())
-                    .map(|nic| nic.mac.clone()),
+                primary_mac: rec.primary_mac(),
                 vm_host,
             };
             sent.answered.insert(info.name.clone());
@@ -533,12 +541,7 @@ impl Runner {
                 continue;
             }
             let guest = Guest {
-                mac: rec
-                    .nics
-                    .iter()
-                    .find(|n| n.primary)
-                    .or(rec.nics.first())
-                    .map(|n| n.mac.clone()),
+                mac: rec.primary_mac(),
                 arch: rec.node.arch.clone(),
                 shape,
                 name,

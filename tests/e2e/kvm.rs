@@ -449,6 +449,20 @@ impl Drop for Infra {
     }
 }
 
+/// The MAC the inventory gave `node` is the one in its domain `xml`.
+fn assert_guest_mac(api: &Api, node: &str, xml: &str) {
+    let shown = api.xcat3(&["show", node, "-i", "nics"]).ok();
+    let mac = shown
+        .split("\"mac\": \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no MAC in {shown}"));
+    assert!(
+        xml.contains(&format!("<mac address='{mac}'/>")),
+        "{mac} not in {xml}"
+    );
+}
+
 fn volumes(pool: &str) -> Vec<String> {
     virsh_ok(&["vol-list", pool, "--details"])
         .lines()
@@ -552,18 +566,8 @@ fn mkvm_power_and_rmvm_purge_leave_nothing_behind() {
     assert!(xml.contains(&format!("<source bridge='{br_b}'/>")), "{xml}");
     assert!(xml.contains("<vcpu placement='static'>2</vcpu>"), "{xml}");
     assert_eq!(boot_order(&g11, true), ["hd", "network"]);
-    let shown = api.xcat3(&["show", &g11, "-i", "nics,control"]).ok();
-    let mac = shown
-        .split("\"mac\": \"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    assert!(
-        xml.contains(&format!("<mac address='{mac}'/>")),
-        "{mac} not in {xml}"
-    );
+    assert_guest_mac(&api, &g11, &xml);
+    let shown = api.xcat3(&["show", &g11, "-i", "control"]).ok();
     assert!(
         shown.contains(&format!("\"vm_pool\": \"{pool_b}\"")),
         "{shown}"
@@ -617,18 +621,7 @@ fn mkvm_power_and_rmvm_purge_leave_nothing_behind() {
         )),
         "{info}"
     );
-    let shown = api.xcat3(&["show", &c1, "-i", "nics"]).ok();
-    let mac = shown
-        .split("\"mac\": \"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    assert!(
-        xml.contains(&format!("<mac address='{mac}'/>")),
-        "{mac} not in {xml}"
-    );
+    assert_guest_mac(&api, &c1, &xml);
     assert_eq!(api.xcat3(&["power", &c1, "on"]).summary(), (1, 1));
     assert_eq!(domstate(&c1), "running");
     // While a clone runs, qemu's image locking keeps the source off.

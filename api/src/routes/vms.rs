@@ -99,6 +99,34 @@ async fn load_hosts(st: &AppState, hosts: &str) -> ApiResult<Vec<String>> {
     Ok(names)
 }
 
+/// The guests a `mkvm`/`clonevm` body names, after checking its fields
+/// are among `known`.
+async fn guest_names(
+    st: &AppState,
+    q: &VmQuery,
+    body: &Value,
+    known: &[&str],
+) -> ApiResult<Vec<String>> {
+    if q.purge.is_some() {
+        return Err(ApiError::bad_request("purge: only for DELETE (rmvm)"));
+    }
+    if let Some(k) = body
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !known.contains(&k.as_str())))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{k}: unknown field (expected {})",
+            known.join(", ")
+        )));
+    }
+    let names = requested_names(st, q.noderange.as_deref(), body).await?;
+    if names.is_empty() {
+        return Err(ApiError::bad_request("nodes: none given"));
+    }
+    check_count(st, names.len())?;
+    Ok(names)
+}
+
 /// One guest on its way through `mkvm`.
 struct Pending {
     name: String,
@@ -178,24 +206,11 @@ async fn create(
     Params(q): Params<VmQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if q.purge.is_some() {
-        return Err(ApiError::bad_request("purge: only for DELETE (rmvm)"));
-    }
+    let mut known = vec!["nodes", "hosts"];
+    known.extend(OPTIONS.iter().map(|(o, _)| *o));
+    let names = guest_names(&st, &q, &body, &known).await?;
     let empty = Map::new();
     let obj = body.as_object().unwrap_or(&empty);
-    if let Some(k) = obj
-        .keys()
-        .find(|k| !["nodes", "hosts"].contains(&k.as_str()) && !OPTIONS.iter().any(|(o, _)| o == k))
-    {
-        return Err(ApiError::bad_request(format!(
-            "{k}: unknown field (expected nodes, hosts, memory, cpus, disk, disk_image, network, pool, boot)"
-        )));
-    }
-    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
-    if names.is_empty() {
-        return Err(ApiError::bad_request("nodes: none given"));
-    }
-    check_count(&st, names.len())?;
     let mut opts = Map::new();
     for (option, key) in OPTIONS {
         if let Some(v) = obj.get(*option).filter(|v| !v.is_null()) {
@@ -412,32 +427,17 @@ async fn clone(
     Params(q): Params<VmQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if q.purge.is_some() {
-        return Err(ApiError::bad_request("purge: only for DELETE (rmvm)"));
-    }
-    if let Some(k) = body.as_object().and_then(|o| {
-        o.keys()
-            .find(|k| !["nodes", "source"].contains(&k.as_str()))
-    }) {
-        return Err(ApiError::bad_request(format!(
-            "{k}: unknown field (expected nodes, source)"
-        )));
-    }
+    let names = guest_names(&st, &q, &body, &["nodes", "source"]).await?;
     let source = body
         .get("source")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("source: required (the guest to clone)"))?
         .to_string();
-    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
-    if names.is_empty() {
-        return Err(ApiError::bad_request("nodes: none given"));
-    }
     if names.contains(&source) {
         return Err(ApiError::bad_request(format!(
             "nodes: `{source}` is the source; a guest cannot be its own clone"
         )));
     }
-    check_count(&st, names.len())?;
     let src = node_db::load(&st.db, std::slice::from_ref(&source), false)
         .await?
         .pop()

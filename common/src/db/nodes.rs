@@ -27,6 +27,16 @@ pub struct NodeRecord {
 }
 
 impl NodeRecord {
+    /// The primary nic's MAC (the first nic's when none is marked), if
+    /// the nics were loaded.
+    pub fn primary_mac(&self) -> Option<String> {
+        self.nics
+            .iter()
+            .find(|n| n.primary)
+            .or(self.nics.first())
+            .map(|n| n.mac.clone())
+    }
+
     /// The writable part, the document a PATCH edits.
     pub fn to_spec(&self) -> NodeSpec {
         let n = &self.node;

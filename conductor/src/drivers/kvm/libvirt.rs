@@ -158,6 +158,31 @@ libvirt_api! {
     fn virStorageVolFree(VolPtr) -> c_int;
 }
 
+/// A reference-counted libvirt object we own one reference to: the
+/// struct, `Send` (libvirt objects are thread-safe), and `Drop` calling
+/// the matching free function.
+macro_rules! handle {
+    ($(#[$doc:meta])* $name:ident($ptr:ty) freed by $free:ident) => {
+        $(#[$doc])*
+        pub struct $name {
+            api: &'static Api,
+            ptr: $ptr,
+        }
+
+        // SAFETY: libvirt's objects are reference-counted and thread-safe.
+        unsafe impl Send for $name {}
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                // SAFETY: we own one reference to the object.
+                unsafe {
+                    (self.api.$free)(self.ptr);
+                }
+            }
+        }
+    };
+}
+
 /// A failed libvirt call: libvirt's error code and message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -253,15 +278,13 @@ unsafe extern "C" fn answer(creds: *mut Credential, n: c_uint, data: *mut c_void
     0
 }
 
-/// One open libvirt connection.
-pub struct Connection {
-    api: &'static Api,
-    ptr: ConnectPtr,
+handle! {
+    /// One open libvirt connection.
+    Connection(ConnectPtr) freed by virConnectClose
 }
 
 // SAFETY: libvirt connections may be used from any thread, concurrently
 // (the remote driver multiplexes calls on one socket).
-unsafe impl Send for Connection {}
 unsafe impl Sync for Connection {}
 
 impl Connection {
@@ -390,23 +413,10 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference to the connection.
-        unsafe {
-            (self.api.virConnectClose)(self.ptr);
-        }
-    }
+handle! {
+    /// A handle on one domain (a guest).
+    Domain(DomainPtr) freed by virDomainFree
 }
-
-/// A handle on one domain (a guest).
-pub struct Domain {
-    api: &'static Api,
-    ptr: DomainPtr,
-}
-
-// SAFETY: as for connections.
-unsafe impl Send for Domain {}
 
 impl Domain {
     /// Runs a call returning 0 on success and -1 on error.
@@ -520,23 +530,10 @@ impl Domain {
     }
 }
 
-impl Drop for Domain {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference to the domain object.
-        unsafe {
-            (self.api.virDomainFree)(self.ptr);
-        }
-    }
+handle! {
+    /// A storage pool.
+    Pool(PoolPtr) freed by virStoragePoolFree
 }
-
-/// A storage pool.
-pub struct Pool {
-    api: &'static Api,
-    ptr: PoolPtr,
-}
-
-// SAFETY: as for connections.
-unsafe impl Send for Pool {}
 
 impl Pool {
     /// The volume named `name` in this pool, or None.
@@ -567,23 +564,10 @@ impl Pool {
     }
 }
 
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference to the pool object.
-        unsafe {
-            (self.api.virStoragePoolFree)(self.ptr);
-        }
-    }
+handle! {
+    /// A storage volume (a guest's disk).
+    Volume(VolPtr) freed by virStorageVolFree
 }
-
-/// A storage volume (a guest's disk).
-pub struct Volume {
-    api: &'static Api,
-    ptr: VolPtr,
-}
-
-// SAFETY: as for connections.
-unsafe impl Send for Volume {}
 
 impl Volume {
     /// The volume's path on the hypervisor.
@@ -617,15 +601,6 @@ impl Volume {
             return Err(last_error(self.api));
         }
         Ok(())
-    }
-}
-
-impl Drop for Volume {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference to the volume object.
-        unsafe {
-            (self.api.virStorageVolFree)(self.ptr);
-        }
     }
 }
 

@@ -28,6 +28,7 @@ pub use vm::{Guest, Outcomes as VmOutcomes};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use xcat3_common::config::KvmConfig;
+use xcat3_common::percent_encode;
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
 use super::{DriverError, Management, NodeInfo, Power, PowerState, control_str};
@@ -48,19 +49,6 @@ struct Target {
     password: Option<(String, String)>,
     domain: String,
     mac: Option<String>,
-}
-
-/// `s` made safe inside a URI query value.
-fn query_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn map_str<'a>(info: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, DriverError> {
@@ -150,7 +138,7 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
         (key, None) => {
             let mut uri = format!("qemu+ssh://{authority}/system?no_tty=1");
             if let Some(k) = key {
-                uri.push_str(&format!("&keyfile={}", query_value(k)));
+                uri.push_str(&format!("&keyfile={}", percent_encode(k, b"/")));
             }
             if !verify {
                 uri.push_str("&no_verify=1");

@@ -34,6 +34,26 @@ pub struct Guest {
 /// or an error.
 pub type Outcomes = Vec<(String, Result<String, String>)>;
 
+/// The same error for every guest (the batch could not start).
+fn fail_all(guests: Vec<Guest>, why: &DriverError) -> Outcomes {
+    guests
+        .into_iter()
+        .map(|g| (g.name, Err(why.0.clone())))
+        .collect()
+}
+
+/// Every finished task's outcome.
+async fn join_all(mut tasks: tokio::task::JoinSet<(String, Result<String, String>)>) -> Outcomes {
+    let mut out = Outcomes::new();
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(outcome) => out.push(outcome),
+            Err(e) => tracing::error!("guest task failed: {e}"),
+        }
+    }
+    out
+}
+
 /// What the hypervisor holds, read once per batch.
 struct Inventory {
     capacity: HypervisorCapacity,
@@ -180,12 +200,7 @@ impl Kvm {
     ) -> Outcomes {
         let hv = match self.host(host, info) {
             Ok(hv) => hv,
-            Err(e) => {
-                return guests
-                    .into_iter()
-                    .map(|g| (g.name, Err(e.0.clone())))
-                    .collect();
-            }
+            Err(e) => return fail_all(guests, &e),
         };
         let _batch = hv.batch_lock().await;
         let (mem, cpu) = (self.memory_overcommit, self.cpu_overcommit);
@@ -229,12 +244,7 @@ impl Kvm {
                 )
             });
         }
-        while let Some(r) = tasks.join_next().await {
-            match r {
-                Ok(outcome) => out.push(outcome),
-                Err(e) => tracing::error!("mkvm task failed: {e}"),
-            }
-        }
+        out.extend(join_all(tasks).await);
         out
     }
 
@@ -253,12 +263,7 @@ impl Kvm {
         };
         let hv = match hv {
             Ok(hv) => hv,
-            Err(e) => {
-                return guests
-                    .into_iter()
-                    .map(|g| (g.name, Err(e.0.clone())))
-                    .collect();
-            }
+            Err(e) => return fail_all(guests, &e),
         };
         let _batch = hv.batch_lock().await;
         let mut tasks = tokio::task::JoinSet::new();
@@ -272,14 +277,7 @@ impl Kvm {
                 (name, r.map_err(|e| e.0))
             });
         }
-        let mut out = Vec::new();
-        while let Some(r) = tasks.join_next().await {
-            match r {
-                Ok(outcome) => out.push(outcome),
-                Err(e) => tracing::error!("rmvm task failed: {e}"),
-            }
-        }
-        out
+        join_all(tasks).await
     }
 }
 
