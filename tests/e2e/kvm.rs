@@ -646,6 +646,31 @@ fn mkvm_power_and_rmvm_purge_leave_nothing_behind() {
     );
     let run = api.xcat3(&["rmvm", &clones, "--purge"]);
     assert_eq!(run.summary(), (3, 3), "{}", run.stdout());
+    // --disk-image: an overlay on any image, in the guest's own pool.
+    let golden = format!("{}/pool-a/{g01}.qcow2", dir.path().display());
+    let o1 = format!("{tag}o1");
+    let run = api.xcat3(&[
+        "mkvm",
+        &o1,
+        "--host",
+        "hv",
+        "--memory",
+        "64",
+        "--disk-image",
+        &golden,
+        "--pool",
+        &pool_b,
+    ]);
+    assert_eq!(run.summary(), (1, 1), "{}", run.stdout());
+    let overlay = format!("{}/pool-b/{o1}.qcow2", dir.path().display());
+    let info = Command::new("qemu-img")
+        .args(["info", "-U", &overlay])
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains(&format!("backing file: {golden}")), "{info}");
+    assert_eq!(api.xcat3(&["rmvm", &o1, "--purge"]).summary(), (1, 1));
+    assert!(!Path::new(&overlay).exists() && Path::new(&golden).exists());
     assert_eq!(volumes(&pool_a).len(), 10, "the source's disk stays");
 
     let run = api.xcat3(&["rmvm", &all, "--purge"]);
