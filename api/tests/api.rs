@@ -818,6 +818,30 @@ async fn mkvm_validates_and_rolls_back_failed_guests() {
     };
     assert_eq!(on("hva") + on("hvb"), 8);
     assert!(on("hva") >= 2 && on("hvb") >= 2, "{shown}");
+    // A guest is not made a second time elsewhere while it lives on a host.
+    let s1_host = shown["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "s1")
+        .unwrap()["control_info"]["vm_host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = if s1_host == "hva" { "hvb" } else { "hva" };
+    let (_, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes/vm?noderange=s1",
+        Some(json!({ "hosts": other })),
+    )
+    .await;
+    assert_eq!(
+        v["nodes"]["s1"],
+        format!(
+            "control_info.vm_host: the guest lives on {s1_host}; rmvm it first to make it elsewhere"
+        )
+    );
     let (s, v) = call(
         &st,
         "DELETE",
@@ -828,6 +852,20 @@ async fn mkvm_validates_and_rolls_back_failed_guests() {
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(v["nodes"]["g2"], "removed");
     assert_eq!(v["nodes"]["ghost"], "Could not be found.");
+    // Removed: the node keeps its shape but lives nowhere now.
+    let (_, v) = call(&st, "GET", "/v1/nodes/g2", None).await;
+    assert_eq!(v["control_info"]["vm_memory"], 64);
+    assert!(v["control_info"].get("vm_host").is_none(), "{v}");
+    let (_, v) = call(&st, "PUT", "/v1/nodes/power?target=on&noderange=g2", None).await;
+    assert!(
+        v["nodes"]["g2"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.vm_host: not set"),
+        "{v}"
+    );
+    let (_, v) = call(&st, "DELETE", "/v1/nodes/vm?noderange=g2", None).await;
+    assert_eq!(v["nodes"]["g2"], "absent");
 }
 
 #[tokio::test]

@@ -548,6 +548,14 @@ impl Runner {
             };
             match (&guest.shape.host, &req.action) {
                 (Some(h), _) => by_host.entry(h.clone()).or_default().push(guest),
+                // A guest with no hypervisor at all (rmvm'd before) is gone.
+                (None, Action::VmRemove { .. })
+                    if !["libvirt_uri", "ssh_address"]
+                        .iter()
+                        .any(|k| info.contains_key(*k)) =>
+                {
+                    out.push((guest.name, Ok(tokens::ABSENT.into())))
+                }
                 (None, Action::VmRemove { .. }) => on_own.push((guest, info)),
                 (None, _) => out.push((
                     guest.name,

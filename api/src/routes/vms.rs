@@ -269,16 +269,32 @@ async fn make_guests(
             );
             continue;
         }
-        ci.extend(opts.clone());
+        // Where the guest lives now (mkvm'd before, not rmvm'd since).
         let current = ci
             .get("vm_host")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let host = match (&hosts, current) {
-            (Some(hs), Some(c)) if hs.contains(&c) => Some(c),
-            (Some(_), _) => None,
-            (None, Some(c)) => Some(c),
-            (None, None) => {
+        ci.extend(opts.clone());
+        let wanted = opts.get("vm_host").and_then(Value::as_str);
+        let moved = |c: &str| {
+            format!(
+                "control_info.vm_host: the guest lives on {c}; rmvm it first to make it elsewhere"
+            )
+        };
+        let host = match (&hosts, current, wanted) {
+            (Some(hs), Some(c), _) if hs.contains(&c) => Some(c),
+            (None, Some(c), Some(w)) if c != w => {
+                results.insert(name.clone(), moved(&c));
+                continue;
+            }
+            (Some(_), Some(c), _) => {
+                results.insert(name.clone(), moved(&c));
+                continue;
+            }
+            (Some(_), None, _) => None,
+            (None, Some(c), _) => Some(c),
+            (None, None, Some(w)) => Some(w.to_string()),
+            (None, None, None) => {
                 results.insert(
                     name.clone(),
                     "control_info.vm_host: not set; give the hypervisor (mkvm --host HV)".into(),
@@ -482,9 +498,31 @@ async fn remove(
     let action = Action::VmRemove {
         purge: q.purge.unwrap_or(false),
     };
-    let rx = dispatch::dispatch_routed(&st, action, names, routes, request_id(&headers)).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "nodes": collect(rx).await })),
-    ))
+    let rx =
+        dispatch::dispatch_routed(&st, action, names, routes.clone(), request_id(&headers)).await?;
+    let results = collect(rx).await;
+    // A removed guest lives nowhere: its node keeps its shape (`vm_*`) but
+    // not `vm_host`, so a later mkvm may put it on any hypervisor.
+    let gone: Vec<String> = routes
+        .keys()
+        .filter(|n| {
+            results
+                .get(*n)
+                .is_some_and(|r| r == "removed" || r == "absent")
+        })
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        let updates: Vec<NodeUpdate> = node_db::load(&st.db, &gone, true)
+            .await?
+            .into_iter()
+            .map(|rec| {
+                let mut new = rec.to_spec();
+                new.control_info.remove("vm_host");
+                NodeUpdate { old: rec, new }
+            })
+            .collect();
+        node_db::update(&st.db, &updates).await?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "nodes": results }))))
 }

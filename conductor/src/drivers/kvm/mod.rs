@@ -28,6 +28,7 @@ pub use vm::{Guest, Outcomes as VmOutcomes};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use xcat3_common::config::KvmConfig;
+use xcat3_common::model::VmShape;
 use xcat3_common::percent_encode;
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
@@ -155,6 +156,15 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
 /// The hypervisor endpoint of a guest: its own keys, or its `vm_host`'s.
 fn guest_endpoint(node: &NodeInfo) -> Result<Endpoint, DriverError> {
     let Some(host) = &node.vm_host else {
+        let own = ["libvirt_uri", "ssh_address"];
+        if VmShape::present(&node.control_info)
+            && !own.iter().any(|k| node.control_info.contains_key(*k))
+        {
+            return Err(DriverError(
+                "control_info.vm_host: not set (the guest was removed by rmvm; mkvm --host HV makes it again)"
+                    .into(),
+            ));
+        }
         return endpoint_of(&node.control_info);
     };
     let info = host.control_info.as_ref().ok_or_else(|| {
