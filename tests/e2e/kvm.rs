@@ -496,7 +496,8 @@ fn mkvm_power_and_rmvm_purge_leave_nothing_behind() {
     let net_a = format!("{tag}na");
     infra.network(&net_a, &br_a, dir.path());
 
-    // 30 vCPUs on a 2-core test machine, beside other tests' guests.
+    // 30 vCPUs on a 2-core test machine, beside other tests' guests
+    // (which count against the same hypervisor's allowance).
     let api = Api::standalone_with(
         &dir.path().join("data"),
         &[("XCAT3_KVM_CPU_OVERCOMMIT", "64")],
@@ -711,7 +712,11 @@ fn mkvm_refusals_leave_nothing_half_created() {
         std::slice::from_ref(&foreign),
         &test_macs(1, 0xc3),
     );
-    let api = Api::standalone(&dir.path().join("data"));
+    // Other tests' guests share this hypervisor's vCPU allowance.
+    let api = Api::standalone_with(
+        &dir.path().join("data"),
+        &[("XCAT3_KVM_CPU_OVERCOMMIT", "64")],
+    );
     api.xcat3(&[
         "create",
         "hv",

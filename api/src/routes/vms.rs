@@ -323,7 +323,7 @@ async fn make_guests(
 
     // Register: new guests are created, known ones updated, each with a
     // primary nic (a fresh MAC when it has none).
-    let (mut created, mut updated) = (Vec::new(), Vec::new());
+    let (mut created, mut updated) = (HashSet::new(), HashSet::new());
     let mut to_create: Vec<&Pending> = Vec::new();
     let mut updates = Vec::new();
     for p in &pending {
@@ -353,7 +353,9 @@ async fn make_guests(
     if !updates.is_empty() {
         for (name, r) in node_db::update(&st.db, &updates).await? {
             match r {
-                Ok(()) => updated.push(name),
+                Ok(()) => {
+                    updated.insert(name);
+                }
                 Err(e) => {
                     results.insert(name, e);
                 }
@@ -382,7 +384,9 @@ async fn make_guests(
         let mut again = Vec::new();
         for p in to_create {
             match outcomes.get(&p.name) {
-                Some(Ok(())) => created.push(p.name.clone()),
+                Some(Ok(())) => {
+                    created.insert(p.name.clone());
+                }
                 Some(Err(e)) if e.contains(".mac:") && attempt < 2 => again.push(p),
                 Some(Err(e)) => {
                     results.insert(p.name.clone(), e.clone());
