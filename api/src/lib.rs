@@ -4,6 +4,7 @@
 //! `app(state)` builds the whole router; `serve` runs it until `shutdown`.
 //! Handlers live in `routes/`, one file per resource.
 
+pub mod copycds;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
@@ -76,6 +77,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/", axum::routing::get(routes::root::v1))
         .nest("/v1", v1.clone())
         .merge(v1)
+        // Install trees (copycds) for conductors and installers.
+        .nest_service(
+            "/install",
+            tower_http::services::ServeDir::new(&state.config.api.install_dir),
+        )
         .fallback(routes::root::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))

@@ -76,6 +76,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if config.dhcp.dir == defaults.dhcp.dir {
             config.dhcp.dir = inside("dhcp");
         }
+        if config.api.install_dir == defaults.api.install_dir {
+            config.api.install_dir = inside("install");
+        }
     }
     if let Some(listen) = args.listen {
         config.api.listen = listen;

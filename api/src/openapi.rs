@@ -126,7 +126,12 @@ pub fn document() -> Value {
             "/v1/passwds": passwds,
             "/v1/passwds/get_by_id": {"get": op("show a passwd by id", vec![q("id", "id", true), fields()], None, ok("200", "passwd", r("Passwd")))},
             "/v1/passwds/{key}": passwd,
-            "/v1/osimages": {"get": op("list images", vec![fields()], None, ok("200", "images", json!({"type": "object", "properties": {"images": {"type": "array", "items": r("OsImage")}}})))},
+            "/v1/osimages": {
+                "get": op("list images", vec![fields()], None, ok("200", "images", json!({"type": "object", "properties": {"images": {"type": "array", "items": r("OsImage")}}}))),
+                "post": op("copycds: import an OS install ISO (the request body, application/octet-stream); Ubuntu, Debian, RHEL, Rocky, Alma, CentOS are recognized and unpacked under /install/NAME/ without mounting", vec![q("filename", "the ISO's file name (recorded as orig_name)", false), q("name", "osimage name (default DISTROVERSION-ARCH)", false)],
+                    Some(json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})),
+                    ok("201", "the image: name, result (created | exists), distro, ver, arch, flavor, kernel, initrd", json!({"type": "object"}))),
+            },
             "/v1/osimages/get_by_id": {"get": op("show an image by id", vec![q("id", "id", true), fields()], None, ok("200", "image", r("OsImage")))},
             "/v1/osimages/{name}": {
                 "get": op("show an image", vec![p("name"), fields()], None, ok("200", "image", r("OsImage"))),

@@ -131,6 +131,37 @@ impl Client {
         Ok(())
     }
 
+    /// POSTs the file at `file` as the body (streamed, not read into
+    /// memory) and returns the JSON reply.
+    pub async fn upload(&self, path: &str, file: &std::path::Path) -> anyhow::Result<Value> {
+        let url = format!("{}/v1{}", self.base, path);
+        let f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("opening {}", file.display()))?;
+        let len = f.metadata().await?.len();
+        let resp = self
+            .http
+            .post(&url)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", len)
+            .body(reqwest::Body::from(f))
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body
+                .get("faultstring")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(anyhow!("{msg} (HTTP {})", status.as_u16()));
+        }
+        Ok(body)
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         Ok(self.call(Method::GET, path, None).await?.body)
     }

@@ -162,6 +162,14 @@ pub enum Command {
         #[arg(long)]
         purge: bool,
     },
+    /// Import an OS install ISO (Ubuntu, Debian, RHEL, Rocky, Alma,
+    /// CentOS) as an osimage: `NAME: created (distro version arch)`.
+    Copycds {
+        iso: std::path::PathBuf,
+        /// The osimage name (default `<distro><version>-<arch>`).
+        #[arg(short = 'n', long)]
+        name: Option<String>,
+    },
     /// Which conductor owns each node: `n1: c2`.
     Ring {
         noderange: String,

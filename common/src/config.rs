@@ -69,6 +69,9 @@ pub struct ApiConfig {
     /// Seconds an action (power, boot device) may take before nodes that
     /// have not answered get a timeout result.
     pub request_timeout: u64,
+    /// Where `copycds` puts OS install trees (`<osimage>/…`), served by
+    /// the API under `/install/` for conductors and installers.
+    pub install_dir: String,
 }
 
 impl Default for ApiConfig {
@@ -79,6 +82,7 @@ impl Default for ApiConfig {
             max_body_bytes: 64 * 1024 * 1024,
             max_nodes_per_request: 100_000,
             request_timeout: 300,
+            install_dir: "/var/lib/xcat3/install".into(),
         }
     }
 }

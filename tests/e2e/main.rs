@@ -3,6 +3,7 @@
 
 #[cfg(feature = "servers")]
 mod conductors;
+mod copycds;
 mod inventory;
 mod ipmi;
 #[cfg(feature = "servers")]

@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -17,9 +18,71 @@ use crate::view;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/osimages", get(list))
+        .route(
+            "/osimages",
+            get(list).post(copycds).layer(DefaultBodyLimit::disable()),
+        )
         .route("/osimages/get_by_id", get(by_id))
         .route("/osimages/{name}", get(show).patch(update).delete(remove))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CopycdsQuery {
+    /// The osimage name (default `<distro><version>-<arch>`).
+    name: Option<String>,
+    /// The ISO's file name, recorded as the image's `orig_name`.
+    filename: Option<String>,
+}
+
+/// `POST /osimages?filename=F[&name=N]` with the ISO as the body
+/// (`application/octet-stream`, streamed to disk): copycds. 201 with the
+/// image (`result`: `created`, or `exists` for a medium imported before).
+async fn copycds(
+    State(st): State<AppState>,
+    Params(q): Params<CopycdsQuery>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let install_dir = std::path::PathBuf::from(&st.config.api.install_dir);
+    let incoming = install_dir.join(".incoming");
+    let io = |e: std::io::Error| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("storing the upload in {}: {e}", incoming.display()),
+    };
+    tokio::fs::create_dir_all(&incoming).await.map_err(io)?;
+    let upload = incoming.join(format!("{}.iso", uuid::Uuid::new_v4()));
+    let stored = async {
+        let mut file = tokio::fs::File::create(&upload).await.map_err(io)?;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    let filename = q.filename.as_deref().unwrap_or("upload.iso");
+    let result = match stored {
+        Ok(()) => {
+            crate::copycds::import(&st.db, &install_dir, &upload, filename, q.name.as_deref()).await
+        }
+        Err(e) => Err(e),
+    };
+    let _ = tokio::fs::remove_file(&upload).await;
+    let imported = result?;
+    let m = &imported.manifest;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "name": m.name, "result": imported.result, "distro": m.distro, "ver": m.version,
+            "arch": m.arch, "flavor": m.flavor, "kernel": m.kernel, "initrd": m.initrd,
+            "orig_name": m.orig_name,
+        })),
+    ))
 }
 
 /// `GET /osimages` → `{"images": [{"name"}..]}` (v1 default: names).

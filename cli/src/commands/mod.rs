@@ -23,6 +23,7 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             persistent,
         } => nodes::bootdev(c, &noderange, &device, persistent, json).await,
         Ring { noderange } => nodes::ring(c, &noderange, json).await,
+        Copycds { iso, name } => resources::copycds(c, &iso, name.as_deref(), json).await,
         Mkvm {
             noderange,
             host,

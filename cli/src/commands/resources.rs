@@ -212,3 +212,44 @@ pub async fn service_show(c: &Client, host: &str) -> anyhow::Result<bool> {
     output::print_json(&reply);
     Ok(true)
 }
+
+/// `copycds ISO [-n NAME]`: uploads the ISO; prints `NAME: created
+/// (distro version arch)` or `exists`.
+pub async fn copycds(
+    c: &Client,
+    iso: &std::path::Path,
+    name: Option<&str>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let filename = iso
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upload.iso".into());
+    let mut path = format!("/osimages?filename={}", crate::client::encode(&filename));
+    if let Some(n) = name {
+        path.push_str(&format!("&name={}", crate::client::encode(n)));
+    }
+    let reply = c.upload(&path, iso).await?;
+    if json {
+        crate::output::print_json(&reply);
+    } else {
+        let s = |k: &str| {
+            reply
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string()
+        };
+        println!(
+            "{}: {} ({} {} {}, kernel {}, initrd {})",
+            s("name"),
+            s("result"),
+            s("distro"),
+            s("ver"),
+            s("arch"),
+            s("kernel"),
+            s("initrd")
+        );
+    }
+    Ok(true)
+}

@@ -109,6 +109,35 @@ pub async fn osimage_by_id(db: &Db, id: i64) -> Result<osimage::Model, DbError> 
         .ok_or_else(|| DbError::NotFound(format!("osimage with id {id} could not be found")))
 }
 
+/// Registers an imported medium (copycds).
+pub async fn create_osimage(
+    db: &Db,
+    name: &str,
+    distro: &str,
+    ver: &str,
+    arch: &str,
+    orig_name: &str,
+) -> Result<osimage::Model, DbError> {
+    let now = Utc::now();
+    let am = osimage::ActiveModel {
+        id: NotSet,
+        name: Set(name.to_string()),
+        distro: Set(distro.to_string()),
+        ver: Set(ver.to_string()),
+        arch: Set(arch.to_string()),
+        profile: Set(Some("compute".into())),
+        image_type: Set(Some("linux".into())),
+        provmethod: Set(Some("install".into())),
+        rootfstype: Set(None),
+        orig_name: Set(Some(orig_name.to_string())),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    am.insert(db.conn())
+        .await
+        .map_err(|e| conflict_or(e, format!("osimage {name} already exists")))
+}
+
 pub async fn update_osimage(
     db: &Db,
     old: osimage::Model,

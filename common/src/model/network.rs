@@ -160,6 +160,11 @@ pub struct OsImageSpec {
 }
 
 impl OsImageSpec {
+    /// An osimage name: what copycds registers (`ubuntu24.04-x86_64`).
+    pub fn check_name(name: &str) -> Result<(), FieldError> {
+        check_resource_name("name", name)
+    }
+
     /// What PATCH may change; `name`, `distro`, `ver`, `arch`, `orig_name`
     /// describe the imported media and are internal.
     pub const WRITABLE: &'static [&'static str] = &["profile", "type", "provmethod", "rootfstype"];
