@@ -73,6 +73,8 @@ pub fn app(state: AppState) -> Router {
     let v1 = routes::v1();
     Router::new()
         .route("/", axum::routing::get(routes::root::root))
+        .route("/healthz", axum::routing::get(routes::root::healthz))
+        .route("/readyz", axum::routing::get(routes::root::readyz))
         .route("/v1", axum::routing::get(routes::root::v1))
         .route("/v1/", axum::routing::get(routes::root::v1))
         .nest("/v1", v1.clone())

@@ -869,6 +869,24 @@ async fn mkvm_validates_and_rolls_back_failed_guests() {
 }
 
 #[tokio::test]
+async fn health_and_readiness() {
+    let st = state().await;
+    let (s, v) = call(&st, "GET", "/healthz", None).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"status": "ok"})));
+    // No conductor yet: not ready, and the body says why.
+    let (s, v) = call(&st, "GET", "/readyz", None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        v,
+        json!({"ready": false, "database": "ok", "bus": "ok", "live_conductors": 0})
+    );
+    let st = state_with_conductor().await;
+    let (s, v) = call(&st, "GET", "/readyz", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["live_conductors"], 1);
+}
+
+#[tokio::test]
 async fn openapi_lists_every_route() {
     let st = state().await;
     let (s, doc) = call(&st, "GET", "/v1/openapi.json", None).await;

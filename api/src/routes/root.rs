@@ -1,9 +1,11 @@
-//! Discovery (`/`, `/v1`), the OpenAPI document and the 404 fallback.
+//! Discovery (`/`, `/v1`), health (`/healthz`, `/readyz`), the OpenAPI
+//! document and the 404 fallback.
 
 use axum::Json;
 use axum::http::Uri;
 use serde_json::{Value, json};
 
+use crate::AppState;
 use crate::error::ApiError;
 
 pub async fn root() -> Json<Value> {
@@ -34,4 +36,37 @@ pub async fn openapi() -> Json<Value> {
 
 pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no such resource: {}", uri.path()))
+}
+
+/// `GET /healthz`: the process serves HTTP (liveness).
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when the API can do its work — the database answers,
+/// the bus can carry requests, and at least one conductor is alive — else
+/// 503; the body says which check failed.
+pub async fn readyz(
+    axum::extract::State(st): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let timeout = st.config.conductor.heartbeat_timeout;
+    let (db, conductors) = match xcat3_common::db::services::live_conductors(&st.db, timeout).await
+    {
+        Ok(live) => ("ok".to_string(), live.len()),
+        Err(e) => (e.to_string(), 0),
+    };
+    let bus = match st.bus.check().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let ready = db == "ok" && bus == "ok" && conductors > 0;
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"ready": ready, "database": db, "bus": bus, "live_conductors": conductors})),
+    )
 }

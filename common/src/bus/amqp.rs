@@ -341,6 +341,10 @@ impl Bus for AmqpBus {
         Ok(rx)
     }
 
+    async fn check(&self) -> Result<(), BusError> {
+        self.inner.link().await.map(drop)
+    }
+
     async fn stop_consuming(&self, host: &str) -> Result<(), BusError> {
         let stop = self
             .inner

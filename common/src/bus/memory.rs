@@ -69,6 +69,11 @@ impl Bus for MemoryBus {
         Ok(rx)
     }
 
+    /// In-process: always there.
+    async fn check(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+
     async fn stop_consuming(&self, host: &str) -> Result<(), BusError> {
         self.queues
             .lock()

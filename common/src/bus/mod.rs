@@ -77,6 +77,10 @@ pub trait Bus: Send + Sync {
     /// Stops consuming `host`'s queue (graceful shutdown); deliveries not
     /// yet taken go back to the queue.
     async fn stop_consuming(&self, host: &str) -> Result<(), BusError>;
+
+    /// Whether the bus can carry requests now (reconnecting if needed);
+    /// what `/readyz` asks.
+    async fn check(&self) -> Result<(), BusError>;
 }
 
 /// Connects to `url`: `memory` or `amqp://...`.
