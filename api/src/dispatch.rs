@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use xcat3_common::db::nodes as node_db;
 use xcat3_common::db::services;
+use xcat3_common::metrics;
 use xcat3_common::model::tokens;
 use xcat3_common::ring::HashRing;
 use xcat3_common::rpc::{Action, Request, now_ms};
@@ -27,6 +28,12 @@ pub type Results = Vec<(String, String)>;
 /// The ring of conductors alive now.
 pub async fn live_ring(st: &AppState) -> ApiResult<HashRing> {
     let live = services::live_conductors(&st.db, st.config.conductor.heartbeat_timeout).await?;
+    metrics::gauge(
+        "xcat3_api_live_conductors",
+        "Conductors alive in the ring, as the API last saw it.",
+        &[],
+        live.len() as f64,
+    );
     Ok(HashRing::new(&live))
 }
 
@@ -122,9 +129,17 @@ async fn call_one(
         pending.drain().map(|n| (n, why.clone())).collect()
     };
     let mut replies = 0usize;
+    let action = request.action.name();
     let mut rx = match bus.call(&host, &request).await {
         Ok(rx) => rx,
         Err(e) => {
+            metrics::count(
+                "xcat3_api_bus_errors_total",
+                "Requests the bus could not deliver to a conductor.",
+                &[],
+                1,
+            );
+            node_outcomes(action, "error", pending.len());
             let _ = tx
                 .send(fail_rest(&mut pending, format!("conductor {host}: {e}")))
                 .await;
@@ -148,12 +163,21 @@ async fn call_one(
         match tokio::time::timeout(Duration::from_millis(left as u64), rx.recv()).await {
             Ok(Some(batch)) => {
                 replies += 1;
+                let (mut ok, mut err) = (0, 0);
                 let results: Results = batch
                     .results
                     .into_iter()
                     .filter(|(n, _)| pending.remove(n))
-                    .map(|(n, r)| (n, r.into_text()))
+                    .map(|(n, r)| {
+                        match r {
+                            xcat3_common::rpc::NodeResult::Ok(_) => ok += 1,
+                            xcat3_common::rpc::NodeResult::Error(_) => err += 1,
+                        }
+                        (n, r.into_text())
+                    })
                     .collect();
+                node_outcomes(action, "ok", ok);
+                node_outcomes(action, "error", err);
                 if !results.is_empty() {
                     let _ = tx.send(results).await;
                 }
@@ -162,6 +186,7 @@ async fn call_one(
                 }
             }
             Ok(None) => {
+                node_outcomes(action, "lost", pending.len());
                 let why = format!("conductor {host}: the reply was lost (bus connection dropped)");
                 let _ = tx.send(fail_rest(&mut pending, why)).await;
                 return;
@@ -171,6 +196,7 @@ async fn call_one(
     }
     let unanswered = pending.len();
     if !pending.is_empty() {
+        node_outcomes(action, "timeout", pending.len());
         let why = format!("timeout: conductor {host} did not answer");
         let _ = tx.send(fail_rest(&mut pending, why)).await;
     }
@@ -181,4 +207,16 @@ async fn call_one(
         unanswered,
         "conductor call finished"
     );
+}
+
+/// Counts `n` per-node results of `action` with `outcome`.
+fn node_outcomes(action: &'static str, outcome: &'static str, n: usize) {
+    if n > 0 {
+        metrics::count(
+            "xcat3_api_node_results_total",
+            "Per-node results of actions, by outcome (ok, error, timeout, lost).",
+            &[("action", action), ("outcome", outcome)],
+            n as u64,
+        );
+    }
 }

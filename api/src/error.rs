@@ -50,6 +50,12 @@ impl From<DbError> for ApiError {
                 // Logged here (inside the request's span, so with its id);
                 // the client learns only that the database failed.
                 tracing::error!(error = %e, "database error");
+                xcat3_common::metrics::count(
+                    "xcat3_api_db_errors_total",
+                    "Requests that failed on a database error.",
+                    &[],
+                    1,
+                );
                 ApiError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     message: "database unavailable or failing; see the API log".into(),

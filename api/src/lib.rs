@@ -49,6 +49,48 @@ impl MakeRequestId for MakeReqId {
     }
 }
 
+/// Counts every routed request by method, route pattern and status.
+async fn count_request(req: axum::extract::Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let labels = [
+        ("method", method.as_str()),
+        ("route", route.as_str()),
+        ("status", status.as_str()),
+    ];
+    xcat3_common::metrics::count(
+        "xcat3_api_requests_total",
+        "HTTP requests by method, route and status.",
+        &labels,
+        1,
+    );
+    xcat3_common::metrics::observe(
+        "xcat3_api_request_seconds",
+        "HTTP request latency by method and route.",
+        &labels[..2],
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics() -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        xcat3_common::metrics::render(),
+    )
+}
+
 /// The v1 version headers, sent on every reply.
 async fn version_headers(req: axum::extract::Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
@@ -74,6 +116,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", axum::routing::get(routes::root::root))
         .route("/healthz", axum::routing::get(routes::root::healthz))
+        .route("/metrics", axum::routing::get(metrics))
         .route("/readyz", axum::routing::get(routes::root::readyz))
         .route("/v1", axum::routing::get(routes::root::v1))
         .route("/v1/", axum::routing::get(routes::root::v1))
@@ -84,6 +127,7 @@ pub fn app(state: AppState) -> Router {
             "/install",
             tower_http::services::ServeDir::new(&state.config.api.install_dir),
         )
+        .route_layer(middleware::from_fn(count_request))
         .fallback(routes::root::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))

@@ -625,6 +625,32 @@ async fn power_and_boot_device_through_the_in_process_conductor() {
 
     let (_, v) = call(&st, "GET", "/v1/ring?noderange=f1,ghost", None).await;
     assert_eq!(v, json!({"nodes": {"f1": "c1"}, "missing": "ghost"}));
+
+    // What this test did, as Prometheus sees it (API and the in-process
+    // conductor share the registry).
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(st.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    for line in [
+        "# TYPE xcat3_api_requests_total counter",
+        "xcat3_api_requests_total{method=\"PUT\",route=\"/v1/nodes/power\",status=\"202\"} 2",
+        "xcat3_api_requests_total{method=\"PUT\",route=\"/v1/nodes/power\",status=\"400\"} 1",
+        "xcat3_api_node_results_total{action=\"power\",outcome=\"ok\"} 301",
+        "xcat3_api_node_results_total{action=\"power\",outcome=\"error\"} 3",
+        "xcat3_api_live_conductors 1",
+        "# TYPE xcat3_conductor_driver_seconds histogram",
+        "xcat3_conductor_driver_seconds_count{mgt=\"fake\",action=\"power\",outcome=\"ok\"} 301",
+        "xcat3_conductor_driver_seconds_count{mgt=\"kvm\",action=\"power\",outcome=\"error\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ pub mod bus;
 pub mod config;
 pub mod db;
 pub mod ipmi;
+pub mod metrics;
 pub mod model;
 pub mod noderange;
 pub mod process;

@@ -44,6 +44,20 @@ pub enum Action {
 }
 
 impl Action {
+    /// A short label for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::PowerStatus => "power_status",
+            Action::Power { .. } => "power",
+            Action::BootDeviceGet => "boot_device_get",
+            Action::BootDeviceSet { .. } => "boot_device_set",
+            Action::Provision { .. } => "provision",
+            Action::HypervisorInfo => "hypervisor_info",
+            Action::VmCreate { .. } => "vm_create",
+            Action::VmRemove { .. } => "vm_remove",
+        }
+    }
+
     /// Whether the action changes the node (and so needs its lock).
     pub fn is_write(&self) -> bool {
         matches!(

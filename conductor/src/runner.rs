@@ -15,6 +15,7 @@ use xcat3_common::bus::Responder;
 use xcat3_common::config::PowerConfig;
 use xcat3_common::db::nodes::{self as node_db, NodeRecord, Observed, parse_map};
 use xcat3_common::db::{Db, locks};
+use xcat3_common::metrics;
 use xcat3_common::model::tokens;
 use xcat3_common::model::{Mgt, VmShape};
 use xcat3_common::rpc::{
@@ -413,14 +414,31 @@ impl Runner {
         }
         let limit = self.call_timeout.min(Duration::from_millis(left as u64));
         let fut = self.dispatch(node, action);
-        match tokio::time::timeout(limit, fut).await {
-            Ok(Ok((text, observed))) => (NodeResult::Ok(text), observed),
-            Ok(Err(e)) => (NodeResult::Error(e.to_string()), None),
+        let started = Instant::now();
+        let (result, outcome) = match tokio::time::timeout(limit, fut).await {
+            Ok(Ok((text, observed))) => ((NodeResult::Ok(text), observed), "ok"),
+            Ok(Err(e)) => ((NodeResult::Error(e.to_string()), None), "error"),
             Err(_) => (
-                NodeResult::Error(format!("timeout after {} ms", limit.as_millis())),
-                None,
+                (
+                    NodeResult::Error(format!("timeout after {} ms", limit.as_millis())),
+                    None,
+                ),
+                "timeout",
             ),
-        }
+        };
+        let mgt = node.mgt.map(|m| m.as_str()).unwrap_or("none");
+        let labels = [
+            ("mgt", mgt),
+            ("action", action.name()),
+            ("outcome", outcome),
+        ];
+        metrics::observe(
+            "xcat3_conductor_driver_seconds",
+            "Driver call latency per node, by mgt, action and outcome.",
+            &labels,
+            started.elapsed().as_secs_f64(),
+        );
+        result
     }
 
     async fn dispatch(

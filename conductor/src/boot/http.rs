@@ -38,6 +38,11 @@ pub async fn serve(listen: SocketAddr, files: BootFiles) -> anyhow::Result<()> {
     let root = files.http_root().to_path_buf();
     let app = Router::new()
         .route("/ipxe/{name}", get(ipxe_script))
+        // This conductor's metrics (driver latencies), for Prometheus.
+        .route(
+            "/metrics",
+            get(|| async { xcat3_common::metrics::render() }),
+        )
         .with_state(files)
         .fallback_service(ServeDir::new(&root))
         .layer(middleware::from_fn(log_fetch));
