@@ -67,13 +67,7 @@ impl Client {
         let status = resp.status();
         if status.is_client_error() || status.is_server_error() {
             let bytes = resp.bytes().await.unwrap_or_default();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let msg = body
-                .get("faultstring")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(anyhow!("{msg} (HTTP {})", status.as_u16()));
+            return Err(fault(status, &bytes));
         }
         Ok((url, resp))
     }
@@ -150,21 +144,26 @@ impl Client {
             .with_context(|| format!("POST {url}"))?;
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap_or_default();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
-            let msg = body
-                .get("faultstring")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(anyhow!("{msg} (HTTP {})", status.as_u16()));
+            return Err(fault(status, &bytes));
         }
-        Ok(body)
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         Ok(self.call(Method::GET, path, None).await?.body)
     }
+}
+
+/// An error reply as an error holding the server's `faultstring`.
+fn fault(status: reqwest::StatusCode, bytes: &[u8]) -> anyhow::Error {
+    let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let msg = body
+        .get("faultstring")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+    anyhow!("{msg} (HTTP {})", status.as_u16())
 }
 
 /// Percent-encodes a query value (noderanges hold `[`, `,`, `@`, `/`).

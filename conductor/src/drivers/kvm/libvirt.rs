@@ -238,6 +238,20 @@ fn last_error(api: &Api) -> LibvirtError {
     }
 }
 
+/// A lookup's result: the object, None when libvirt says `missing` (no
+/// such domain, pool, volume), or the error.
+fn missing_is_none(
+    api: &Api,
+    ptr: *mut c_void,
+    missing: c_int,
+) -> Result<Option<*mut c_void>, LibvirtError> {
+    if !ptr.is_null() {
+        return Ok(Some(ptr));
+    }
+    let e = last_error(api);
+    if e.code == missing { Ok(None) } else { Err(e) }
+}
+
 fn c_string(what: &str, s: &str) -> Result<CString, LibvirtError> {
     CString::new(s).map_err(|_| LibvirtError {
         code: -1,
@@ -326,15 +340,7 @@ impl Connection {
         let c_name = c_string("domain name", name)?;
         // SAFETY: a live connection and a C string.
         let ptr = unsafe { (self.api.virDomainLookupByName)(self.ptr, c_name.as_ptr()) };
-        if ptr.is_null() {
-            let e = last_error(self.api);
-            return if e.code == ERR_NO_DOMAIN {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-        Ok(Some(self.domain(ptr)))
+        Ok(missing_is_none(self.api, ptr, ERR_NO_DOMAIN)?.map(|p| self.domain(p)))
     }
 
     /// Defines (or redefines) a persistent domain from its XML.
@@ -385,15 +391,12 @@ impl Connection {
         let c_name = c_string("pool name", name)?;
         // SAFETY: a live connection and a C string.
         let ptr = unsafe { (self.api.virStoragePoolLookupByName)(self.ptr, c_name.as_ptr()) };
-        if ptr.is_null() {
-            let e = last_error(self.api);
-            return if e.code == ERR_NO_STORAGE_POOL {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-        Ok(Some(Pool { api: self.api, ptr }))
+        Ok(
+            missing_is_none(self.api, ptr, ERR_NO_STORAGE_POOL)?.map(|p| Pool {
+                api: self.api,
+                ptr: p,
+            }),
+        )
     }
 
     /// The storage volume at `path`, or None when no pool holds it.
@@ -401,15 +404,12 @@ impl Connection {
         let c_path = c_string("volume path", path)?;
         // SAFETY: a live connection and a C string.
         let ptr = unsafe { (self.api.virStorageVolLookupByPath)(self.ptr, c_path.as_ptr()) };
-        if ptr.is_null() {
-            let e = last_error(self.api);
-            return if e.code == ERR_NO_STORAGE_VOL {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-        Ok(Some(Volume { api: self.api, ptr }))
+        Ok(
+            missing_is_none(self.api, ptr, ERR_NO_STORAGE_VOL)?.map(|p| Volume {
+                api: self.api,
+                ptr: p,
+            }),
+        )
     }
 }
 
@@ -541,15 +541,12 @@ impl Pool {
         let c_name = c_string("volume name", name)?;
         // SAFETY: a live pool and a C string.
         let ptr = unsafe { (self.api.virStorageVolLookupByName)(self.ptr, c_name.as_ptr()) };
-        if ptr.is_null() {
-            let e = last_error(self.api);
-            return if e.code == ERR_NO_STORAGE_VOL {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-        Ok(Some(Volume { api: self.api, ptr }))
+        Ok(
+            missing_is_none(self.api, ptr, ERR_NO_STORAGE_VOL)?.map(|p| Volume {
+                api: self.api,
+                ptr: p,
+            }),
+        )
     }
 
     /// Creates a volume from its XML.
