@@ -127,6 +127,11 @@ fn copycds_detects_and_imports_each_distribution() {
     let api = Api::standalone(&dir.path().join("data"));
     let install = dir.path().join("data/install");
     for (file, files, name, kernel_path) in &media {
+        let tree = dir.path().join(format!("{file}-tree"));
+        std::fs::create_dir_all(&tree).unwrap();
+        // Ubuntu's own `ubuntu -> .` stays; a link out of the tree does not.
+        std::os::unix::fs::symlink(".", tree.join("ubuntu")).unwrap();
+        std::os::unix::fs::symlink("/etc", tree.join("escape")).unwrap();
         let iso = make_iso(dir.path(), file, files);
         let out = api.xcat3(&["copycds", iso.to_str().unwrap()]).ok();
         assert!(
@@ -140,6 +145,11 @@ fn copycds_detects_and_imports_each_distribution() {
             "{file}"
         );
         assert!(tree.join(".xcat3-image.json").exists());
+        assert!(tree.join("ubuntu").join(kernel_path).exists(), "{file}");
+        assert!(
+            std::fs::symlink_metadata(tree.join("escape")).is_err(),
+            "{file}: link out kept"
+        );
         // Conductors and installers fetch the tree over HTTP from the API.
         let served = http_get(&format!("{}/install/{name}/{kernel_path}", api.url));
         assert_eq!(served, kernel, "{file}: served kernel differs");

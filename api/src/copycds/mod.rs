@@ -95,9 +95,13 @@ fn normalize(entry: &str) -> &str {
 }
 
 /// Makes every directory of the unpacked tree writable by its owner (ISO
-/// modes are read-only), so it can be replaced or deleted later.
+/// modes are read-only), so it can be replaced or deleted later, and
+/// removes symbolic links that lead out of the tree: `/install/` serves
+/// it, and a medium must not publish the host's files (Ubuntu's own
+/// `ubuntu -> .` stays).
 fn writable_dirs(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let root = dir.canonicalize()?;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let mut perms = std::fs::metadata(&d)?.permissions();
@@ -105,8 +109,18 @@ fn writable_dirs(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(&d, perms)?;
         for entry in std::fs::read_dir(&d)? {
             let entry = entry?;
-            if entry.file_type()?.is_dir() {
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
                 stack.push(entry.path());
+            } else if kind.is_symlink() {
+                let inside = entry
+                    .path()
+                    .canonicalize()
+                    .is_ok_and(|target| target.starts_with(&root));
+                if !inside {
+                    tracing::warn!(link = %entry.path().display(), "copycds: dropping a link that leaves the tree");
+                    std::fs::remove_file(entry.path())?;
+                }
             }
         }
     }
