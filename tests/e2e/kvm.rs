@@ -463,6 +463,24 @@ fn assert_guest_mac(api: &Api, node: &str, xml: &str) {
     );
 }
 
+/// Removes every domain whose name starts with the test's tag on drop, so
+/// a failing mkvm test leaves no guest behind on the shared libvirtd.
+struct Sweep(String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        // No panicking helpers here: this may run while a test unwinds.
+        let list = virsh(&["list", "--all", "--name"]);
+        for d in String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter(|l| l.starts_with(&self.0))
+        {
+            let _ = virsh(&["destroy", d]);
+            let _ = virsh(&["undefine", d]);
+        }
+    }
+}
+
 fn volumes(pool: &str) -> Vec<String> {
     virsh_ok(&["vol-list", pool, "--details"])
         .lines()
@@ -487,6 +505,8 @@ fn mkvm_power_and_rmvm_purge_leave_nothing_behind() {
     let tag = unique("x3m").replace('-', "");
     let pid = std::process::id();
     let mut infra = Infra::new();
+    // Declared after `infra`, so dropped first: guests go before their pools.
+    let _sweep = Sweep(tag.clone());
     let (pool_a, pool_b) = (format!("{tag}pa"), format!("{tag}pb"));
     infra.pool(&pool_a, &dir.path().join("pool-a"));
     infra.pool(&pool_b, &dir.path().join("pool-b"));
@@ -704,6 +724,8 @@ fn mkvm_refusals_leave_nothing_half_created() {
     let dir = TempDir::new("mkvm-bad");
     let tag = unique("x3r").replace('-', "");
     let mut infra = Infra::new();
+    // Declared after `infra`, so dropped first: guests go before their pools.
+    let _sweep = Sweep(tag.clone());
     let pool = format!("{tag}p");
     infra.pool(&pool, &dir.path().join("pool"));
     let foreign = format!("{tag}foreign");
