@@ -17,12 +17,12 @@ use xcat3_common::db::nodes::{self as node_db, NodeRecord, Observed, parse_map};
 use xcat3_common::db::{Db, locks};
 use xcat3_common::metrics;
 use xcat3_common::model::tokens;
-use xcat3_common::model::{Mgt, VmShape};
+use xcat3_common::model::{self, Mgt, VmShape};
 use xcat3_common::rpc::{
     Action, NodeResult, PowerTarget, ProvisionTarget, ReplyBatch, Request, now_ms,
 };
 
-use crate::drivers::kvm::{Guest, VmOutcomes};
+use crate::drivers::kvm::{self, Guest, VmOutcomes};
 use crate::drivers::{DriverError, Drivers, NodeInfo, VmHost};
 use crate::membership::Membership;
 use crate::provision::Provisioner;
@@ -345,13 +345,10 @@ impl Runner {
         for rec in records {
             let n = &rec.node;
             let control_info = parse_map(&n.control_info);
-            let vm_host = control_info
-                .get("vm_host")
-                .and_then(serde_json::Value::as_str)
-                .map(|h| VmHost {
-                    name: h.to_string(),
-                    control_info: hosts.get(h).cloned(),
-                });
+            let vm_host = model::vm_host(&control_info).map(|h| VmHost {
+                name: h.to_string(),
+                control_info: hosts.get(h).cloned(),
+            });
             let info = NodeInfo {
                 name: n.name.clone(),
                 mgt: n.mgt.as_deref().and_then(|m| Mgt::parse("mgt", m).ok()),
@@ -507,12 +504,7 @@ impl Runner {
         let mut names: Vec<String> = records
             .iter()
             .filter(|r| r.node.control_info.contains("vm_host"))
-            .filter_map(|r| {
-                parse_map(&r.node.control_info)
-                    .get("vm_host")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
+            .filter_map(|r| model::vm_host(&parse_map(&r.node.control_info)).map(str::to_string))
             .collect();
         names.sort();
         names.dedup();
@@ -567,11 +559,7 @@ impl Runner {
             match (&guest.shape.host, &req.action) {
                 (Some(h), _) => by_host.entry(h.clone()).or_default().push(guest),
                 // A guest with no hypervisor at all (rmvm'd before) is gone.
-                (None, Action::VmRemove { .. })
-                    if !["libvirt_uri", "ssh_address"]
-                        .iter()
-                        .any(|k| info.contains_key(*k)) =>
-                {
+                (None, Action::VmRemove { .. }) if !kvm::has_own_endpoint(&info) => {
                     out.push((guest.name, Ok(tokens::ABSENT.into())))
                 }
                 (None, Action::VmRemove { .. }) => on_own.push((guest, info)),

@@ -497,6 +497,22 @@ fn domains_named(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// A standalone API with hypervisor node `hv` (the local libvirtd). Other
+/// tests' guests count against the same hypervisor's vCPU allowance, so
+/// the overcommit is raised.
+fn api_with_hypervisor(dir: &Path) -> Api {
+    let api = Api::standalone_with(&dir.join("data"), &[("XCAT3_KVM_CPU_OVERCOMMIT", "64")]);
+    api.xcat3(&[
+        "create",
+        "hv",
+        "type=hypervisor",
+        "-c",
+        &format!("libvirt_uri={URI}"),
+    ])
+    .ok();
+    api
+}
+
 /// `mkvm` of 20 guests over two pools and two kinds of network, power
 /// through the registered nodes, `rmvm --purge`; all checked with virsh.
 #[test]
@@ -516,20 +532,8 @@ fn mkvm_power_and_rmvm_purge_leave_nothing_behind() {
     let net_a = format!("{tag}na");
     infra.network(&net_a, &br_a, dir.path());
 
-    // 30 vCPUs on a 2-core test machine, beside other tests' guests
-    // (which count against the same hypervisor's allowance).
-    let api = Api::standalone_with(
-        &dir.path().join("data"),
-        &[("XCAT3_KVM_CPU_OVERCOMMIT", "64")],
-    );
-    api.xcat3(&[
-        "create",
-        "hv",
-        "type=hypervisor",
-        "-c",
-        &format!("libvirt_uri={URI}"),
-    ])
-    .ok();
+    // 30 vCPUs on a 2-core test machine.
+    let api = api_with_hypervisor(dir.path());
     let first = format!("{tag}v[01-10]");
     let second = format!("{tag}v[11-20]");
     let all = format!("{tag}v[01-20]");
@@ -734,19 +738,7 @@ fn mkvm_refusals_leave_nothing_half_created() {
         std::slice::from_ref(&foreign),
         &test_macs(1, 0xc3),
     );
-    // Other tests' guests share this hypervisor's vCPU allowance.
-    let api = Api::standalone_with(
-        &dir.path().join("data"),
-        &[("XCAT3_KVM_CPU_OVERCOMMIT", "64")],
-    );
-    api.xcat3(&[
-        "create",
-        "hv",
-        "type=hypervisor",
-        "-c",
-        &format!("libvirt_uri={URI}"),
-    ])
-    .ok();
+    let api = api_with_hypervisor(dir.path());
     api.xcat3(&["create", "plain", "mgt=fake"]).ok();
 
     let big = format!("{tag}big");

@@ -4,8 +4,10 @@
 
 use std::collections::HashSet;
 
+use serde::{Deserialize, Serialize};
+
 /// What an ISO is, and where its network-boot kernel and initrd are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Detected {
     /// `ubuntu`, `debian`, `rhels`, `rocky`, `alma`, `centos`.
     pub distro: String,

@@ -29,13 +29,9 @@ pub const MANIFEST: &str = ".xcat3-image.json";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub name: String,
-    pub distro: String,
-    pub version: String,
-    pub arch: String,
-    pub flavor: String,
-    /// Paths inside the tree.
-    pub kernel: String,
-    pub initrd: String,
+    /// What the medium is, and its kernel and initrd (paths in the tree).
+    #[serde(flatten)]
+    pub media: Detected,
     /// The ISO's file name and size, and its marker file's text: the same
     /// medium imported again has the same three.
     pub orig_name: String,
@@ -56,17 +52,6 @@ const MARKERS: &[&str] = &[".disk/info", ".treeinfo", ".discinfo"];
 
 /// One import at a time per API process: names and directories do not race.
 static IMPORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::bad_request(msg)
-}
-
-fn internal(msg: impl Into<String>) -> ApiError {
-    ApiError {
-        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        message: msg.into(),
-    }
-}
 
 /// ISO 9660 puts `CD001` at byte 32769 (the first volume descriptor).
 fn is_iso9660(path: &Path) -> std::io::Result<bool> {
@@ -146,17 +131,17 @@ pub async fn import(
     name: Option<&str>,
 ) -> ApiResult<Imported> {
     let _one = IMPORTS.lock().await;
-    if !is_iso9660(iso).map_err(|e| internal(format!("reading the upload: {e}")))? {
-        return Err(bad(format!(
+    if !is_iso9660(iso).map_err(|e| ApiError::internal(format!("reading the upload: {e}")))? {
+        return Err(ApiError::bad_request(format!(
             "{orig_name}: not an ISO 9660 image (no CD001 volume descriptor)"
         )));
     }
     let iso_bytes = std::fs::metadata(iso)
-        .map_err(|e| internal(format!("reading the upload: {e}")))?
+        .map_err(|e| ApiError::internal(format!("reading the upload: {e}")))?
         .len();
     let listing = bsdtar(&["-tf".as_ref(), iso.as_os_str()])
         .await
-        .map_err(|e| bad(format!("{orig_name}: unreadable ISO: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("{orig_name}: unreadable ISO: {e}")))?;
     let listing = String::from_utf8_lossy(&listing);
     // Normalized path -> the name as the archive spells it.
     let entries: HashMap<String, String> = listing
@@ -170,26 +155,21 @@ pub async fn import(
         if let Some(raw) = entries.get(*m) {
             let text = bsdtar(&["-xOf".as_ref(), iso.as_os_str(), raw.as_ref()])
                 .await
-                .map_err(|e| bad(format!("{orig_name}: cannot read {m}: {e}")))?;
+                .map_err(|e| ApiError::bad_request(format!("{orig_name}: cannot read {m}: {e}")))?;
             markers.insert(m, String::from_utf8_lossy(&text).into_owned());
         }
     }
     let detected: Detected = detect::detect(&files, |p| markers.get(p).cloned())
-        .map_err(|e| bad(format!("{orig_name}: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("{orig_name}: {e}")))?;
     let name = name.map(str::to_string).unwrap_or_else(|| detected.name());
-    xcat3_common::model::OsImageSpec::check_name(&name).map_err(|e| bad(e.to_string()))?;
+    xcat3_common::model::OsImageSpec::check_name(&name)?;
     let marker = MARKERS
         .iter()
         .find_map(|m| markers.get(m).cloned())
         .unwrap_or_default();
     let manifest = Manifest {
         name: name.clone(),
-        distro: detected.distro.clone(),
-        version: detected.version.clone(),
-        arch: detected.arch.clone(),
-        flavor: detected.flavor.clone(),
-        kernel: detected.kernel.clone(),
-        initrd: detected.initrd.clone(),
+        media: detected,
         orig_name: orig_name.to_string(),
         iso_bytes,
         marker,
@@ -207,9 +187,9 @@ pub async fn import(
     if let Some(row) = &existing_row {
         return match existing_manifest {
             Some(m)
-                if m.distro == manifest.distro
-                    && m.version == manifest.version
-                    && m.arch == manifest.arch
+                if m.media.distro == manifest.media.distro
+                    && m.media.version == manifest.media.version
+                    && m.media.arch == manifest.media.arch
                     && m.iso_bytes == manifest.iso_bytes
                     && m.marker == manifest.marker =>
             {
@@ -218,7 +198,7 @@ pub async fn import(
                     result: "exists",
                 })
             }
-            _ => Err(bad(format!(
+            _ => Err(ApiError::bad_request(format!(
                 "osimage {name} already exists ({} {} {}, from {}); give the new one another name (copycds -n NAME)",
                 row.distro,
                 row.ver,
@@ -230,9 +210,10 @@ pub async fn import(
 
     // Unpack beside the target, then rename into place.
     std::fs::create_dir_all(install_dir)
-        .map_err(|e| internal(format!("creating {}: {e}", install_dir.display())))?;
+        .map_err(|e| ApiError::internal(format!("creating {}: {e}", install_dir.display())))?;
     let tmp: PathBuf = install_dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir(&tmp).map_err(|e| internal(format!("creating {}: {e}", tmp.display())))?;
+    std::fs::create_dir(&tmp)
+        .map_err(|e| ApiError::internal(format!("creating {}: {e}", tmp.display())))?;
     let unpacked = async {
         bsdtar(&[
             "-xf".as_ref(),
@@ -242,21 +223,22 @@ pub async fn import(
             tmp.as_os_str(),
         ])
         .await
-        .map_err(|e| bad(format!("{orig_name}: unpacking failed: {e}")))?;
-        writable_dirs(&tmp).map_err(|e| internal(format!("unpacked tree: {e}")))?;
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| internal(e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(format!("{orig_name}: unpacking failed: {e}")))?;
+        writable_dirs(&tmp).map_err(|e| ApiError::internal(format!("unpacked tree: {e}")))?;
+        let json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| ApiError::internal(e.to_string()))?;
         std::fs::write(tmp.join(MANIFEST), json)
-            .map_err(|e| internal(format!("writing the manifest: {e}")))?;
+            .map_err(|e| ApiError::internal(format!("writing the manifest: {e}")))?;
         // A tree left by an import that never registered is replaced.
         remove_tree(&target);
         std::fs::rename(&tmp, &target)
-            .map_err(|e| internal(format!("moving the tree into place: {e}")))?;
+            .map_err(|e| ApiError::internal(format!("moving the tree into place: {e}")))?;
         resources::create_osimage(
             db,
             &name,
-            &manifest.distro,
-            &manifest.version,
-            &manifest.arch,
+            &manifest.media.distro,
+            &manifest.media.version,
+            &manifest.media.arch,
             orig_name,
         )
         .await
@@ -268,7 +250,7 @@ pub async fn import(
         remove_tree(&target);
         return Err(e);
     }
-    tracing::info!(osimage = %name, distro = %manifest.distro, version = %manifest.version, arch = %manifest.arch, "copycds imported");
+    tracing::info!(osimage = %name, distro = %manifest.media.distro, version = %manifest.media.version, arch = %manifest.media.arch, "copycds imported");
     Ok(Imported {
         manifest,
         result: "created",

@@ -47,9 +47,8 @@ async fn copycds(
     use tokio::io::AsyncWriteExt;
     let install_dir = std::path::PathBuf::from(&st.config.api.install_dir);
     let incoming = install_dir.join(".incoming");
-    let io = |e: std::io::Error| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: format!("storing the upload in {}: {e}", incoming.display()),
+    let io = |e: std::io::Error| {
+        ApiError::internal(format!("storing the upload in {}: {e}", incoming.display()))
     };
     tokio::fs::create_dir_all(&incoming).await.map_err(io)?;
     let upload = incoming.join(format!("{}.iso", uuid::Uuid::new_v4()));
@@ -75,11 +74,12 @@ async fn copycds(
     let _ = tokio::fs::remove_file(&upload).await;
     let imported = result?;
     let m = &imported.manifest;
+    let d = &m.media;
     Ok((
         StatusCode::CREATED,
         Json(json!({
-            "name": m.name, "result": imported.result, "distro": m.distro, "ver": m.version,
-            "arch": m.arch, "flavor": m.flavor, "kernel": m.kernel, "initrd": m.initrd,
+            "name": m.name, "result": imported.result, "distro": d.distro, "ver": d.version,
+            "arch": d.arch, "flavor": d.flavor, "kernel": d.kernel, "initrd": d.initrd,
             "orig_name": m.orig_name,
         })),
     ))

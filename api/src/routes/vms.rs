@@ -19,7 +19,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use xcat3_common::db::nodes::{self as node_db, NodeRecord, NodeUpdate, parse_map};
-use xcat3_common::model::{HypervisorCapacity, NodeSpec, VmShape};
+use xcat3_common::model::{HypervisorCapacity, NodeSpec, VmShape, vm_host};
 use xcat3_common::rpc::Action;
 
 use super::actions::request_id;
@@ -270,12 +270,9 @@ async fn make_guests(
             continue;
         }
         // Where the guest lives now (mkvm'd before, not rmvm'd since).
-        let current = ci
-            .get("vm_host")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let current = vm_host(&ci).map(str::to_string);
         ci.extend(opts.clone());
-        let wanted = opts.get("vm_host").and_then(Value::as_str);
+        let wanted = vm_host(&opts);
         let moved = |c: &str| {
             format!(
                 "control_info.vm_host: the guest lives on {c}; rmvm it first to make it elsewhere"
@@ -320,6 +317,9 @@ async fn make_guests(
         results.extend(place(st, hosts, &mut pending, rid).await?);
     }
     pending.retain(|p| p.host.is_some() && !results.contains_key(&p.name));
+    for p in &mut pending {
+        p.control_info.insert("vm_host".into(), json!(p.host));
+    }
 
     // Register: new guests are created, known ones updated, each with a
     // primary nic (a fresh MAC when it has none).
@@ -327,8 +327,7 @@ async fn make_guests(
     let mut to_create: Vec<&Pending> = Vec::new();
     let mut updates = Vec::new();
     for p in &pending {
-        let mut ci = p.control_info.clone();
-        ci.insert("vm_host".into(), json!(p.host));
+        let ci = p.control_info.clone();
         match &p.old {
             Some(rec) => {
                 let mut doc = rec.to_spec().to_json();
@@ -369,9 +368,7 @@ async fn make_guests(
         }
         let mut specs = Vec::new();
         for p in &to_create {
-            let mut ci = p.control_info.clone();
-            ci.insert("vm_host".into(), json!(p.host));
-            let doc = json!({"name": p.name, "mgt": "kvm", "control_info": ci,
+            let doc = json!({"name": p.name, "mgt": "kvm", "control_info": p.control_info,
                              "nics_info": {"nics": [{"mac": new_mac(), "primary": true}]}});
             match NodeSpec::from_json(&doc) {
                 Ok(s) => specs.push(s),
@@ -492,10 +489,7 @@ async fn remove(
         .await?
         .into_iter()
         .filter_map(|r| {
-            let host = parse_map(&r.node.control_info)
-                .get("vm_host")?
-                .as_str()?
-                .to_string();
+            let host = vm_host(&parse_map(&r.node.control_info))?.to_string();
             Some((r.node.name, host))
         })
         .collect();

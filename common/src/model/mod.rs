@@ -19,7 +19,7 @@ pub use network::{NetworkSpec, OsImageSpec, PasswdSpec};
 pub use node::{NicSpec, NodeSpec};
 pub use patch::{PatchOp, apply_patches, parse_patches};
 pub use secrets::{MASK, is_secret_key, mask_secrets};
-pub use vm::{HypervisorCapacity, VM_KEYS, VmDisk, VmNetwork, VmShape, parse_size};
+pub use vm::{HypervisorCapacity, VM_KEYS, VmDisk, VmNetwork, VmShape, parse_size, vm_host};
 
 /// Result tokens of the v1 wire format (the client counts these as success).
 pub mod tokens {

@@ -23,6 +23,11 @@ pub const VM_KEYS: &[&str] = &[
     "vm_boot",
 ];
 
+/// The hypervisor a guest's `control_info` names (`vm_host`), if any.
+pub fn vm_host(info: &Map<String, Value>) -> Option<&str> {
+    info.get("vm_host").and_then(Value::as_str)
+}
+
 /// What a guest looks like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmShape {

@@ -153,13 +153,24 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
     })
 }
 
+/// Whether `info` names a hypervisor itself (rather than through
+/// `vm_host`).
+pub fn has_own_endpoint(info: &Map<String, Value>) -> bool {
+    ["libvirt_uri", "ssh_address"]
+        .iter()
+        .any(|k| info.contains_key(*k))
+}
+
+/// The endpoint of hypervisor node `host` from its `control_info`; errors
+/// name the node.
+fn host_endpoint(host: &str, info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
+    endpoint_of(info).map_err(|e| DriverError(format!("vm_host {host}: {}", e.0)))
+}
+
 /// The hypervisor endpoint of a guest: its own keys, or its `vm_host`'s.
 fn guest_endpoint(node: &NodeInfo) -> Result<Endpoint, DriverError> {
     let Some(host) = &node.vm_host else {
-        let own = ["libvirt_uri", "ssh_address"];
-        if VmShape::present(&node.control_info)
-            && !own.iter().any(|k| node.control_info.contains_key(*k))
-        {
+        if VmShape::present(&node.control_info) && !has_own_endpoint(&node.control_info) {
             return Err(DriverError(
                 "control_info.vm_host: not set (the guest was removed by rmvm; mkvm --host HV makes it again)"
                     .into(),
@@ -173,7 +184,7 @@ fn guest_endpoint(node: &NodeInfo) -> Result<Endpoint, DriverError> {
             host.name
         ))
     })?;
-    endpoint_of(info).map_err(|e| DriverError(format!("vm_host {}: {}", host.name, e.0)))
+    host_endpoint(&host.name, info)
 }
 
 impl Target {

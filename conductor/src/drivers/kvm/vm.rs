@@ -17,7 +17,7 @@ use xcat3_common::model::{HypervisorCapacity, VmDisk, VmShape, tokens};
 use super::domxml::{self, GuestXml};
 use super::hypervisor::Hypervisor;
 use super::libvirt::{Connection, XML_INACTIVE};
-use super::{Kvm, endpoint_of};
+use super::{Kvm, endpoint_of, host_endpoint};
 use crate::drivers::DriverError;
 
 /// One guest of a batch.
@@ -171,9 +171,7 @@ fn volume_xml(name: &str, disk: &VmDisk) -> String {
 
 impl Kvm {
     fn host(&self, host: &str, info: &Map<String, Value>) -> Result<Arc<Hypervisor>, DriverError> {
-        let endpoint =
-            endpoint_of(info).map_err(|e| DriverError(format!("vm_host {host}: {}", e.0)))?;
-        Ok(self.hypervisors.get(&endpoint))
+        Ok(self.hypervisors.get(&host_endpoint(host, info)?))
     }
 
     /// The hypervisor's capacity (`HypervisorInfo`).
