@@ -138,7 +138,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("connecting to the bus")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // With the in-process bus the conductor lives here too: same code,
-    // only the bus differs (DESIGN §1, standalone mode).
+    // only the bus differs (DESIGN §1, standalone mode). It fetches images
+    // from, and its nodes call back to, this API.
+    if config.bus.url == "memory" && config.boot.api_url.is_empty() {
+        let host = match local.ip() {
+            ip if ip.is_unspecified() && !config.boot.server_address.is_empty() => {
+                config.boot.server_address.clone()
+            }
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            ip => ip.to_string(),
+        };
+        config.boot.api_url = format!("http://{host}:{}", local.port());
+    }
     let conductor = (config.bus.url == "memory").then(|| {
         let (cfg, db, bus, rx) = (config.clone(), db.clone(), bus.clone(), stop_rx.clone());
         tokio::spawn(async move { xcat3_conductor::service::run(cfg, db, bus, rx).await })

@@ -18,6 +18,7 @@ pub const NODE_FIELDS: &[&str] = &[
     "type",
     "arch",
     "state",
+    "last_error",
     "power_state",
     "reservation",
     "control_info",
@@ -72,6 +73,9 @@ pub fn node(rec: &NodeRecord, osimages: &HashMap<i64, String>, fields: Option<&[
     put("type", n.node_type.clone().into());
     put("arch", n.arch.clone().into());
     put("state", n.state.clone().into());
+    if n.last_error.is_some() {
+        put("last_error", n.last_error.clone().into());
+    }
     put("power_state", n.power_state.clone().into());
     put("reservation", n.reservation.clone().into());
     put("control_info", masked(&n.control_info));

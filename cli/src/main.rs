@@ -57,6 +57,10 @@ pub enum Command {
     /// List nodes (all, or those of NODERANGE).
     List {
         noderange: Option<String>,
+        /// Only nodes in this provisioning state (available, dhcp,
+        /// deploying, deployed, "deploy failed").
+        #[arg(long)]
+        state: Option<String>,
     },
     /// Show nodes in detail.
     Show {
@@ -100,8 +104,11 @@ pub enum Command {
         #[arg(long)]
         persistent: bool,
     },
-    /// Network boot: deploy NODERANGE --state dhcp (DHCP reservation and
-    /// boot files that boot from disk), or deploy NODERANGE -d (remove them).
+    /// Network boot and OS installs: deploy NODERANGE --osimage IMAGE
+    /// (install it on the next network boot; the node is `deploying` until
+    /// its installer calls back), deploy NODERANGE --state dhcp (a DHCP
+    /// reservation that boots the disk), deploy NODERANGE -d (release:
+    /// remove both, the node becomes available).
     Deploy {
         noderange: String,
         #[arg(long, value_parser = ["dhcp", "nodeset"], default_value = "nodeset")]

@@ -224,6 +224,11 @@ pub struct BootConfig {
     pub http_root: String,
     /// Where the iPXE binaries come from (Debian's `ipxe` package).
     pub ipxe_dir: String,
+    /// The API's URL as conductors and installing nodes reach it (images,
+    /// package repository, install callback).
+    pub api_url: String,
+    /// Seconds a node may stay `deploying` before it fails.
+    pub deploy_timeout: u64,
 }
 
 impl Default for BootConfig {
@@ -235,6 +240,8 @@ impl Default for BootConfig {
             tftp_root: "/var/lib/xcat3/tftpboot".into(),
             http_root: "/var/lib/xcat3/httpboot".into(),
             ipxe_dir: "/usr/lib/ipxe".into(),
+            api_url: String::new(),
+            deploy_timeout: 3600,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod bus;
 pub mod config;
+pub mod crypt;
 pub mod db;
 pub mod ipmi;
 pub mod metrics;

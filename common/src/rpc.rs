@@ -103,23 +103,43 @@ impl PowerTarget {
 }
 
 /// What `deploy` asks of a node's network boot (v1 `provision?target=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProvisionTarget {
     /// A DHCP reservation and boot files that boot the node from its disk
     /// (state `dhcp`).
     Dhcp,
+    /// Install an OS (v1 `nodeset`): reservation, install boot entry,
+    /// answer file, one-time callback token, network boot next time
+    /// (state `deploying`). `osimage` names the image; without it each
+    /// node's own `osimage` is used.
+    Nodeset {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        osimage: Option<String>,
+    },
+    /// The node called back: its boot entry becomes local disk (sent by
+    /// the API after it accepted the node's token; the state is already
+    /// `deployed`).
+    LocalBoot,
+    /// A conductor's own request for `deploying` nodes it now owns but
+    /// another conductor prepared: re-create their reservations and files
+    /// with their stored tokens (never sent by the API).
+    Takeover,
     /// Remove the reservation and boot files (v1 `un_dhcp` / `un_nodeset`);
-    /// the node's state is cleared.
+    /// the node becomes `available`.
     Clean,
 }
 
 impl ProvisionTarget {
-    pub const ALL: &'static [&'static str] = &["dhcp", "un_dhcp", "un_nodeset"];
+    pub const ALL: &'static [&'static str] = &["dhcp", "nodeset", "un_dhcp", "un_nodeset"];
 
-    pub fn parse(s: &str) -> Option<ProvisionTarget> {
+    /// The v1 `target` (with its `osimage` query parameter).
+    pub fn parse(s: &str, osimage: Option<&str>) -> Option<ProvisionTarget> {
         Some(match s {
             "dhcp" => ProvisionTarget::Dhcp,
+            "nodeset" => ProvisionTarget::Nodeset {
+                osimage: osimage.map(str::to_string),
+            },
             "un_dhcp" | "un_nodeset" => ProvisionTarget::Clean,
             _ => return None,
         })

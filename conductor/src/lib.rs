@@ -9,8 +9,10 @@
 //! - [`provision`]: `deploy --state dhcp` / `-d` in bulk;
 //! - [`boot`]: boot files and the TFTP and HTTP servers for them.
 
+pub mod answers;
 pub mod boot;
 pub mod drivers;
+pub mod images;
 pub mod membership;
 pub mod provision;
 pub mod runner;

@@ -19,13 +19,13 @@ use xcat3_common::metrics;
 use xcat3_common::model::tokens;
 use xcat3_common::model::{self, Mgt, VmShape};
 use xcat3_common::rpc::{
-    Action, NodeResult, PowerTarget, ProvisionTarget, ReplyBatch, Request, now_ms,
+    Action, BootDevice, NodeResult, PowerTarget, ProvisionTarget, ReplyBatch, Request, now_ms,
 };
 
 use crate::drivers::kvm::{self, Guest, VmOutcomes};
 use crate::drivers::{DriverError, Drivers, NodeInfo, VmHost};
 use crate::membership::Membership;
-use crate::provision::Provisioner;
+use crate::provision::{Prepared, Provisioner};
 
 /// Send a batch when it holds this many results...
 const BATCH_SIZE: usize = 1000;
@@ -291,22 +291,25 @@ impl Runner {
                 answer(&mut sent, n, NodeResult::Error(tokens::NOT_FOUND.into()));
             }
         }
-        if let Action::Provision { target } = req.action {
+        if let Action::Provision { target } = &req.action {
             // DHCP and boot files are written in bulk, not node by node.
-            let state = match target {
-                ProvisionTarget::Dhcp => Some("dhcp".to_string()),
-                ProvisionTarget::Clean => None,
+            let results = match target {
+                ProvisionTarget::Nodeset { osimage } => {
+                    self.deploy(&records, osimage.as_deref(), false, &hosts, req.deadline_ms)
+                        .await
+                }
+                ProvisionTarget::Takeover => {
+                    self.deploy(&records, None, true, &hosts, req.deadline_ms)
+                        .await
+                }
+                other => self.actors.provisioner.run(&records, other).await,
             };
-            for (name, r) in self.actors.provisioner.run(&records, target).await {
-                sent.answered.insert(name.clone());
-                let (result, obs) = match r {
-                    Ok(()) => (
-                        NodeResult::Ok(tokens::OK.into()),
-                        Some((Observed::State, state.clone())),
-                    ),
-                    Err(e) => (NodeResult::Error(e), None),
+            for (name, r) in results {
+                let r = match r {
+                    Ok(()) => NodeResult::Ok(tokens::OK.into()),
+                    Err(e) => NodeResult::Error(e),
                 };
-                let _ = tx.send((name, result, obs));
+                answer(&mut sent, &name, r);
             }
             return sent;
         }
@@ -343,21 +346,7 @@ impl Runner {
         }
         let mut tasks = tokio::task::JoinSet::new();
         for rec in records {
-            let n = &rec.node;
-            let control_info = parse_map(&n.control_info);
-            let vm_host = model::vm_host(&control_info).map(|h| VmHost {
-                name: h.to_string(),
-                control_info: hosts.get(h).cloned(),
-            });
-            let info = NodeInfo {
-                name: n.name.clone(),
-                mgt: n.mgt.as_deref().and_then(|m| Mgt::parse("mgt", m).ok()),
-                control_info,
-                power_state: n.power_state.clone(),
-                boot_device: n.boot_device.clone(),
-                primary_mac: rec.primary_mac(),
-                vm_host,
-            };
+            let info = node_info(&rec, &hosts);
             sent.answered.insert(info.name.clone());
             let this = self.clone();
             let action = req.action.clone();
@@ -370,6 +359,121 @@ impl Runner {
         }
         while tasks.join_next().await.is_some() {}
         sent
+    }
+
+    /// `nodeset` (or, with `takeover`, re-creating a deploy another
+    /// conductor prepared): reservations, install entries and answer files
+    /// in bulk, then each node's next boot set to the network once through
+    /// its power driver (nodes without `mgt` are booted by hand), then the
+    /// states recorded: `deploying`, or `deploy failed` with the reason
+    /// when the boot device could not be set.
+    async fn deploy(
+        self: &Arc<Self>,
+        records: &[NodeRecord],
+        osimage: Option<&str>,
+        takeover: bool,
+        hosts: &HashMap<String, Map<String, Value>>,
+        deadline_ms: i64,
+    ) -> Vec<(String, Result<(), String>)> {
+        let provisioner = &self.actors.provisioner;
+        let mut out = Vec::with_capacity(records.len());
+        let mut ready = Vec::with_capacity(records.len());
+        for (name, r) in provisioner.prepare_deploy(records, osimage, takeover).await {
+            match r {
+                Ok(p) => ready.push(p),
+                Err(e) => out.push((name, Err(e))),
+            }
+        }
+        let mut failed: HashMap<String, String> = HashMap::new();
+        if !takeover {
+            let by_name: HashMap<&str, &NodeRecord> =
+                records.iter().map(|r| (r.node.name.as_str(), r)).collect();
+            let net_once = Action::BootDeviceSet {
+                device: BootDevice::Net,
+                persistent: false,
+            };
+            let mut tasks = tokio::task::JoinSet::new();
+            for p in &ready {
+                let rec = by_name[p.name.as_str()];
+                if rec.node.mgt.is_none() {
+                    continue;
+                }
+                let info = node_info(rec, hosts);
+                let (this, action) = (self.clone(), net_once.clone());
+                tasks.spawn(async move {
+                    let (r, _) = this.act(&info, &action, deadline_ms).await;
+                    (info.name, r)
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                if let Ok((name, NodeResult::Error(e))) = done {
+                    failed.insert(
+                        name,
+                        format!("setting the next boot device to the network failed: {e}"),
+                    );
+                }
+            }
+        }
+        let (ok, not): (Vec<Prepared>, Vec<Prepared>) = ready
+            .into_iter()
+            .partition(|p| !failed.contains_key(&p.name));
+        let failed: Vec<(String, String)> = not
+            .into_iter()
+            .map(|p| {
+                let e = failed.remove(&p.name).unwrap_or_default();
+                (p.name, e)
+            })
+            .collect();
+        match provisioner.record_deploy(&ok, &failed).await {
+            Ok(()) => {
+                out.extend(ok.into_iter().map(|p| (p.name, Ok(()))));
+                out.extend(failed.into_iter().map(|(n, e)| (n, Err(e))));
+            }
+            Err(e) => {
+                let why = format!("conductor {}: recording the deploy: {e}", self.host);
+                out.extend(ok.into_iter().map(|p| (p.name, Err(why.clone()))));
+                out.extend(failed.into_iter().map(|(n, _)| (n, Err(why.clone()))));
+            }
+        }
+        out
+    }
+
+    /// The periodic pass over deploying nodes (timeouts, local boot for
+    /// finished ones), then a takeover request to ourselves for those
+    /// another conductor prepared: it locks, loads and re-creates them
+    /// like any request.
+    pub async fn sweep_deploys(self: &Arc<Self>) {
+        let ring = match self.membership.ring().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "deploy sweep: reading the ring failed");
+                return;
+            }
+        };
+        let names = match self.actors.provisioner.sweep_deploying(&ring).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "deploy sweep failed");
+                return;
+            }
+        };
+        if names.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            nodes = names.len(),
+            "taking over deploying nodes another conductor prepared"
+        );
+        let req = Request {
+            request_id: format!("takeover-{}-{}", self.host, now_ms()),
+            action: Action::Provision {
+                target: ProvisionTarget::Takeover,
+            },
+            nodes: names,
+            deadline_ms: now_ms() + 4 * self.call_timeout.as_millis() as i64,
+            routes: Default::default(),
+        };
+        self.run(req, &LogResponder).await;
     }
 
     /// One node: validate, then act within the permit and the deadline.
@@ -610,6 +714,44 @@ impl Runner {
 }
 
 /// Whether `target` can start a machine (and so draw inrush current).
+/// What a driver is handed for one node.
+fn node_info(rec: &NodeRecord, hosts: &HashMap<String, Map<String, Value>>) -> NodeInfo {
+    let n = &rec.node;
+    let control_info = parse_map(&n.control_info);
+    let vm_host = model::vm_host(&control_info).map(|h| VmHost {
+        name: h.to_string(),
+        control_info: hosts.get(h).cloned(),
+    });
+    NodeInfo {
+        name: n.name.clone(),
+        mgt: n.mgt.as_deref().and_then(|m| Mgt::parse("mgt", m).ok()),
+        control_info,
+        power_state: n.power_state.clone(),
+        boot_device: n.boot_device.clone(),
+        primary_mac: rec.primary_mac(),
+        vm_host,
+    }
+}
+
+/// Replies of a conductor's request to itself (takeover) go to the log.
+struct LogResponder;
+
+#[async_trait::async_trait]
+impl Responder for LogResponder {
+    async fn reply(&self, batch: &ReplyBatch) -> Result<(), xcat3_common::bus::BusError> {
+        for (node, r) in &batch.results {
+            if let NodeResult::Error(e) = r {
+                tracing::warn!(node, error = %e, "takeover");
+            }
+        }
+        Ok(())
+    }
+
+    async fn ack(&self) -> Result<(), xcat3_common::bus::BusError> {
+        Ok(())
+    }
+}
+
 fn powers_on(target: PowerTarget) -> bool {
     matches!(
         target,

@@ -44,8 +44,13 @@ pub async fn run(
     let drivers = Drivers::builtin(&config);
     let power_gate = PowerGate::new(&config.power);
     let provisioner = Arc::new(
-        Provisioner::new(db.clone(), &config.dhcp, &config.boot)
-            .context("preparing DHCP and boot files")?,
+        Provisioner::new(
+            db.clone(),
+            &host_name(&config.conductor),
+            &config.dhcp,
+            &config.boot,
+        )
+        .context("preparing DHCP and boot files")?,
     );
     let mut servers = JoinSet::new();
     for (what, listen) in [
@@ -118,6 +123,7 @@ pub async fn run(
         host.clone(),
         config.heartbeat_timeout,
     ));
+    periodic.spawn(deploy_loop(runner.clone(), config.heartbeat_interval));
 
     let mut requests = JoinSet::new();
     loop {
@@ -163,6 +169,16 @@ pub async fn run(
     services::deregister(&db, &host).await.ok();
     tracing::info!(host, "conductor stopped");
     Ok(())
+}
+
+/// Deploy timeouts, takeover and local boot after installs, every
+/// heartbeat interval.
+async fn deploy_loop(runner: Arc<Runner>, interval_s: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(interval_s.max(1)));
+    loop {
+        tick.tick().await;
+        runner.sweep_deploys().await;
+    }
 }
 
 async fn heartbeat_loop(db: Db, host: String, runner: Arc<Runner>, interval_s: u64) {

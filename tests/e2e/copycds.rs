@@ -6,30 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use xcat3_tests::{Api, TempDir};
-
-/// Builds `NAME.iso` (Rock Ridge + Joliet) holding `files`.
-fn make_iso(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
-    let root = dir.join(format!("{name}-tree"));
-    for (path, content) in files {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    let iso = dir.join(format!("{name}.iso"));
-    let out = Command::new("xorriso")
-        .args(["-as", "mkisofs", "-quiet", "-r", "-J", "-V", "TEST", "-o"])
-        .arg(&iso)
-        .arg(&root)
-        .output()
-        .expect("xorriso (Debian package xorriso) is required; scripts/test installs it");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    iso
-}
+use xcat3_tests::{Api, TempDir, make_iso};
 
 /// A test medium: ISO file name, its files, the osimage name copycds
 /// should give it, and where its kernel is.

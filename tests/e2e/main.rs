@@ -4,6 +4,7 @@
 #[cfg(feature = "servers")]
 mod conductors;
 mod copycds;
+mod deploy;
 mod inventory;
 mod ipmi;
 #[cfg(feature = "servers")]

@@ -4,30 +4,7 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
-
-/// What an ISO is, and where its network-boot kernel and initrd are.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Detected {
-    /// `ubuntu`, `debian`, `rhels`, `rocky`, `alma`, `centos`.
-    pub distro: String,
-    pub version: String,
-    /// `x86_64`, `aarch64`, `ppc64le`, `s390x`.
-    pub arch: String,
-    /// `live-server` (Ubuntu's subiquity), `legacy` (debian-installer),
-    /// `netinst`/`dvd` (Debian), `anaconda` (RHEL family).
-    pub flavor: String,
-    /// Paths inside the medium.
-    pub kernel: String,
-    pub initrd: String,
-}
-
-impl Detected {
-    /// The default osimage name, `<distro><version>-<arch>`.
-    pub fn name(&self) -> String {
-        format!("{}{}-{}", self.distro, self.version, self.arch)
-    }
-}
+pub use xcat3_common::model::Detected;
 
 /// Debian-style architecture names as ours.
 fn arch_of(word: &str) -> Option<&'static str> {

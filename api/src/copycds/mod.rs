@@ -15,29 +15,13 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 use xcat3_common::db::{Db, DbError, resources};
 
 use crate::error::{ApiError, ApiResult};
 use detect::Detected;
 
-/// The manifest kept beside each unpacked tree.
-pub const MANIFEST: &str = ".xcat3-image.json";
-
-/// What an unpacked tree holds (`.xcat3-image.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub name: String,
-    /// What the medium is, and its kernel and initrd (paths in the tree).
-    #[serde(flatten)]
-    pub media: Detected,
-    /// The ISO's file name and size, and its marker file's text: the same
-    /// medium imported again has the same three.
-    pub orig_name: String,
-    pub iso_bytes: u64,
-    pub marker: String,
-}
+pub use xcat3_common::model::{Installer, MANIFEST, Manifest};
 
 /// The outcome of one import.
 #[derive(Debug)]
@@ -162,6 +146,7 @@ pub async fn import(
     let detected: Detected = detect::detect(&files, |p| markers.get(p).cloned())
         .map_err(|e| ApiError::bad_request(format!("{orig_name}: {e}")))?;
     let name = name.map(str::to_string).unwrap_or_else(|| detected.name());
+    let detected_installer = detected.installer();
     xcat3_common::model::OsImageSpec::check_name(&name)?;
     let marker = MARKERS
         .iter()
@@ -173,6 +158,7 @@ pub async fn import(
         orig_name: orig_name.to_string(),
         iso_bytes,
         marker,
+        iso: (detected_installer == Installer::Subiquity).then(|| format!("{name}.iso")),
     };
 
     let target = install_dir.join(&name);
@@ -225,6 +211,14 @@ pub async fn import(
         .await
         .map_err(|e| ApiError::bad_request(format!("{orig_name}: unpacking failed: {e}")))?;
         writable_dirs(&tmp).map_err(|e| ApiError::internal(format!("unpacked tree: {e}")))?;
+        // Subiquity fetches the whole medium (`url=`): keep it in the tree
+        // (a hard link: the upload lies in the same file system).
+        if let Some(keep) = &manifest.iso {
+            let to = tmp.join(keep);
+            std::fs::hard_link(iso, &to)
+                .or_else(|_| std::fs::copy(iso, &to).map(|_| ()))
+                .map_err(|e| ApiError::internal(format!("keeping the ISO in the tree: {e}")))?;
+        }
         let json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| ApiError::internal(e.to_string()))?;
         std::fs::write(tmp.join(MANIFEST), json)

@@ -15,6 +15,8 @@ use axum::routing::{get, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use xcat3_common::db::nodes as node_db;
+use xcat3_common::db::{DbError, resources};
+use xcat3_common::model::{ProvisionEvent, ProvisionState};
 use xcat3_common::noderange;
 use xcat3_common::rpc::{Action, BootDevice, PowerTarget, ProvisionTarget};
 
@@ -29,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/nodes/power", get(power_status).put(power_set))
         .route("/nodes/boot_device", get(boot_get).put(boot_set))
         .route("/nodes/provision", put(provision))
+        .route("/nodes/provision/callback", put(callback))
         .route("/ring", get(ring))
 }
 
@@ -195,8 +198,10 @@ async fn boot_set(
     .await
 }
 
-/// `PUT /nodes/provision?target=dhcp|un_dhcp|un_nodeset`: the owning
-/// conductors write (or remove) each node's DHCP reservation and boot files.
+/// `PUT /nodes/provision?target=dhcp|nodeset|un_dhcp|un_nodeset[&osimage=]`:
+/// the owning conductors write (or remove) each node's DHCP reservation
+/// and boot files; `nodeset` also its install entry, answer files and
+/// callback token, and sets its next boot to the network.
 async fn provision(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -207,17 +212,30 @@ async fn provision(
         return Err(ApiError::bad_request("persistent: only for boot_device"));
     }
     let t = q.target.as_deref().unwrap_or("");
-    let Some(target) = ProvisionTarget::parse(t) else {
-        let why = if t == "nodeset" || q.osimage.is_some() {
-            "target: OS deployment (`nodeset`, `osimage`) is not available in this version; use dhcp, un_dhcp or un_nodeset".to_string()
-        } else {
-            format!(
-                "target: `{t}` is not one of {}",
-                ProvisionTarget::ALL.join(", ")
-            )
-        };
-        return Err(ApiError::bad_request(why));
+    let Some(target) = ProvisionTarget::parse(t, q.osimage.as_deref()) else {
+        return Err(ApiError::bad_request(format!(
+            "target: `{t}` is not one of {}",
+            ProvisionTarget::ALL.join(", ")
+        )));
     };
+    match &target {
+        ProvisionTarget::Nodeset {
+            osimage: Some(name),
+        } => match resources::osimage(&st.db, name).await {
+            Ok(_) => {}
+            Err(DbError::NotFound(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "osimage: `{name}` does not exist (xcat3 osimage-list; xcat3 copycds ISO)"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        ProvisionTarget::Nodeset { osimage: None } => {}
+        _ if q.osimage.is_some() => {
+            return Err(ApiError::bad_request("osimage: only with target=nodeset"));
+        }
+        _ => {}
+    }
     act(
         st,
         headers,
@@ -227,6 +245,81 @@ async fn provision(
         StatusCode::ACCEPTED,
     )
     .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbackQuery {
+    name: Option<String>,
+}
+
+/// `PUT /nodes/provision/callback?name=N` with `{"token": "..."}`: the
+/// installer's last step. The node's one-time token (from its kernel
+/// command line and answer file) is consumed in the same statement that
+/// makes it `deployed`, so a token works once; then the owning conductor
+/// turns the node's boot entry to its local disk. Unauthenticated by
+/// design (the installer holds no API credentials): the token is the
+/// credential. v1's `fetch_ssh_pub` (root's public key for anyone) is gone.
+async fn callback(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<CallbackQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let name = q
+        .name
+        .ok_or_else(|| ApiError::bad_request("name: missing (the node calling back)"))?;
+    if body.get("fetch_ssh_pub").is_some() {
+        return Err(ApiError::bad_request(
+            "fetch_ssh_pub: not supported (v1 handed the API host's root key to anyone); put keys in the osimage's template",
+        ));
+    }
+    let token = body
+        .get("token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::with_status(
+                StatusCode::UNAUTHORIZED,
+                format!("{name}: token: missing; the callback needs the node's one-time token"),
+            )
+        })?;
+    if !node_db::consume_deploy_token(&st.db, &name, token).await? {
+        let node = resources::node_by_name(&st.db, &name).await?;
+        let state = ProvisionState::from_column(node.state.as_deref());
+        return Err(match state.next(ProvisionEvent::Callback) {
+            Err(why) => ApiError::with_status(StatusCode::CONFLICT, format!("{name}: {why}")),
+            Ok(_) => ApiError::with_status(
+                StatusCode::FORBIDDEN,
+                format!("{name}: token: refused (not this node's current one-time token)"),
+            ),
+        });
+    }
+    tracing::info!(node = %name, "install callback accepted; node deployed");
+    // Local boot from now on. Should this fail, the conductor's periodic
+    // pass finds the install entry of a node no longer deploying and
+    // turns it to local boot anyway.
+    let mut rx = dispatch::dispatch(
+        &st,
+        Action::Provision {
+            target: ProvisionTarget::LocalBoot,
+        },
+        vec![name.clone()],
+        request_id(&headers),
+    )
+    .await?;
+    while let Some(batch) = rx.recv().await {
+        for (n, r) in batch {
+            if r != xcat3_common::model::tokens::OK {
+                tracing::warn!(node = %n, result = %r, "local boot after the callback not yet set; the conductor's sweep will");
+            }
+        }
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "nodes": { name: "deployed" } })),
+    )
+        .into_response())
 }
 
 /// `GET /ring?noderange=` → `{"nodes": {name: conductor}}`.

@@ -12,7 +12,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 use xcat3_common::db::nodes::{self as node_db, NodeRecord, NodeUpdate, Outcomes};
 use xcat3_common::db::resources;
-use xcat3_common::model::{NodeSpec, apply_patches, parse_patches, tokens};
+use xcat3_common::model::{NodeSpec, ProvisionState, apply_patches, parse_patches, tokens};
 use xcat3_common::noderange;
 
 use super::{ListQuery, check_count, check_names, expand_range, parse_fields, requested_names};
@@ -31,17 +31,49 @@ pub fn routes() -> Router<AppState> {
         .route("/nodes/{name}", get(show))
 }
 
-/// `GET /nodes[?noderange=]` → `{"nodes": [names]}`; unknown names of a
-/// noderange are listed under `missing`.
-async fn list(State(st): State<AppState>, Params(q): Params<ListQuery>) -> ApiResult<Json<Value>> {
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeListQuery {
+    fields: Option<String>,
+    noderange: Option<String>,
+    /// Only nodes in this provisioning state.
+    state: Option<String>,
+}
+
+/// `GET /nodes[?noderange=][&state=]` → `{"nodes": [names]}`; unknown
+/// names of a noderange are listed under `missing`.
+async fn list(
+    State(st): State<AppState>,
+    Params(q): Params<NodeListQuery>,
+) -> ApiResult<Json<Value>> {
     if q.fields.is_some() {
         return Err(ApiError::bad_request(
             "fields: not accepted here; use GET /nodes/info",
         ));
     }
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(ProvisionState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "state: `{s}` is not one of {}",
+                ProvisionState::ALL.join(", ")
+            ))
+        })?),
+    };
     let all = node_db::list_names(&st.db).await?;
+    let in_state: Option<HashSet<String>> = match state {
+        Some(s) => Some(
+            node_db::names_in_state(&st.db, s)
+                .await?
+                .into_iter()
+                .collect(),
+        ),
+        None => None,
+    };
+    let keep = |n: &String| in_state.as_ref().is_none_or(|s| s.contains(n));
     let Some(range) = q.noderange else {
-        return Ok(Json(json!({ "nodes": all })));
+        let names: Vec<String> = all.into_iter().filter(keep).collect();
+        return Ok(Json(json!({ "nodes": names })));
     };
     // The names just listed serve the expansion too (no second load).
     let known: HashSet<String> = all.into_iter().collect();
@@ -49,6 +81,7 @@ async fn list(State(st): State<AppState>, Params(q): Params<ListQuery>) -> ApiRe
     check_names(&st, &wanted)?;
     let (found, missing): (Vec<String>, Vec<String>) =
         wanted.into_iter().partition(|n| known.contains(n));
+    let found: Vec<String> = found.into_iter().filter(keep).collect();
     let mut out = json!({ "nodes": found });
     if !missing.is_empty() {
         out["missing"] = json!(noderange::fold(&missing));

@@ -83,7 +83,9 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             )
             .await
         }
-        List { noderange } => nodes::list(c, noderange.as_deref(), json).await,
+        List { noderange, state } => {
+            nodes::list(c, noderange.as_deref(), state.as_deref(), json).await
+        }
         Show { noderange, fields } => nodes::show(c, &noderange, fields.as_deref()).await,
         Update {
             noderange,

@@ -104,10 +104,23 @@ pub async fn create(
     Ok(output::node_results(&reply, json))
 }
 
-pub async fn list(c: &Client, range: Option<&str>, json: bool) -> anyhow::Result<bool> {
-    let reply = match range {
-        Some(r) => c.get(&format!("/nodes?{}", range_q(r))).await?,
-        None => c.get("/nodes").await?,
+pub async fn list(
+    c: &Client,
+    range: Option<&str>,
+    state: Option<&str>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let mut query: Vec<String> = Vec::new();
+    if let Some(r) = range {
+        query.push(range_q(r));
+    }
+    if let Some(s) = state {
+        query.push(format!("state={}", encode(s)));
+    }
+    let reply = if query.is_empty() {
+        c.get("/nodes").await?
+    } else {
+        c.get(&format!("/nodes?{}", query.join("&"))).await?
     };
     if json {
         output::print_json(&reply);

@@ -74,19 +74,14 @@ pub async fn release_all(db: &Db, host: &str) -> Result<u64, DbError> {
         .rows_affected)
 }
 
-/// Releases locks held by conductors not in `live` and fails the transient
-/// states they left (`deploying` → `deploy failed`). Returns how many.
+/// Releases locks held by conductors not in `live`. Returns how many.
+/// (`deploying` nodes keep their state: their new owner in the ring takes
+/// them over, and the deploy timeout fails them if no callback comes.)
 pub async fn release_dead(db: &Db, live: &[String]) -> Result<u64, DbError> {
     let mut q = node::Entity::update_many()
         .col_expr(
             node::Column::Reservation,
             Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            node::Column::State,
-            Expr::case(node::Column::State.eq("deploying"), "deploy failed")
-                .finally(Expr::col(node::Column::State))
-                .into(),
         )
         .filter(node::Column::Reservation.is_not_null());
     if !live.is_empty() {

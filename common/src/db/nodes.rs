@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::entity::{nic, node};
 use super::{Db, DbError, IN_CHUNK, placeholders, quote, retrying, rows_per_chunk};
-use crate::model::{Arch, Mgt, Netboot, NicSpec, NodeSpec, tokens};
+use crate::model::{Arch, Mgt, Netboot, NicSpec, NodeSpec, ProvisionState, tokens};
 
 /// Per-node outcome of a bulk write: `Ok` or the message for that node.
 pub type Outcomes = BTreeMap<String, Result<(), String>>;
@@ -86,6 +86,22 @@ pub async fn list_names(db: &Db) -> Result<Vec<String>, DbError> {
         .into_tuple::<String>()
         .all(db.conn())
         .await?)
+}
+
+/// Names of the nodes in `state` (`available` is stored as NULL).
+pub async fn names_in_state(db: &Db, state: ProvisionState) -> Result<Vec<String>, DbError> {
+    let q = node::Entity::find()
+        .select_only()
+        .column(node::Column::Name);
+    let q = match state.column() {
+        Some(s) => q.filter(node::Column::State.eq(s)),
+        None => q.filter(
+            sea_orm::Condition::any()
+                .add(node::Column::State.is_null())
+                .add(node::Column::State.eq("available")),
+        ),
+    };
+    Ok(q.into_tuple::<String>().all(db.conn()).await?)
 }
 
 /// Which of `names` exist.
@@ -241,7 +257,9 @@ async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Out
     }
 
     let now = Utc::now();
-    for chunk in accepted.chunks(rows_per_chunk(15)) {
+    // Every column but the id is a placeholder.
+    let columns = <node::Column as sea_orm::Iterable>::iter().count() - 1;
+    for chunk in accepted.chunks(rows_per_chunk(columns)) {
         let rows = chunk.iter().map(|s| node::ActiveModel {
             id: NotSet,
             name: Set(s.name.clone()),
@@ -257,6 +275,9 @@ async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Out
             reservation: Set(None),
             conductor_affinity: Set(None),
             osimage_id: Set(None),
+            deploy_token: Set(None),
+            state_changed_at: Set(None),
+            last_error: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         });
@@ -635,31 +656,128 @@ pub async fn record(
     what: Observed,
     values: &[(String, Option<String>)],
 ) -> Result<(), DbError> {
+    let col = match what {
+        Observed::PowerState => "power_state",
+        Observed::BootDevice => "boot_device",
+        Observed::State => "state",
+    };
+    let rows: Vec<(String, Vec<Value>)> = values
+        .iter()
+        .map(|(n, v)| (n.clone(), vec![v.clone().into()]))
+        .collect();
+    set_columns(db, &[col], &rows, None).await.map(|_| ())
+}
+
+/// Sets `columns` of many nodes, one row of values per node (in the
+/// columns' order): one `UPDATE nodes SET a = CASE name WHEN ? THEN ? ...
+/// END, b = ... WHERE name IN (...)` per 1,000 nodes. With `only_if =
+/// (column, value)` a node is changed only while that column holds that
+/// value. Returns how many nodes changed.
+pub async fn set_columns(
+    db: &Db,
+    columns: &[&str],
+    rows: &[(String, Vec<Value>)],
+    only_if: Option<(&str, Value)>,
+) -> Result<u64, DbError> {
     let backend = db.backend();
-    let col = quote(
-        backend,
-        match what {
-            Observed::PowerState => "power_state",
-            Observed::BootDevice => "boot_device",
-            Observed::State => "state",
-        },
-    );
     let name = quote(backend, "name");
-    for chunk in values.chunks(1000) {
-        let mut sql = format!("UPDATE {} SET {col} = CASE {name}", quote(backend, "nodes"));
-        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
-        for (n, v) in chunk {
-            sql.push_str(" WHEN ? THEN ?");
-            params.push(n.clone().into());
-            params.push(v.clone().into());
+    let mut changed = 0;
+    for chunk in rows.chunks(1000) {
+        let mut sql = format!("UPDATE {} SET ", quote(backend, "nodes"));
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * (2 * columns.len() + 1));
+        for (i, c) in columns.iter().enumerate() {
+            let col = quote(backend, c);
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("{col} = CASE {name}"));
+            for (n, values) in chunk {
+                sql.push_str(" WHEN ? THEN ?");
+                params.push(n.clone().into());
+                params.push(values[i].clone());
+            }
+            sql.push_str(&format!(" ELSE {col} END"));
         }
-        sql.push_str(&format!(
-            " ELSE {col} END WHERE {name} IN ({})",
-            placeholders(chunk.len())
-        ));
+        sql.push_str(&format!(" WHERE {name} IN ({})", placeholders(chunk.len())));
         params.extend(chunk.iter().map(|(n, _)| Value::from(n.clone())));
+        if let Some((col, v)) = &only_if {
+            sql.push_str(&format!(" AND {} = ?", quote(backend, col)));
+            params.push(v.clone());
+        }
         let stmt = Statement::from_sql_and_values(backend, sql, params);
-        retrying(|_| db.conn().execute_raw(stmt.clone())).await?;
+        changed += retrying(|_| db.conn().execute_raw(stmt.clone()))
+            .await?
+            .rows_affected();
     }
-    Ok(())
+    Ok(changed)
+}
+
+/// The install callback: `deploying` → `deployed` if `token` is the
+/// node's current one, consuming it in the same statement (a token works
+/// once, also against two racing callbacks). False when nothing matched.
+pub async fn consume_deploy_token(db: &Db, name: &str, token: &str) -> Result<bool, DbError> {
+    use sea_orm::sea_query::Expr;
+    let now = Utc::now();
+    let r = retrying(|_| {
+        node::Entity::update_many()
+            .col_expr(node::Column::State, Expr::value("deployed"))
+            .col_expr(
+                node::Column::DeployToken,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(node::Column::StateChangedAt, Expr::value(now))
+            .col_expr(node::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(
+                node::Column::ConductorAffinity,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(node::Column::Name.eq(name))
+            .filter(node::Column::State.eq("deploying"))
+            .filter(node::Column::DeployToken.eq(token))
+            .exec(db.conn())
+    })
+    .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// A node in `deploying`, as the conductors' periodic scan sees it.
+#[derive(Debug, Clone)]
+pub struct Deploying {
+    pub name: String,
+    pub state_changed_at: Option<chrono::DateTime<Utc>>,
+    pub conductor_affinity: Option<String>,
+    pub reservation: Option<String>,
+}
+
+/// Every node in `deploying` (uses the state index).
+pub async fn deploying(db: &Db) -> Result<Vec<Deploying>, DbError> {
+    type Row = (
+        String,
+        Option<chrono::DateTime<Utc>>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = retrying(|_| {
+        node::Entity::find()
+            .select_only()
+            .column(node::Column::Name)
+            .column(node::Column::StateChangedAt)
+            .column(node::Column::ConductorAffinity)
+            .column(node::Column::Reservation)
+            .filter(node::Column::State.eq("deploying"))
+            .into_tuple()
+            .all(db.conn())
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(name, state_changed_at, conductor_affinity, reservation)| Deploying {
+                name,
+                state_changed_at,
+                conductor_affinity,
+                reservation,
+            },
+        )
+        .collect())
 }

@@ -8,8 +8,10 @@
 mod fields;
 mod network;
 mod node;
+mod osimage;
 mod patch;
 mod secrets;
+mod state;
 mod vm;
 
 pub use fields::{
@@ -17,8 +19,10 @@ pub use fields::{
 };
 pub use network::{NetworkSpec, OsImageSpec, PasswdSpec};
 pub use node::{NicSpec, NodeSpec};
+pub use osimage::{Detected, Installer, MANIFEST, Manifest, TEMPLATE_OVERRIDE};
 pub use patch::{PatchOp, apply_patches, parse_patches};
 pub use secrets::{MASK, is_secret_key, mask_secrets};
+pub use state::{ProvisionEvent, ProvisionState};
 pub use vm::{HypervisorCapacity, VM_KEYS, VmDisk, VmNetwork, VmShape, parse_size, vm_host};
 
 /// Result tokens of the v1 wire format (the client counts these as success).

@@ -13,6 +13,7 @@ const READ_ONLY: &[&str] = &[
     "id",
     "reservation",
     "state",
+    "last_error",
     "power_state",
     "conductor_affinity",
     "conductor",
@@ -366,6 +367,31 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
                 as_int(value)
                     .filter(|p| (1..=65535).contains(p))
                     .ok_or_else(|| FieldError::new(&field, "must be a port number 1-65535"))?;
+            }
+            // OS deployment: the disk to install on, extra packages and
+            // kernel arguments for the installer.
+            "install_disk" => {
+                value
+                    .as_str()
+                    .filter(|d| d.starts_with("/dev/") && !d.contains(char::is_whitespace))
+                    .ok_or_else(|| {
+                        FieldError::new(&field, "must be a device path such as /dev/sda")
+                    })?;
+            }
+            "install_packages" | "install_args" => {
+                value
+                    .as_str()
+                    .filter(|v| {
+                        v.chars().all(|c| {
+                            c.is_ascii_graphic() && !"'\"\\`$;&|<>".contains(c) || c == ' '
+                        })
+                    })
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            &field,
+                            "must be a space-separated string without quotes or shell characters",
+                        )
+                    })?;
             }
             "cipher_suite" => {
                 as_int(value)

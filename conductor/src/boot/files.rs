@@ -18,13 +18,34 @@ use crate::drivers::dhcp::{BootLoader, Reservation};
 const IPXE_BINARIES: &[&str] = &["undionly.kpxe", "ipxe.efi", "snponly.efi"];
 const STATE_FILE: &str = "boot-entries.json";
 
-/// What one node boots into. Only local boot exists until OS deployment
-/// adds install entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What one node boots into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BootEntry {
     /// Boot from the local disk (state `dhcp`, or deployed).
     LocalDisk,
+    /// Run an OS installer.
+    Install(Arc<Install>),
+}
+
+/// An installer to boot: kernel and initrd URLs, its command line, and the
+/// node's answer files (served at `/autoinst/<node>/<file>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Install {
+    pub osimage: String,
+    /// The HTTP server's address as the node reaches it (`IP:PORT`).
+    pub server: String,
+    /// Paths under the HTTP root.
+    pub kernel: String,
+    pub initrd: String,
+    pub args: Vec<String>,
+    pub answers: Vec<(String, String)>,
+}
+
+impl Install {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.server)
+    }
 }
 
 /// What a node's files are made from (the persisted form).
@@ -68,32 +89,67 @@ impl Tables {
     fn insert(&mut self, mac: &str, node: Node) {
         self.drop_files(mac);
         let m = mac.replace(':', "-");
-        let BootEntry::LocalDisk = node.entry;
+        let name = &node.name;
         // The iPXE script exists for every loader: a node falls back to
         // iPXE when its firmware can.
-        self.http.insert(
-            format!("ipxe/{m}"),
-            format!(
-                "#!ipxe\n# xcat3: node {n}, boot from local disk\necho xcat3: {n} boots from its disk\nexit\n",
-                n = node.name
-            )
-            .into(),
-        );
+        let ipxe = match &node.entry {
+            BootEntry::LocalDisk => format!(
+                "#!ipxe\n# xcat3: node {name}, boot from local disk\necho xcat3: {name} boots from its disk\nexit\n"
+            ),
+            BootEntry::Install(i) => format!(
+                "#!ipxe\n# xcat3: node {name}, install {os}\necho xcat3: {name} installs {os}\nkernel {k} initrd=initrd {args}\ninitrd --name initrd {i}\nboot\n",
+                os = i.osimage,
+                k = i.url(&i.kernel),
+                i = i.url(&i.initrd),
+                args = i.args.join(" "),
+            ),
+        };
+        self.http.insert(format!("ipxe/{m}"), ipxe.into());
+        if let BootEntry::Install(i) = &node.entry {
+            for (file, text) in &i.answers {
+                self.http
+                    .insert(format!("autoinst/{name}/{file}"), text.as_str().into());
+            }
+        }
         match node.loader {
             Loader::Ipxe => {}
             Loader::Pxelinux | Loader::Petitboot => {
+                let body = match &node.entry {
+                    BootEntry::LocalDisk => {
+                        "DEFAULT local\nLABEL local\n  LOCALBOOT 0\n".to_string()
+                    }
+                    // lpxelinux and petitboot fetch http:// URLs themselves.
+                    BootEntry::Install(i) => format!(
+                        "DEFAULT install\nLABEL install\n  KERNEL {}\n  APPEND initrd={} {}\n  IPAPPEND 2\n",
+                        i.url(&i.kernel),
+                        i.url(&i.initrd),
+                        i.args.join(" ")
+                    ),
+                };
                 self.tftp.insert(
                     format!("pxelinux.cfg/01-{m}"),
-                    format!(
-                        "# xcat3: node {}\nDEFAULT local\nLABEL local\n  LOCALBOOT 0\n",
-                        node.name
-                    )
-                    .into(),
+                    format!("# xcat3: node {name}\n{body}").into(),
                 );
             }
             Loader::Grub2 => {
-                let text: Arc<str> =
-                    format!("# xcat3: node {}\nset timeout=0\nexit\n", node.name).into();
+                let body = match &node.entry {
+                    BootEntry::LocalDisk => "set timeout=0\nexit\n".to_string(),
+                    // GRUB splits on `;`: every argument is quoted.
+                    BootEntry::Install(i) => format!(
+                        "set timeout=0\nmenuentry 'install {os}' {{\n  linux (http,{s})/{k} {args}\n  initrd (http,{s})/{i}\n}}\n",
+                        os = i.osimage,
+                        s = i.server,
+                        k = i.kernel,
+                        i = i.initrd,
+                        args = i
+                            .args
+                            .iter()
+                            .map(|a| format!("'{a}'"))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                };
+                let text: Arc<str> = format!("# xcat3: node {name}\n{body}").into();
                 // GRUB upstream looks for grub.cfg-<mac>; Ironic and xCAT
                 // write grub.cfg-01-<mac>: serve both.
                 self.tftp
@@ -107,6 +163,16 @@ impl Tables {
     fn drop_files(&mut self, mac: &str) {
         let m = mac.replace(':', "-");
         self.http.remove(&format!("ipxe/{m}"));
+        if let Some(Node {
+            name,
+            entry: BootEntry::Install(i),
+            ..
+        }) = self.nodes.get(mac)
+        {
+            for (file, _) in &i.answers {
+                self.http.remove(&format!("autoinst/{name}/{file}"));
+            }
+        }
         for p in [
             format!("pxelinux.cfg/01-{m}"),
             format!("grub/grub.cfg-01-{m}"),
@@ -208,10 +274,13 @@ impl BootFiles {
     }
 
     /// Sets every host's files (blocking: writes the state file once).
-    pub fn write(&self, hosts: &[Reservation], entry: BootEntry) -> Result<(), String> {
+    pub fn write<'a>(
+        &self,
+        hosts: impl IntoIterator<Item = (&'a Reservation, BootEntry)>,
+    ) -> Result<(), String> {
         {
             let mut t = self.tables.write().map_err(|_| "boot tables poisoned")?;
-            for h in hosts {
+            for (h, entry) in hosts {
                 let node = Node {
                     name: h.name.clone(),
                     loader: h.loader.into(),
@@ -221,6 +290,40 @@ impl BootFiles {
             }
         }
         self.persist()
+    }
+
+    /// Makes the entries of these MACs boot from the local disk (the
+    /// install finished or failed); MACs without files are left alone.
+    pub fn set_local_boot(&self, macs: &[String]) -> Result<(), String> {
+        {
+            let mut t = self.tables.write().map_err(|_| "boot tables poisoned")?;
+            for mac in macs {
+                if let Some(node) = t.nodes.get(mac).cloned()
+                    && node.entry != BootEntry::LocalDisk
+                {
+                    let node = Node {
+                        entry: BootEntry::LocalDisk,
+                        ..node
+                    };
+                    t.insert(mac, node);
+                }
+            }
+        }
+        self.persist()
+    }
+
+    /// Node names with an install entry, by MAC.
+    pub fn installing(&self) -> Vec<(String, String)> {
+        self.tables
+            .read()
+            .map(|t| {
+                t.nodes
+                    .iter()
+                    .filter(|(_, n)| matches!(n.entry, BootEntry::Install(_)))
+                    .map(|(mac, n)| (mac.clone(), n.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Removes every file these MACs had.

@@ -1,12 +1,13 @@
-//! HTTP for iPXE scripts (and, with OS deployment, kernels and install
-//! trees): per-node scripts from memory, everything else from the HTTP
-//! root, one log line per fetch naming the client.
+//! HTTP for iPXE scripts, answer files, kernels and initrds: per-node
+//! files from memory, everything else (iPXE's `boot.ipxe`, images fetched
+//! from the API host) from the HTTP root; one log line per fetch naming the
+//! client.
 
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -25,11 +26,13 @@ async fn log_fetch(
     resp
 }
 
-/// `GET /ipxe/<mac-with-dashes>`: the node's iPXE script.
-async fn ipxe_script(State(files): State<BootFiles>, Path(name): Path<String>) -> Response {
-    match files.http_file(&format!("ipxe/{name}")) {
+/// `GET /ipxe/<mac-with-dashes>` (the node's iPXE script) and
+/// `GET /autoinst/<node>/<file>` (its answer files), from memory.
+async fn node_file(State(files): State<BootFiles>, uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    match files.http_file(path) {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain")], text.to_string()).into_response(),
-        None => (StatusCode::NOT_FOUND, "no boot script for this MAC\n").into_response(),
+        None => (StatusCode::NOT_FOUND, "no such file for this node\n").into_response(),
     }
 }
 
@@ -37,7 +40,8 @@ async fn ipxe_script(State(files): State<BootFiles>, Path(name): Path<String>) -
 pub async fn serve(listen: SocketAddr, files: BootFiles) -> anyhow::Result<()> {
     let root = files.http_root().to_path_buf();
     let app = Router::new()
-        .route("/ipxe/{name}", get(ipxe_script))
+        .route("/ipxe/{name}", get(node_file))
+        .route("/autoinst/{node}/{file}", get(node_file))
         // This conductor's metrics (driver latencies), for Prometheus.
         .route(
             "/metrics",

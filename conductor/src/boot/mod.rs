@@ -10,6 +10,6 @@ mod files;
 mod http;
 mod tftp;
 
-pub use files::{BootEntry, BootFiles};
+pub use files::{BootEntry, BootFiles, Install};
 pub use http::serve as serve_http;
 pub use tftp::serve as serve_tftp;

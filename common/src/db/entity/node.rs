@@ -25,6 +25,13 @@ pub struct Model {
     /// Host name of the conductor that prepared the node's current deploy.
     pub conductor_affinity: Option<String>,
     pub osimage_id: Option<i64>,
+    /// The one-time install callback token of the current deploy (cleared
+    /// when used). Secret: never shown.
+    pub deploy_token: Option<String>,
+    /// When `state` last changed (deploy timeouts count from here).
+    pub state_changed_at: Option<DateTimeUtc>,
+    /// Why the last deploy failed.
+    pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
