@@ -3,7 +3,7 @@
 //! fake kernels and initrds), uploaded by the real CLI, unpacked by the
 //! API without mounting, and served back under /install/.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use xcat3_tests::{Api, TempDir, make_iso};
