@@ -126,12 +126,31 @@ impl Api {
     /// Like [`start`](Api::start), inside network namespace `netns`; the
     /// CLI then runs there too.
     pub fn start_in(netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Api {
+        Api::spawn(netns, args, env, None)
+    }
+
+    /// Like [`start_in`](Api::start_in), logging at `info` into `log`
+    /// (for tests that assert on what the servers saw).
+    pub fn start_logged(
+        netns: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Api {
+        Api::spawn(netns, args, env, Some(log))
+    }
+
+    fn spawn(netns: Option<&str>, args: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> Api {
         let mut cmd = in_netns(netns, &bin_dir().join("xcat3-api"));
         cmd.args(args)
             .envs(env.iter().copied())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::piped());
+        match log {
+            Some(path) => cmd
+                .env("RUST_LOG", "info")
+                .stderr(std::fs::File::create(path).expect("API log file")),
+            None => cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit()),
+        };
         let mut child = cmd.spawn().expect("spawn xcat3-api");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
