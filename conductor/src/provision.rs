@@ -278,7 +278,16 @@ impl Provisioner {
     ) -> Vec<(String, Result<Prepared, String>)> {
         let mut out: Vec<(String, Result<Prepared, String>)> = Vec::new();
         let allowed: Vec<&NodeRecord> = if takeover {
-            records.iter().collect()
+            let (deploying, done): (Vec<&NodeRecord>, Vec<&NodeRecord>) =
+                records.iter().partition(|r| {
+                    ProvisionState::from_column(r.node.state.as_deref())
+                        == ProvisionState::Deploying
+                });
+            out.extend(
+                done.into_iter()
+                    .map(|r| (r.node.name.clone(), Err("no longer deploying".to_string()))),
+            );
+            deploying
         } else {
             let (allowed, refused) = check_transition(records, ProvisionEvent::Deploy);
             out.extend(refused.into_iter().map(|(n, e)| (n, Err(e))));

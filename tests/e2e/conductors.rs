@@ -249,3 +249,180 @@ fn an_expired_request_is_not_run_by_a_conductor_that_comes_back_late() {
     let log = frozen.log_text();
     assert_eq!(log.matches("request done").count(), 1, "{log}");
 }
+
+/// Takeover: nodes deploying on a conductor that is SIGKILLed are re-created
+/// by their new owner in the ring (reservation, install entry, answer files,
+/// same one-time token, kernel fetched from the API host over HTTP), and
+/// their installers' callbacks still work.
+#[test]
+fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
+    let db = TestDb::create();
+    let dir = TempDir::new("takeover");
+    let mut env = cluster_env(&db.url, &shared_amqp(), 20);
+    env.push((
+        "XCAT3_API_INSTALL_DIR",
+        dir.path().join("install").display().to_string(),
+    ));
+    let api = Api::start(&["--listen", "127.0.0.1:0"], &env_refs(&env));
+    env.extend([
+        ("XCAT3_BOOT_API_URL", api.url.clone()),
+        ("XCAT3_BOOT_SERVER_ADDRESS", "127.0.0.1".to_string()),
+        ("XCAT3_DHCP_BACKEND", "none".to_string()),
+    ]);
+    let prefix = unique("t");
+    let ports = [xcat3_tests::free_tcp_port(), xcat3_tests::free_tcp_port()];
+    let conductors: Vec<Conductor> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let mut e = env.clone();
+            e.push(("XCAT3_BOOT_HTTP_LISTEN", format!("127.0.0.1:{port}")));
+            Conductor::start(&format!("{prefix}-{i}"), dir.path(), &env_refs(&e))
+        })
+        .collect();
+    let c = Cluster {
+        api,
+        conductors,
+        dir,
+    };
+    c.wait_online(2);
+    let kernel = vec![3u8; 8192];
+    let iso = xcat3_tests::make_iso(
+        c.dir.path(),
+        "Rocky-9.3-x86_64-dvd",
+        &[
+            (
+                ".treeinfo",
+                b"[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n",
+            ),
+            ("images/pxeboot/vmlinuz", &kernel),
+            ("images/pxeboot/initrd.img", &kernel),
+        ],
+    );
+    c.api.xcat3(&["copycds", iso.to_str().unwrap()]).ok();
+    c.api
+        .xcat3(&[
+            "network-create",
+            "lab",
+            "subnet=192.0.2.0",
+            "netmask=255.255.255.0",
+        ])
+        .ok();
+    c.api
+        .xcat3(&["passwd-create", "system", "password=cluster"])
+        .ok();
+    let nodes: Vec<Value> = (1..=20)
+        .map(|i| {
+            serde_json::json!({"name": format!("d{i}"), "mgt": "fake", "nics_info": {"nics": [
+                {"mac": format!("02:00:5e:00:09:{i:02x}"), "ip": format!("192.0.2.{}", 100 + i), "primary": true}]}})
+        })
+        .collect();
+    let f = c.dir.path().join("nodes.json");
+    std::fs::write(&f, serde_json::json!({ "nodes": nodes }).to_string()).unwrap();
+    c.api.xcat3(&["import", f.to_str().unwrap()]).ok();
+    let run = c
+        .api
+        .xcat3(&["deploy", "d[1-20]", "--osimage", "rocky9.3-x86_64"]);
+    assert_eq!(run.summary(), (20, 20), "{}", run.stdout());
+
+    let ring = c.ring("d[1-20]");
+    let victim = c.conductors[0].host.clone();
+    let moved: Vec<u32> = (1..=20)
+        .filter(|i| ring[&format!("d{i}")] == victim)
+        .collect();
+    assert!(
+        !moved.is_empty(),
+        "the ring gives the first conductor some nodes"
+    );
+    let script = |port: u16, i: u32| -> Option<String> {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sf",
+                &format!("http://127.0.0.1:{port}/ipxe/02-00-5e-00-09-{i:02x}"),
+            ])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let token = |s: &str| {
+        s.split_whitespace()
+            .find_map(|w| w.strip_prefix("xcat3.token="))
+            .unwrap()
+            .to_string()
+    };
+    let before: Vec<(u32, String)> = moved
+        .iter()
+        .map(|i| {
+            (
+                *i,
+                token(&script(ports[0], *i).expect("served by its owner")),
+            )
+        })
+        .collect();
+    assert!(
+        script(ports[1], moved[0]).is_none(),
+        "not yet on the other conductor"
+    );
+
+    c.conductors[0].kill9();
+    // The survivor owns them once the victim's heartbeat is stale, and its
+    // periodic pass re-creates their boot files with the same tokens.
+    for (i, t) in &before {
+        let s = wait_until(40, "the survivor to take the node over", || {
+            script(ports[1], *i)
+        });
+        assert!(
+            s.contains(&format!(
+                "http://127.0.0.1:{}/images/rocky9.3-x86_64/kernel",
+                ports[1]
+            )),
+            "{s}"
+        );
+        assert_eq!(&token(&s), t, "d{i} keeps its token");
+    }
+    assert!(
+        std::fs::read_to_string(&c.conductors[1].log)
+            .unwrap()
+            .contains("image fetched from the API host")
+    );
+    let shown = c
+        .api
+        .xcat3(&[
+            "show",
+            &format!("d{}", before[0].0),
+            "-i",
+            "state,conductor",
+        ])
+        .ok();
+    assert!(
+        shown.contains("deploying") && shown.contains(&c.conductors[1].host),
+        "{shown}"
+    );
+    // The installer's callback with its original token still completes it.
+    let (i, t) = &before[0];
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+        ])
+        .arg(format!("{{\"token\":\"{t}\"}}"))
+        .arg(format!(
+            "{}/v1/nodes/provision/callback?name=d{i}",
+            c.api.url
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let s = script(ports[1], *i).unwrap();
+    assert!(s.contains("boots from its disk"), "{s}");
+}
