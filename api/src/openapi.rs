@@ -71,7 +71,7 @@ pub fn document() -> Value {
             "/v1": {"get": op("v1 links", vec![], None, json!({"200": {"description": "links"}}))},
             "/v1/openapi.json": {"get": op("this document", vec![], None, json!({"200": {"description": "OpenAPI"}}))},
             "/v1/nodes": {
-                "get": op("list node names", vec![range()], None, ok("200", "names", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "string"}}, "missing": {"type": "string"}}}))),
+                "get": op("list node names", vec![range(), q("state", "only nodes in this provisioning state: available, dhcp, deploying, deployed, deploy failed", false)], None, ok("200", "names", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "string"}}, "missing": {"type": "string"}}}))),
                 "post": op("create nodes (bulk)", vec![], Some(body(json!({"type": "object", "required": ["nodes"], "properties": {"nodes": {"type": "array", "items": r("Node")}}}))), ok("201", "per-node ok or error", results.clone())),
                 "patch": op("update nodes (bulk) with JSON patch", vec![range()], Some(body(json!({"type": "object", "required": ["patches"], "properties": {"nodes": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}, "patches": r("Patches")}}))), ok("200", "per-node updated or error", results.clone())),
                 "delete": op("delete nodes (bulk)", vec![range()], Some(body(r("NodeNames"))), ok("202", "per-node deleted or error", results.clone())),
@@ -87,7 +87,10 @@ pub fn document() -> Value {
                 "put": op("set the next boot device", vec![q("target", "net, disk, cdrom, bios", true), q("persistent", "true: every boot", false), range()], Some(body(r("NodeNames"))), ok("202", "per-node ok or error", results.clone())),
             },
             "/v1/nodes/provision": {
-                "put": op("write (dhcp) or remove (un_dhcp, un_nodeset) DHCP reservations and boot files", vec![q("target", "dhcp, un_dhcp, un_nodeset", true), q("subnet", "accepted for v1 clients; each node's network is the one holding its IP", false), range()], Some(body(r("NodeNames"))), ok("202", "per-node ok or an error naming the field", results.clone())),
+                "put": op("write DHCP reservations and boot files (dhcp), install an OS image (nodeset: install entry, answer file, one-time callback token, next boot from the network; state deploying), or remove them (un_dhcp, un_nodeset; state available)", vec![q("target", "dhcp, nodeset, un_dhcp, un_nodeset", true), q("osimage", "nodeset: the image (default: each node's own)", false), q("subnet", "accepted for v1 clients; each node's network is the one holding its IP", false), range()], Some(body(r("NodeNames"))), ok("202", "per-node ok or an error naming the field", results.clone())),
+            },
+            "/v1/nodes/provision/callback": {
+                "put": op("the installer's last step: deploying -> deployed with the node's one-time token (from its kernel command line and answer file); 401 without a token, 403 for a wrong one, 409 when the node is not deploying (a used token)", vec![q("name", "the node calling back", true)], Some(body(json!({"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}))), ok("200", "{\"nodes\": {name: \"deployed\"}}", results.clone())),
             },
             "/v1/nodes/vm": {
                 "post": op("mkvm: define KVM guests on hypervisor nodes (type=hypervisor), registering each guest node with a MAC", vec![range()], Some(body(json!({"type": "object", "properties": {

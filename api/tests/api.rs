@@ -959,3 +959,168 @@ async fn openapi_lists_every_route() {
         assert!(!fallback, "{uri} ({s}) is documented but not routed");
     }
 }
+
+#[tokio::test]
+async fn provision_targets_and_the_install_callback() {
+    let st = state_with_conductor().await;
+    call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "n1", "mgt": "fake"}, {"name": "n2", "mgt": "fake"}]})),
+    )
+    .await;
+    let (code, v) = call(
+        &st,
+        "PUT",
+        "/v1/nodes/provision?target=install&noderange=n1",
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(
+        v["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("dhcp, nodeset, un_dhcp, un_nodeset"),
+        "{v}"
+    );
+    let (code, v) = call(
+        &st,
+        "PUT",
+        "/v1/nodes/provision?target=dhcp&osimage=x&noderange=n1",
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(
+        v["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("osimage: only with target=nodeset")
+    );
+    let (code, v) = call(
+        &st,
+        "PUT",
+        "/v1/nodes/provision?target=nodeset&osimage=nope&noderange=n1",
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(
+        v["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("`nope` does not exist")
+    );
+    // A node that cannot be deployed gets its own error naming the field.
+    let (code, v) = call(
+        &st,
+        "PUT",
+        "/v1/nodes/provision?target=nodeset&noderange=n1",
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert!(
+        v["nodes"]["n1"]
+            .as_str()
+            .unwrap()
+            .starts_with("nics_info: no nic"),
+        "{v}"
+    );
+
+    // n1 deploying with a token, as a conductor records it.
+    let cols = ["state", "deploy_token"];
+    let row = |s: &str, t: &str| vec![Some(s.to_string()).into(), Some(t.to_string()).into()];
+    xcat3_common::db::nodes::set_columns(
+        &st.db,
+        &cols,
+        &[("n1".into(), row("deploying", "tok1"))],
+        None,
+    )
+    .await
+    .unwrap();
+    let (_, v) = call(&st, "GET", "/v1/nodes?state=deploying", None).await;
+    assert_eq!(v["nodes"], json!(["n1"]));
+    let (_, v) = call(&st, "GET", "/v1/nodes?state=available", None).await;
+    assert_eq!(v["nodes"], json!(["n2"]));
+    let (code, _) = call(&st, "GET", "/v1/nodes?state=sleeping", None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+
+    let cb = "/v1/nodes/provision/callback";
+    let (code, _) = call(&st, "PUT", cb, Some(json!({"token": "tok1"}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "no name");
+    let (code, _) = call(&st, "PUT", &format!("{cb}?name=n1"), None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _) = call(
+        &st,
+        "PUT",
+        &format!("{cb}?name=ghost"),
+        Some(json!({"token": "tok1"})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, v) = call(
+        &st,
+        "PUT",
+        &format!("{cb}?name=n2"),
+        Some(json!({"token": "tok1"})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "n2 is not deploying: {v}");
+    let (code, _) = call(
+        &st,
+        "PUT",
+        &format!("{cb}?name=n1"),
+        Some(json!({"fetch_ssh_pub": "root"})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "v1's key handout is gone");
+    let (code, v) = call(
+        &st,
+        "PUT",
+        &format!("{cb}?name=n1"),
+        Some(json!({"token": "tok2"})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{v}");
+    let (code, v) = call(
+        &st,
+        "PUT",
+        &format!("{cb}?name=n1"),
+        Some(json!({"token": "tok1"})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["nodes"]["n1"], "deployed");
+    let (code, _) = call(
+        &st,
+        "PUT",
+        &format!("{cb}?name=n1"),
+        Some(json!({"token": "tok1"})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "a token works once");
+    let (_, v) = call(&st, "GET", "/v1/nodes/n1", None).await;
+    assert_eq!(v["state"], "deployed");
+    assert!(
+        v.get("deploy_token").is_none(),
+        "tokens are never shown: {v}"
+    );
+    // deployed: dhcp and nodeset are refused until released.
+    let (_, v) = call(
+        &st,
+        "PUT",
+        "/v1/nodes/provision?target=dhcp&noderange=n1",
+        None,
+    )
+    .await;
+    assert!(
+        v["nodes"]["n1"]
+            .as_str()
+            .unwrap()
+            .contains("release the node first"),
+        "{v}"
+    );
+}

@@ -438,6 +438,23 @@ impl Provisioner {
         Ok(())
     }
 
+    /// After a takeover: this conductor holds the nodes' boot files now.
+    /// Their state, token and timeout clock are left as they were.
+    pub async fn record_takeover(&self, prepared: &[Prepared]) -> Result<(), DbError> {
+        let rows: Vec<(String, Vec<Value>)> = prepared
+            .iter()
+            .map(|p| (p.name.clone(), vec![Some(self.host.clone()).into()]))
+            .collect();
+        node_db::set_columns(
+            &self.db,
+            &["conductor_affinity"],
+            &rows,
+            Some(("state", "deploying".into())),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Loads, fetches and parses every image the request needs, keyed by
     /// how nodes name them; an image that cannot be used is that key's
     /// error (its nodes fail, the others go on).

@@ -424,7 +424,12 @@ impl Runner {
                 (p.name, e)
             })
             .collect();
-        match provisioner.record_deploy(&ok, &failed).await {
+        let recorded = if takeover {
+            provisioner.record_takeover(&ok).await
+        } else {
+            provisioner.record_deploy(&ok, &failed).await
+        };
+        match recorded {
             Ok(()) => {
                 out.extend(ok.into_iter().map(|p| (p.name, Ok(()))));
                 out.extend(failed.into_iter().map(|(n, e)| (n, Err(e))));

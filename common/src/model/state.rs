@@ -99,9 +99,9 @@ impl ProvisionState {
             (S::Deploying, E::Dhcp | E::Deploy) => Err(
                 "state: deploying; wait for it to finish or release it first (deploy -d)".into(),
             ),
-            (S::Deployed, E::Dhcp | E::Deploy) => Err(
-                "state: deployed; release the node first (deploy -d) to install it again".into(),
-            ),
+            (S::Deployed, E::Dhcp | E::Deploy) => {
+                Err("state: deployed; release the node first (deploy -d)".into())
+            }
             (s, E::Callback) => Err(format!(
                 "state: {s}, not deploying; the install callback is refused"
             )),
