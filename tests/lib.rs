@@ -1008,3 +1008,20 @@ pub fn make_iso(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
     );
     iso
 }
+
+/// A Rocky 9.3 install ISO (`.treeinfo`, `images/pxeboot/`) with these
+/// kernel and initrd: copycds names it `rocky9.3-x86_64`.
+pub fn make_rocky_iso(dir: &Path, kernel: &[u8], initrd: &[u8]) -> PathBuf {
+    make_iso(
+        dir,
+        "Rocky-9.3-x86_64-dvd",
+        &[
+            (
+                ".treeinfo",
+                b"[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n",
+            ),
+            ("images/pxeboot/vmlinuz", kernel),
+            ("images/pxeboot/initrd.img", initrd),
+        ],
+    )
+}

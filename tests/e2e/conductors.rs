@@ -287,18 +287,7 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
     };
     c.wait_online(2);
     let kernel = vec![3u8; 8192];
-    let iso = xcat3_tests::make_iso(
-        c.dir.path(),
-        "Rocky-9.3-x86_64-dvd",
-        &[
-            (
-                ".treeinfo",
-                b"[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n",
-            ),
-            ("images/pxeboot/vmlinuz", &kernel),
-            ("images/pxeboot/initrd.img", &kernel),
-        ],
-    );
+    let iso = xcat3_tests::make_rocky_iso(c.dir.path(), &kernel, &kernel);
     c.api.xcat3(&["copycds", iso.to_str().unwrap()]).ok();
     c.api
         .xcat3(&[

@@ -126,18 +126,7 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
             ("casper/initrd", &initrd),
         ],
     );
-    let rocky = make_iso(
-        dir.path(),
-        "Rocky-9.3-x86_64-dvd",
-        &[
-            (
-                ".treeinfo",
-                b"[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n",
-            ),
-            ("images/pxeboot/vmlinuz", &kernel),
-            ("images/pxeboot/initrd.img", &initrd),
-        ],
-    );
+    let rocky = xcat3_tests::make_rocky_iso(dir.path(), &kernel, &initrd);
     let debian = make_iso(
         dir.path(),
         "debian-12.5.0-amd64-netinst",
@@ -366,18 +355,7 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
 fn a_deploy_without_callback_times_out_and_boots_the_disk() {
     let dir = TempDir::new("deploy-timeout");
     let kernel = vec![7u8; 4096];
-    let iso = make_iso(
-        dir.path(),
-        "Rocky-9.3-x86_64-dvd",
-        &[
-            (
-                ".treeinfo",
-                b"[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n",
-            ),
-            ("images/pxeboot/vmlinuz", &kernel),
-            ("images/pxeboot/initrd.img", &kernel),
-        ],
-    );
+    let iso = xcat3_tests::make_rocky_iso(dir.path(), &kernel, &kernel);
     let port = free_tcp_port();
     let api = api(&dir, port, "2");
     api.xcat3(&["copycds", iso.to_str().unwrap()]).ok();

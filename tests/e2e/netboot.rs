@@ -419,18 +419,7 @@ fn qemu_guest_pxe_boots_into_its_installer() {
     let api = lab_logged(&net, &dir, &[("XCAT3_DHCP_BACKEND", "dnsmasq")], Some(&log));
     let kernel = fake_bzimage();
     let initrd = vec![0x5au8; 32 * 1024];
-    let iso = xcat3_tests::make_iso(
-        dir.path(),
-        "Rocky-9.3-x86_64-dvd",
-        &[
-            (
-                ".treeinfo",
-                b"[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n",
-            ),
-            ("images/pxeboot/vmlinuz", &kernel),
-            ("images/pxeboot/initrd.img", &initrd),
-        ],
-    );
+    let iso = xcat3_tests::make_rocky_iso(dir.path(), &kernel, &initrd);
     api.xcat3(&["copycds", iso.to_str().unwrap()]).ok();
     api.xcat3(&["passwd-create", "system", "password=cluster"])
         .ok();

@@ -351,3 +351,69 @@ impl BootFiles {
             .map_err(|e| format!("boot: saving {}: {e}", path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn install() -> BootEntry {
+        BootEntry::Install(Arc::new(Install {
+            osimage: "img".into(),
+            server: "10.0.0.1:8080".into(),
+            kernel: "images/img/kernel".into(),
+            initrd: "images/img/initrd".into(),
+            args: vec!["ip=dhcp".into(), "ds=nocloud-net;s=http://x/".into()],
+            answers: vec![("user-data".into(), "#cloud-config\n".into())],
+        }))
+    }
+
+    fn node(loader: Loader, entry: BootEntry) -> Node {
+        Node {
+            name: "n1".into(),
+            loader,
+            entry,
+        }
+    }
+
+    #[test]
+    fn install_entries_for_each_loader_and_back_to_local_disk() {
+        let mac = "52:54:00:00:00:01";
+        let m = "52-54-00-00-00-01";
+        let mut t = Tables::default();
+        t.insert(mac, node(Loader::Grub2, install()));
+        let ipxe = t.http[&format!("ipxe/{m}")].to_string();
+        assert!(ipxe.contains(
+            "kernel http://10.0.0.1:8080/images/img/kernel initrd=initrd ip=dhcp ds=nocloud-net;s=http://x/\n"
+        ), "{ipxe}");
+        assert!(
+            ipxe.contains("initrd --name initrd http://10.0.0.1:8080/images/img/initrd\nboot\n")
+        );
+        assert_eq!(&*t.http["autoinst/n1/user-data"], "#cloud-config\n");
+        // GRUB: both file names, every argument quoted (`;` splits commands).
+        let grub = t.tftp[&format!("grub/grub.cfg-01-{m}")].to_string();
+        assert_eq!(grub, t.tftp[&format!("grub/grub.cfg-{m}")].to_string());
+        assert!(grub.contains(
+            "linux (http,10.0.0.1:8080)/images/img/kernel 'ip=dhcp' 'ds=nocloud-net;s=http://x/'\n"
+        ), "{grub}");
+        assert!(grub.contains("initrd (http,10.0.0.1:8080)/images/img/initrd\n"));
+
+        t.insert(mac, node(Loader::Pxelinux, install()));
+        assert!(
+            !t.tftp.contains_key(&format!("grub/grub.cfg-{m}")),
+            "old files dropped"
+        );
+        let pxe = t.tftp[&format!("pxelinux.cfg/01-{m}")].to_string();
+        assert!(
+            pxe.contains("KERNEL http://10.0.0.1:8080/images/img/kernel\n"),
+            "{pxe}"
+        );
+        assert!(pxe.contains("APPEND initrd=http://10.0.0.1:8080/images/img/initrd ip=dhcp"));
+
+        t.insert(mac, node(Loader::Pxelinux, BootEntry::LocalDisk));
+        assert!(t.tftp[&format!("pxelinux.cfg/01-{m}")].contains("LOCALBOOT 0"));
+        assert!(
+            !t.http.contains_key("autoinst/n1/user-data"),
+            "answers go with the entry"
+        );
+    }
+}
