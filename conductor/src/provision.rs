@@ -27,7 +27,7 @@ use xcat3_common::rpc::ProvisionTarget;
 use crate::answers::{Answers, ImageContext, NodeContext};
 use crate::boot::{BootEntry, BootFiles, Install};
 use crate::drivers::dhcp::{self, BootLoader, DhcpBackend, Reservation, Subnet};
-use crate::images::Images;
+use crate::images::{Image, Images};
 
 /// The `passwds` entry whose password becomes the installed root password.
 pub const ROOT_PASSWD_KEY: &str = "system";
@@ -321,18 +321,17 @@ impl Provisioner {
                 (r.node.name.clone(), token)
             })
             .collect();
-        let image_of =
-            |r: &NodeRecord| -> Result<&(i64, Answers, Arc<crate::images::Image>), String> {
-                let key = osimage
-                    .map(|o| ImageKey::Name(o.to_string()))
-                    .or(r.node.osimage_id.map(ImageKey::Id))
-                    .ok_or("osimage: the node has none; give one (deploy --osimage NAME)")?;
-                match images.get(&key) {
-                    Some(Ok(i)) => Ok(i),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err("osimage: not loaded".to_string()),
-                }
-            };
+        let image_of = |r: &NodeRecord| -> Result<&LoadedImage, String> {
+            let key = osimage
+                .map(|o| ImageKey::Name(o.to_string()))
+                .or(r.node.osimage_id.map(ImageKey::Id))
+                .ok_or("osimage: the node has none; give one (deploy --osimage NAME)")?;
+            match images.get(&key) {
+                Some(Ok(i)) => Ok(i),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("osimage: not loaded".to_string()),
+            }
+        };
         let written = self
             .write_reservations(&allowed, |r, h| {
                 let (_, answers, image) = image_of(r)?;
@@ -462,8 +461,7 @@ impl Provisioner {
         &self,
         records: &[&NodeRecord],
         osimage: Option<&str>,
-    ) -> Result<HashMap<ImageKey, Result<(i64, Answers, Arc<crate::images::Image>), String>>, String>
-    {
+    ) -> Result<HashMap<ImageKey, Result<LoadedImage, String>>, String> {
         let mut keys: HashSet<ImageKey> = HashSet::new();
         match osimage {
             Some(o) => {
@@ -623,6 +621,9 @@ impl Provisioner {
         Ok(takeover)
     }
 }
+
+/// An image ready for a request: its row id, parsed answers, fetched files.
+type LoadedImage = (i64, Answers, Arc<Image>);
 
 /// How a request names an image: by `--osimage`, or by a node's own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
