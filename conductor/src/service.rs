@@ -123,7 +123,6 @@ pub async fn run(
         host.clone(),
         config.heartbeat_timeout,
     ));
-    periodic.spawn(deploy_loop(runner.clone(), config.heartbeat_interval));
 
     let mut requests = JoinSet::new();
     loop {
@@ -171,22 +170,25 @@ pub async fn run(
     Ok(())
 }
 
-/// Deploy timeouts, takeover and local boot after installs, every
-/// heartbeat interval.
-async fn deploy_loop(runner: Arc<Runner>, interval_s: u64) {
-    let mut tick = tokio::time::interval(Duration::from_secs(interval_s.max(1)));
-    loop {
-        tick.tick().await;
-        runner.sweep_deploys().await;
-    }
-}
-
 async fn heartbeat_loop(db: Db, host: String, runner: Arc<Runner>, interval_s: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(interval_s.max(1)));
+    // One deploy sweep at a time; heartbeats never wait for one.
+    let sweeping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tick.tick().await;
         if let Err(e) = services::heartbeat(&db, &host, runner.in_flight() as i64).await {
             tracing::error!(error = %e, "heartbeat failed");
+            continue;
+        }
+        // Deploy timeouts, takeover and local boot after installs, right
+        // after our heartbeat: the ring it reads (and caches) then counts
+        // us alive, also after a pause longer than the liveness timeout.
+        if !sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let (runner, sweeping) = (runner.clone(), sweeping.clone());
+            tokio::spawn(async move {
+                runner.sweep_deploys().await;
+                sweeping.store(false, std::sync::atomic::Ordering::Release);
+            });
         }
     }
 }
