@@ -160,7 +160,8 @@ fn kvm_power_and_boot_order_on_real_libvirt_guests() {
     let r = node_results(&api.xcat3(&["bootdev", guests, "status"]).ok());
     assert!(r.values().all(|v| v == "net"), "{r:?}");
     // `boot` starts a new qemu process, which runs the new order.
-    assert_eq!(api.xcat3(&["power", "kvm3", "boot"]).summary(), (1, 1));
+    let boot = api.xcat3(&["power", "kvm3", "boot"]);
+    assert_eq!(boot.summary(), (1, 1), "{}", boot.stdout());
     assert_eq!(domstate(&names[2]), "running");
     assert_ne!(qemu_pid(&names[2]), pids[2]);
     assert_eq!(boot_order(&names[2], false), ["network", "hd"]);
