@@ -154,6 +154,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let (cfg, db, bus, rx) = (config.clone(), db.clone(), bus.clone(), stop_rx.clone());
         tokio::spawn(async move { xcat3_conductor::service::run(cfg, db, bus, rx).await })
     });
+    // Standalone: serve once the in-process conductor has registered, so
+    // the first request finds it alive (and `listening on` means ready).
+    if conductor.is_some() {
+        let host = xcat3_conductor::service::host_name(&config.conductor);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let live = xcat3_common::db::services::live_conductors(
+                &db,
+                config.conductor.heartbeat_timeout,
+            )
+            .await
+            .unwrap_or_default();
+            if live.contains(&host) {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline
+                || conductor.as_ref().is_some_and(|c| c.is_finished())
+            {
+                tracing::error!(
+                    host,
+                    "the in-process conductor did not register; serving anyway"
+                );
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     tracing::info!(%local, db = %redact(&config.database.url), standalone = args.standalone, "xcat3-api listening");
     // Tests start us on port 0 and read the real address from this line.
     println!("listening on http://{local}");
