@@ -52,8 +52,23 @@ pub struct Prepared {
     pub osimage_id: i64,
 }
 
-/// The columns a state change writes, in this order.
+/// The columns a state change writes, in this order (see [`state_values`]).
 const STATE_COLUMNS: &[&str] = &["state", "state_changed_at", "deploy_token", "last_error"];
+
+/// The values of [`STATE_COLUMNS`] for one node.
+fn state_values(
+    state: ProvisionState,
+    at: chrono::DateTime<Utc>,
+    token: Option<String>,
+    error: Option<String>,
+) -> Vec<Value> {
+    vec![
+        state.column().into(),
+        Some(at).into(),
+        token.into(),
+        error.into(),
+    ]
+}
 
 impl Provisioner {
     pub fn new(
@@ -247,15 +262,8 @@ impl Provisioner {
         let rows: Vec<(String, Vec<Value>)> = names
             .iter()
             .map(|n| {
-                (
-                    n.clone(),
-                    vec![
-                        state.column().into(),
-                        Some(now).into(),
-                        Option::<String>::None.into(),
-                        error.map(str::to_string).into(),
-                    ],
-                )
+                let values = state_values(state, now, None, error.map(str::to_string));
+                (n.clone(), values)
             })
             .collect();
         let r = node_db::set_columns(&self.db, STATE_COLUMNS, &rows, None)
@@ -399,38 +407,24 @@ impl Provisioner {
         prepared: &[Prepared],
         failed: &[(String, String)],
     ) -> Result<(), DbError> {
-        let now = Some(Utc::now());
+        let now = Utc::now();
         let mut columns = STATE_COLUMNS.to_vec();
         columns.extend(["osimage_id", "conductor_affinity"]);
         let rows: Vec<(String, Vec<Value>)> = prepared
             .iter()
             .map(|p| {
-                (
-                    p.name.clone(),
-                    vec![
-                        ProvisionState::Deploying.column().into(),
-                        now.into(),
-                        Some(p.token.clone()).into(),
-                        Option::<String>::None.into(),
-                        Some(p.osimage_id).into(),
-                        Some(self.host.clone()).into(),
-                    ],
-                )
+                let mut values =
+                    state_values(ProvisionState::Deploying, now, Some(p.token.clone()), None);
+                values.extend([Some(p.osimage_id).into(), Some(self.host.clone()).into()]);
+                (p.name.clone(), values)
             })
             .collect();
         node_db::set_columns(&self.db, &columns, &rows, None).await?;
         let failed_rows: Vec<(String, Vec<Value>)> = failed
             .iter()
             .map(|(n, e)| {
-                (
-                    n.clone(),
-                    vec![
-                        ProvisionState::DeployFailed.column().into(),
-                        now.into(),
-                        Option::<String>::None.into(),
-                        Some(e.clone()).into(),
-                    ],
-                )
+                let values = state_values(ProvisionState::DeployFailed, now, None, Some(e.clone()));
+                (n.clone(), values)
             })
             .collect();
         node_db::set_columns(&self.db, STATE_COLUMNS, &failed_rows, None).await?;
@@ -573,15 +567,9 @@ impl Provisioner {
             let rows: Vec<(String, Vec<Value>)> = expired
                 .iter()
                 .map(|n| {
-                    (
-                        n.clone(),
-                        vec![
-                            ProvisionState::DeployFailed.column().into(),
-                            Some(now).into(),
-                            Option::<String>::None.into(),
-                            Some(why.clone()).into(),
-                        ],
-                    )
+                    let values =
+                        state_values(ProvisionState::DeployFailed, now, None, Some(why.clone()));
+                    (n.clone(), values)
                 })
                 .collect();
             // Only while still deploying: a callback may have won the race.

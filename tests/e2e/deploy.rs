@@ -95,6 +95,12 @@ fn import(api: &Api, dir: &TempDir, nodes: Value) {
     api.xcat3(&["import", f.to_str().unwrap()]).ok();
 }
 
+/// `deploy NODE --osimage IMAGE`, which must succeed.
+fn deploy_ok(api: &Api, node: &str, osimage: &str) {
+    let out = api.xcat3(&["deploy", node, "--osimage", osimage]).ok();
+    assert_eq!(node_results(&out)[node], "ok", "{out}");
+}
+
 fn state(api: &Api, node: &str) -> Value {
     let out = api.xcat3(&["show", node]).ok();
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}"));
@@ -179,20 +185,8 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
         "{}",
         bad.stderr()
     );
-    assert_eq!(
-        node_results(
-            &api.xcat3(&["deploy", "n2", "--osimage", "rocky9.3-x86_64"])
-                .ok()
-        )["n2"],
-        "ok"
-    );
-    assert_eq!(
-        node_results(
-            &api.xcat3(&["deploy", "n3", "--osimage", "debian12.5.0-x86_64"])
-                .ok()
-        )["n3"],
-        "ok"
-    );
+    deploy_ok(&api, "n2", "rocky9.3-x86_64");
+    deploy_ok(&api, "n3", "debian12.5.0-x86_64");
     let mut deploying = listed(&api, "deploying");
     deploying.sort();
     assert_eq!(deploying, ["n1", "n2", "n3"]);
@@ -365,13 +359,7 @@ fn a_deploy_without_callback_times_out_and_boots_the_disk() {
         &dir,
         json!([{"name": "t1", "mgt": "fake", "nics_info": {"nics": [{"mac": MAC1, "ip": "192.0.2.31", "primary": true}]}}]),
     );
-    assert_eq!(
-        node_results(
-            &api.xcat3(&["deploy", "t1", "--osimage", "rocky9.3-x86_64"])
-                .ok()
-        )["t1"],
-        "ok"
-    );
+    deploy_ok(&api, "t1", "rocky9.3-x86_64");
     let script_url = format!("http://127.0.0.1:{port}/ipxe/{}", MAC1.replace(':', "-"));
     assert!(get(&script_url).contains("inst.ks="));
     let failed = wait_until(20, "deploy failed", || {
@@ -395,12 +383,6 @@ fn a_deploy_without_callback_times_out_and_boots_the_disk() {
     let token = "whatever";
     let (code, _) = callback(&api, "t1", &json!({ "token": token }).to_string());
     assert_eq!(code, 409);
-    assert_eq!(
-        node_results(
-            &api.xcat3(&["deploy", "t1", "--osimage", "rocky9.3-x86_64"])
-                .ok()
-        )["t1"],
-        "ok"
-    );
+    deploy_ok(&api, "t1", "rocky9.3-x86_64");
     assert_eq!(state(&api, "t1")["state"], "deploying");
 }

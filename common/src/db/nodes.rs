@@ -644,11 +644,9 @@ pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
 pub enum Observed {
     PowerState,
     BootDevice,
-    /// Provisioning state (`dhcp`, or none after a clean).
-    State,
 }
 
-/// Records what drivers observed (`power_state`, `boot_device`, `state`;
+/// Records what drivers observed (`power_state`, `boot_device`;
 /// `None` clears it) for many nodes: one `UPDATE ... CASE name ...` per
 /// 1,000 nodes.
 pub async fn record(
@@ -659,7 +657,6 @@ pub async fn record(
     let col = match what {
         Observed::PowerState => "power_state",
         Observed::BootDevice => "boot_device",
-        Observed::State => "state",
     };
     let rows: Vec<(String, Vec<Value>)> = values
         .iter()

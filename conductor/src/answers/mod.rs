@@ -163,6 +163,7 @@ pub struct NodeContext<'a> {
 pub struct Answers {
     image: ImageContext,
     main: Template,
+    repo_url: String,
     repo_host: String,
     repo_dir: String,
 }
@@ -193,6 +194,7 @@ impl Answers {
         let main = Template::parse(&origin, text)?;
         let (repo_host, repo_dir) = image.repo_host_dir();
         Ok(Answers {
+            repo_url: image.repo_url(),
             image,
             main,
             repo_host,
@@ -240,7 +242,7 @@ impl Answers {
             "arch" => img.arch.as_str().into(),
             "timezone" => img.timezone.as_str().into(),
             "api_url" => img.api_url.as_str().into(),
-            "repo_url" => img.repo_url().into(),
+            "repo_url" => self.repo_url.as_str().into(),
             "repo_host" => self.repo_host.as_str().into(),
             "repo_dir" => self.repo_dir.as_str().into(),
             "root_password" => img.root_password.as_str().into(),
@@ -294,7 +296,7 @@ impl Answers {
         let mut args: Vec<String> = match img.installer {
             Installer::Subiquity => vec![
                 "ip=dhcp".into(),
-                format!("url={}{}", img.repo_url(), img.iso.as_deref().unwrap_or("")),
+                format!("url={}{}", self.repo_url, img.iso.as_deref().unwrap_or("")),
                 "autoinstall".into(),
                 format!("ds=nocloud-net;s={}/", n.answers_url),
                 "cloud-config-url=/dev/null".into(),
@@ -311,7 +313,7 @@ impl Answers {
             ],
             Installer::Anaconda => vec![
                 "ip=dhcp".into(),
-                format!("inst.repo={}", img.repo_url()),
+                format!("inst.repo={}", self.repo_url),
                 format!("inst.ks={}/ks.cfg", n.answers_url),
             ],
         };
