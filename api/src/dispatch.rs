@@ -9,15 +9,17 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use xcat3_common::db::history::{self, NodeOutcome};
 use xcat3_common::db::nodes as node_db;
 use xcat3_common::db::services;
 use xcat3_common::metrics;
 use xcat3_common::model::tokens;
 use xcat3_common::ring::HashRing;
-use xcat3_common::rpc::{Action, Request, now_ms};
+use xcat3_common::rpc::{Action, ProvisionTarget, Request, now_ms};
 
 use crate::AppState;
 use crate::error::ApiResult;
+use crate::extract::Origin;
 
 /// How long to wait for a conductor's `done` after its last result.
 const DONE_GRACE_MS: i64 = 5_000;
@@ -43,9 +45,63 @@ pub async fn dispatch(
     st: &AppState,
     action: Action,
     names: Vec<String>,
-    request_id: String,
+    origin: &Origin,
 ) -> ApiResult<mpsc::Receiver<Results>> {
-    dispatch_routed(st, action, names, BTreeMap::new(), request_id).await
+    dispatch_routed(st, action, names, BTreeMap::new(), origin).await
+}
+
+/// Per-node results with whether each is a success, as `call_one` and
+/// the dispatcher produce them.
+type Outcomes = Vec<(String, String, bool)>;
+
+/// Whether `action` is an operator's request, kept in the history (not a
+/// query the API makes for itself, nor a follow-up of a callback).
+fn recorded(action: &Action) -> bool {
+    !matches!(
+        action,
+        Action::HypervisorInfo
+            | Action::Provision {
+                target: ProvisionTarget::LocalBoot | ProvisionTarget::Takeover
+            }
+    )
+}
+
+/// Forwards `outcomes` to the caller's channel and, for a recorded
+/// request, writes every node's result to the history once the last has
+/// arrived, before the caller's channel closes: when the reply ends, the
+/// history is complete.
+fn forward(
+    st: &AppState,
+    request_id: String,
+    record: bool,
+    mut outcomes: mpsc::Receiver<Outcomes>,
+) -> mpsc::Receiver<Results> {
+    let (tx, rx) = mpsc::channel::<Results>(64);
+    let db = st.db.clone();
+    tokio::spawn(async move {
+        let mut all = BTreeMap::new();
+        while let Some(batch) = outcomes.recv().await {
+            let results = batch
+                .iter()
+                .map(|(n, r, _)| (n.clone(), r.clone()))
+                .collect();
+            if record {
+                all.extend(
+                    batch
+                        .into_iter()
+                        .map(|(node, result, ok)| (node.clone(), NodeOutcome { node, ok, result })),
+                );
+            }
+            // The caller may be gone (client disconnected); the action and
+            // its history go on regardless.
+            let _ = tx.send(results).await;
+        }
+        let all: Vec<NodeOutcome> = all.into_values().collect();
+        if record && let Err(e) = history::finish(&db, &request_id, &all).await {
+            tracing::error!(request_id, error = %e, "recording the request's results failed");
+        }
+    });
+    rx
 }
 
 /// [`dispatch`], with some nodes placed in the ring by another name
@@ -55,20 +111,33 @@ pub async fn dispatch_routed(
     action: Action,
     names: Vec<String>,
     routes: BTreeMap<String, String>,
-    request_id: String,
+    origin: &Origin,
 ) -> ApiResult<mpsc::Receiver<Results>> {
+    let request_id = origin.request_id.clone();
     let existing = node_db::existing(&st.db, &names).await?;
     let ring = live_ring(st).await?;
-    let (tx, rx) = mpsc::channel::<Results>(64);
+    let record = recorded(&action);
+    if record {
+        history::start(
+            &st.db,
+            &request_id,
+            &action.describe(),
+            origin.caller.as_deref(),
+            names.len(),
+        )
+        .await?;
+    }
+    let (tx, outcomes) = mpsc::channel::<Outcomes>(64);
+    let rx = forward(st, request_id.clone(), record, outcomes);
 
-    let missing: Results = names
+    let missing: Outcomes = names
         .iter()
         .filter(|n| !existing.contains(*n))
-        .map(|n| (n.clone(), tokens::NOT_FOUND.to_string()))
+        .map(|n| (n.clone(), tokens::NOT_FOUND.to_string(), false))
         .collect();
     let found: Vec<String> = names.into_iter().filter(|n| existing.contains(n)).collect();
     let deadline_ms = now_ms() + st.config.api.request_timeout as i64 * 1000;
-    let mut orphans = Results::new();
+    let mut orphans = Outcomes::new();
     if ring.is_empty() {
         orphans = found
             .iter()
@@ -76,6 +145,7 @@ pub async fn dispatch_routed(
                 (
                     n.clone(),
                     "no conductor is alive to act on this node".to_string(),
+                    false,
                 )
             })
             .collect();
@@ -122,11 +192,11 @@ async fn call_one(
     bus: &dyn xcat3_common::bus::Bus,
     host: String,
     request: Request,
-    tx: mpsc::Sender<Results>,
+    tx: mpsc::Sender<Outcomes>,
 ) {
     let mut pending: HashSet<String> = request.nodes.iter().cloned().collect();
-    let fail_rest = |pending: &mut HashSet<String>, why: String| -> Results {
-        pending.drain().map(|n| (n, why.clone())).collect()
+    let fail_rest = |pending: &mut HashSet<String>, why: String| -> Outcomes {
+        pending.drain().map(|n| (n, why.clone(), false)).collect()
     };
     let mut replies = 0usize;
     let action = request.action.name();
@@ -164,16 +234,18 @@ async fn call_one(
             Ok(Some(batch)) => {
                 replies += 1;
                 let (mut ok, mut err) = (0, 0);
-                let results: Results = batch
+                let results: Outcomes = batch
                     .results
                     .into_iter()
                     .filter(|(n, _)| pending.remove(n))
                     .map(|(n, r)| {
-                        match r {
-                            xcat3_common::rpc::NodeResult::Ok(_) => ok += 1,
-                            xcat3_common::rpc::NodeResult::Error(_) => err += 1,
+                        let success = matches!(r, xcat3_common::rpc::NodeResult::Ok(_));
+                        if success {
+                            ok += 1;
+                        } else {
+                            err += 1;
                         }
-                        (n, r.into_text())
+                        (n, r.into_text(), success)
                     })
                     .collect();
                 node_outcomes(action, "ok", ok);

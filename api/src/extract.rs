@@ -45,3 +45,38 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
             .map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))
     }
 }
+
+/// Where an action request comes from: its id (the `xcat3-request-id`
+/// header the API set), who sent it (the token's name) and whether it
+/// asked for streamed results (`Accept: application/x-ndjson`).
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub request_id: String,
+    pub caller: Option<String>,
+    pub stream: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        Ok(Origin {
+            request_id: match header(crate::REQUEST_ID_HEADER) {
+                "" => "-".to_string(),
+                id => id.to_string(),
+            },
+            caller: parts
+                .extensions
+                .get::<crate::auth::Caller>()
+                .and_then(|c| c.name.clone()),
+            stream: header("accept").contains("application/x-ndjson"),
+        })
+    }
+}

@@ -4,6 +4,7 @@
 //! `app(state)` builds the whole router; `serve` runs it until `shutdown`.
 //! Handlers live in `routes/`, one file per resource.
 
+pub mod auth;
 pub mod copycds;
 pub mod dispatch;
 pub mod error;
@@ -34,6 +35,19 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Where actions go: RabbitMQ, or the in-process bus in standalone mode.
     pub bus: Arc<dyn xcat3_common::bus::Bus>,
+    /// Token secrets already verified (see `auth`).
+    pub verified: auth::Verified,
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config, bus: Arc<dyn xcat3_common::bus::Bus>) -> AppState {
+        AppState {
+            db,
+            config: Arc::new(config),
+            bus,
+            verified: auth::Verified::default(),
+        }
+    }
 }
 
 /// The header carrying each request's id (the v1 server sent it too).
@@ -47,6 +61,13 @@ impl MakeRequestId for MakeReqId {
         let id = format!("req-{}", uuid::Uuid::new_v4());
         HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
+}
+
+/// Drops a request id sent by the client: ids key the request history, so
+/// the API makes every one itself.
+async fn fresh_request_id(mut req: axum::extract::Request, next: Next) -> Response {
+    req.headers_mut().remove(REQUEST_ID_HEADER);
+    next.run(req).await
 }
 
 /// Counts every routed request by method, route pattern and status.
@@ -127,6 +148,10 @@ pub fn app(state: AppState) -> Router {
             "/install",
             tower_http::services::ServeDir::new(&state.config.api.install_dir),
         )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .route_layer(middleware::from_fn(count_request))
         .fallback(routes::root::not_found)
         .with_state(state)
@@ -144,6 +169,7 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(header, MakeReqId))
+        .layer(middleware::from_fn(fresh_request_id))
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes.

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -37,6 +36,31 @@ enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
+    /// API tokens (for `[api] auth = "token"`).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Make a token and print it (only this once; it is stored hashed).
+    Create {
+        /// Who or what holds it, e.g. `alice` or `prometheus` (unique).
+        name: String,
+        /// admin (everything), operator (read, power, boot device,
+        /// deploy) or reader (read only).
+        #[arg(long, default_value = "reader")]
+        role: String,
+        /// Days until it stops working; never by default.
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Delete a token: refused from the next request on.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -45,6 +69,74 @@ enum DbAction {
     Upgrade,
     /// List pending migrations.
     Status,
+}
+
+/// `xcat3-api token ...`: works on the database directly, so it needs
+/// no running API and no token.
+async fn token_command(db: &Db, action: TokenAction) -> anyhow::Result<()> {
+    use xcat3_api::auth::{Role, new_token};
+    use xcat3_common::db::tokens;
+    match action {
+        TokenAction::Create {
+            name,
+            role,
+            expires_days,
+        } => {
+            let role = Role::parse(&role).with_context(|| {
+                format!("--role: `{role}` is not one of {}", Role::ALL.join(", "))
+            })?;
+            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_whitespace) {
+                bail!("name: `{name}` must be 1-64 characters without spaces");
+            }
+            let expires =
+                expires_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
+            let (row, text) = new_token(&name, role, expires)?;
+            tokens::insert(db, &row).await?;
+            eprintln!("token {name:?} ({role}) created; it is shown only now:");
+            println!("{text}");
+        }
+        TokenAction::List => {
+            for t in tokens::list(db).await? {
+                let expires = t
+                    .expires_at
+                    .map(|e| format!("expires {}", e.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_else(|| "never expires".into());
+                println!(
+                    "{}: {} (id {}, created {}, {expires})",
+                    t.name,
+                    t.role,
+                    t.id,
+                    t.created_at.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+        }
+        TokenAction::Revoke { name } => {
+            if !tokens::revoke(db, &name).await? {
+                bail!("no token is named {name:?}");
+            }
+            println!("token {name:?} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// Deletes request history older than `days` now and every hour.
+fn spawn_history_pruning(db: Db, days: u64) {
+    if days == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let before = chrono::Utc::now() - chrono::Duration::days(days as i64);
+            match xcat3_common::db::history::prune(&db, before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(requests = n, days, "old request history deleted"),
+                Err(e) => tracing::warn!(error = %e, "pruning request history failed"),
+            }
+        }
+    });
 }
 
 fn main() -> ExitCode {
@@ -111,6 +203,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
     }
 
+    if let Some(Command::Token { action }) = args.command {
+        db.migrate().await.context("running migrations")?;
+        return token_command(&db, action).await;
+    }
+
     if config.database.auto_migrate {
         db.migrate().await.context("running migrations")?;
     } else if !db.pending_migrations().await?.is_empty() {
@@ -125,10 +222,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             bail!("[api] auth = \"none\" is allowed only on a loopback address, not {addr}")
         }
         "none" => {}
-        other => bail!(
-            "[api] auth = {other:?} is not supported by this build (use \"none\" on loopback)"
-        ),
+        "token" => {
+            if xcat3_common::db::tokens::list(&db).await?.is_empty() {
+                tracing::warn!(
+                    "[api] auth = \"token\" and no token exists: every request will be refused; \
+                     make one with `xcat3-api token create NAME --role admin`"
+                );
+            }
+        }
+        other => bail!("[api] auth = {other:?} is not one of \"none\" (loopback only), \"token\""),
     }
+    spawn_history_pruning(db.clone(), config.api.history_days);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -184,11 +288,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%local, db = %redact(&config.database.url), standalone = args.standalone, "xcat3-api listening");
     // Tests start us on port 0 and read the real address from this line.
     println!("listening on http://{local}");
-    let state = AppState {
-        db,
-        config: Arc::new(config),
-        bus,
-    };
+    let state = AppState::new(db, config, bus);
     let mut api_stop = stop_rx.clone();
     tokio::spawn(async move {
         xcat3_common::shutdown_signal().await;

@@ -38,6 +38,13 @@ fn p(name: &str) -> Value {
 }
 
 pub fn document() -> Value {
+    // The request history, built apart (one json! that large overflows
+    // the macro's recursion limit).
+    let requests = json!({"get": op("the latest bulk actions, newest first", vec![q("limit", "how many (1-1000, default 50)", false)], None, ok("200", "requests", json!({"type": "object", "properties": {"requests": {"type": "array", "items": r("Request")}}})))});
+    let one = json!({"allOf": [r("Request"), {"type": "object", "properties": {
+        "results": {"type": "object", "additionalProperties": {"type": "string"}},
+        "failed_nodes": {"type": "array", "items": {"type": "string"}}}}]});
+    let request = json!({"get": op("one bulk action with every node's result (the id is the reply's xcat3-request-id header)", vec![p("id")], None, ok("200", "request", one))});
     let fields = || q("fields", "comma-separated fields to return", false);
     let range = || {
         q(
@@ -143,8 +150,18 @@ pub fn document() -> Value {
             },
             "/v1/services": {"get": op("list services", vec![], None, ok("200", "services", json!({"type": "object", "properties": {"services": {"type": "array", "items": r("Service")}}})))},
             "/v1/services/hostname": {"get": op("services of a host", vec![q("name", "host name", true)], None, ok("200", "services", json!({"type": "object"})))},
+            "/v1/requests": requests,
+            "/v1/requests/{id}": request,
         },
-        "components": {"schemas": {
+        "security": [{}, {"bearer": []}],
+        "components": {
+          "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "with [api] auth = \"token\": a token from `xcat3-api token create`; readers may GET, operators also PUT power/boot_device/provision, admins everything"}},
+          "schemas": {
+            "Request": {"type": "object", "properties": {
+                "id": {"type": "string"}, "action": {"type": "string", "example": "power on"},
+                "requested_by": {"type": ["string", "null"], "description": "the token's name"},
+                "nodes": {"type": "integer"}, "failed": {"type": ["integer", "null"], "description": "null while running"},
+                "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": ["string", "null"], "format": "date-time"}}},
             "Fault": {"type": "object", "properties": {"faultcode": {"type": "string"}, "faultstring": {"type": "string"}, "debuginfo": {}}},
             "NodeNames": {"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
             "NodeResults": {"type": "object", "properties": {"nodes": {"type": "object", "additionalProperties": {"type": "string", "description": "ok / updated / deleted, or an error naming the field"}}}},

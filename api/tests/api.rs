@@ -1,8 +1,6 @@
 //! Router tests: the whole app on an in-memory SQLite, driven with `oneshot`
 //! (no socket). End-to-end tests with the real binaries live in `tests/`.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -17,11 +15,7 @@ async fn state() -> AppState {
     let mut config = Config::default();
     config.api.max_nodes_per_request = 20_000;
     let bus = xcat3_common::bus::connect("memory").await.unwrap();
-    AppState {
-        db,
-        config: Arc::new(config),
-        bus,
-    }
+    AppState::new(db, config, bus)
 }
 
 /// A state with an in-process conductor `c1` on the memory bus (standalone
@@ -62,10 +56,26 @@ async fn state_with_conductor() -> AppState {
 }
 
 async fn call(st: &AppState, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let req = Request::builder()
+    let (s, v, _) = call_as(st, method, uri, body, None).await;
+    (s, v)
+}
+
+/// `call` with an optional bearer token, also returning the reply headers.
+async fn call_as(
+    st: &AppState,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let mut req = Request::builder()
         .method(method)
         .uri(uri)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req
         .body(
             body.map(|b| Body::from(b.to_string()))
                 .unwrap_or_else(Body::empty),
@@ -73,15 +83,18 @@ async fn call(st: &AppState, method: &str, uri: &str, body: Option<Value>) -> (S
         .unwrap();
     let resp = app(st.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
+    let headers = resp.headers().clone();
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .unwrap();
+    // Text replies (/metrics) as a JSON string.
     let v = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap()
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
-    (status, v)
+    (status, v, headers)
 }
 
 /// The prototype's example node (examples/create_nodes.py), number `i`.
@@ -940,6 +953,8 @@ async fn openapi_lists_every_route() {
         "/v1/osimages/get_by_id",
         "/v1/services",
         "/v1/services/hostname",
+        "/v1/requests",
+        "/v1/requests/{id}",
     ] {
         assert!(
             paths.contains_key(p),
@@ -951,7 +966,8 @@ async fn openapi_lists_every_route() {
         let uri = p
             .replace("{name}", "x")
             .replace("{uuid}", "x")
-            .replace("{key}", "x");
+            .replace("{key}", "x")
+            .replace("{id}", "x");
         let (s, v) = call(&st, "GET", &uri, None).await;
         let fallback = v["faultstring"]
             .as_str()
@@ -1123,4 +1139,245 @@ async fn provision_targets_and_the_install_callback() {
             .contains("release the node first"),
         "{v}"
     );
+}
+
+/// `auth = "token"`: each role does what it may and no more; no token,
+/// a wrong secret, an expired or revoked token are refused at once; the
+/// open routes stay open.
+#[tokio::test]
+async fn token_roles_and_revocation() {
+    use xcat3_api::auth::{Role, new_token};
+    use xcat3_common::db::tokens;
+    let st = state_with_conductor().await;
+    let mut cfg = (*st.config).clone();
+    cfg.api.auth = "token".into();
+    let st = AppState::new(st.db.clone(), cfg, st.bus.clone());
+    let mut text = std::collections::HashMap::new();
+    for (name, role) in [
+        ("ann", Role::Admin),
+        ("otto", Role::Operator),
+        ("rita", Role::Reader),
+    ] {
+        let (row, t) = new_token(name, role, None).unwrap();
+        tokens::insert(&st.db, &row).await.unwrap();
+        text.insert(name, t);
+    }
+    let (row, _) = new_token("ann", Role::Reader, None).unwrap();
+    let dup = tokens::insert(&st.db, &row).await.unwrap_err();
+    assert!(dup.to_string().contains("\"ann\" exists"), "{dup}");
+    let (row, old) = new_token("old", Role::Admin, None).unwrap();
+    let expired = tokens::TokenRow {
+        expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        ..row
+    };
+    tokens::insert(&st.db, &expired).await.unwrap();
+    let (admin, operator, reader) = (&text["ann"], &text["otto"], &text["rita"]);
+
+    let node = json!({"nodes": [{"name": "f1", "mgt": "fake"}]});
+    let power = "/v1/nodes/power?target=on&noderange=f1";
+    // method, uri, body, token, expected status
+    type Case<'a> = (&'a str, &'a str, Option<Value>, Option<&'a str>, StatusCode);
+    let cases: Vec<Case> = vec![
+        // Open to anyone.
+        ("GET", "/healthz", None, None, StatusCode::OK),
+        ("GET", "/metrics", None, None, StatusCode::OK),
+        ("GET", "/v1/openapi.json", None, None, StatusCode::OK),
+        ("GET", "/v1", None, None, StatusCode::OK),
+        // The callback has its own per-node token: not a 401 for lack of
+        // a bearer token, the handler's own answer.
+        (
+            "PUT",
+            "/v1/nodes/provision/callback?name=f1",
+            Some(json!({"token": "x"})),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        // Everything else needs a token.
+        ("GET", "/v1/nodes", None, None, StatusCode::UNAUTHORIZED),
+        (
+            "GET",
+            "/v1/nodes",
+            None,
+            Some("xc3_nope"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "GET",
+            "/v1/nodes",
+            None,
+            Some(old.as_str()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        // Reader: reads only.
+        (
+            "POST",
+            "/v1/nodes",
+            Some(node.clone()),
+            Some(reader),
+            StatusCode::FORBIDDEN,
+        ),
+        ("GET", "/v1/nodes", None, Some(reader), StatusCode::OK),
+        // Admin: inventory.
+        (
+            "POST",
+            "/v1/nodes",
+            Some(node.clone()),
+            Some(admin),
+            StatusCode::CREATED,
+        ),
+        (
+            "GET",
+            "/v1/nodes/power?noderange=f1",
+            None,
+            Some(reader),
+            StatusCode::OK,
+        ),
+        ("PUT", power, None, Some(reader), StatusCode::FORBIDDEN),
+        // Operator: actions, not inventory.
+        ("PUT", power, None, Some(operator), StatusCode::ACCEPTED),
+        (
+            "PUT",
+            "/v1/nodes/boot_device?target=net&noderange=f1",
+            None,
+            Some(operator),
+            StatusCode::ACCEPTED,
+        ),
+        (
+            "PUT",
+            "/v1/nodes/provision?target=un_nodeset&noderange=f1",
+            None,
+            Some(operator),
+            StatusCode::ACCEPTED,
+        ),
+        (
+            "PATCH",
+            "/v1/nodes/f1",
+            Some(json!([{"op": "add", "path": "/type", "value": "x"}])),
+            Some(operator),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "DELETE",
+            "/v1/nodes/f1",
+            None,
+            Some(operator),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/v1/nodes/vm",
+            Some(json!({})),
+            Some(operator),
+            StatusCode::FORBIDDEN,
+        ),
+        ("PUT", power, None, Some(admin), StatusCode::ACCEPTED),
+        ("GET", "/v1/requests", None, Some(reader), StatusCode::OK),
+    ];
+    for (method, uri, body, token, want) in cases {
+        let (s, v, h) = call_as(&st, method, uri, body, token).await;
+        assert_eq!(s, want, "{method} {uri} as {token:?}: {v}");
+        if s == StatusCode::UNAUTHORIZED {
+            assert_eq!(h["www-authenticate"], "Bearer realm=\"xcat3\"");
+        }
+        if s == StatusCode::FORBIDDEN {
+            let f = v["faultstring"].as_str().unwrap();
+            assert!(f.contains("needs "), "{f}");
+        }
+    }
+    // A wrong secret under a real id.
+    let forged = format!("{}0", &operator[..operator.len() - 1]);
+    let forged = if forged == *operator {
+        format!("{}1", &operator[..operator.len() - 1])
+    } else {
+        forged
+    };
+    let (s, _, _) = call_as(&st, "GET", "/v1/nodes", None, Some(&forged)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The history names who asked.
+    let (_, v, _) = call_as(&st, "GET", "/v1/requests", None, Some(reader)).await;
+    let by: Vec<&str> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["requested_by"].as_str())
+        .collect();
+    assert!(by.contains(&"otto") && by.contains(&"ann"), "{v}");
+    // Revoked: refused on the very next request.
+    assert!(tokens::revoke(&st.db, "otto").await.unwrap());
+    let (s, _, _) = call_as(&st, "PUT", power, None, Some(operator)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(!tokens::revoke(&st.db, "otto").await.unwrap());
+    // X-Auth-Token (OpenStack clients) works as well.
+    let req = Request::builder()
+        .uri("/v1/nodes")
+        .header("x-auth-token", reader.as_str())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app(st.clone()).oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+/// Every action gets an id (the reply header); its per-node results can be
+/// read back, with the failed nodes listed; reads of unknown ids are 404.
+#[tokio::test]
+async fn request_history_keeps_every_node_result() {
+    let st = state_with_conductor().await;
+    let nodes: Vec<Value> = (1..=30)
+        .map(|i| json!({"name": format!("h{i}"), "mgt": "fake"}))
+        .chain([json!({"name": "hbad", "mgt": "fake", "control_info": {"fake_fail_rate": 1}})])
+        .collect();
+    call(&st, "POST", "/v1/nodes", Some(json!({"nodes": nodes}))).await;
+    let (s, v, h) = call_as(
+        &st,
+        "PUT",
+        "/v1/nodes/power?target=on&noderange=h%5B1-30%5D,hbad,ghost",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = h["xcat3-request-id"].to_str().unwrap().to_string();
+    // The reply is complete only once the history is: read it at once.
+    let (s, past) = call(&st, "GET", &format!("/v1/requests/{id}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{past}");
+    assert_eq!(past["action"], "power on");
+    assert_eq!(past["nodes"], 32);
+    assert_eq!(past["failed"], 2);
+    assert!(past["finished_at"].is_string());
+    assert_eq!(
+        past["results"], v["nodes"],
+        "the history holds the reply's results"
+    );
+    assert_eq!(past["failed_nodes"], json!(["ghost", "hbad"]));
+    // A client's own request id is replaced (ids key the history).
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/v1/nodes/power?target=off&noderange=h1")
+        .header("xcat3-request-id", id.as_str())
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(st.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let second = resp.headers()["xcat3-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, id);
+    let (_, list) = call(&st, "GET", "/v1/requests?limit=5", None).await;
+    let listed: Vec<&str> = list["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&id.as_str()) && listed.contains(&second.as_str()),
+        "{list}"
+    );
+    let (s, _) = call(&st, "GET", "/v1/requests/req-nope", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(&st, "GET", "/v1/requests?limit=0", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }

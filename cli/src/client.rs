@@ -11,6 +11,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     retries: u32,
+    /// Bearer token for APIs with `auth = "token"`.
+    token: Option<String>,
 }
 
 /// A reply's JSON body (`Null` when empty).
@@ -19,7 +21,7 @@ pub struct Reply {
 }
 
 impl Client {
-    pub fn new(base: &str, retries: u32) -> anyhow::Result<Client> {
+    pub fn new(base: &str, retries: u32, token: Option<String>) -> anyhow::Result<Client> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3600))
             .connect_timeout(Duration::from_secs(10))
@@ -31,6 +33,7 @@ impl Client {
             http,
             base,
             retries,
+            token: token.filter(|t| !t.is_empty()),
         })
     }
 
@@ -52,6 +55,9 @@ impl Client {
                 .http
                 .request(method.clone(), &url)
                 .header("accept", accept);
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -94,16 +100,22 @@ impl Client {
     }
 
     /// Asks for `application/x-ndjson` and calls `each` with every JSON
-    /// line as it arrives.
+    /// line as it arrives. Returns the request's id (for `history`).
     pub async fn stream(
         &self,
         method: Method,
         path: &str,
+        body: Option<&Value>,
         mut each: impl FnMut(Value),
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<String>> {
         let (url, mut resp) = self
-            .send(&method, path, None, "application/x-ndjson")
+            .send(&method, path, body, "application/x-ndjson")
             .await?;
+        let id = resp
+            .headers()
+            .get("xcat3-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let mut buf: Vec<u8> = Vec::new();
         while let Some(chunk) = resp
             .chunk()
@@ -122,7 +134,7 @@ impl Client {
                 );
             }
         }
-        Ok(())
+        Ok(id)
     }
 
     /// POSTs the file at `file` as the body (streamed, not read into
@@ -133,9 +145,11 @@ impl Client {
             .await
             .with_context(|| format!("opening {}", file.display()))?;
         let len = f.metadata().await?.len();
-        let resp = self
-            .http
-            .post(&url)
+        let mut req = self.http.post(&url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
             .header("content-type", "application/octet-stream")
             .header("content-length", len)
             .body(reqwest::Body::from(f))

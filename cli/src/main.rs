@@ -33,6 +33,9 @@ pub struct Cli {
     /// Print the API's JSON replies instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// API token (`xcat3-api token create`), for APIs with auth = "token".
+    #[arg(long, env = "XCAT3_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     /// Retries when the API cannot be reached.
     #[arg(long, env = "XCAT3_MAX_RETRIES", default_value_t = 3, global = true)]
     max_retries: u32,
@@ -89,11 +92,26 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Power: power NODERANGE on|off|soft|reset|cycle|boot|status
+    /// Power: power NODERANGE on|off|soft|reset|cycle|boot|status, or
+    /// power --retry-failed REQUEST [STATE] to run a past request again on
+    /// its failed nodes only.
     Power {
-        noderange: String,
-        #[arg(value_parser = ["on", "off", "soft", "reset", "cycle", "boot", "status", "stat", "state"])]
-        state: String,
+        /// NODERANGE (or, with --retry-failed, the optional STATE).
+        noderange: Option<String>,
+        /// on, off, soft, reset, cycle, boot, status.
+        state: Option<String>,
+        /// A past power request's id (`xcat3 history`): act on the nodes
+        /// whose result was an error, with its state unless STATE is given.
+        #[arg(long, value_name = "REQUEST")]
+        retry_failed: Option<String>,
+    },
+    /// Past bulk actions: history (the latest), history REQUEST (every
+    /// node's result of one).
+    History {
+        request: Option<String>,
+        /// How many requests to list.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
     },
     /// Boot device: bootdev NODERANGE net|disk|cdrom|bios|status [--persistent]
     Bootdev {
@@ -291,6 +309,6 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let c = Client::new(&cli.xcat3_url, cli.max_retries)?;
+    let c = Client::new(&cli.xcat3_url, cli.max_retries, cli.token)?;
     commands::run(&c, cli.command, cli.json).await
 }

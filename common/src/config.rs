@@ -72,6 +72,9 @@ pub struct ApiConfig {
     /// Where `copycds` puts OS install trees (`<osimage>/…`), served by
     /// the API under `/install/` for conductors and installers.
     pub install_dir: String,
+    /// Days bulk requests and their per-node results are kept for
+    /// `xcat3 history`; 0 keeps them forever.
+    pub history_days: u64,
 }
 
 impl Default for ApiConfig {
@@ -83,6 +86,7 @@ impl Default for ApiConfig {
             max_nodes_per_request: 100_000,
             request_timeout: 300,
             install_dir: "/var/lib/xcat3/install".into(),
+            history_days: 30,
         }
     }
 }

@@ -58,6 +58,35 @@ impl Action {
         }
     }
 
+    /// The action in an operator's words, for the request history
+    /// (`power on`, `deploy --osimage rocky9`, `rmvm --purge`).
+    pub fn describe(&self) -> String {
+        match self {
+            Action::PowerStatus => "power status".into(),
+            Action::Power { target } => format!("power {}", target.as_str()),
+            Action::BootDeviceGet => "bootdev status".into(),
+            Action::BootDeviceSet { device, persistent } => format!(
+                "bootdev {}{}",
+                device.as_str(),
+                if *persistent { " --persistent" } else { "" }
+            ),
+            Action::Provision { target } => match target {
+                ProvisionTarget::Dhcp => "deploy --state dhcp".into(),
+                ProvisionTarget::Nodeset { osimage: Some(i) } => format!("deploy --osimage {i}"),
+                ProvisionTarget::Nodeset { osimage: None } => "deploy".into(),
+                ProvisionTarget::LocalBoot => "deploy localboot".into(),
+                ProvisionTarget::Takeover => "deploy takeover".into(),
+                ProvisionTarget::Clean => "deploy -d".into(),
+            },
+            Action::HypervisorInfo => "hypervisor info".into(),
+            Action::VmCreate { source: None } => "mkvm".into(),
+            Action::VmCreate { source: Some(s) } => format!("clonevm --source {s}"),
+            Action::VmRemove { purge } => {
+                format!("rmvm{}", if *purge { " --purge" } else { "" })
+            }
+        }
+    }
+
     /// Whether the action changes the node (and so needs its lock).
     pub fn is_write(&self) -> bool {
         matches!(
@@ -99,6 +128,17 @@ impl PowerTarget {
             "boot" => PowerTarget::Boot,
             _ => return None,
         })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerTarget::On => "on",
+            PowerTarget::Off => "off",
+            PowerTarget::Soft => "soft",
+            PowerTarget::Reset => "reset",
+            PowerTarget::Cycle => "cycle",
+            PowerTarget::Boot => "boot",
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::Deserialize;
@@ -24,7 +24,7 @@ use super::requested_names;
 use crate::AppState;
 use crate::dispatch::{self, Results};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Params};
+use crate::extract::{JsonBody, Origin, Params};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -50,33 +50,18 @@ struct ActionQuery {
     subnet: Option<String>,
 }
 
-pub(crate) fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(crate::REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string()
-}
-
-fn wants_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/x-ndjson"))
-}
-
 /// Runs `action` and answers with every node's result (or streams them).
 async fn act(
     st: AppState,
-    headers: HeaderMap,
+    origin: Origin,
     q: &ActionQuery,
     body: &Value,
     action: Action,
     status: StatusCode,
 ) -> ApiResult<Response> {
     let names = requested_names(&st, q.noderange.as_deref(), body).await?;
-    let mut rx = dispatch::dispatch(&st, action, names, request_id(&headers)).await?;
-    if wants_stream(&headers) {
+    let mut rx = dispatch::dispatch(&st, action, names, &origin).await?;
+    if origin.stream {
         let stream = async_stream(rx);
         let body = Body::from_stream(stream);
         return Ok((
@@ -126,7 +111,7 @@ fn reject_write_params(q: &ActionQuery, message: &str) -> ApiResult<()> {
 
 async fn power_status(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    origin: Origin,
     Params(q): Params<ActionQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -134,12 +119,12 @@ async fn power_status(
         &q,
         "GET /nodes/power reads the state; use PUT ?target= to change it",
     )?;
-    act(st, headers, &q, &body, Action::PowerStatus, StatusCode::OK).await
+    act(st, origin, &q, &body, Action::PowerStatus, StatusCode::OK).await
 }
 
 async fn power_set(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    origin: Origin,
     Params(q): Params<ActionQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -149,7 +134,7 @@ async fn power_set(
     }
     act(
         st,
-        headers,
+        origin,
         &q,
         &body,
         Action::Power { target },
@@ -160,7 +145,7 @@ async fn power_set(
 
 async fn boot_get(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    origin: Origin,
     Params(q): Params<ActionQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -168,20 +153,12 @@ async fn boot_get(
         &q,
         "GET /nodes/boot_device reads the device; use PUT ?target= to set it",
     )?;
-    act(
-        st,
-        headers,
-        &q,
-        &body,
-        Action::BootDeviceGet,
-        StatusCode::OK,
-    )
-    .await
+    act(st, origin, &q, &body, Action::BootDeviceGet, StatusCode::OK).await
 }
 
 async fn boot_set(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    origin: Origin,
     Params(q): Params<ActionQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -189,7 +166,7 @@ async fn boot_set(
     let persistent = q.persistent.unwrap_or(false);
     act(
         st,
-        headers,
+        origin,
         &q,
         &body,
         Action::BootDeviceSet { device, persistent },
@@ -204,7 +181,7 @@ async fn boot_set(
 /// callback token, and sets its next boot to the network.
 async fn provision(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    origin: Origin,
     Params(q): Params<ActionQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -238,7 +215,7 @@ async fn provision(
     }
     act(
         st,
-        headers,
+        origin,
         &q,
         &body,
         Action::Provision { target },
@@ -262,7 +239,7 @@ struct CallbackQuery {
 /// credential. v1's `fetch_ssh_pub` (root's public key for anyone) is gone.
 async fn callback(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    origin: Origin,
     Params(q): Params<CallbackQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -305,7 +282,7 @@ async fn callback(
             target: ProvisionTarget::LocalBoot,
         },
         vec![name.clone()],
-        request_id(&headers),
+        &origin,
     )
     .await?;
     while let Some(batch) = rx.recv().await {

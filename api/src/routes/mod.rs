@@ -6,6 +6,7 @@ pub mod nics;
 pub mod nodes;
 pub mod osimages;
 pub mod passwds;
+pub mod requests;
 pub mod root;
 pub mod services;
 pub mod vms;
@@ -33,6 +34,7 @@ pub fn v1() -> Router<AppState> {
         .merge(osimages::routes())
         .merge(passwds::routes())
         .merge(services::routes())
+        .merge(requests::routes())
         .merge(vms::routes())
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -22,12 +22,11 @@ use xcat3_common::db::nodes::{self as node_db, NodeRecord, NodeUpdate, parse_map
 use xcat3_common::model::{HypervisorCapacity, NodeSpec, VmShape, vm_host};
 use xcat3_common::rpc::Action;
 
-use super::actions::request_id;
 use super::{check_count, expand_range, requested_names};
 use crate::AppState;
 use crate::dispatch::{self, Results};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Params};
+use crate::extract::{JsonBody, Origin, Params};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -145,13 +144,13 @@ async fn place(
     st: &AppState,
     hosts: &[String],
     pending: &mut [Pending],
-    rid: &str,
+    origin: &Origin,
 ) -> ApiResult<BTreeMap<String, String>> {
     let mut errors = BTreeMap::new();
     if pending.iter().all(|p| p.host.is_some()) {
         return Ok(errors);
     }
-    let rx = dispatch::dispatch(st, Action::HypervisorInfo, hosts.to_vec(), rid.into()).await?;
+    let rx = dispatch::dispatch(st, Action::HypervisorInfo, hosts.to_vec(), origin).await?;
     let mut free: Vec<(String, u64, u32)> = Vec::new();
     let mut unreachable = Vec::new();
     for (host, text) in collect(rx).await {
@@ -202,7 +201,7 @@ async fn place(
 /// guest.
 async fn create(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    origin: Origin,
     Params(q): Params<VmQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -231,7 +230,7 @@ async fn create(
         Some(Value::String(h)) => Some(load_hosts(&st, h).await?),
         Some(_) => return Err(ApiError::bad_request("hosts: must be a noderange string")),
     };
-    let results = make_guests(&st, &request_id(&headers), &names, opts, hosts, None).await?;
+    let results = make_guests(&st, &origin, &names, opts, hosts, None).await?;
     Ok((StatusCode::CREATED, Json(json!({ "nodes": results }))))
 }
 
@@ -241,7 +240,7 @@ async fn create(
 /// inventory if that fails.
 async fn make_guests(
     st: &AppState,
-    rid: &str,
+    origin: &Origin,
     names: &[String],
     opts: Map<String, Value>,
     hosts: Option<Vec<String>>,
@@ -314,7 +313,7 @@ async fn make_guests(
         }
     }
     if let Some(hosts) = &hosts {
-        results.extend(place(st, hosts, &mut pending, rid).await?);
+        results.extend(place(st, hosts, &mut pending, origin).await?);
     }
     pending.retain(|p| p.host.is_some() && !results.contains_key(&p.name));
     for p in &mut pending {
@@ -402,7 +401,7 @@ async fn make_guests(
     let guests: Vec<String> = routes.keys().cloned().collect();
     if !guests.is_empty() {
         let action = Action::VmCreate { source };
-        let rx = dispatch::dispatch_routed(st, action, guests, routes, rid.to_string()).await?;
+        let rx = dispatch::dispatch_routed(st, action, guests, routes, origin).await?;
         let defined = collect(rx).await;
         // Failed guests leave the inventory as they were.
         let failed = |n: &String| {
@@ -440,7 +439,7 @@ async fn make_guests(
 /// hypervisor, with its size, network and boot order.
 async fn clone(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    origin: Origin,
     Params(q): Params<VmQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -470,7 +469,7 @@ async fn clone(
         .into_iter()
         .filter(|(k, _)| k.starts_with("vm_") && k != "vm_disk" && k != "vm_disk_image")
         .collect();
-    let results = make_guests(&st, &request_id(&headers), &names, opts, None, Some(source)).await?;
+    let results = make_guests(&st, &origin, &names, opts, None, Some(source)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "nodes": results }))))
 }
 
@@ -479,7 +478,7 @@ async fn clone(
 /// the inventory. Answers `removed`, `absent` or an error per guest.
 async fn remove(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    origin: Origin,
     Params(q): Params<VmQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -496,8 +495,7 @@ async fn remove(
     let action = Action::VmRemove {
         purge: q.purge.unwrap_or(false),
     };
-    let rx =
-        dispatch::dispatch_routed(&st, action, names, routes.clone(), request_id(&headers)).await?;
+    let rx = dispatch::dispatch_routed(&st, action, names, routes.clone(), &origin).await?;
     let results = collect(rx).await;
     // A removed guest lives nowhere: its node keeps its shape (`vm_*`) but
     // not `vm_host`, so a later mkvm may put it on any hypervisor.

@@ -16,7 +16,29 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             control,
             nics,
         } => nodes::create(c, &noderange, &attributes, control.as_deref(), &nics, json).await,
-        Power { noderange, state } => nodes::power(c, &noderange, &state, json).await,
+        Power {
+            noderange,
+            state,
+            retry_failed,
+        } => match retry_failed {
+            Some(id) => {
+                if state.is_some() {
+                    anyhow::bail!(
+                        "power --retry-failed REQUEST [STATE]: no noderange (the request's failed nodes are the range)"
+                    );
+                }
+                nodes::retry_failed_power(c, &id, noderange.as_deref(), json).await
+            }
+            None => {
+                let (Some(range), Some(state)) = (noderange, state) else {
+                    anyhow::bail!(
+                        "power NODERANGE STATE (or power --retry-failed REQUEST [STATE])"
+                    );
+                };
+                nodes::power(c, &range, &state, json).await
+            }
+        },
+        History { request, limit } => nodes::history(c, request.as_deref(), limit, json).await,
         Bootdev {
             noderange,
             device,

@@ -292,6 +292,19 @@ pub async fn export(c: &Client, range: &str, out: &Path) -> anyhow::Result<bool>
 /// Runs an action, streaming results (ndjson) to drive a progress bar on a
 /// terminal, and prints one line per node at the end.
 async fn action(c: &Client, method: Method, path: &str, json: bool) -> anyhow::Result<bool> {
+    action_on(c, method, path, None, json).await
+}
+
+/// Runs an action (streamed results, a progress spinner on a terminal)
+/// and prints every node's result; when some failed, says how to retry
+/// them.
+async fn action_on(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    json: bool,
+) -> anyhow::Result<bool> {
     let bar = progress_allowed().then(|| {
         let b = ProgressBar::new_spinner();
         b.set_style(
@@ -301,22 +314,39 @@ async fn action(c: &Client, method: Method, path: &str, json: bool) -> anyhow::R
         b
     });
     let mut all = Map::new();
-    c.stream(method, path, |line| {
-        if let Some(m) = line.get("nodes").and_then(Value::as_object) {
-            all.extend(m.clone());
-            if let Some(b) = &bar {
-                b.set_position(all.len() as u64);
+    let id = c
+        .stream(method, path, body, |line| {
+            if let Some(m) = line.get("nodes").and_then(Value::as_object) {
+                all.extend(m.clone());
+                if let Some(b) = &bar {
+                    b.set_position(all.len() as u64);
+                }
             }
-        }
-    })
-    .await?;
+        })
+        .await?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(output::node_results(&json!({ "nodes": all }), json))
+    let all_ok = output::node_results(&json!({ "nodes": all }), json);
+    if let Some(id) = id.filter(|_| !all_ok) {
+        let retry = if path.starts_with("/nodes/power?target=") {
+            format!("; retry them: xcat3 power --retry-failed {id}")
+        } else {
+            String::new()
+        };
+        eprintln!("request {id}: `xcat3 history {id}` shows its results{retry}");
+    }
+    Ok(all_ok)
 }
 
+const POWER_STATES: &[&str] = &[
+    "on", "off", "soft", "reset", "cycle", "boot", "status", "stat", "state",
+];
+
 pub async fn power(c: &Client, range: &str, state: &str, json: bool) -> anyhow::Result<bool> {
+    if !POWER_STATES.contains(&state) {
+        bail!("power: `{state}` is not one of {}", POWER_STATES.join(", "));
+    }
     let q = range_q(range);
     match state {
         "status" | "stat" | "state" => {
@@ -332,6 +362,105 @@ pub async fn power(c: &Client, range: &str, state: &str, json: bool) -> anyhow::
             .await
         }
     }
+}
+
+/// `power --retry-failed ID [STATE]`: the failed nodes of power request
+/// `ID`, again, with its state (or `state`).
+pub async fn retry_failed_power(
+    c: &Client,
+    id: &str,
+    state: Option<&str>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let past = c.get(&format!("/requests/{}", encode(id))).await?;
+    let action = past.get("action").and_then(Value::as_str).unwrap_or("");
+    let Some(past_state) = action.strip_prefix("power ") else {
+        bail!("request {id} was `{action}`, not a power request");
+    };
+    if past.get("finished_at").is_none_or(Value::is_null) {
+        bail!("request {id} has not finished yet");
+    }
+    let state = state.unwrap_or(past_state);
+    if !POWER_STATES.contains(&state) {
+        bail!("power: `{state}` is not one of {}", POWER_STATES.join(", "));
+    }
+    let failed: Vec<Value> = past
+        .get("failed_nodes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|n| json!({ "name": n }))
+        .collect();
+    if failed.is_empty() {
+        eprintln!("request {id} had no failed nodes");
+        return Ok(true);
+    }
+    eprintln!(
+        "retrying {} failed nodes of {id}: power {state}",
+        failed.len()
+    );
+    let body = json!({ "nodes": failed });
+    let path = match state {
+        "status" | "stat" | "state" => "/nodes/power".to_string(),
+        target => format!("/nodes/power?target={target}"),
+    };
+    let method = if path.contains("target=") {
+        Method::PUT
+    } else {
+        Method::GET
+    };
+    action_on(c, method, &path, Some(&body), json).await
+}
+
+/// `history`: the latest requests, one line each; `history ID`: every
+/// node's result of one.
+pub async fn history(c: &Client, id: Option<&str>, limit: u64, json: bool) -> anyhow::Result<bool> {
+    let Some(id) = id else {
+        let v = c.get(&format!("/requests?limit={limit}")).await?;
+        if json {
+            output::print_json(&v);
+            return Ok(true);
+        }
+        let rows = v.get("requests").and_then(Value::as_array).cloned();
+        output::lines(rows.into_iter().flatten().map(|r| {
+            let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let n = |k: &str| r.get(k).and_then(Value::as_i64);
+            let outcome = match n("failed") {
+                None => "running".to_string(),
+                Some(0) => "all ok".to_string(),
+                Some(f) => format!("{f} failed"),
+            };
+            let by = r
+                .get("requested_by")
+                .and_then(Value::as_str)
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default();
+            format!(
+                "{}  {}  {}: {} nodes, {outcome}{by}",
+                s("id"),
+                s("started_at"),
+                s("action"),
+                n("nodes").unwrap_or(0)
+            )
+        }));
+        return Ok(true);
+    };
+    let v = c.get(&format!("/requests/{}", encode(id))).await?;
+    if json {
+        output::print_json(&v);
+        return Ok(true);
+    }
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+    eprintln!(
+        "{}: {} (started {}, finished {})",
+        s("id"),
+        s("action"),
+        s("started_at"),
+        s("finished_at")
+    );
+    let results = json!({ "nodes": v.get("results").cloned().unwrap_or(json!({})) });
+    Ok(output::node_results(&results, false))
 }
 
 pub async fn bootdev(

@@ -6,11 +6,13 @@
 //! database itself failed.
 
 pub mod entity;
+pub mod history;
 pub mod locks;
 mod migration;
 pub mod nodes;
 pub mod resources;
 pub mod services;
+pub mod tokens;
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261122_000002_conductor;
 mod m20261123_000003_deploy;
+mod m20261123_000004_operations;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_conductor::Migration),
             Box::new(m20261123_000003_deploy::Migration),
+            Box::new(m20261123_000004_operations::Migration),
         ]
     }
 }

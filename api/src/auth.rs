@@ -1,0 +1,317 @@
+//! Bearer-token authentication and role checks (`[api] auth = "token"`).
+//!
+//! A token is `xc3_<id>_<secret>`: the id finds its row (one indexed read
+//! per request, so a revoked token is refused at once, on every API host),
+//! the secret is checked against the row's argon2 hash. Argon2 is slow on
+//! purpose, so a secret that verified once is remembered (as a SHA-256,
+//! next to the hash it verified against) and later requests cost one read
+//! and one digest.
+//!
+//! Roles are ordered: `reader` reads, `operator` also runs power, boot
+//! device and deploy actions, `admin` does everything else (inventory
+//! writes, guests, OS images).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::{MatchedPath, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use xcat3_common::db::tokens::{self, TokenRow};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// What a token may do; each role includes the ones below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Reader,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [&'static str; 3] = ["admin", "operator", "reader"];
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "reader" => Some(Role::Reader),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who made a request, set on every request by [`authenticate`]: the
+/// token's name (none without authentication).
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    pub name: Option<String>,
+}
+
+/// The role `method` on `route` (a route pattern, as matched) needs, or
+/// none for what is open to anyone: health and metrics (probes and
+/// Prometheus), the API's version documents, install trees (installers
+/// read them) and the install callback (it carries its node's own token).
+pub fn required_role(method: &Method, route: &str) -> Option<Role> {
+    let route = route.strip_prefix("/v1").unwrap_or(route);
+    let public = matches!(
+        route,
+        "" | "/"
+            | "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/openapi.json"
+            | "/nodes/provision/callback"
+    ) || route.starts_with("/install");
+    if public {
+        return None;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Some(Role::Reader);
+    }
+    let action = matches!(
+        route,
+        "/nodes/power" | "/nodes/boot_device" | "/nodes/provision"
+    );
+    Some(if action && method == Method::PUT {
+        Role::Operator
+    } else {
+        Role::Admin
+    })
+}
+
+/// A new token: its stored row (secret hashed) and the text to hand out,
+/// which is never stored.
+pub fn new_token(
+    name: &str,
+    role: Role,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<(TokenRow, String)> {
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+    let (id, secret) = (hex(&id), hex(&secret));
+    let hash = Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map_err(|e| anyhow::anyhow!("hashing the token: {e}"))?
+        .to_string();
+    let row = TokenRow {
+        id: id.clone(),
+        name: name.to_string(),
+        role: role.as_str().to_string(),
+        secret_hash: hash,
+        created_at: chrono::Utc::now(),
+        expires_at,
+    };
+    Ok((row, format!("xc3_{id}_{secret}")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `xc3_<id>_<secret>` split, or none if the text is not shaped so.
+fn split_token(text: &str) -> Option<(&str, &str)> {
+    let rest = text.strip_prefix("xc3_")?;
+    let (id, secret) = rest.split_once('_')?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
+}
+
+/// A secret that verified: the hash it matched and the secret's SHA-256.
+type Seen = (String, [u8; 32]);
+
+/// Secrets already verified, by token id. A row replaced under the same id
+/// never matches (its hash differs).
+#[derive(Clone, Default)]
+pub struct Verified(Arc<Mutex<HashMap<String, Seen>>>);
+
+impl Verified {
+    /// True if `secret` matches `row`'s hash (argon2 the first time).
+    async fn check(&self, row: &TokenRow, secret: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        {
+            let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((hash, d)) = seen.get(&row.id)
+                && *hash == row.secret_hash
+            {
+                return *d == digest;
+            }
+        }
+        let (hash, secret) = (row.secret_hash.clone(), secret.to_string());
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|h| {
+                Argon2::default()
+                    .verify_password(secret.as_bytes(), &h)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            seen.insert(row.id.clone(), (row.secret_hash.clone(), digest));
+        }
+        ok
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut resp = ApiError::with_status(StatusCode::UNAUTHORIZED, message).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"xcat3\""),
+    );
+    resp
+}
+
+/// The bearer token of a request: `Authorization: Bearer T` or, as
+/// OpenStack clients send it, `X-Auth-Token: T`.
+fn presented(req: &axum::extract::Request) -> Option<&str> {
+    let h = req.headers();
+    if let Some(v) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        return v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(str::trim);
+    }
+    h.get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// Middleware: with `auth = "token"`, refuses requests without a valid
+/// token (401) or whose token's role is too low for the route (403), and
+/// records the caller for the request history.
+pub async fn authenticate(
+    State(st): State<AppState>,
+    mut req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if st.config.api.auth != "token" {
+        req.extensions_mut().insert(Caller::default());
+        return next.run(req).await;
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let Some(needed) = required_role(req.method(), &route) else {
+        req.extensions_mut().insert(Caller::default());
+        return next.run(req).await;
+    };
+    let Some(text) = presented(&req) else {
+        return unauthorized("authentication required: send `Authorization: Bearer TOKEN`");
+    };
+    let Some((id, secret)) = split_token(text) else {
+        return unauthorized("the token is not an xcat3 token (xc3_...)");
+    };
+    let row = match tokens::get(&st.db, id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return unauthorized("the token is unknown or revoked"),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if row.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
+        return unauthorized("the token has expired");
+    }
+    if !st.verified.check(&row, secret).await {
+        tracing::warn!(token = %row.name, "a token with a wrong secret was refused");
+        return unauthorized("the token is unknown or revoked");
+    }
+    let role = Role::parse(&row.role).unwrap_or(Role::Reader);
+    if role < needed {
+        return ApiError::with_status(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token {:?} has role {role}; {} {route} needs {needed}",
+                row.name,
+                req.method()
+            ),
+        )
+        .into_response();
+    }
+    tracing::debug!(token = %row.name, %role, "authenticated");
+    req.extensions_mut().insert(Caller {
+        name: Some(row.name),
+    });
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_by_route() {
+        let cases = [
+            (Method::GET, "/healthz", None),
+            (Method::GET, "/metrics", None),
+            (Method::GET, "/v1", None),
+            (Method::GET, "/v1/openapi.json", None),
+            (Method::PUT, "/v1/nodes/provision/callback", None),
+            (Method::GET, "/install/{*path}", None),
+            (Method::GET, "/v1/nodes", Some(Role::Reader)),
+            (Method::GET, "/nodes/power", Some(Role::Reader)),
+            (Method::GET, "/v1/requests/{id}", Some(Role::Reader)),
+            (Method::PUT, "/v1/nodes/power", Some(Role::Operator)),
+            (Method::PUT, "/nodes/boot_device", Some(Role::Operator)),
+            (Method::PUT, "/v1/nodes/provision", Some(Role::Operator)),
+            (Method::POST, "/v1/nodes", Some(Role::Admin)),
+            (Method::PATCH, "/v1/nodes/{name}", Some(Role::Admin)),
+            (Method::DELETE, "/v1/nodes", Some(Role::Admin)),
+            (Method::POST, "/v1/nodes/vm", Some(Role::Admin)),
+            (Method::POST, "/v1/osimages", Some(Role::Admin)),
+            (Method::PUT, "/v1/nodes/{name}", Some(Role::Admin)),
+        ];
+        for (m, route, want) in cases {
+            assert_eq!(required_role(&m, route), want, "{m} {route}");
+        }
+        assert!(Role::Admin > Role::Operator && Role::Operator > Role::Reader);
+    }
+
+    #[tokio::test]
+    async fn a_token_verifies_only_with_its_own_secret() {
+        let (row, text) = new_token("ops", Role::Operator, None).unwrap();
+        let (id, secret) = split_token(&text).unwrap();
+        assert_eq!(id, row.id);
+        assert!(row.secret_hash.starts_with("$argon2id$"));
+        assert!(!row.secret_hash.contains(secret));
+        let v = Verified::default();
+        assert!(v.check(&row, secret).await);
+        // Remembered now; a wrong secret is still refused.
+        assert!(v.check(&row, secret).await);
+        assert!(!v.check(&row, "0000").await);
+        // A row re-made under the same id is checked against its own hash.
+        let (other, _) = new_token("ops", Role::Operator, None).unwrap();
+        let replaced = TokenRow {
+            id: row.id.clone(),
+            ..other
+        };
+        assert!(!v.check(&replaced, secret).await);
+        assert_eq!(split_token("xc3__x"), None);
+        assert_eq!(split_token("Bearer"), None);
+    }
+}

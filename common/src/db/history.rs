@@ -1,0 +1,191 @@
+//! Request history: every bulk action's id, what it was, who asked, and
+//! each node's result, kept after the reply so `xcat3 history` can show
+//! it and `--retry-failed` can run the failed nodes again.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, QueryResult, Statement, Value};
+
+use super::{Db, DbError, quote, retrying};
+
+/// One request as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestRow {
+    pub id: String,
+    /// The action as the API names it, e.g. `power on`.
+    pub action: String,
+    /// The token's name, or none without authentication.
+    pub requested_by: Option<String>,
+    pub node_count: i32,
+    /// Nodes whose result was an error; none while running.
+    pub failed: Option<i32>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One node's outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeOutcome {
+    pub node: String,
+    pub ok: bool,
+    pub result: String,
+}
+
+const COLUMNS: &str = "id, action, requested_by, node_count, failed, started_at, finished_at";
+
+fn request(r: &QueryResult) -> Result<RequestRow, DbError> {
+    Ok(RequestRow {
+        id: r.try_get("", "id")?,
+        action: r.try_get("", "action")?,
+        requested_by: r.try_get("", "requested_by")?,
+        node_count: r.try_get("", "node_count")?,
+        failed: r.try_get("", "failed")?,
+        started_at: r.try_get("", "started_at")?,
+        finished_at: r.try_get("", "finished_at")?,
+    })
+}
+
+/// Records that request `id` started.
+pub async fn start(
+    db: &Db,
+    id: &str,
+    action: &str,
+    requested_by: Option<&str>,
+    node_count: usize,
+) -> Result<(), DbError> {
+    let sql = format!(
+        "INSERT INTO {} (id, action, requested_by, node_count, started_at) VALUES (?, ?, ?, ?, ?)",
+        quote(db.backend(), "requests")
+    );
+    let values: Vec<Value> = vec![
+        id.into(),
+        action.into(),
+        requested_by.map(str::to_string).into(),
+        (node_count as i32).into(),
+        Utc::now().into(),
+    ];
+    let stmt = Statement::from_sql_and_values(db.backend(), sql, values);
+    retrying(|_| db.conn().execute_raw(stmt.clone())).await?;
+    Ok(())
+}
+
+/// Records every node's result of request `id` and that it finished, in
+/// one transaction (a reader sees all results or none).
+pub async fn finish(db: &Db, id: &str, outcomes: &[NodeOutcome]) -> Result<(), DbError> {
+    use sea_orm::TransactionTrait;
+    let backend = db.backend();
+    let failed = outcomes.iter().filter(|o| !o.ok).count() as i32;
+    retrying(|_| async {
+        let txn = db.conn().begin().await?;
+        for chunk in outcomes.chunks(1000) {
+            let mut sql = format!(
+                "INSERT INTO {} (request_id, node, ok, result) VALUES ",
+                quote(backend, "request_results")
+            );
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+            for (i, o) in chunk.iter().enumerate() {
+                sql.push_str(if i == 0 {
+                    "(?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?)"
+                });
+                values.extend([
+                    id.into(),
+                    o.node.clone().into(),
+                    o.ok.into(),
+                    o.result.clone().into(),
+                ]);
+            }
+            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
+        }
+        let sql = format!(
+            "UPDATE {} SET failed = ?, finished_at = ? WHERE id = ?",
+            quote(backend, "requests")
+        );
+        let values: Vec<Value> = vec![failed.into(), Utc::now().into(), id.into()];
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        txn.commit().await
+    })
+    .await?;
+    Ok(())
+}
+
+/// Request `id` with its per-node results, by node name.
+pub async fn get(db: &Db, id: &str) -> Result<Option<(RequestRow, Vec<NodeOutcome>)>, DbError> {
+    let backend = db.backend();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {} WHERE id = ?",
+        quote(backend, "requests")
+    );
+    let stmt = Statement::from_sql_and_values(backend, sql, [id.into()]);
+    let Some(found) = db.conn().query_one_raw(stmt).await? else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT node, ok, result FROM {} WHERE request_id = ? ORDER BY node",
+        quote(backend, "request_results")
+    );
+    let stmt = Statement::from_sql_and_values(backend, sql, [id.into()]);
+    let results = db
+        .conn()
+        .query_all_raw(stmt)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(NodeOutcome {
+                node: r.try_get("", "node")?,
+                ok: r.try_get("", "ok")?,
+                result: r.try_get("", "result")?,
+            })
+        })
+        .collect::<Result<_, DbError>>()?;
+    Ok(Some((request(&found)?, results)))
+}
+
+/// The `limit` most recent requests, newest first.
+pub async fn list(db: &Db, limit: u64) -> Result<Vec<RequestRow>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {} ORDER BY started_at DESC, id DESC LIMIT {limit}",
+        quote(db.backend(), "requests")
+    );
+    let stmt = Statement::from_string(db.backend(), sql);
+    db.conn()
+        .query_all_raw(stmt)
+        .await?
+        .iter()
+        .map(request)
+        .collect()
+}
+
+/// Deletes requests (and their results) started before `before`.
+pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, DbError> {
+    let backend = db.backend();
+    // Results first: SQLite enforces the cascade only with foreign keys on,
+    // and deleting them explicitly is the same on both backends.
+    let sql = format!(
+        "DELETE FROM {} WHERE request_id IN (SELECT id FROM {} WHERE started_at < ?)",
+        quote(backend, "request_results"),
+        quote(backend, "requests")
+    );
+    db.conn()
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [before.into()],
+        ))
+        .await?;
+    let sql = format!(
+        "DELETE FROM {} WHERE started_at < ?",
+        quote(backend, "requests")
+    );
+    Ok(db
+        .conn()
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [before.into()],
+        ))
+        .await?
+        .rows_affected())
+}
