@@ -181,12 +181,18 @@ impl Api {
 
     /// Runs the real `xcat3` CLI against this API.
     pub fn xcat3(&self, args: &[&str]) -> Run {
-        let out = in_netns(self.netns.as_deref(), &bin_dir().join("xcat3"))
-            .args(args)
-            .env("XCAT3_URL", &self.url)
-            .output()
-            .expect("run xcat3");
-        Run(out)
+        self.xcat3_as(None, args)
+    }
+
+    /// [`xcat3`](Api::xcat3) with an API token (`XCAT3_TOKEN`).
+    pub fn xcat3_as(&self, token: Option<&str>, args: &[&str]) -> Run {
+        let mut cmd = in_netns(self.netns.as_deref(), &bin_dir().join("xcat3"));
+        cmd.args(args).env("XCAT3_URL", &self.url);
+        match token {
+            Some(t) => cmd.env("XCAT3_TOKEN", t),
+            None => cmd.env_remove("XCAT3_TOKEN"),
+        };
+        Run(cmd.output().expect("run xcat3"))
     }
 
     /// Stops the API with SIGTERM and waits for it (graceful shutdown).
@@ -429,6 +435,18 @@ impl Run {
         );
         self.stdout()
     }
+    /// Asserts the exit code is `code` and returns stdout.
+    pub fn ok_or_code(&self, code: i32) -> String {
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            tail(&self.stdout()),
+            self.stderr()
+        );
+        self.stdout()
+    }
+
     /// The `Success: S  Total: T` summary.
     pub fn summary(&self) -> (usize, usize) {
         let out = self.stdout();

@@ -13,4 +13,5 @@ mod kvm;
 mod mariadb;
 #[cfg(feature = "servers")]
 mod netboot;
+mod operations;
 mod redfish;

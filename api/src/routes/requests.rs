@@ -35,8 +35,8 @@ fn summary(r: &RequestRow) -> Value {
         "requested_by": r.requested_by,
         "nodes": r.node_count,
         "failed": r.failed,
-        "started_at": r.started_at.to_rfc3339(),
-        "finished_at": r.finished_at.map(|t| t.to_rfc3339()),
+        "started_at": r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "finished_at": r.finished_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     })
 }
 
