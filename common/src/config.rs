@@ -343,6 +343,32 @@ mod tests {
         }
     }
 
+    /// Every `XCAT3_<SECTION>_<KEY>` the compose file sets is an option
+    /// the code knows, and together they load.
+    #[test]
+    fn compose_settings_are_known_options() {
+        let text = include_str!("../../deploy/docker-compose.yml");
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let mut env = Vec::new();
+        for line in text.lines() {
+            let Some((key, value)) = line.trim().split_once(": ") else {
+                continue;
+            };
+            let Some(rest) = key.strip_prefix("XCAT3_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let (section, name) = rest.split_once('_').unwrap();
+            assert!(
+                defaults.get(section).and_then(|s| s.get(name)).is_some(),
+                "compose sets {key}, which is no option ([{section}] {name})"
+            );
+            env.push((key.to_string(), value.trim_matches('"').to_string()));
+        }
+        assert!(env.len() >= 8, "too few settings found: {env:?}");
+        Config::load(None, env).expect("the compose settings load");
+    }
+
     #[test]
     fn urls_lose_their_password() {
         assert_eq!(redact_url("mysql://x:pw@db/x"), "mysql://x:***@db/x");
