@@ -91,6 +91,27 @@ pub fn observe(
     });
 }
 
+/// Counts one failure talking to the bus (`kind`: reconnect, publish,
+/// consume, reply), in whichever process it happened.
+pub fn bus_error(kind: &'static str) {
+    count(
+        "xcat3_bus_errors_total",
+        "Failures talking to the message bus, by kind (reconnect, publish, consume, reply).",
+        &[("kind", kind)],
+        1,
+    );
+}
+
+/// Counts one failed database operation (`op` names it).
+pub fn db_error(op: &'static str) {
+    count(
+        "xcat3_db_errors_total",
+        "Database operations that failed, by operation.",
+        &[("op", op)],
+        1,
+    );
+}
+
 /// A label value escaped as the text format asks.
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")

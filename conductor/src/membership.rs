@@ -40,6 +40,12 @@ impl Membership {
             Some((_, r)) if r.hosts() == live.as_slice() => r.clone(),
             _ => {
                 tracing::info!(conductors = ?live, "hash ring rebuilt");
+                xcat3_common::metrics::gauge(
+                    "xcat3_conductor_ring_size",
+                    "Conductors in the hash ring, as this conductor last built it.",
+                    &[],
+                    live.len() as f64,
+                );
                 Arc::new(HashRing::new(&live))
             }
         };

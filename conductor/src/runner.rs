@@ -115,12 +115,14 @@ impl Runner {
         for (what, values) in group_observed(observed) {
             if let Err(e) = node_db::record(&self.db, what, &values).await {
                 tracing::error!(error = %e, "recording observations failed");
+                metrics::db_error("record");
             }
         }
         if let Err(e) = locks::release(&self.db, &self.host, &sent.locked).await {
             // Keep trying in the background: a lock left behind by a live
             // conductor is released by nobody else until it restarts.
             tracing::error!(error = %e, nodes = sent.locked.len(), "releasing locks failed; retrying");
+            metrics::db_error("release_locks");
             let (db, host, names) = (self.db.clone(), self.host.clone(), sent.locked.clone());
             tokio::spawn(async move {
                 for _ in 0..150 {
@@ -158,6 +160,7 @@ impl Runner {
         };
         if let Err(e) = responder.reply(&last).await {
             tracing::warn!(error = %e, "reply failed");
+            metrics::bus_error("reply");
         }
         tracing::info!(
             host = %self.host,
@@ -188,6 +191,7 @@ impl Runner {
         let ring = match self.membership.ring().await {
             Ok(r) => r,
             Err(e) => {
+                metrics::db_error("ring");
                 fail_all(
                     &mut sent,
                     &req.nodes,
@@ -250,6 +254,7 @@ impl Runner {
                     sent.locked = work.clone();
                 }
                 Err(e) => {
+                    metrics::db_error("lock");
                     let why = format!("conductor {}: cannot lock: {e}", self.host);
                     fail_all(&mut sent, &claimed, why);
                     return sent;
@@ -263,6 +268,7 @@ impl Runner {
         let mut records = match node_db::load(&self.db, &work, with_nics).await {
             Ok(r) => r,
             Err(e) => {
+                metrics::db_error("load");
                 fail_all(&mut sent, &work, format!("conductor {}: {e}", self.host));
                 return sent;
             }
@@ -848,6 +854,8 @@ async fn batch_replies(
             };
             if let Err(e) = responder.reply(&batch).await {
                 tracing::warn!(error = %e, "reply failed");
+                metrics::bus_error("reply");
+            metrics::bus_error("reply");
             }
             since = tokio::time::Instant::now();
         }

@@ -178,6 +178,7 @@ async fn heartbeat_loop(db: Db, host: String, runner: Arc<Runner>, interval_s: u
         tick.tick().await;
         if let Err(e) = services::heartbeat(&db, &host, runner.in_flight() as i64).await {
             tracing::error!(error = %e, "heartbeat failed");
+            xcat3_common::metrics::db_error("heartbeat");
             continue;
         }
         // Deploy timeouts, takeover and local boot after installs, right

@@ -97,6 +97,7 @@ impl Inner {
         }
         if current.take().is_some() {
             tracing::warn!(url = %redact(&self.url), "bus connection lost; reconnecting");
+            crate::metrics::bus_error("reconnect");
         }
         let conn = Connection::connect(&self.url, ConnectionProperties::default())
             .await
@@ -306,6 +307,7 @@ impl Bus for AmqpBus {
                 Ok(false) => return Err(BusError::NoConsumer(host.to_string())),
                 Err(e) => {
                     tracing::warn!(error = %e, host, "publish failed");
+                    crate::metrics::bus_error("publish");
                     self.inner.drop_link(&link).await;
                     last_err = Some(e);
                 }
@@ -454,6 +456,7 @@ async fn supervise(
                 Some(Ok(d)) => d,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, host, "consumer failed");
+                    crate::metrics::bus_error("consume");
                     break;
                 }
                 None => break,
