@@ -326,15 +326,28 @@ impl Drop for NetnsPair {
     }
 }
 
-/// A throwaway MariaDB inside network namespace `netns`, on its
-/// 127.0.0.1:3306 (root without password), killed on drop.
-pub struct MariaDbIn {
-    child: Child,
-    netns: String,
+/// A throwaway MariaDB (root without password) on 127.0.0.1:`port`, in
+/// network namespace `netns` or on this host's loopback, killed on drop.
+/// Tests own it, so they may restart it.
+pub struct MariaDb {
+    child: std::sync::Mutex<Option<Child>>,
+    netns: Option<String>,
+    dir: PathBuf,
+    pub port: u16,
 }
 
-impl MariaDbIn {
-    pub fn start(netns: &str, dir: &Path) -> MariaDbIn {
+impl MariaDb {
+    /// Inside `netns`, on its 127.0.0.1:3306.
+    pub fn start_in(netns: &str, dir: &Path) -> MariaDb {
+        MariaDb::boot_new(Some(netns), dir, 3306)
+    }
+
+    /// On this host's loopback, on a free port.
+    pub fn start(dir: &Path) -> MariaDb {
+        MariaDb::boot_new(None, dir, free_port())
+    }
+
+    fn boot_new(netns: Option<&str>, dir: &Path, port: u16) -> MariaDb {
         let data = dir.join("mariadb");
         let out = Command::new("mariadb-install-db")
             .args([
@@ -351,54 +364,81 @@ impl MariaDbIn {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let log = std::fs::File::create(dir.join("mariadb.log")).expect("log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                netns,
-                "mariadbd",
-                "--no-defaults",
-                "--user=root",
-            ])
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.join("mariadb.sock").display()))
-            .args(["--port=3306", "--bind-address=127.0.0.1"])
+        let db = MariaDb {
+            child: std::sync::Mutex::new(None),
+            netns: netns.map(str::to_string),
+            dir: dir.to_path_buf(),
+            port,
+        };
+        db.boot();
+        db
+    }
+
+    fn boot(&self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("mariadb.log"))
+            .expect("log");
+        let child = in_netns(self.netns.as_deref(), Path::new("mariadbd"))
+            .args(["--no-defaults", "--user=root"])
+            .arg(format!("--datadir={}", self.dir.join("mariadb").display()))
+            .arg(format!(
+                "--socket={}",
+                self.dir.join("mariadb.sock").display()
+            ))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--max-connections=500"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn mariadbd");
-        let db = MariaDbIn {
-            child,
-            netns: netns.to_string(),
-        };
-        wait_until(60, "MariaDB in the namespace", || {
-            db.sql("SELECT 1").status.success().then_some(())
+        *self.child.lock().unwrap() = Some(child);
+        wait_until(60, "MariaDB to answer", || {
+            self.sql("SELECT 1").status.success().then_some(())
         });
-        db
     }
 
-    /// Runs SQL as root over TCP inside the namespace.
+    /// `mysql://root@127.0.0.1:PORT/DB`, creating `db`.
+    pub fn url(&self, db: &str) -> String {
+        let out = self.sql(&format!("CREATE DATABASE IF NOT EXISTS {db}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!("mysql://root@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Kills the server (as a crash would) and starts it again on the same
+    /// port and data; `down` is how long it stays away.
+    pub fn restart(&self, down: Duration) {
+        self.kill();
+        std::thread::sleep(down);
+        self.boot();
+    }
+
+    fn kill(&self) {
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs SQL as root over TCP; `-N`: values only.
     pub fn sql(&self, sql: &str) -> Output {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.netns,
-                "mariadb",
-                "--no-defaults",
-                "-h127.0.0.1",
-            ])
-            .args(["-P3306", "-uroot", "-N", "-e", sql])
+        in_netns(self.netns.as_deref(), Path::new("mariadb"))
+            .args(["--no-defaults", "-h127.0.0.1"])
+            .arg(format!("-P{}", self.port))
+            .args(["-uroot", "-N", "-e", sql])
             .output()
             .expect("run mariadb")
     }
 }
 
-impl Drop for MariaDbIn {
+impl Drop for MariaDb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -656,7 +696,7 @@ pub struct Broker {
     dir: TempDir,
     port: u16,
     dist: u16,
-    child: Option<Child>,
+    child: std::sync::Mutex<Option<Child>>,
 }
 
 fn free_port() -> u16 {
@@ -668,11 +708,11 @@ fn free_port() -> u16 {
 
 impl Broker {
     pub fn start() -> Broker {
-        let mut b = Broker {
+        let b = Broker {
             dir: TempDir::new("rabbit"),
             port: free_port(),
             dist: free_port(),
-            child: None,
+            child: std::sync::Mutex::new(None),
         };
         b.boot();
         b
@@ -682,7 +722,7 @@ impl Broker {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
 
-    fn boot(&mut self) {
+    fn boot(&self) {
         let d = self.dir.path();
         std::fs::write(
             d.join("rabbitmq.conf"),
@@ -710,7 +750,7 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("rabbitmq-server (install it: scripts/test does)");
-        self.child = Some(child);
+        *self.child.lock().unwrap() = Some(child);
         let port = self.port;
         wait_until(90, "RabbitMQ to accept connections", || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
@@ -719,13 +759,14 @@ impl Broker {
 
     /// Stops the broker (its queues are durable) and boots it again on the
     /// same port and data.
-    pub fn restart(&mut self) {
+    pub fn restart(&self) {
         self.shutdown();
         self.boot();
     }
 
-    fn shutdown(&mut self) {
-        if let Some(mut c) = self.child.take() {
+    fn shutdown(&self) {
+        let child = self.child.lock().unwrap().take();
+        if let Some(mut c) = child {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();

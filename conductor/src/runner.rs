@@ -855,7 +855,7 @@ async fn batch_replies(
             if let Err(e) = responder.reply(&batch).await {
                 tracing::warn!(error = %e, "reply failed");
                 metrics::bus_error("reply");
-            metrics::bus_error("reply");
+                metrics::bus_error("reply");
             }
             since = tokio::time::Instant::now();
         }

@@ -10,7 +10,11 @@ use xcat3_tests::{Api, Broker, Conductor, TempDir, TestDb, unique, wait_until};
 
 /// XCAT3_* settings shared by the API and conductors of one test cluster:
 /// fast heartbeats so liveness changes within seconds.
-fn cluster_env(db: &str, amqp: &str, request_timeout: u64) -> Vec<(&'static str, String)> {
+pub(crate) fn cluster_env(
+    db: &str,
+    amqp: &str,
+    request_timeout: u64,
+) -> Vec<(&'static str, String)> {
     vec![
         ("XCAT3_DATABASE_URL", db.to_string()),
         ("XCAT3_BUS_URL", amqp.to_string()),
@@ -20,7 +24,7 @@ fn cluster_env(db: &str, amqp: &str, request_timeout: u64) -> Vec<(&'static str,
     ]
 }
 
-fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub(crate) fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
@@ -30,15 +34,20 @@ fn shared_amqp() -> String {
     )
 }
 
-struct Cluster {
-    api: Api,
-    conductors: Vec<Conductor>,
-    dir: TempDir,
+pub(crate) struct Cluster {
+    pub(crate) api: Api,
+    pub(crate) conductors: Vec<Conductor>,
+    pub(crate) dir: TempDir,
 }
 
 /// An API, then `hosts` conductors (unique names: tests share a broker).
 fn cluster(db: &TestDb, amqp: &str, hosts: usize, request_timeout: u64) -> Cluster {
-    let env = cluster_env(&db.url, amqp, request_timeout);
+    cluster_on(&db.url, amqp, hosts, request_timeout)
+}
+
+/// [`cluster`] on any database URL.
+pub(crate) fn cluster_on(db: &str, amqp: &str, hosts: usize, request_timeout: u64) -> Cluster {
+    let env = cluster_env(db, amqp, request_timeout);
     let api = Api::start(&["--listen", "127.0.0.1:0"], &env_refs(&env));
     let dir = TempDir::new("conductors");
     let prefix = unique("c");
@@ -55,7 +64,7 @@ fn cluster(db: &TestDb, amqp: &str, hosts: usize, request_timeout: u64) -> Clust
 }
 
 impl Cluster {
-    fn wait_online(&self, n: usize) {
+    pub(crate) fn wait_online(&self, n: usize) {
         wait_until(60, "conductors to come online", || {
             let out = self.api.xcat3(&["service-list"]).stdout();
             (out.matches(": online").count() == n).then_some(())
@@ -74,7 +83,7 @@ impl Cluster {
     }
 
     /// `xcat3 --json power RANGE STATE` as a map node → result.
-    fn power(&self, range: &str, state: &str) -> HashMap<String, String> {
+    pub(crate) fn power(&self, range: &str, state: &str) -> HashMap<String, String> {
         let run = self.api.xcat3(&["--json", "power", range, state]);
         let v: Value = serde_json::from_str(&run.stdout())
             .unwrap_or_else(|e| panic!("{e}: {} {}", run.stdout(), run.stderr()));
@@ -200,7 +209,7 @@ fn a_killed_conductor_reports_errors_then_its_nodes_move() {
 #[test]
 fn api_and_conductors_recover_from_a_broker_restart() {
     let db = TestDb::create();
-    let mut broker = Broker::start();
+    let broker = Broker::start();
     let c = cluster(&db, &broker.url(), 2, 10);
     create_fake_nodes(&c.api, "node[1-200]", 0);
     assert!(

@@ -5,6 +5,8 @@
 mod conductors;
 mod copycds;
 mod deploy;
+#[cfg(feature = "servers")]
+mod faults;
 mod inventory;
 mod ipmi;
 #[cfg(feature = "servers")]

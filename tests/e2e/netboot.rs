@@ -289,7 +289,7 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
 fn kea_reservations_from_its_mysql_hosts_table() {
     let dir = TempDir::new("netboot-kea");
     let net = NetnsPair::new("ka");
-    let db = xcat3_tests::MariaDbIn::start(&net.server, dir.path());
+    let db = xcat3_tests::MariaDb::start_in(&net.server, dir.path());
     let made = db.sql(
         "CREATE DATABASE kea; CREATE USER 'kea'@'127.0.0.1' IDENTIFIED BY 'keapw'; \
          GRANT ALL ON kea.* TO 'kea'@'127.0.0.1'",
