@@ -80,3 +80,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Origin {
         })
     }
 }
+
+/// A path parameter; one that cannot be decoded (bad percent-encoding,
+/// not UTF-8) is a 400 with the fault body.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| ApiError::bad_request(format!("path: {}", e.body_text())))
+    }
+}

@@ -154,6 +154,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .route_layer(middleware::from_fn(count_request))
         .fallback(routes::root::not_found)
+        .method_not_allowed_fallback(routes::root::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(version_headers))

@@ -624,6 +624,15 @@ mod tests {
         }
 
         proptest! {
+            /// Any text at all: a value or an error, never a panic, and
+            /// never an unbounded expansion.
+            #[test]
+            fn arbitrary_input_never_panics(text in "\\PC{0,40}|[a-z0-9\\[\\]\\-,:@/^+.!]{0,40}") {
+                if let Ok(names) = expand(&text, &NoUniverse) {
+                    prop_assert!(names.len() <= 1_000_000);
+                }
+            }
+
             #[test]
             fn expand_of_fold_is_identity(names in prop::collection::btree_set(name(), 0..200)) {
                 let folded = fold(&names.iter().collect::<Vec<_>>());

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -12,7 +12,7 @@ use xcat3_common::model::{NetworkSpec, apply_patches, parse_patches, tokens};
 use super::{Fields, parse_fields};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Params};
+use crate::extract::{JsonBody, Params, Path};
 use crate::view;
 
 pub fn routes() -> Router<AppState> {

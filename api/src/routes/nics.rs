@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use xcat3_common::model::{NicSpec, apply_patches, normalize_mac, parse_patches, 
 use super::{Fields, parse_fields};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Params};
+use crate::extract::{JsonBody, Params, Path};
 use crate::view;
 
 pub fn routes() -> Router<AppState> {

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use xcat3_common::noderange;
 use super::{ListQuery, check_count, check_names, expand_range, parse_fields, requested_names};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Params};
+use crate::extract::{JsonBody, Params, Path};
 use crate::view;
 
 pub fn routes() -> Router<AppState> {

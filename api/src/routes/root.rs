@@ -38,6 +38,15 @@ pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no such resource: {}", uri.path()))
 }
 
+/// A known path with a method it does not take (405, with the fault body
+/// like every other error).
+pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::with_status(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
 /// `GET /healthz`: the process serves HTTP (liveness).
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
