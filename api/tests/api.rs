@@ -1251,14 +1251,14 @@ async fn token_roles_and_revocation() {
         ),
         (
             "PATCH",
-            "/v1/nodes/f1",
-            Some(json!([{"op": "add", "path": "/type", "value": "x"}])),
+            "/v1/nodes?noderange=f1",
+            Some(json!({"patches": [{"op": "add", "path": "/type", "value": "x"}]})),
             Some(operator),
             StatusCode::FORBIDDEN,
         ),
         (
             "DELETE",
-            "/v1/nodes/f1",
+            "/v1/nodes?noderange=f1",
             None,
             Some(operator),
             StatusCode::FORBIDDEN,
