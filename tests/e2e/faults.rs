@@ -335,13 +335,18 @@ fn faults_during_bulk_power_requests() {
     let mut rows = Vec::new();
 
     // 1. RabbitMQ restarted mid-request.
-    rows.push(
-        bench
-            .run("RabbitMQ restarted", &fleet, &bmcs, all, "on", || {
-                std::thread::sleep(Duration::from_millis(300));
-                broker.restart();
-            })
-            .0,
+    let (row, request_id) = bench.run("RabbitMQ restarted", &fleet, &bmcs, all, "on", || {
+        std::thread::sleep(Duration::from_millis(300));
+        broker.restart();
+    });
+    rows.push(row);
+    // The API's request id is in the conductors' log lines for the work.
+    assert!(
+        cluster
+            .conductors
+            .iter()
+            .all(|c| c.log_text().contains(&format!("request_id={request_id}"))),
+        "{request_id} not in every conductor's log"
     );
 
     // 2. MariaDB killed mid-request, back 2 s later.
