@@ -353,7 +353,7 @@ fn faults_during_bulk_power_requests() {
     rows.push(
         bench
             .run(
-                "MariaDB killed, back in 2 s",
+                "MariaDB killed, back in 3 s",
                 &fleet,
                 &bmcs,
                 all,
