@@ -349,7 +349,7 @@ fn faults_during_bulk_power_requests() {
         "{request_id} not in every conductor's log"
     );
 
-    // 2. MariaDB killed mid-request, back 2 s later.
+    // 2. MariaDB killed mid-request, back 3 s later.
     rows.push(
         bench
             .run(
@@ -359,8 +359,8 @@ fn faults_during_bulk_power_requests() {
                 all,
                 "off",
                 || {
-                    std::thread::sleep(Duration::from_millis(300));
-                    db.restart(Duration::from_secs(2));
+                    std::thread::sleep(Duration::from_millis(100));
+                    db.restart(Duration::from_secs(3));
                 },
             )
             .0,
