@@ -120,6 +120,16 @@ async fn token_command(db: &Db, action: TokenAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Migrates the schema when `auto_migrate`, else refuses an old one.
+async fn ensure_schema(db: &Db, auto_migrate: bool) -> anyhow::Result<()> {
+    if auto_migrate {
+        db.migrate().await.context("running migrations")?;
+    } else if !db.pending_migrations().await?.is_empty() {
+        bail!("the database schema is out of date; run `xcat3-api db upgrade`");
+    }
+    Ok(())
+}
+
 /// Deletes request history older than `days` now and every hour.
 fn spawn_history_pruning(db: Db, days: u64) {
     if days == 0 {
@@ -203,15 +213,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
     }
 
+    ensure_schema(&db, config.database.auto_migrate).await?;
     if let Some(Command::Token { action }) = args.command {
-        db.migrate().await.context("running migrations")?;
         return token_command(&db, action).await;
-    }
-
-    if config.database.auto_migrate {
-        db.migrate().await.context("running migrations")?;
-    } else if !db.pending_migrations().await?.is_empty() {
-        bail!("the database schema is out of date; run `xcat3-api db upgrade`");
     }
     let addr: SocketAddr =
         config.api.listen.parse().with_context(|| {
