@@ -3,7 +3,9 @@
 //!
 //! **Invariant:** every node named gets exactly one result: the conductor's
 //! value or error, `Could not be found.`, no live conductor, or
-//! `timeout: conductor <host> did not answer` once the deadline passes.
+//! `timeout: conductor <host> did not answer` once the deadline passes, or
+//! `conductor <host> stopped heartbeating …` as soon as its owner is seen
+//! dead while its nodes wait.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -182,16 +184,44 @@ pub async fn dispatch_routed(
         };
         let bus = st.bus.clone();
         let tx = tx.clone();
-        tokio::spawn(async move { call_one(bus.as_ref(), host, request, tx).await });
+        let liveness = Liveness {
+            db: st.db.clone(),
+            timeout_s: st.config.conductor.heartbeat_timeout,
+        };
+        tokio::spawn(async move { call_one(bus.as_ref(), host, request, liveness, tx).await });
     }
     Ok(rx)
 }
 
+/// How often a caller waiting on a silent conductor checks it is alive.
+const LIVENESS_CHECK: Duration = Duration::from_secs(2);
+
+/// What `call_one` needs to tell a dead conductor from a slow one.
+struct Liveness {
+    db: xcat3_common::db::Db,
+    timeout_s: u64,
+}
+
+impl Liveness {
+    /// False only when the database says `host` stopped heartbeating (a
+    /// database error is not evidence of death).
+    async fn alive(&self, host: &str) -> bool {
+        match services::live_conductors(&self.db, self.timeout_s).await {
+            Ok(live) => live.iter().any(|h| h == host),
+            Err(_) => true,
+        }
+    }
+}
+
 /// One conductor's share: send, forward batches, fill in what never came.
+/// A conductor that stops heartbeating while its nodes wait (killed, cut
+/// off) fails them then, not at the deadline: a crashed conductor costs
+/// seconds, not the whole `request_timeout`.
 async fn call_one(
     bus: &dyn xcat3_common::bus::Bus,
     host: String,
     request: Request,
+    liveness: Liveness,
     tx: mpsc::Sender<Outcomes>,
 ) {
     let mut pending: HashSet<String> = request.nodes.iter().cloned().collect();
@@ -230,7 +260,14 @@ async fn call_one(
         if left <= 0 {
             break;
         }
-        match tokio::time::timeout(Duration::from_millis(left as u64), rx.recv()).await {
+        // While nodes wait, look up now and then whether the conductor is
+        // still alive; the `done` grace is waited out in one go.
+        let wait = if pending.is_empty() {
+            Duration::from_millis(left as u64)
+        } else {
+            Duration::from_millis(left as u64).min(LIVENESS_CHECK)
+        };
+        match tokio::time::timeout(wait, rx.recv()).await {
             Ok(Some(batch)) => {
                 replies += 1;
                 let (mut ok, mut err) = (0, 0);
@@ -263,6 +300,16 @@ async fn call_one(
                 let _ = tx.send(fail_rest(&mut pending, why)).await;
                 return;
             }
+            Err(_) if wait == LIVENESS_CHECK && !pending.is_empty() => {
+                if !liveness.alive(&host).await {
+                    node_outcomes(action, "conductor_lost", pending.len());
+                    let why = format!(
+                        "conductor {host} stopped heartbeating before answering (dead or cut off; these nodes now belong to another conductor): run the request again"
+                    );
+                    let _ = tx.send(fail_rest(&mut pending, why)).await;
+                    return;
+                }
+            }
             Err(_) => break,
         }
     }
@@ -286,7 +333,7 @@ fn node_outcomes(action: &'static str, outcome: &'static str, n: usize) {
     if n > 0 {
         metrics::count(
             "xcat3_api_node_results_total",
-            "Per-node results of actions, by outcome (ok, error, timeout, lost).",
+            "Per-node results of actions, by outcome (ok, error, timeout, lost, conductor_lost).",
             &[("action", action), ("outcome", outcome)],
             n as u64,
         );

@@ -174,10 +174,12 @@ fn a_killed_conductor_reports_errors_then_its_nodes_move() {
     );
     for (node, r) in &results {
         if ring[node] == victim {
-            assert_eq!(
-                r,
-                &format!("timeout: conductor {victim} did not answer"),
-                "{node}"
+            // Failed once its heartbeats stop (about 4 s after the kill),
+            // or at the 8 s deadline should that check come late.
+            assert!(
+                r == &format!("timeout: conductor {victim} did not answer")
+                    || r.starts_with(&format!("conductor {victim} stopped heartbeating")),
+                "{node}: {r}"
             );
         } else {
             assert_eq!(r, "ok", "{node}");

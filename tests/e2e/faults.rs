@@ -391,6 +391,17 @@ fn faults_during_bulk_power_requests() {
             .0,
     );
     assert!(added.is_some());
+    // The dead conductor's nodes fail when its heartbeats stop, well
+    // before the 30 s deadline, saying so.
+    let killed = rows.last().unwrap();
+    assert!(
+        killed
+            .errors
+            .keys()
+            .all(|k| k.starts_with("conductor stopped heartbeating")),
+        "{:?}",
+        killed.errors
+    );
 
     // 4. A fleet losing 30% of the packets each way: some nodes fail
     // (every exchange of a session must get through); retrying the failed
