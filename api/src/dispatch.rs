@@ -187,6 +187,7 @@ pub async fn dispatch_routed(
         let liveness = Liveness {
             db: st.db.clone(),
             timeout_s: st.config.conductor.heartbeat_timeout,
+            interval_s: st.config.conductor.heartbeat_interval,
         };
         tokio::spawn(async move { call_one(bus.as_ref(), host, request, liveness, tx).await });
     }
@@ -200,16 +201,40 @@ const LIVENESS_CHECK: Duration = Duration::from_secs(2);
 struct Liveness {
     db: xcat3_common::db::Db,
     timeout_s: u64,
+    interval_s: u64,
 }
 
 impl Liveness {
-    /// False only when the database says `host` stopped heartbeating (a
-    /// database error is not evidence of death).
+    /// False only when `host` has missed its heartbeats while other
+    /// conductors kept theirs: its last one is older than the liveness
+    /// timeout by our clock, and older than the newest heartbeat of the
+    /// others by the timeout plus two intervals (after a database outage,
+    /// which stops every heartbeat alike, each conductor needs up to an
+    /// interval to heartbeat again). A database error, or being the only
+    /// conductor, is not evidence either: those nodes wait for the
+    /// deadline.
     async fn alive(&self, host: &str) -> bool {
-        match services::live_conductors(&self.db, self.timeout_s).await {
-            Ok(live) => live.iter().any(|h| h == host),
-            Err(_) => true,
-        }
+        let Ok(rows) = xcat3_common::db::resources::services(&self.db).await else {
+            return true;
+        };
+        let conductors = rows
+            .iter()
+            .filter(|r| r.service_type == services::CONDUCTOR);
+        let Some(last) = conductors
+            .clone()
+            .find(|r| r.hostname == host)
+            .map(|r| r.updated_at)
+        else {
+            return true;
+        };
+        let newest_other = conductors
+            .filter(|r| r.hostname != host && r.online)
+            .map(|r| r.updated_at)
+            .max();
+        let timeout = chrono::Duration::seconds(self.timeout_s as i64);
+        let behind = timeout + chrono::Duration::seconds(2 * self.interval_s as i64);
+        let silent = chrono::Utc::now() - last > timeout;
+        !(silent && newest_other.is_some_and(|o| o - last > behind))
     }
 }
 

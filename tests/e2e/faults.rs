@@ -22,6 +22,8 @@ const REQUEST_TIMEOUT: u64 = 30;
 struct Outcome {
     fault: &'static str,
     nodes: usize,
+    /// The request was refused as a whole (nothing may then have acted).
+    refused: Option<String>,
     /// Nodes with a result, and results beyond the first for a node.
     answered: usize,
     duplicates: usize,
@@ -43,7 +45,13 @@ struct Outcome {
 
 impl Outcome {
     fn passed(&self) -> bool {
-        self.answered == self.nodes
+        // Every node answered once, or the request refused as a whole with
+        // nothing done.
+        let answered = match self.refused {
+            None => self.answered == self.nodes,
+            Some(_) => self.answered == 0 && self.acted == 0,
+        };
+        answered
             && self.duplicates == 0
             && self.locked == 0
             && self.twice == 0
@@ -62,10 +70,19 @@ fn kind(result: &str) -> String {
     words.join(" ").chars().take(48).collect()
 }
 
-/// `PUT /v1/nodes/power?target=T` streamed (ndjson) with curl: every
-/// result line as it came, so a node answered twice is seen, and the
-/// request's id.
-fn stream_power(api: &str, range: &str, target: &str) -> (HashMap<String, Vec<String>>, String) {
+/// What one streamed request got back.
+struct Streamed {
+    /// Every result line as it came, by node (a node answered twice is
+    /// seen).
+    seen: HashMap<String, Vec<String>>,
+    id: String,
+    /// The whole request was refused (status line and fault), e.g. a 503
+    /// when the database was down as it arrived.
+    refused: Option<String>,
+}
+
+/// `PUT /v1/nodes/power?target=T` streamed (ndjson) with curl.
+fn stream_power(api: &str, range: &str, target: &str) -> Streamed {
     let url = format!(
         "{api}/v1/nodes/power?target={target}&noderange={}",
         range
@@ -103,6 +120,14 @@ fn stream_power(api: &str, range: &str, target: &str) -> (HashMap<String, Vec<St
         .unwrap_or_else(|| panic!("no request id in the headers: {headers:?}"))
         .trim()
         .to_string();
+    let status = headers.lines().next().unwrap_or("").trim().to_string();
+    if !status.contains(" 202") {
+        return Streamed {
+            seen: HashMap::new(),
+            id,
+            refused: Some(format!("{status}: {}", body.trim())),
+        };
+    }
     let mut seen: HashMap<String, Vec<String>> = HashMap::new();
     for line in body.lines() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
@@ -112,7 +137,11 @@ fn stream_power(api: &str, range: &str, target: &str) -> (HashMap<String, Vec<St
                 .push(r.as_str().unwrap_or_default().to_string());
         }
     }
-    (seen, id)
+    Streamed {
+        seen,
+        id,
+        refused: None,
+    }
 }
 
 /// Every BMC's chassis history (executed commands), by address.
@@ -202,7 +231,11 @@ impl Bench<'_> {
         let before = histories(sim);
         let started = Instant::now();
         let api = self.cluster.api.url.clone();
-        let (seen, request_id) = std::thread::scope(|s| {
+        let Streamed {
+            seen,
+            id: request_id,
+            refused,
+        } = std::thread::scope(|s| {
             let request = s.spawn(|| stream_power(&api, range, target));
             fault();
             request.join().expect("request thread")
@@ -216,6 +249,7 @@ impl Bench<'_> {
             fault: name,
             nodes: bmcs.len(),
             answered: seen.len(),
+            refused,
             duplicates: seen.values().map(|r| r.len() - 1).sum(),
             ok: 0,
             errors: BTreeMap::new(),
@@ -226,12 +260,18 @@ impl Bench<'_> {
             recovered_s: None,
             took_s,
         };
+        // Every BMC of the fleet: acted at all, or after the reply.
+        for ip in bmcs.values() {
+            if after[ip].len() > before[ip].len() {
+                o.acted += 1;
+            }
+            if later[ip] != after[ip] {
+                o.late += 1;
+            }
+        }
         for (node, results) in &seen {
             let ip = &bmcs[node];
             let new = after[ip].len() - before[ip].len();
-            if new > 0 {
-                o.acted += 1;
-            }
             if results[0] == "ok" {
                 o.ok += 1;
                 // Reported done: done exactly once.
@@ -243,9 +283,6 @@ impl Bench<'_> {
                 if new > 1 {
                     o.twice += 1;
                 }
-            }
-            if later[ip] != after[ip] {
-                o.late += 1;
             }
         }
         // Locks: a conductor releases its own at once; a dead one's are
@@ -282,7 +319,12 @@ fn table(rows: &[Outcome]) -> String {
         "\n| fault | nodes | answered | more than once | ok | errors | BMCs acted | locked after | acted twice | acted after reply | next request | took |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for o in rows {
-        let errors = if o.errors.is_empty() {
+        let errors = if let Some(r) = &o.refused {
+            format!(
+                "request refused: {}",
+                r.chars().take(80).collect::<String>()
+            )
+        } else if o.errors.is_empty() {
             "-".to_string()
         } else {
             o.errors
@@ -359,7 +401,7 @@ fn faults_during_bulk_power_requests() {
                 all,
                 "off",
                 || {
-                    std::thread::sleep(Duration::from_millis(100));
+                    std::thread::sleep(Duration::from_millis(300));
                     db.restart(Duration::from_secs(3));
                 },
             )
