@@ -20,7 +20,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -67,6 +67,18 @@ impl MakeRequestId for MakeReqId {
 /// the API makes every one itself.
 async fn fresh_request_id(mut req: axum::extract::Request, next: Next) -> Response {
     req.headers_mut().remove(REQUEST_ID_HEADER);
+    next.run(req).await
+}
+
+/// `/install/` serves osimage trees, not what sits beside them: ISOs
+/// being uploaded (`.incoming/`) and any other dot-entry at the top.
+async fn hide_uploads(req: axum::extract::Request, next: Next) -> Response {
+    let top = req.uri().path().trim_start_matches('/');
+    if top.starts_with('.') || top.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("%2e")) {
+        return routes::root::not_found(req.uri().clone())
+            .await
+            .into_response();
+    }
     next.run(req).await
 }
 
@@ -146,7 +158,11 @@ pub fn app(state: AppState) -> Router {
         // Install trees (copycds) for conductors and installers.
         .nest_service(
             "/install",
-            tower_http::services::ServeDir::new(&state.config.api.install_dir),
+            Router::new()
+                .fallback_service(tower_http::services::ServeDir::new(
+                    &state.config.api.install_dir,
+                ))
+                .layer(middleware::from_fn(hide_uploads)),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1381,3 +1381,28 @@ async fn request_history_keeps_every_node_result() {
     let (s, _) = call(&st, "GET", "/v1/requests?limit=0", None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// `/install/` serves osimage trees (their dot-files too: conductors fetch
+/// `.xcat3-image.json`), never the uploads beside them.
+#[tokio::test]
+async fn install_trees_are_served_but_not_uploads() {
+    let dir = std::env::temp_dir().join(format!("xcat3-install-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join(".incoming")).unwrap();
+    std::fs::create_dir_all(dir.join("rocky9-x86_64")).unwrap();
+    std::fs::write(dir.join(".incoming/upload.iso"), b"partial").unwrap();
+    std::fs::write(dir.join("rocky9-x86_64/.xcat3-image.json"), b"{}").unwrap();
+    let st = state().await;
+    let mut cfg = (*st.config).clone();
+    cfg.api.install_dir = dir.display().to_string();
+    let st = AppState::new(st.db.clone(), cfg, st.bus.clone());
+    let (s, v) = call(&st, "GET", "/install/rocky9-x86_64/.xcat3-image.json", None).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({})));
+    for hidden in [
+        "/install/.incoming/upload.iso",
+        "/install/%2Eincoming/upload.iso",
+    ] {
+        let (s, v) = call(&st, "GET", hidden, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{hidden}: {v}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
