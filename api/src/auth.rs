@@ -109,11 +109,7 @@ pub fn new_token(
     role: Role,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> anyhow::Result<(TokenRow, String)> {
-    let mut id = [0u8; 8];
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("random: {e}"))?;
-    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("random: {e}"))?;
-    let (id, secret) = (hex(&id), hex(&secret));
+    let (id, secret) = (xcat3_common::random_hex(8), xcat3_common::random_hex(32));
     let hash = Argon2::default()
         .hash_password(secret.as_bytes())
         .map_err(|e| anyhow::anyhow!("hashing the token: {e}"))?
@@ -127,10 +123,6 @@ pub fn new_token(
         expires_at,
     };
     Ok((row, format!("xc3_{id}_{secret}")))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `xc3_<id>_<secret>` split, or none if the text is not shaped so.

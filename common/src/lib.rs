@@ -35,6 +35,15 @@ pub fn percent_encode(s: &str, also_safe: &[u8]) -> String {
     out
 }
 
+/// `n` random bytes from the OS source as lower-case hex (tokens, ids).
+/// The OS source does not fail on Linux after boot; a failure would mean
+/// guessable tokens, so it is not papered over.
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).expect("the OS random source failed");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Resolves on SIGTERM or Ctrl-C: every binary's shutdown trigger.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

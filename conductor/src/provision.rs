@@ -622,9 +622,7 @@ enum ImageKey {
 
 /// A fresh one-time token: 128 random bits as hex.
 fn new_token() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("the OS random source");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    xcat3_common::random_hex(16)
 }
 
 /// Splits `records` into those `event` may move on and the refused ones

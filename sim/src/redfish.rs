@@ -64,9 +64,7 @@ impl Member {
 }
 
 fn random_token() -> String {
-    let mut b = [0u8; 16];
-    xcat3_common::ipmi::random_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    xcat3_common::random_hex(16)
 }
 
 /// Answers after the configured latency; refuses what is not authenticated.
