@@ -37,6 +37,16 @@ impl Client {
         })
     }
 
+    /// `method` on `/v1{path}`, with the token if there is one; and the URL.
+    fn request(&self, method: Method, path: &str) -> (String, reqwest::RequestBuilder) {
+        let url = format!("{}/v1{}", self.base, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        (url, req)
+    }
+
     /// Sends `method path` (with an optional JSON body) asking for
     /// `accept`. Only connection failures are retried: the request never
     /// reached the server. 4xx/5xx replies become errors holding the
@@ -48,21 +58,15 @@ impl Client {
         body: Option<&Value>,
         accept: &str,
     ) -> anyhow::Result<(String, reqwest::Response)> {
-        let url = format!("{}/v1{}", self.base, path);
         let mut attempt = 0;
-        let resp = loop {
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .header("accept", accept);
-            if let Some(t) = &self.token {
-                req = req.bearer_auth(t);
-            }
+        let (url, resp) = loop {
+            let (url, req) = self.request(method.clone(), path);
+            let mut req = req.header("accept", accept);
             if let Some(b) = body {
                 req = req.json(b);
             }
             match req.send().await {
-                Ok(r) => break r,
+                Ok(r) => break (url, r),
                 Err(e) if e.is_connect() && attempt < self.retries => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
@@ -140,15 +144,11 @@ impl Client {
     /// POSTs the file at `file` as the body (streamed, not read into
     /// memory) and returns the JSON reply.
     pub async fn upload(&self, path: &str, file: &std::path::Path) -> anyhow::Result<Value> {
-        let url = format!("{}/v1{}", self.base, path);
         let f = tokio::fs::File::open(file)
             .await
             .with_context(|| format!("opening {}", file.display()))?;
         let len = f.metadata().await?.len();
-        let mut req = self.http.post(&url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
+        let (url, req) = self.request(Method::POST, path);
         let resp = req
             .header("content-type", "application/octet-stream")
             .header("content-length", len)

@@ -343,25 +343,28 @@ const POWER_STATES: &[&str] = &[
     "on", "off", "soft", "reset", "cycle", "boot", "status", "stat", "state",
 ];
 
-pub async fn power(c: &Client, range: &str, state: &str, json: bool) -> anyhow::Result<bool> {
+/// The call `power STATE` makes: a status read (GET) or a change (PUT
+/// `?target=`), on `range` if given (else the nodes go in the body).
+fn power_call(state: &str, range: Option<&str>) -> anyhow::Result<(Method, String)> {
     if !POWER_STATES.contains(&state) {
         bail!("power: `{state}` is not one of {}", POWER_STATES.join(", "));
     }
-    let q = range_q(range);
-    match state {
-        "status" | "stat" | "state" => {
-            action(c, Method::GET, &format!("/nodes/power?{q}"), json).await
-        }
-        target => {
-            action(
-                c,
-                Method::PUT,
-                &format!("/nodes/power?target={target}&{q}"),
-                json,
-            )
-            .await
-        }
-    }
+    let (method, mut params) = match state {
+        "status" | "stat" | "state" => (Method::GET, vec![]),
+        target => (Method::PUT, vec![format!("target={target}")]),
+    };
+    params.extend(range.map(range_q));
+    let path = if params.is_empty() {
+        "/nodes/power".to_string()
+    } else {
+        format!("/nodes/power?{}", params.join("&"))
+    };
+    Ok((method, path))
+}
+
+pub async fn power(c: &Client, range: &str, state: &str, json: bool) -> anyhow::Result<bool> {
+    let (method, path) = power_call(state, Some(range))?;
+    action(c, method, &path, json).await
 }
 
 /// `power --retry-failed ID [STATE]`: the failed nodes of power request
@@ -381,9 +384,7 @@ pub async fn retry_failed_power(
         bail!("request {id} has not finished yet");
     }
     let state = state.unwrap_or(past_state);
-    if !POWER_STATES.contains(&state) {
-        bail!("power: `{state}` is not one of {}", POWER_STATES.join(", "));
-    }
+    let (method, path) = power_call(state, None)?;
     let failed: Vec<Value> = past
         .get("failed_nodes")
         .and_then(Value::as_array)
@@ -401,15 +402,6 @@ pub async fn retry_failed_power(
         failed.len()
     );
     let body = json!({ "nodes": failed });
-    let path = match state {
-        "status" | "stat" | "state" => "/nodes/power".to_string(),
-        target => format!("/nodes/power?target={target}"),
-    };
-    let method = if path.contains("target=") {
-        Method::PUT
-    } else {
-        Method::GET
-    };
     action_on(c, method, &path, Some(&body), json).await
 }
 
