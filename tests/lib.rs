@@ -487,6 +487,17 @@ impl Run {
         self.stdout()
     }
 
+    /// The request id of the `xcat3 power --retry-failed ID` hint the CLI
+    /// prints when nodes failed; panics without one.
+    pub fn retry_hint(&self) -> String {
+        let err = self.stderr();
+        err.split("--retry-failed ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no retry hint in: {err}"))
+            .trim()
+            .to_string()
+    }
+
     /// The `Success: S  Total: T` summary.
     pub fn summary(&self) -> (usize, usize) {
         let out = self.stdout();

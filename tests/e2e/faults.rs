@@ -200,6 +200,18 @@ fn renamed(export: &std::path::Path, prefix: &str) -> std::path::PathBuf {
     path
 }
 
+/// A fleet of simulated BMCs as the suite drives it.
+struct Fleet {
+    sim: Sim,
+    /// Node name → BMC address.
+    bmcs: HashMap<String, String>,
+    /// The noderange of all its nodes.
+    range: &'static str,
+    /// Loses packets: its nodes cannot all answer cleanly, even when
+    /// nothing else is wrong.
+    lossy: bool,
+}
+
 struct Bench<'a> {
     cluster: &'a Cluster,
     db: &'a MariaDb,
@@ -216,18 +228,21 @@ impl Bench<'_> {
             .unwrap_or(usize::MAX)
     }
 
-    /// Runs `power RANGE target` while `fault` runs on another thread,
-    /// then checks everything the suite promises.
+    /// Runs `power` `target` on the whole `fleet` while `fault` runs on
+    /// another thread, then checks everything the suite promises.
     fn run(
         &self,
         name: &'static str,
-        sim: &Sim,
-        bmcs: &HashMap<String, String>,
-        range: &str,
+        fleet: &Fleet,
         target: &str,
         fault: impl FnOnce() + Send,
     ) -> (Outcome, String) {
-        let lossy = name.contains("loss");
+        let Fleet {
+            sim,
+            bmcs,
+            range,
+            lossy,
+        } = fleet;
         let before = histories(sim);
         let started = Instant::now();
         let api = self.cluster.api.url.clone();
@@ -303,7 +318,7 @@ impl Bench<'_> {
             // A lossy fleet cannot answer cleanly; every node answering
             // (each with one result) is what "working" means there.
             let clean = r.values().all(|v| v == "on" || v == "off");
-            if r.len() == bmcs.len() && (clean || lossy) {
+            if r.len() == bmcs.len() && (clean || *lossy) {
                 o.recovered_s = Some(t.elapsed().as_secs_f64());
                 break;
             }
@@ -361,15 +376,24 @@ fn faults_during_bulk_power_requests() {
     let url = db.url("faults");
     let broker = Broker::start();
     let cluster = cluster_on(&url, &broker.url(), 3, REQUEST_TIMEOUT);
-    let fleet = Sim::start(dir.path(), "127.30.0.1", 5000, &["--latency-ms", "2"]);
-    let lossy = Sim::start(dir.path(), "127.31.0.1", 300, &["--drop-rate", "0.3"]);
-    let lossy_file = renamed(&lossy.export, "lossy");
-    for f in [&fleet.export, &lossy_file] {
+    let sim = Sim::start(dir.path(), "127.30.0.1", 5000, &["--latency-ms", "2"]);
+    let lossy_sim = Sim::start(dir.path(), "127.31.0.1", 300, &["--drop-rate", "0.3"]);
+    let lossy_file = renamed(&lossy_sim.export, "lossy");
+    for f in [&sim.export, &lossy_file] {
         cluster.api.xcat3(&["import", f.to_str().unwrap()]).ok();
     }
-    let bmcs = bmc_of(&fleet.export);
-    let lossy_bmcs = bmc_of(&lossy_file);
-    let all = "sim[00001-05000]";
+    let fleet = Fleet {
+        bmcs: bmc_of(&sim.export),
+        sim,
+        range: "sim[00001-05000]",
+        lossy: false,
+    };
+    let lossy = Fleet {
+        bmcs: bmc_of(&lossy_file),
+        sim: lossy_sim,
+        range: "lossy[00001-00300]",
+        lossy: true,
+    };
     let bench = Bench {
         cluster: &cluster,
         db: &db,
@@ -377,7 +401,7 @@ fn faults_during_bulk_power_requests() {
     let mut rows = Vec::new();
 
     // 1. RabbitMQ restarted mid-request.
-    let (row, request_id) = bench.run("RabbitMQ restarted", &fleet, &bmcs, all, "on", || {
+    let (row, request_id) = bench.run("RabbitMQ restarted", &fleet, "on", || {
         std::thread::sleep(Duration::from_millis(300));
         broker.restart();
     });
@@ -394,17 +418,10 @@ fn faults_during_bulk_power_requests() {
     // 2. MariaDB killed mid-request, back 3 s later.
     rows.push(
         bench
-            .run(
-                "MariaDB killed, back in 3 s",
-                &fleet,
-                &bmcs,
-                all,
-                "off",
-                || {
-                    std::thread::sleep(Duration::from_millis(300));
-                    db.restart(Duration::from_secs(3));
-                },
-            )
+            .run("MariaDB killed, back in 3 s", &fleet, "off", || {
+                std::thread::sleep(Duration::from_millis(300));
+                db.restart(Duration::from_secs(3));
+            })
             .0,
     );
 
@@ -414,22 +431,15 @@ fn faults_during_bulk_power_requests() {
     let mut added: Option<Conductor> = None;
     rows.push(
         bench
-            .run(
-                "conductor SIGKILLed + one added",
-                &fleet,
-                &bmcs,
-                all,
-                "on",
-                || {
-                    std::thread::sleep(Duration::from_millis(200));
-                    cluster.conductors[1].kill9();
-                    added = Some(Conductor::start(
-                        &extra_name,
-                        cluster.dir.path(),
-                        &env_refs(&env),
-                    ));
-                },
-            )
+            .run("conductor SIGKILLed + one added", &fleet, "on", || {
+                std::thread::sleep(Duration::from_millis(200));
+                cluster.conductors[1].kill9();
+                added = Some(Conductor::start(
+                    &extra_name,
+                    cluster.dir.path(),
+                    &env_refs(&env),
+                ));
+            })
             .0,
     );
     assert!(added.is_some());
@@ -448,14 +458,7 @@ fn faults_during_bulk_power_requests() {
     // 4. A fleet losing 30% of the packets each way: some nodes fail
     // (every exchange of a session must get through); retrying the failed
     // ones converges.
-    let (row, mut id) = bench.run(
-        "30% packet loss (300 BMCs)",
-        &lossy,
-        &lossy_bmcs,
-        "lossy[00001-00300]",
-        "on",
-        || {},
-    );
+    let (row, mut id) = bench.run("30% packet loss (300 BMCs)", &lossy, "on", || {});
     let mut failed = row.nodes - row.ok;
     rows.push(row);
     // A BMC whose Close Session replies were lost keeps those sessions
@@ -479,13 +482,7 @@ fn faults_during_bulk_power_requests() {
             eprintln!("retry round {}: {line}", rounds.len());
         }
         if failed > 0 {
-            id = run
-                .stderr()
-                .split("--retry-failed ")
-                .nth(1)
-                .unwrap_or_else(|| panic!("no retry hint: {}", run.stderr()))
-                .trim()
-                .to_string();
+            id = run.retry_hint();
         }
     }
     let converged = format!(

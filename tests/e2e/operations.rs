@@ -114,13 +114,7 @@ fn history_and_retry_of_failed_nodes() {
     let run = api.xcat3(&["power", "h[1-20]", "on"]);
     assert_eq!(run.code(), 1);
     assert_eq!(run.summary(), (17, 20));
-    let err = run.stderr();
-    let id = err
-        .split("--retry-failed ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no retry hint in: {err}"))
-        .trim()
-        .to_string();
+    let id = run.retry_hint();
 
     let out = api.xcat3(&["history", &id]).ok_or_code(1);
     let results = node_results(&out);
