@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, Statement, Value};
 
-use super::{Db, DbError, quote, retrying};
+use super::{Db, DbError, placeholders, quote, retrying, rows_per_chunk};
 
 /// One request as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,18 +76,15 @@ pub async fn finish(db: &Db, id: &str, outcomes: &[NodeOutcome]) -> Result<(), D
     let failed = outcomes.iter().filter(|o| !o.ok).count() as i32;
     retrying(|_| async {
         let txn = db.conn().begin().await?;
-        for chunk in outcomes.chunks(1000) {
-            let mut sql = format!(
-                "INSERT INTO {} (request_id, node, ok, result) VALUES ",
-                quote(backend, "request_results")
+        let row = format!("({})", placeholders(4));
+        for chunk in outcomes.chunks(rows_per_chunk(4)) {
+            let sql = format!(
+                "INSERT INTO {} (request_id, node, ok, result) VALUES {}",
+                quote(backend, "request_results"),
+                vec![row.as_str(); chunk.len()].join(", ")
             );
             let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
-            for (i, o) in chunk.iter().enumerate() {
-                sql.push_str(if i == 0 {
-                    "(?, ?, ?, ?)"
-                } else {
-                    ", (?, ?, ?, ?)"
-                });
+            for o in chunk {
                 values.extend([
                     id.into(),
                     o.node.clone().into(),
