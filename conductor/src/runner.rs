@@ -94,6 +94,15 @@ impl Runner {
         self.run_in_span(req, responder).instrument(span).await
     }
 
+    /// Ends this conductor's in-process claims on `names`.
+    fn unclaim(&self, names: &[String]) {
+        if let Ok(mut set) = self.in_flight.lock() {
+            for n in names {
+                set.remove(n);
+            }
+        }
+    }
+
     async fn run_in_span(self: &Arc<Self>, req: Request, responder: &dyn Responder) {
         let start = std::time::Instant::now();
         if req.expired(now_ms()) {
@@ -118,17 +127,29 @@ impl Runner {
                 metrics::db_error("record");
             }
         }
+        // Claims of nodes we never locked end now; those of locked nodes
+        // only once the database has released them, so that no request
+        // of ours takes a node whose release is still pending.
+        let locked: HashSet<&String> = sent.locked.iter().collect();
+        let never_locked: Vec<String> = sent
+            .claimed
+            .iter()
+            .filter(|n| !locked.contains(n))
+            .cloned()
+            .collect();
+        self.unclaim(&never_locked);
         if let Err(e) = locks::release(&self.db, &self.host, &sent.locked).await {
             // Keep trying in the background: a lock left behind by a live
             // conductor is released by nobody else until it restarts.
             tracing::error!(error = %e, nodes = sent.locked.len(), "releasing locks failed; retrying");
             metrics::db_error("release_locks");
-            let (db, host, names) = (self.db.clone(), self.host.clone(), sent.locked.clone());
+            let (this, names) = (self.clone(), sent.locked.clone());
             tokio::spawn(async move {
                 for _ in 0..150 {
                     tokio::time::sleep(Duration::from_secs(2)).await;
-                    if locks::release(&db, &host, &names).await.is_ok() {
+                    if locks::release(&this.db, &this.host, &names).await.is_ok() {
                         tracing::info!(nodes = names.len(), "locks released after retry");
+                        this.unclaim(&names);
                         return;
                     }
                 }
@@ -136,12 +157,10 @@ impl Runner {
                     nodes = names.len(),
                     "locks still held; they are cleared when this conductor restarts"
                 );
+                this.unclaim(&names);
             });
-        }
-        if let Ok(mut set) = self.in_flight.lock() {
-            for n in &sent.claimed {
-                set.remove(n);
-            }
+        } else {
+            self.unclaim(&sent.locked);
         }
         // Exactly one result per node, whatever happened above.
         for n in &req.nodes {
@@ -255,6 +274,10 @@ impl Runner {
                 }
                 Err(e) => {
                     metrics::db_error("lock");
+                    // The statement may have been applied before the
+                    // connection failed: release them all (they are ours
+                    // alone in-process, so no other request's lock goes).
+                    sent.locked = claimed.clone();
                     let why = format!("conductor {}: cannot lock: {e}", self.host);
                     fail_all(&mut sent, &claimed, why);
                     return sent;
