@@ -5,16 +5,19 @@
 //! Handlers live in `routes/`, one file per resource.
 
 pub mod auth;
+pub mod browser;
 pub mod copycds;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
+pub mod listener;
 pub mod openapi;
 pub mod routes;
 pub mod view;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use xcat3_common::config::Config;
 use xcat3_common::db::Db;
@@ -171,8 +175,12 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn(count_request))
         .fallback(routes::root::not_found)
         .method_not_allowed_fallback(routes::root::method_not_allowed)
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(middleware::from_fn_with_state(state.clone(), browser::guard))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            state.config.api.body_timeout.max(1),
+        )))
         .layer(middleware::from_fn(version_headers))
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(
@@ -195,7 +203,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let cfg = state.config.api.clone();
+    listener::serve(listener, app(state), &cfg, shutdown).await
 }

@@ -75,6 +75,19 @@ pub struct ApiConfig {
     /// Days bulk requests and their per-node results are kept for
     /// `xcat3 history`; 0 keeps them forever.
     pub history_days: u64,
+    /// Open connections at once (lowered to fit the process's file
+    /// descriptor limit); more are closed at accept.
+    pub max_connections: usize,
+    /// Open connections at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// Seconds a client may take to send a request's head (and to start
+    /// the next one on a kept-alive connection).
+    pub header_timeout: u64,
+    /// Seconds a request body may pause between two chunks.
+    pub body_timeout: u64,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the
+    /// client (the install callback checks the node's address).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -87,6 +100,11 @@ impl Default for ApiConfig {
             request_timeout: 300,
             install_dir: "/var/lib/xcat3/install".into(),
             history_days: 30,
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            header_timeout: 10,
+            body_timeout: 60,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -233,6 +251,12 @@ pub struct BootConfig {
     pub api_url: String,
     /// Seconds a node may stay `deploying` before it fails.
     pub deploy_timeout: u64,
+    /// Where the conductor keeps its boot state (install entries with
+    /// their tokens); never inside a served tree. Empty: `<tftp_root>.state`.
+    pub state_dir: String,
+    /// Serve a node's answer files and accept its install callback only
+    /// from one of the node's own addresses (its nics' IPs).
+    pub check_node_address: bool,
 }
 
 impl Default for BootConfig {
@@ -246,6 +270,20 @@ impl Default for BootConfig {
             ipxe_dir: "/usr/lib/ipxe".into(),
             api_url: String::new(),
             deploy_timeout: 3600,
+            state_dir: String::new(),
+            check_node_address: true,
+        }
+    }
+}
+
+impl BootConfig {
+    /// The boot state directory: `state_dir`, or `<tftp_root>.state`
+    /// beside (never inside) the TFTP root.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        if self.state_dir.is_empty() {
+            format!("{}.state", self.tftp_root.trim_end_matches('/')).into()
+        } else {
+            self.state_dir.clone().into()
         }
     }
 }

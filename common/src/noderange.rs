@@ -18,9 +18,27 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
-/// Upper bound on the names one noderange may produce, so that a typo such
-/// as `node[1-100000000]` is a clear error and not an out-of-memory.
+/// Upper bound on the work one noderange may cost: every name it produces
+/// (included, excluded, or intersected away) and every stored name a regex
+/// is tried on counts one. Checked *before* allocating, so neither a typo
+/// such as `node[1-100000000]` nor a crafted `n[1-999999,1-999999,...]`,
+/// ten exclusions of a huge range or 2,000 regexes can take more than a
+/// few tens of MB or a fraction of a second.
 pub const MAX_EXPANSION: usize = 1_000_000;
+
+/// Regexes are compiled under this size, so a pathological pattern is an
+/// error, not seconds of CPU.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// What expanding one noderange may still cost ([`MAX_EXPANSION`] units).
+struct Budget(usize);
+
+impl Budget {
+    fn take(&mut self, n: usize) -> Result<(), NodeRangeError> {
+        self.0 = self.0.checked_sub(n).ok_or(NodeRangeError::TooLarge)?;
+        Ok(())
+    }
+}
 
 /// Why a noderange could not be expanded. The message names the bad part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +49,9 @@ pub enum NodeRangeError {
     Syntax { atom: String, reason: String },
     #[error("noderange `{atom}`: invalid regex: {reason}")]
     Regex { atom: String, reason: String },
-    #[error("noderange expands to more than {MAX_EXPANSION} names")]
+    #[error(
+        "noderange is too large: its ranges, exclusions and regexes together exceed {MAX_EXPANSION} names"
+    )]
     TooLarge,
 }
 
@@ -39,6 +59,11 @@ pub enum NodeRangeError {
 pub trait Resolver {
     /// Every known node name (only asked for when a regex is present).
     fn all_names(&self) -> Vec<String>;
+    /// How many names [`Resolver::all_names`] would give: a regex's cost,
+    /// checked before the names are copied.
+    fn name_count(&self) -> usize {
+        self.all_names().len()
+    }
     /// Members of a group, or `None` if `name` is not a group.
     fn group(&self, _name: &str) -> Option<Vec<String>> {
         None
@@ -65,6 +90,7 @@ pub fn expand(range: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeR
     if range.is_empty() {
         return Err(NodeRangeError::Empty);
     }
+    let mut budget = Budget(MAX_EXPANSION);
     let mut include: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut exclude: HashSet<String> = HashSet::new();
@@ -74,9 +100,9 @@ pub fn expand(range: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeR
             continue;
         }
         if let Some(rest) = item.strip_prefix('-') {
-            exclude.extend(expand_intersection(rest, resolver)?);
+            exclude.extend(expand_intersection(rest, resolver, &mut budget)?);
         } else {
-            for name in expand_intersection(item, resolver)? {
+            for name in expand_intersection(item, resolver, &mut budget)? {
                 if seen.insert(name.clone()) {
                     include.push(name);
                     if include.len() > MAX_EXPANSION {
@@ -90,18 +116,28 @@ pub fn expand(range: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeR
     Ok(include)
 }
 
-fn expand_intersection(item: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeRangeError> {
+fn expand_intersection(
+    item: &str,
+    resolver: &dyn Resolver,
+    budget: &mut Budget,
+) -> Result<Vec<String>, NodeRangeError> {
     let mut parts = split_top_level(item, '@').into_iter();
     let first = parts.next().unwrap_or_default();
-    let mut names = expand_atom(first.trim(), resolver)?;
+    let mut names = expand_atom(first.trim(), resolver, budget)?;
     for part in parts {
-        let other: HashSet<String> = expand_atom(part.trim(), resolver)?.into_iter().collect();
+        let other: HashSet<String> = expand_atom(part.trim(), resolver, budget)?
+            .into_iter()
+            .collect();
         names.retain(|n| other.contains(n));
     }
     Ok(names)
 }
 
-fn expand_atom(atom: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeRangeError> {
+fn expand_atom(
+    atom: &str,
+    resolver: &dyn Resolver,
+    budget: &mut Budget,
+) -> Result<Vec<String>, NodeRangeError> {
     let syntax = |reason: &str| NodeRangeError::Syntax {
         atom: atom.to_string(),
         reason: reason.to_string(),
@@ -110,10 +146,15 @@ fn expand_atom(atom: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeR
         return Err(syntax("empty item"));
     }
     if let Some(pattern) = atom.strip_prefix('/') {
-        let re = regex::Regex::new(pattern).map_err(|e| NodeRangeError::Regex {
-            atom: atom.to_string(),
-            reason: e.to_string(),
-        })?;
+        let re = regex::RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| NodeRangeError::Regex {
+                atom: atom.to_string(),
+                reason: e.to_string(),
+            })?;
+        budget.take(resolver.name_count().max(1))?;
         let mut names: Vec<String> = resolver
             .all_names()
             .into_iter()
@@ -123,17 +164,20 @@ fn expand_atom(atom: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeR
         return Ok(names);
     }
     if resolver.is_name(atom) {
+        budget.take(1)?;
         return Ok(vec![atom.to_string()]);
     }
     if let Some(members) = resolver.group(atom) {
+        budget.take(members.len())?;
         return Ok(members);
     }
     if atom.contains('[') || atom.contains(']') {
-        return expand_brackets(atom);
+        return expand_brackets(atom, budget);
     }
-    if let Some(names) = expand_dash_range(atom)? {
+    if let Some(names) = expand_dash_range(atom, budget)? {
         return Ok(names);
     }
+    budget.take(1)?;
     Ok(vec![atom.to_string()])
 }
 
@@ -157,8 +201,9 @@ fn split_top_level(s: &str, sep: char) -> Vec<&str> {
     out
 }
 
-/// One bracket's worth of numbers, rendered with their width.
-fn parse_bracket(atom: &str, body: &str) -> Result<Vec<String>, NodeRangeError> {
+/// One bracket's worth of numbers as (low, high, width) spans, checked but
+/// not yet rendered, so their total can be bounded before any allocation.
+fn parse_bracket(atom: &str, body: &str) -> Result<Vec<(u64, u64, usize)>, NodeRangeError> {
     let syntax = |reason: String| NodeRangeError::Syntax {
         atom: atom.to_string(),
         reason,
@@ -184,9 +229,16 @@ fn parse_bracket(atom: &str, body: &str) -> Result<Vec<String>, NodeRangeError> 
         if (b - a) as usize >= MAX_EXPANSION {
             return Err(NodeRangeError::TooLarge);
         }
-        out.extend((a..=b).map(|v| format!("{v:0width$}")));
+        out.push((a, b, width));
     }
     Ok(out)
+}
+
+/// How many numbers the spans hold (saturating: only compared to limits).
+fn span_count(spans: &[(u64, u64, usize)]) -> usize {
+    spans.iter().fold(0usize, |n, (a, b, _)| {
+        n.saturating_add((b - a) as usize + 1)
+    })
 }
 
 fn parse_u64(atom: &str, s: &str) -> Result<u64, NodeRangeError> {
@@ -205,7 +257,7 @@ fn pad_width(start: &str) -> usize {
     }
 }
 
-fn expand_brackets(atom: &str) -> Result<Vec<String>, NodeRangeError> {
+fn expand_brackets(atom: &str, budget: &mut Budget) -> Result<Vec<String>, NodeRangeError> {
     let syntax = |reason: &str| NodeRangeError::Syntax {
         atom: atom.to_string(),
         reason: reason.to_string(),
@@ -223,14 +275,13 @@ fn expand_brackets(atom: &str) -> Result<Vec<String>, NodeRangeError> {
                 if body.contains('[') {
                     return Err(syntax("nested `[`"));
                 }
-                let values = parse_bracket(atom, body)?;
-                if names.len().saturating_mul(values.len()) > MAX_EXPANSION {
-                    return Err(NodeRangeError::TooLarge);
-                }
-                let mut next = Vec::with_capacity(names.len() * values.len());
+                let spans = parse_bracket(atom, body)?;
+                let count = names.len().saturating_mul(span_count(&spans));
+                budget.take(count)?;
+                let mut next = Vec::with_capacity(count);
                 for n in &names {
-                    for v in &values {
-                        next.push(format!("{n}{literal}{v}"));
+                    for &(a, b, width) in &spans {
+                        next.extend((a..=b).map(|v| format!("{n}{literal}{v:0width$}")));
                     }
                 }
                 names = next;
@@ -249,7 +300,10 @@ fn expand_brackets(atom: &str) -> Result<Vec<String>, NodeRangeError> {
 
 /// `node01-node10` / `node01:node10`. Returns `None` when the atom is not a
 /// range (a plain name that happens to hold a dash, such as `my-node1`).
-fn expand_dash_range(atom: &str) -> Result<Option<Vec<String>>, NodeRangeError> {
+fn expand_dash_range(
+    atom: &str,
+    budget: &mut Budget,
+) -> Result<Option<Vec<String>>, NodeRangeError> {
     for (i, c) in atom.char_indices() {
         if c != '-' && c != ':' {
             continue;
@@ -268,9 +322,11 @@ fn expand_dash_range(atom: &str) -> Result<Option<Vec<String>>, NodeRangeError> 
         if a > b {
             continue;
         }
-        if (b - a) as usize >= MAX_EXPANSION {
-            return Err(NodeRangeError::TooLarge);
-        }
+        budget.take(
+            usize::try_from(b - a)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        )?;
         let width = pad_width(lo);
         let names = (a..=b)
             .map(|v| l.render_with(dim, &format!("{v:0width$}")))
@@ -588,6 +644,41 @@ mod tests {
         assert_eq!(
             expand("n[1-99999999]", &NoUniverse),
             Err(NodeRangeError::TooLarge)
+        );
+    }
+
+    /// The review's shapes: every part small, the whole huge. Each is
+    /// refused before its names are made.
+    #[test]
+    fn the_total_is_bounded_not_each_part() {
+        let parts = vec!["1-999999"; 10].join(",");
+        assert_eq!(
+            expand(&format!("n[{parts}]"), &NoUniverse),
+            Err(NodeRangeError::TooLarge)
+        );
+        let mut range = "a[1-999999]".to_string();
+        for _ in 0..10 {
+            range.push_str(",-a[1-999999]");
+        }
+        assert_eq!(expand(&range, &NoUniverse), Err(NodeRangeError::TooLarge));
+        assert_eq!(
+            expand("n[1-999]@n[1-999999],m[1-999]@m[1-999999]", &NoUniverse),
+            Err(NodeRangeError::TooLarge)
+        );
+        struct Many(Vec<String>);
+        impl Resolver for Many {
+            fn all_names(&self) -> Vec<String> {
+                self.0.clone()
+            }
+        }
+        let universe = Many((0..5000).map(|i| format!("n{i}")).collect());
+        let regexes = vec!["/n1"; 2000].join(",");
+        assert_eq!(expand(&regexes, &universe), Err(NodeRangeError::TooLarge));
+        // Within the budget, the same shapes still work.
+        assert_eq!(expand("n[1-1000,1-1000]", &NoUniverse).unwrap().len(), 1000);
+        assert_eq!(
+            expand(&vec!["/n1"; 20].join(","), &universe).unwrap().len(),
+            1111
         );
     }
 

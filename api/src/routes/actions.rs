@@ -4,11 +4,12 @@
 //! arrive.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -16,7 +17,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use xcat3_common::db::nodes as node_db;
 use xcat3_common::db::{DbError, resources};
-use xcat3_common::model::{ProvisionEvent, ProvisionState};
 use xcat3_common::noderange;
 use xcat3_common::rpc::{Action, BootDevice, PowerTarget, ProvisionTarget};
 
@@ -31,7 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/nodes/power", get(power_status).put(power_set))
         .route("/nodes/boot_device", get(boot_get).put(boot_set))
         .route("/nodes/provision", put(provision))
-        .route("/nodes/provision/callback", put(callback))
+        .route(
+            "/nodes/provision/callback",
+            put(callback).layer(DefaultBodyLimit::max(CALLBACK_MAX_BODY)),
+        )
         .route("/ring", get(ring))
 }
 
@@ -230,47 +233,114 @@ struct CallbackQuery {
     name: Option<String>,
 }
 
+/// The callback's body: the node's one-time token. Small and typed: this
+/// route is open to anyone on the provisioning network.
+#[derive(Deserialize)]
+struct CallbackBody {
+    token: Option<String>,
+    /// v1's key handout, refused by name.
+    fetch_ssh_pub: Option<serde::de::IgnoredAny>,
+}
+
+/// Largest callback body (a 32-character token in a small object).
+pub const CALLBACK_MAX_BODY: usize = 4096;
+
+/// The one answer to every refused callback whose request was well
+/// formed: the same status and text whether the node is unknown, not
+/// deploying, calling from elsewhere or holding a wrong token, so the
+/// callback cannot be used to list nodes or read their states.
+fn callback_refused() -> ApiError {
+    ApiError::with_status(
+        StatusCode::FORBIDDEN,
+        "install callback refused: not the one-time token of a node deploying under this name, from its own address",
+    )
+}
+
+/// The address a callback comes from: the connection's peer, or, when the
+/// peer is one of `[api] trusted_proxies`, the last `X-Forwarded-For` hop.
+fn callback_client(st: &AppState, parts: &axum::http::request::Parts) -> Option<IpAddr> {
+    let peer = crate::listener::peer(&parts.extensions)?.ip();
+    let trusted = st
+        .config
+        .api
+        .trusted_proxies
+        .iter()
+        .any(|p| p.parse::<IpAddr>().is_ok_and(|p| p == peer));
+    if !trusted {
+        return Some(peer);
+    }
+    parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .and_then(|ip| ip.trim().parse().ok())
+}
+
 /// `PUT /nodes/provision/callback?name=N` with `{"token": "..."}`: the
 /// installer's last step. The node's one-time token (from its kernel
 /// command line and answer file) is consumed in the same statement that
 /// makes it `deployed`, so a token works once; then the owning conductor
 /// turns the node's boot entry to its local disk. Unauthenticated by
 /// design (the installer holds no API credentials): the token is the
-/// credential. v1's `fetch_ssh_pub` (root's public key for anyone) is gone.
+/// credential, accepted only from one of the node's own addresses
+/// (`[boot] check_node_address`). v1's `fetch_ssh_pub` (root's public key
+/// for anyone) is gone.
 async fn callback(
     State(st): State<AppState>,
     origin: Origin,
     Params(q): Params<CallbackQuery>,
-    JsonBody(body): JsonBody,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let client = callback_client(&st, &parts);
+    let body = crate::extract::read_json(axum::extract::Request::from_parts(parts, body))
+        .await?
+        .unwrap_or(Value::Null);
+    let body: CallbackBody = if body.is_null() {
+        CallbackBody {
+            token: None,
+            fetch_ssh_pub: None,
+        }
+    } else {
+        serde_json::from_value(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "request body: {e} (expected {{\"token\": \"...\"}})"
+            ))
+        })?
+    };
     let name = q
         .name
         .ok_or_else(|| ApiError::bad_request("name: missing (the node calling back)"))?;
-    if body.get("fetch_ssh_pub").is_some() {
+    if body.fetch_ssh_pub.is_some() {
         return Err(ApiError::bad_request(
             "fetch_ssh_pub: not supported (v1 handed the API host's root key to anyone); put keys in the osimage's template",
         ));
     }
-    let token = body
-        .get("token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::with_status(
-                StatusCode::UNAUTHORIZED,
-                format!("{name}: token: missing; the callback needs the node's one-time token"),
-            )
-        })?;
-    if !node_db::consume_deploy_token(&st.db, &name, token).await? {
-        let node = resources::node_by_name(&st.db, &name).await?;
-        let state = ProvisionState::from_column(node.state.as_deref());
-        return Err(match state.next(ProvisionEvent::Callback) {
-            Err(why) => ApiError::with_status(StatusCode::CONFLICT, format!("{name}: {why}")),
-            Ok(_) => ApiError::with_status(
-                StatusCode::FORBIDDEN,
-                format!("{name}: token: refused (not this node's current one-time token)"),
-            ),
+    let token = body.token.filter(|t| !t.is_empty()).ok_or_else(|| {
+        ApiError::with_status(
+            StatusCode::UNAUTHORIZED,
+            format!("{name}: token: missing; the callback needs the node's one-time token"),
+        )
+    })?;
+    if st.config.boot.check_node_address {
+        let recs = node_db::load(&st.db, std::slice::from_ref(&name), true).await?;
+        let from_node = client.is_some_and(|c| {
+            recs.iter()
+                .flat_map(|r| &r.nics)
+                .filter_map(|n| n.ip.as_deref()?.parse::<IpAddr>().ok())
+                .any(|ip| ip == c)
         });
+        if !from_node {
+            tracing::warn!(node = %name, client = ?client, "install callback refused: not from one of the node's addresses");
+            return Err(callback_refused());
+        }
+    }
+    if !node_db::consume_deploy_token(&st.db, &name, &token).await? {
+        tracing::warn!(node = %name, client = ?client, "install callback refused: no such node deploying with this token");
+        return Err(callback_refused());
     }
     tracing::info!(node = %name, "install callback accepted; node deployed");
     // Local boot from now on. Should this fail, the conductor's periodic

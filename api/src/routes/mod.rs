@@ -12,6 +12,7 @@ pub mod services;
 pub mod vms;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
@@ -87,14 +88,31 @@ impl Resolver for DbNames<'_> {
     fn all_names(&self) -> Vec<String> {
         self.0.iter().cloned().collect()
     }
+    fn name_count(&self) -> usize {
+        self.0.len()
+    }
     fn is_name(&self, name: &str) -> bool {
         self.0.contains(name)
     }
 }
 
-/// Expands `range` against the stored names `known`.
-pub fn expand_range(range: &str, known: &HashSet<String>) -> ApiResult<Vec<String>> {
-    noderange::expand(range, &DbNames(known)).map_err(|e| ApiError::bad_request(e.to_string()))
+/// Expansions running at once. Each is bounded by the noderange budget
+/// (`noderange::MAX_EXPANSION`: tens of MB, a fraction of a second), so a
+/// few in parallel bound the whole API; the rest wait their turn.
+static EXPANSIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Expands `range` against the stored names `known`, on a blocking thread
+/// so a large expansion never stalls the async workers serving others.
+pub async fn expand_range(range: &str, known: Arc<HashSet<String>>) -> ApiResult<Vec<String>> {
+    let _turn = EXPANSIONS
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("noderange expansion is shut down"))?;
+    let range = range.to_string();
+    tokio::task::spawn_blocking(move || noderange::expand(&range, &DbNames(&known)))
+        .await
+        .map_err(|e| ApiError::internal(format!("noderange expansion failed: {e}")))?
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// The node names a multi-node request is about: `?noderange=` (expanded
@@ -118,7 +136,7 @@ pub async fn requested_names(
             } else {
                 HashSet::new()
             };
-            expand_range(range, &names)?
+            expand_range(range, Arc::new(names)).await?
         }
         (None, Some(list)) => {
             let list = list

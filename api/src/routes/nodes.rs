@@ -2,6 +2,7 @@
 //! one entry in the reply's `nodes` map.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -76,8 +77,8 @@ async fn list(
         return Ok(Json(json!({ "nodes": names })));
     };
     // The names just listed serve the expansion too (no second load).
-    let known: HashSet<String> = all.into_iter().collect();
-    let wanted = expand_range(&range, &known)?;
+    let known: Arc<HashSet<String>> = Arc::new(all.into_iter().collect());
+    let wanted = expand_range(&range, known.clone()).await?;
     check_names(&st, &wanted)?;
     let (found, missing): (Vec<String>, Vec<String>) =
         wanted.into_iter().partition(|n| known.contains(n));

@@ -10,6 +10,7 @@
 //! what it was), so a failed `mkvm` leaves nothing half-created.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -76,7 +77,8 @@ async fn collect(mut rx: tokio::sync::mpsc::Receiver<Results>) -> BTreeMap<Strin
 /// The hypervisors named by `hosts`, checked to be `type=hypervisor`.
 async fn load_hosts(st: &AppState, hosts: &str) -> ApiResult<Vec<String>> {
     let known: HashSet<String> = node_db::list_names(&st.db).await?.into_iter().collect();
-    let names = expand_range(hosts, &known)
+    let names = expand_range(hosts, Arc::new(known))
+        .await
         .map_err(|e| ApiError::bad_request(format!("hosts: {}", e.message)))?;
     if names.is_empty() {
         return Err(ApiError::bad_request("hosts: names no node"));

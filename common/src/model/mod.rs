@@ -6,6 +6,7 @@
 //! error, naming the field, instead of failing the whole body.
 
 mod fields;
+mod libvirt_uri;
 mod network;
 mod node;
 mod osimage;
@@ -17,6 +18,7 @@ mod vm;
 pub use fields::{
     Arch, FieldError, Mgt, Netboot, check_hostname, check_node_name, normalize_mac, parse_ip,
 };
+pub use libvirt_uri::{LibvirtUri, Transport as LibvirtTransport, check_key_file, check_user};
 pub use network::{NetworkSpec, OsImageSpec, PasswdSpec};
 pub use node::{NicSpec, NodeSpec};
 pub use osimage::{Detected, Installer, MANIFEST, Manifest, TEMPLATE_OVERRIDE};

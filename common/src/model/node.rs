@@ -357,10 +357,21 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
                     .ok_or_else(|| FieldError::new(&field, "must be a string"))?;
                 check_address(&field, s, key == "bmc_address")?;
             }
-            "bmc_username" | "bmc_password" | "ssh_username" | "ssh_password"
-            | "ssh_key_filename" | "libvirt_uri" | "domain"
-                if !value.is_string() =>
-            {
+            // libvirt URIs and what goes into them: checked here so a
+            // node that would make a conductor run a program is refused
+            // when written (the conductor checks again before connecting).
+            "libvirt_uri" | "ssh_username" | "ssh_key_filename" => {
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| FieldError::new(&field, "must be a string"))?;
+                match key.as_str() {
+                    "libvirt_uri" => super::LibvirtUri::parse(s).map(drop),
+                    "ssh_username" => super::check_user(s),
+                    _ => super::check_key_file(s),
+                }
+                .map_err(|e| FieldError::new(&field, e))?;
+            }
+            "bmc_username" | "bmc_password" | "ssh_password" | "domain" if !value.is_string() => {
                 return Err(FieldError::new(&field, "must be a string"));
             }
             "bmc_port" | "ssh_port" => {

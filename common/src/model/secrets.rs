@@ -5,32 +5,52 @@ use serde_json::{Map, Value};
 /// What a reply shows in place of a secret.
 pub const MASK: &str = "******";
 
-/// True for keys that hold credentials (`bmc_password`, `ssh_password`,
-/// `key_contents`, `token`, ...).
+/// Key fragments that mark a credential wherever they appear in a key.
+const SECRET_FRAGMENTS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "credential",
+    "community",
+    "key_contents",
+    "private_key",
+    "privkey",
+    "apikey",
+];
+
+/// True for keys that hold credentials (`bmc_password`, `ssh_passphrase`,
+/// `snmp_community`, `api_key`, `key_contents`, `token`, ...): a key holding
+/// one of [`SECRET_FRAGMENTS`], or naming a key itself (`api_key`,
+/// `kg_key`, `key`), but not a key's file name or id (`ssh_key_filename`).
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "key_contents",
-        "private_key",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+    SECRET_FRAGMENTS.iter().any(|s| k.contains(s))
+        || k == "key"
+        || k.ends_with("_key")
+        || k.ends_with("-key")
 }
 
-/// Replaces every secret value in `map` (recursively) with [`MASK`].
+/// Replaces every secret value in `map` with [`MASK`], looking into nested
+/// objects and into objects inside arrays, at any depth.
 pub fn mask_secrets(map: &mut Map<String, Value>) {
     for (k, v) in map.iter_mut() {
         if is_secret_key(k) {
             if !v.is_null() {
                 *v = Value::String(MASK.to_string());
             }
-        } else if let Value::Object(inner) = v {
-            mask_secrets(inner);
+        } else {
+            mask_value(v);
         }
+    }
+}
+
+fn mask_value(v: &mut Value) {
+    match v {
+        Value::Object(inner) => mask_secrets(inner),
+        Value::Array(items) => items.iter_mut().for_each(mask_value),
+        _ => {}
     }
 }
 
@@ -48,6 +68,28 @@ mod tests {
             v,
             json!({"bmc_address": "10.0.0.1", "bmc_password": MASK,
                    "ssh": {"key_contents": MASK, "user": "root"}})
+        );
+    }
+
+    #[test]
+    fn masks_inside_arrays_and_every_kind_of_credential_key() {
+        let mut v = json!({
+            "switches": [{"host": "sw1", "snmp_community": "public"},
+                         [{"ssh_passphrase": "pp"}]],
+            "api_key": "k", "API-KEY": "k", "kg_key": "0102", "client_secret": "s",
+            "ssh_key_filename": "/root/.ssh/id_rsa", "key": "v",
+            "credentials": {"user": "u"}, "vlan": 12,
+        });
+        mask_secrets(v.as_object_mut().unwrap());
+        assert_eq!(
+            v,
+            json!({
+                "switches": [{"host": "sw1", "snmp_community": MASK},
+                             [{"ssh_passphrase": MASK}]],
+                "api_key": MASK, "API-KEY": MASK, "kg_key": MASK, "client_secret": MASK,
+                "ssh_key_filename": "/root/.ssh/id_rsa", "key": MASK,
+                "credentials": MASK, "vlan": 12,
+            })
         );
     }
 }

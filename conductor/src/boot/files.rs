@@ -1,11 +1,18 @@
 //! Per-node boot files, kept in memory and served by the TFTP and HTTP
 //! servers: writing 10,000 nodes' files is a map update plus one state
 //! file, not 10,000 file creations (which cost seconds on a busy disk).
-//! The state file (`boot-entries.json` in the TFTP root) brings them back
-//! after a restart. Static files (iPXE binaries, `boot.ipxe`, later kernels
-//! and install trees) stay on disk.
+//! The state file (`boot-entries.json` in `[boot] state_dir`, mode 0600 in
+//! a 0700 directory) brings them back after a restart; it holds install
+//! tokens and crypted root passwords, so it never lies inside a served
+//! tree. Static files (iPXE binaries, `boot.ipxe`, later kernels and
+//! install trees) stay on disk.
+//!
+//! Answer files carry the crypted root password and the node's callback
+//! token: each is served only to its node's reserved address
+//! ([`BootFiles::answer_file`]), unless `[boot] check_node_address` is off.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -54,6 +61,11 @@ struct Node {
     name: String,
     loader: Loader,
     entry: BootEntry,
+    /// The node's reserved address: the only client its answer files go
+    /// to. Absent in state files of earlier versions (then nobody gets
+    /// them while the check is on, until the entry is written again).
+    #[serde(default)]
+    ip: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +200,8 @@ impl Tables {
 pub struct BootFiles {
     tftp_root: PathBuf,
     http_root: PathBuf,
+    state_dir: PathBuf,
+    check_node_address: bool,
     tables: Arc<RwLock<Tables>>,
     /// One state-file writer at a time.
     saving: Arc<std::sync::Mutex<()>>,
@@ -230,12 +244,26 @@ impl BootFiles {
         };
         std::fs::write(tftp_root.join("boot.ipxe"), &chain)?;
         std::fs::write(http_root.join("boot.ipxe"), &chain)?;
+        let state_dir = cfg.state_dir();
+        private_dir(&state_dir)?;
         let files = BootFiles {
             tftp_root,
             http_root,
+            state_dir,
+            check_node_address: cfg.check_node_address,
             tables: Arc::default(),
             saving: Arc::default(),
         };
+        // Earlier versions kept the state file in the TFTP root, where
+        // anyone could fetch it: move it out (or drop it if both exist).
+        let legacy = files.tftp_root.join(STATE_FILE);
+        if legacy.exists() {
+            if !files.state_path().exists() {
+                std::fs::copy(&legacy, files.state_path())?;
+            }
+            std::fs::remove_file(&legacy)?;
+            tracing::warn!(from = %legacy.display(), to = %files.state_path().display(), "boot state moved out of the TFTP root");
+        }
         let saved: HashMap<String, Node> = std::fs::read(files.state_path())
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -260,7 +288,27 @@ impl BootFiles {
     }
 
     fn state_path(&self) -> PathBuf {
-        self.tftp_root.join(STATE_FILE)
+        self.state_dir.join(STATE_FILE)
+    }
+
+    /// An answer file (`autoinst/<node>/<file>`) for `client`: the text,
+    /// `Err(())` when the file exists but `client` is not the node's
+    /// reserved address, `Ok(None)` when there is no such file.
+    pub fn answer_file(&self, path: &str, client: IpAddr) -> Result<Option<Arc<str>>, ()> {
+        let t = self.tables.read().map_err(|_| ())?;
+        let Some(text) = t.http.get(path).cloned() else {
+            return Ok(None);
+        };
+        if !self.check_node_address {
+            return Ok(Some(text));
+        }
+        let node = path
+            .strip_prefix("autoinst/")
+            .and_then(|r| r.split('/').next());
+        let allowed = t.nodes.values().any(|n| {
+            Some(n.name.as_str()) == node && n.ip.is_some_and(|ip| client == IpAddr::V4(ip))
+        });
+        if allowed { Ok(Some(text)) } else { Err(()) }
     }
 
     /// A per-node file served over TFTP, by path relative to the root.
@@ -285,6 +333,7 @@ impl BootFiles {
                     name: h.name.clone(),
                     loader: h.loader.into(),
                     entry,
+                    ip: Some(h.ip),
                 };
                 t.insert(&h.mac, node);
             }
@@ -346,10 +395,31 @@ impl BootFiles {
         };
         let path = self.state_path();
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text)
+        write_private(&tmp, &text)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| format!("boot: saving {}: {e}", path.display()))
     }
+}
+
+/// Creates `dir` readable by its owner only (or tightens it).
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| anyhow::anyhow!("[boot] state_dir: creating {}: {e}", dir.display()))
+}
+
+/// Writes `path` with mode 0600 from the start (never briefly readable).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 #[cfg(test)]
@@ -372,7 +442,62 @@ mod tests {
             name: "n1".into(),
             loader,
             entry,
+            ip: Some(Ipv4Addr::new(10, 0, 0, 21)),
         }
+    }
+
+    /// The review's finding: `tftp get boot-entries.json` handed out every
+    /// installing node's token and root hash, and any client got any
+    /// node's answer files.
+    #[test]
+    fn state_stays_out_of_served_trees_and_answers_go_to_their_node_only() {
+        let dir = std::env::temp_dir().join(format!("xcat3-boot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = BootConfig {
+            tftp_root: dir.join("tftpboot").display().to_string(),
+            http_root: dir.join("httpboot").display().to_string(),
+            ipxe_dir: dir.join("none").display().to_string(),
+            ..BootConfig::default()
+        };
+        // A state file an earlier version left in the TFTP root moves out.
+        std::fs::create_dir_all(&cfg.tftp_root).unwrap();
+        std::fs::write(dir.join("tftpboot").join(STATE_FILE), "{}").unwrap();
+        let files = BootFiles::prepare(&cfg).unwrap();
+        assert!(!dir.join("tftpboot").join(STATE_FILE).exists());
+        let mut t = files.tables.write().unwrap();
+        t.insert("52:54:00:00:00:01", node(Loader::Ipxe, install()));
+        drop(t);
+        files.persist().unwrap();
+        let state = cfg.state_dir().join(STATE_FILE);
+        assert!(state.exists());
+        for served in [&cfg.tftp_root, &cfg.http_root] {
+            assert!(!state.starts_with(served), "{served}");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o600);
+        assert_eq!(mode(&cfg.state_dir()), 0o700);
+
+        let path = "autoinst/n1/user-data";
+        let own: IpAddr = "10.0.0.21".parse().unwrap();
+        let other: IpAddr = "10.0.0.22".parse().unwrap();
+        assert_eq!(
+            files.answer_file(path, own).unwrap().as_deref(),
+            Some("#cloud-config\n")
+        );
+        assert!(files.answer_file(path, other).is_err());
+        assert!(
+            files
+                .answer_file(path, "127.0.0.1".parse().unwrap())
+                .is_err()
+        );
+        assert_eq!(files.answer_file("autoinst/n2/user-data", other), Ok(None));
+        let open = BootFiles {
+            check_node_address: false,
+            ..files.clone()
+        };
+        assert!(open.answer_file(path, other).unwrap().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

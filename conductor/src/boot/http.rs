@@ -26,14 +26,45 @@ async fn log_fetch(
     resp
 }
 
-/// `GET /ipxe/<mac-with-dashes>` (the node's iPXE script) and
-/// `GET /autoinst/<node>/<file>` (its answer files), from memory.
+/// `GET /ipxe/<mac-with-dashes>`: the node's iPXE script, from memory
+/// (it carries no secret: the token is in the answer files too, but those
+/// go to the node alone).
 async fn node_file(State(files): State<BootFiles>, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     match files.http_file(path) {
-        Some(text) => ([(header::CONTENT_TYPE, "text/plain")], text.to_string()).into_response(),
-        None => (StatusCode::NOT_FOUND, "no such file for this node\n").into_response(),
+        Some(text) => text_reply(&text),
+        None => not_found(),
     }
+}
+
+/// `GET /autoinst/<node>/<file>`: its answer files (root password hash,
+/// callback token), only to the node's reserved address.
+async fn answer_file(
+    State(files): State<BootFiles>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    match files.answer_file(path, peer.ip()) {
+        Ok(Some(text)) => text_reply(&text),
+        Ok(None) => not_found(),
+        Err(()) => {
+            tracing::warn!(%peer, path, "answer file refused: not the node's reserved address");
+            (
+                StatusCode::FORBIDDEN,
+                "answer files are served to the node's own address only\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn text_reply(text: &str) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain")], text.to_string()).into_response()
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no such file for this node\n").into_response()
 }
 
 /// Serves the boot files on `listen` until the task is dropped.
@@ -41,7 +72,7 @@ pub async fn serve(listen: SocketAddr, files: BootFiles) -> anyhow::Result<()> {
     let root = files.http_root().to_path_buf();
     let app = Router::new()
         .route("/ipxe/{name}", get(node_file))
-        .route("/autoinst/{node}/{file}", get(node_file))
+        .route("/autoinst/{node}/{file}", get(answer_file))
         // This conductor's metrics (driver latencies), for Prometheus.
         .route(
             "/metrics",

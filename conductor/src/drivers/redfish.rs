@@ -151,6 +151,9 @@ impl Redfish {
                 .timeout(HTTP_TIMEOUT)
                 .connect_timeout(Duration::from_secs(5))
                 .pool_max_idle_per_host(4)
+                // A BMC must not send us, with its session token, anywhere
+                // else: a redirect is an error, not a hop.
+                .redirect(reqwest::redirect::Policy::none())
                 .tls_danger_accept_invalid_certs(!verify)
                 .build()
                 .expect("building an HTTP client")
@@ -217,6 +220,7 @@ impl Redfish {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, DriverError> {
+        let path = bmc_path(t, path)?;
         for attempt in 0..2 {
             let auth = self.auth(t).await?;
             let mut req = self
@@ -318,6 +322,29 @@ impl Redfish {
         self.call(t, Method::POST, &target, Some(json!({"ResetType": kind})))
             .await
             .map(drop)
+    }
+}
+
+/// `path` (ours, or one the BMC named: `@odata.id`, an action's `target`)
+/// as a path on the BMC itself: under `/redfish/v1`, no other origin, no
+/// `..`, query, fragment or odd characters. A hostile BMC could otherwise
+/// steer the conductor, session token in hand, to another host or port.
+fn bmc_path<'a>(t: &Target, path: &'a str) -> Result<&'a str, DriverError> {
+    // Some BMCs name their own origin; that is the same place.
+    let p = path.strip_prefix(t.base.as_str()).unwrap_or(path);
+    let ok = (p == "/redfish/v1" || p.starts_with("/redfish/v1/"))
+        && !p.contains("//")
+        && !p.split('/').any(|seg| seg == ".." || seg == ".")
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~%".contains(&b));
+    if ok {
+        Ok(p)
+    } else {
+        Err(DriverError(format!(
+            "BMC {}: refused to follow `{}`: not a Redfish path on this BMC",
+            t.base,
+            path.chars().take(200).collect::<String>()
+        )))
     }
 }
 
@@ -435,6 +462,49 @@ impl Management for Redfish {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_redfish_paths_on_the_same_bmc_are_followed() {
+        let t = Target {
+            base: "https://10.0.0.9".into(),
+            ..Target::of(&NodeInfo {
+                name: "n1".into(),
+                mgt: Some(xcat3_common::model::Mgt::Redfish),
+                control_info:
+                    json!({"bmc_address": "10.0.0.9", "bmc_username": "u", "bmc_password": "p"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                power_state: None,
+                boot_device: None,
+                primary_mac: None,
+                vm_host: None,
+            })
+            .unwrap()
+        };
+        for ok in [
+            "/redfish/v1/Systems",
+            "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
+            "https://10.0.0.9/redfish/v1/Systems/System.Embedded.1",
+        ] {
+            assert!(bmc_path(&t, ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:3010/v1/nodes",
+            "//127.0.0.1:3010/redfish/v1/",
+            "https://10.0.0.9.evil/redfish/v1/Systems",
+            "https://10.0.0.9:8443/redfish/v1/Systems",
+            "/redfish/v1/../../v1/nodes",
+            "/redfish/v1/Systems?x=1",
+            "/redfish/v1/Systems#x",
+            "/metrics",
+            "/redfish/v1/Systems/1\\..",
+            "redfish/v1/Systems",
+        ] {
+            let e = bmc_path(&t, bad).unwrap_err().0;
+            assert!(e.contains("not a Redfish path on this BMC"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn reset_types_come_from_what_the_bmc_offers() {

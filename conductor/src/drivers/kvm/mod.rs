@@ -28,8 +28,7 @@ pub use vm::{Guest, Outcomes as VmOutcomes};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use xcat3_common::config::KvmConfig;
-use xcat3_common::model::VmShape;
-use xcat3_common::percent_encode;
+use xcat3_common::model::{LibvirtTransport, LibvirtUri, VmShape};
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
 use super::{DriverError, Management, NodeInfo, Power, PowerState, control_str};
@@ -72,14 +71,13 @@ fn map_bool(info: &Map<String, Value>, key: &str, default: bool) -> Result<bool,
 }
 
 /// How to reach a hypervisor, from the `control_info` holding its keys:
-/// `libvirt_uri`, or the prototype's `ssh_*` keys.
+/// `libvirt_uri`, or the prototype's `ssh_*` keys. Either way the URI is
+/// rebuilt from checked parts ([`LibvirtUri`]): a stored record written
+/// before those checks existed still cannot make libvirt run a program.
 fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
     if let Some(uri) = map_str(info, "libvirt_uri")? {
-        if !uri.contains(":/") {
-            return Err(DriverError(format!(
-                "control_info.libvirt_uri: `{uri}` is not a libvirt URI (e.g. qemu:///system, qemu+ssh://root@hv1/system)"
-            )));
-        }
+        let uri = LibvirtUri::parse(uri)
+            .map_err(|e| DriverError(format!("control_info.libvirt_uri: {e}")))?;
         return Ok(Endpoint {
             uri: uri.to_string(),
             password: None,
@@ -108,22 +106,13 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
                 .filter(|p| (1..=65535).contains(p))
                 .ok_or_else(|| {
                     DriverError("control_info.ssh_port: must be a port number 1-65535".into())
-                })?,
+                })? as u16,
         ),
-    };
-    let host = if address.contains(':') {
-        format!("[{address}]")
-    } else {
-        address.to_string()
-    };
-    let authority = match port {
-        Some(p) => format!("{user}@{host}:{p}"),
-        None => format!("{user}@{host}"),
     };
     let verify = map_bool(info, "ssh_verify_host", true)?;
     let key = map_str(info, "ssh_key_filename")?;
     let password = map_str(info, "ssh_password")?;
-    let uri = match (key, password) {
+    let (transport, params) = match (key, password) {
         (Some(_), Some(_)) => {
             return Err(DriverError(
                 "control_info.ssh_password: give ssh_key_filename or ssh_password, not both".into(),
@@ -132,23 +121,39 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
         // libvirt's libssh2 transport asks us for the password through
         // its credential callback; OpenSSH could only read a terminal.
         // Verified host keys come from ~/.config/libvirt/known_hosts.
-        (None, Some(_)) => format!(
-            "qemu+libssh2://{authority}/system?sshauth=password&known_hosts_verify={}",
-            if verify { "normal" } else { "ignore" }
+        (None, Some(_)) => (
+            LibvirtTransport::Libssh2,
+            vec![
+                ("sshauth", "password".to_string()),
+                (
+                    "known_hosts_verify",
+                    if verify { "normal" } else { "ignore" }.to_string(),
+                ),
+            ],
         ),
         (key, None) => {
-            let mut uri = format!("qemu+ssh://{authority}/system?no_tty=1");
+            let mut params = vec![("no_tty", "1".to_string())];
             if let Some(k) = key {
-                uri.push_str(&format!("&keyfile={}", percent_encode(k, b"/")));
+                params.push(("keyfile", k.to_string()));
             }
             if !verify {
-                uri.push_str("&no_verify=1");
+                params.push(("no_verify", "1".to_string()));
             }
-            uri
+            (LibvirtTransport::Ssh, params)
         }
     };
+    let uri = LibvirtUri::ssh(transport, user, address, port, params).map_err(|e| {
+        let field = if e.contains("user name") {
+            "ssh_username"
+        } else if e.contains("keyfile") {
+            "ssh_key_filename"
+        } else {
+            "ssh_address"
+        };
+        DriverError(format!("control_info.{field}: {e}"))
+    })?;
     Ok(Endpoint {
-        uri,
+        uri: uri.to_string(),
         password: password.map(|p| (user.to_string(), p.to_string())),
     })
 }
@@ -434,6 +439,19 @@ mod tests {
             (
                 json!({"libvirt_uri": "qemu:///system", "domain": 7}),
                 "domain",
+            ),
+            // Records stored before write-time checks: never a program.
+            (
+                json!({"libvirt_uri": "qemu+ext:///system?command=/tmp/prog"}),
+                "libvirt_uri",
+            ),
+            (
+                json!({"ssh_address": "hv1", "ssh_username": "root@evil/system?command=/tmp/prog&x="}),
+                "ssh_username",
+            ),
+            (
+                json!({"ssh_address": "-oProxyCommand=/tmp/prog"}),
+                "ssh_address",
             ),
         ] {
             let e = Target::of(&node(control.clone())).unwrap_err().0;
