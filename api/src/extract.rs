@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn values_are_counted_outside_strings() {
-        assert_eq!(value_count(b"[0,0,0]"), 5);
+        assert_eq!(value_count(b"[0,0,0]"), 4);
         assert_eq!(value_count(br#"{"a,b:[{": "x\",y", "c": [1, 2]}"#), 7);
         assert_eq!(value_count(b"7"), 1);
         let big = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES));

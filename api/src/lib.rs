@@ -75,10 +75,25 @@ async fn fresh_request_id(mut req: axum::extract::Request, next: Next) -> Respon
 }
 
 /// `/install/` serves osimage trees, not what sits beside them: ISOs
-/// being uploaded (`.incoming/`) and any other dot-entry at the top.
-async fn hide_uploads(req: axum::extract::Request, next: Next) -> Response {
-    let top = req.uri().path().trim_start_matches('/');
-    if top.starts_with('.') || top.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("%2e")) {
+/// being uploaded (`.incoming/`) and any other dot-entry at the top; and
+/// only regular files and directories (listings): opening a FIFO would
+/// pin a blocking thread for good. copycds keeps nothing else in a tree;
+/// this holds for trees placed there by hand too.
+async fn install_guard(
+    axum::extract::State(root): axum::extract::State<Arc<std::path::PathBuf>>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    let decoded = xcat3_common::percent_decode(path);
+    let rel = decoded.as_deref().unwrap_or("").trim_start_matches('/');
+    let hidden = decoded.is_err() || rel.starts_with('.') || rel.split('/').any(|seg| seg == "..");
+    let special = !hidden
+        && match tokio::fs::metadata(root.join(rel)).await {
+            Ok(m) => !(m.is_file() || m.is_dir()),
+            Err(_) => false,
+        };
+    if hidden || special {
         return routes::root::not_found(req.uri().clone())
             .await
             .into_response();
@@ -166,7 +181,10 @@ pub fn app(state: AppState) -> Router {
                 .fallback_service(tower_http::services::ServeDir::new(
                     &state.config.api.install_dir,
                 ))
-                .layer(middleware::from_fn(hide_uploads)),
+                .layer(middleware::from_fn_with_state(
+                    Arc::new(std::path::PathBuf::from(&state.config.api.install_dir)),
+                    install_guard,
+                )),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

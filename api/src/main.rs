@@ -292,6 +292,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%local, db = %redact(&config.database.url), standalone = args.standalone, "xcat3-api listening");
     // Tests start us on port 0 and read the real address from this line.
     println!("listening on http://{local}");
+    // Uploads and unpack directories of imports this host's earlier
+    // process was killed in the middle of (untouched for 6 hours).
+    let install_dir = std::path::PathBuf::from(&config.api.install_dir);
+    tokio::task::spawn_blocking(move || {
+        xcat3_api::copycds::sweep_leftovers(&install_dir, std::time::Duration::from_secs(6 * 3600))
+    });
     let state = AppState::new(db, config, bus);
     let mut api_stop = stop_rx.clone();
     tokio::spawn(async move {

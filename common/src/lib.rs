@@ -35,6 +35,28 @@ pub fn percent_encode(s: &str, also_safe: &[u8]) -> String {
     out
 }
 
+/// `s` with `%XX` escapes decoded; an error for a bad escape or text that
+/// is not UTF-8 once decoded.
+pub fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("`{s}` has a bad percent escape"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 once decoded"))
+}
+
 /// `n` random bytes from the OS source as lower-case hex (tokens, ids).
 /// The OS source does not fail on Linux after boot; a failure would mean
 /// guessable tokens, so it is not papered over.

@@ -20,7 +20,7 @@ use xcat3_common::config::{BootConfig, DhcpConfig};
 use xcat3_common::crypt::crypt_password;
 use xcat3_common::db::nodes::{self as node_db, NodeRecord, parse_map};
 use xcat3_common::db::{Db, DbError, resources};
-use xcat3_common::model::{Netboot, ProvisionEvent, ProvisionState};
+use xcat3_common::model::{Netboot, ProvisionEvent, ProvisionState, check_install_value};
 use xcat3_common::ring::HashRing;
 use xcat3_common::rpc::ProvisionTarget;
 
@@ -358,6 +358,13 @@ impl Provisioner {
                 let server = format!("{}:{port}", h.subnet.next_server);
                 let info = parse_map(&r.node.control_info);
                 let text = |k: &str| info.get(k).and_then(|v| v.as_str());
+                // Again here: a record stored before the write-time check
+                // must not put shell into an answer file either.
+                for key in ["install_disk", "install_packages", "install_args"] {
+                    if let Some(v) = text(key) {
+                        check_install_value(key, v).map_err(|e| e.to_string())?;
+                    }
+                }
                 let words = |k: &str| {
                     text(k)
                         .map(|v| v.split_whitespace().collect())

@@ -45,10 +45,12 @@ fn is_iso9660(path: &Path) -> std::io::Result<bool> {
     Ok(f.read_exact(&mut magic).is_ok() && &magic == b"CD001")
 }
 
-/// Runs bsdtar with `args`; its stdout, or its stderr as the error.
+/// Runs bsdtar with `args`; its stdout, or its stderr as the error. The
+/// process dies with the request (a client that goes away mid-import).
 async fn bsdtar(args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, String> {
     let out = Command::new("bsdtar")
         .args(args)
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| format!("cannot run bsdtar (Debian package libarchive-tools): {e}"))?;
@@ -64,13 +66,16 @@ fn normalize(entry: &str) -> &str {
 }
 
 /// Makes every directory of the unpacked tree writable by its owner (ISO
-/// modes are read-only), so it can be replaced or deleted later, and
-/// removes symbolic links that lead out of the tree: `/install/` serves
-/// it, and a medium must not publish the host's files (Ubuntu's own
-/// `ubuntu -> .` stays).
-fn writable_dirs(dir: &Path) -> std::io::Result<()> {
+/// modes are read-only), so it can be replaced or deleted later, and keeps
+/// only regular files, directories and symbolic links to those inside the
+/// tree (Ubuntu's own `ubuntu -> .` stays). `/install/` serves the tree:
+/// a link out of it would publish the host's files, and a FIFO, socket or
+/// device would hang or worse whoever opens it (a FIFO manifest once hung
+/// copycds, and FIFOs pinned every blocking thread of the API).
+fn sanitize_tree(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let root = dir.canonicalize()?;
+    let mut links = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let mut perms = std::fs::metadata(&d)?.permissions();
@@ -82,23 +87,118 @@ fn writable_dirs(dir: &Path) -> std::io::Result<()> {
             if kind.is_dir() {
                 stack.push(entry.path());
             } else if kind.is_symlink() {
-                let inside = entry
-                    .path()
-                    .canonicalize()
-                    .is_ok_and(|target| target.starts_with(&root));
-                if !inside {
-                    tracing::warn!(link = %entry.path().display(), "copycds: dropping a link that leaves the tree");
-                    std::fs::remove_file(entry.path())?;
-                }
+                links.push(entry.path());
+            } else if !kind.is_file() {
+                tracing::warn!(path = %entry.path().display(), "copycds: dropping a special file (FIFO, socket or device)");
+                std::fs::remove_file(entry.path())?;
             }
+        }
+    }
+    // Links last: what they point at has been judged by now.
+    for link in links {
+        let keep = link.canonicalize().is_ok_and(|target| {
+            target.starts_with(&root)
+                && std::fs::metadata(&target).is_ok_and(|m| m.is_file() || m.is_dir())
+        });
+        if !keep {
+            tracing::warn!(link = %link.display(), "copycds: dropping a link that leaves the tree or leads nowhere");
+            std::fs::remove_file(&link)?;
         }
     }
     Ok(())
 }
 
+/// Writes `bytes` as a new regular file at `path`: whatever the medium
+/// put there (a FIFO, a link) is removed first, and the file is created
+/// exclusively without following links.
+fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path)?,
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+/// Reads `path` only if it is a regular file (never blocks on a FIFO).
+fn read_regular(path: &Path) -> Option<Vec<u8>> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .and_then(|_| std::fs::read(path).ok())
+}
+
+/// Removes `path` (a file or a tree) when dropped unless disarmed: an
+/// upload or half-unpacked tree never outlives its request, even when the
+/// client goes away and the request's future is dropped mid-way.
+pub struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    pub fn new(path: PathBuf) -> RemoveOnDrop {
+        RemoveOnDrop(Some(path))
+    }
+
+    pub fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let Some(path) = self.0.take() else { return };
+        let remove = move || {
+            if path.is_dir() {
+                remove_tree(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        };
+        // A tree can take a while: off the async workers when we can.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}
+
+/// Removes uploads and unpack directories an earlier process left (it was
+/// killed mid-import) that nobody has touched for `older_than`.
+pub fn sweep_leftovers(install_dir: &Path, older_than: std::time::Duration) {
+    let stale = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > older_than))
+    };
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(install_dir.join(".incoming"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    candidates.extend(
+        std::fs::read_dir(install_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .map(|e| e.path()),
+    );
+    for p in candidates.into_iter().filter(|p| stale(p)) {
+        tracing::info!(path = %p.display(), "copycds: removing what an interrupted import left");
+        RemoveOnDrop::new(p);
+    }
+}
+
 fn remove_tree(dir: &Path) {
     if dir.exists() {
-        let _ = writable_dirs(dir);
+        let _ = sanitize_tree(dir);
         if let Err(e) = std::fs::remove_dir_all(dir) {
             tracing::warn!(dir = %dir.display(), "could not remove: {e}");
         }
@@ -167,9 +267,8 @@ pub async fn import(
         Err(DbError::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    let existing_manifest: Option<Manifest> = std::fs::read(target.join(MANIFEST))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let existing_manifest: Option<Manifest> =
+        read_regular(&target.join(MANIFEST)).and_then(|b| serde_json::from_slice(&b).ok());
     if let Some(row) = &existing_row {
         return match existing_manifest {
             Some(m)
@@ -200,6 +299,7 @@ pub async fn import(
     let tmp: PathBuf = install_dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir(&tmp)
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", tmp.display())))?;
+    let tmp_guard = RemoveOnDrop::new(tmp.clone());
     let unpacked = async {
         bsdtar(&[
             "-xf".as_ref(),
@@ -210,23 +310,16 @@ pub async fn import(
         ])
         .await
         .map_err(|e| ApiError::bad_request(format!("{orig_name}: unpacking failed: {e}")))?;
-        writable_dirs(&tmp).map_err(|e| ApiError::internal(format!("unpacked tree: {e}")))?;
-        // Subiquity fetches the whole medium (`url=`): keep it in the tree
-        // (a hard link: the upload lies in the same file system).
-        if let Some(keep) = &manifest.iso {
-            let to = tmp.join(keep);
-            std::fs::hard_link(iso, &to)
-                .or_else(|_| std::fs::copy(iso, &to).map(|_| ()))
-                .map_err(|e| ApiError::internal(format!("keeping the ISO in the tree: {e}")))?;
-        }
-        let json =
-            serde_json::to_vec_pretty(&manifest).map_err(|e| ApiError::internal(e.to_string()))?;
-        std::fs::write(tmp.join(MANIFEST), json)
-            .map_err(|e| ApiError::internal(format!("writing the manifest: {e}")))?;
-        // A tree left by an import that never registered is replaced.
-        remove_tree(&target);
-        std::fs::rename(&tmp, &target)
-            .map_err(|e| ApiError::internal(format!("moving the tree into place: {e}")))?;
+        let (tmp, iso, target, m) = (
+            tmp.clone(),
+            iso.to_path_buf(),
+            target.clone(),
+            manifest.clone(),
+        );
+        // File work on a blocking thread: a big tree takes a while.
+        tokio::task::spawn_blocking(move || place_tree(&tmp, &iso, &target, &m))
+            .await
+            .map_err(|e| ApiError::internal(format!("placing the tree: {e}")))??;
         resources::create_osimage(
             db,
             &name,
@@ -240,13 +333,80 @@ pub async fn import(
     }
     .await;
     if let Err(e) = unpacked {
-        remove_tree(&tmp);
-        remove_tree(&target);
+        drop(tmp_guard);
+        RemoveOnDrop::new(target);
         return Err(e);
     }
+    tmp_guard.disarm();
     tracing::info!(osimage = %name, distro = %manifest.media.distro, version = %manifest.media.version, arch = %manifest.media.arch, "copycds imported");
     Ok(Imported {
         manifest,
         result: "created",
     })
+}
+
+/// Turns the unpacked `tmp` into the osimage tree at `target`: special
+/// files and outward links dropped, the ISO kept when the installer
+/// fetches it whole, the manifest written as a new regular file, then one
+/// rename into place.
+fn place_tree(tmp: &Path, iso: &Path, target: &Path, manifest: &Manifest) -> ApiResult<()> {
+    sanitize_tree(tmp).map_err(|e| ApiError::internal(format!("unpacked tree: {e}")))?;
+    // Subiquity fetches the whole medium (`url=`): keep it in the tree
+    // (a hard link: the upload lies in the same file system).
+    if let Some(keep) = &manifest.iso {
+        let to = tmp.join(keep);
+        let _ = std::fs::remove_file(&to);
+        std::fs::hard_link(iso, &to)
+            .or_else(|_| std::fs::copy(iso, &to).map(|_| ()))
+            .map_err(|e| ApiError::internal(format!("keeping the ISO in the tree: {e}")))?;
+    }
+    let json =
+        serde_json::to_vec_pretty(manifest).map_err(|e| ApiError::internal(e.to_string()))?;
+    write_new_file(&tmp.join(MANIFEST), &json)
+        .map_err(|e| ApiError::internal(format!("writing the manifest: {e}")))?;
+    // A tree left by an import that never registered is replaced.
+    remove_tree(target);
+    std::fs::rename(tmp, target)
+        .map_err(|e| ApiError::internal(format!("moving the tree into place: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a hostile medium can unpack: FIFOs (one named like the
+    /// manifest), links out of the tree and to special files. None of it
+    /// survives, and writing the manifest does not block.
+    #[test]
+    fn only_regular_files_directories_and_inner_links_survive() {
+        let dir = std::env::temp_dir().join(format!("xcat3-copycds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/kernel"), b"k").unwrap();
+        let fifo = |p: &Path| {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: mkfifo reads a NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        };
+        fifo(&dir.join("pipe"));
+        fifo(&dir.join(MANIFEST));
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("passwd")).unwrap();
+        std::os::unix::fs::symlink("pipe", dir.join("to-pipe")).unwrap();
+        std::os::unix::fs::symlink("sub/kernel", dir.join("vmlinuz")).unwrap();
+        std::os::unix::fs::symlink(".", dir.join("ubuntu")).unwrap();
+        sanitize_tree(&dir).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["sub", "ubuntu", "vmlinuz"]);
+        // A manifest written over whatever sits at its name is a new file.
+        fifo(&dir.join(MANIFEST));
+        write_new_file(&dir.join(MANIFEST), b"{}").unwrap();
+        assert_eq!(read_regular(&dir.join(MANIFEST)).unwrap(), b"{}");
+        fifo(&dir.join("pipe"));
+        assert_eq!(read_regular(&dir.join("pipe")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -52,6 +52,8 @@ async fn copycds(
     };
     tokio::fs::create_dir_all(&incoming).await.map_err(io)?;
     let upload = incoming.join(format!("{}.iso", uuid::Uuid::new_v4()));
+    // Removed however this request ends, a dropped connection included.
+    let _upload_guard = crate::copycds::RemoveOnDrop::new(upload.clone());
     let stored = async {
         let mut file = tokio::fs::File::create(&upload).await.map_err(io)?;
         let mut stream = body.into_data_stream();
@@ -71,7 +73,6 @@ async fn copycds(
         }
         Err(e) => Err(e),
     };
-    let _ = tokio::fs::remove_file(&upload).await;
     let imported = result?;
     let m = &imported.manifest;
     let d = &m.media;

