@@ -1614,6 +1614,6 @@ async fn security_review_findings_are_refused() {
     );
     assert_eq!(
         send(Some("127.0.0.1:3010"), Some("http://127.0.0.1:3010")).await,
-        StatusCode::OK
+        StatusCode::ACCEPTED
     );
 }
