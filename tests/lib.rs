@@ -1064,11 +1064,17 @@ pub fn make_iso(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
     }
+    make_iso_of(dir, name, &root)
+}
+
+/// Builds `NAME.iso` from the directory `root` as it is (Rock Ridge keeps
+/// FIFOs and symbolic links, as a hostile medium would carry them).
+pub fn make_iso_of(dir: &Path, name: &str, root: &Path) -> PathBuf {
     let iso = dir.join(format!("{name}.iso"));
     let out = Command::new("xorriso")
         .args(["-as", "mkisofs", "-quiet", "-r", "-J", "-V", "TEST", "-o"])
         .arg(&iso)
-        .arg(&root)
+        .arg(root)
         .output()
         .expect("xorriso (Debian package xorriso) is required; scripts/test installs it");
     assert!(

@@ -675,7 +675,7 @@ mod tests {
     /// refused before its names are made.
     #[test]
     fn the_total_is_bounded_not_each_part() {
-        let parts = vec!["1-999999"; 10].join(",");
+        let parts = ["1-999999"; 10].join(",");
         assert_eq!(
             expand(&format!("n[{parts}]"), &NoUniverse),
             Err(NodeRangeError::TooLarge)
@@ -696,12 +696,12 @@ mod tests {
             }
         }
         let universe = Many((0..5000).map(|i| format!("n{i}")).collect());
-        let regexes = vec!["/n1"; 2000].join(",");
+        let regexes = ["/n1"; 2000].join(",");
         assert_eq!(expand(&regexes, &universe), Err(NodeRangeError::TooLarge));
         // Within the budget, the same shapes still work.
         assert_eq!(expand("n[1-1000,1-1000]", &NoUniverse).unwrap().len(), 1000);
         assert_eq!(
-            expand(&vec!["/n1"; 20].join(","), &universe).unwrap().len(),
+            expand(&["/n1"; 20].join(","), &universe).unwrap().len(),
             1111
         );
     }

@@ -304,17 +304,19 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
         .xcat3(&[
             "network-create",
             "lab",
-            "subnet=192.0.2.0",
+            "subnet=127.0.9.0",
             "netmask=255.255.255.0",
         ])
         .ok();
     c.api
         .xcat3(&["passwd-create", "system", "password=cluster"])
         .ok();
+    // Node addresses on loopback: the callback is taken only from the
+    // node's own address, and curl can call from there.
     let nodes: Vec<Value> = (1..=20)
         .map(|i| {
             serde_json::json!({"name": format!("d{i}"), "mgt": "fake", "nics_info": {"nics": [
-                {"mac": format!("02:00:5e:00:09:{i:02x}"), "ip": format!("192.0.2.{}", 100 + i), "primary": true}]}})
+                {"mac": format!("02:00:5e:00:09:{i:02x}"), "ip": format!("127.0.9.{}", 100 + i), "primary": true}]}})
         })
         .collect();
     let f = c.dir.path().join("nodes.json");
@@ -403,6 +405,7 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
     // The installer's callback with its original token still completes it.
     let (i, t) = &before[0];
     let out = std::process::Command::new("curl")
+        .args(["--interface", &format!("127.0.9.{}", 100 + i)])
         .args([
             "-sf",
             "-X",

@@ -15,10 +15,29 @@ const MAC1: &str = "02:00:5e:00:07:01";
 const MAC2: &str = "02:00:5e:00:07:02";
 const MAC3: &str = "02:00:5e:00:07:03";
 
+/// Node addresses: on loopback, so curl can call from a node's own
+/// address (answer files and the callback are served to it alone).
+const IP1: &str = "127.0.2.21";
+const IP2: &str = "127.0.2.22";
+const IP3: &str = "127.0.2.23";
+
 /// `curl` with `args`: (HTTP status, body).
 fn curl(args: &[&str]) -> (u16, String) {
+    curl_from("127.0.0.1", args)
+}
+
+/// `curl` from source address `from`: (HTTP status, body).
+fn curl_from(from: &str, args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-sS", "-o", "-", "-w", "\n%{http_code}"])
+        .args([
+            "--interface",
+            from,
+            "-sS",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
         .args(args)
         .output()
         .expect("curl (Debian package curl) is required; scripts/test installs it");
@@ -28,23 +47,31 @@ fn curl(args: &[&str]) -> (u16, String) {
 }
 
 fn get(url: &str) -> String {
-    let (code, body) = curl(&[url]);
-    assert_eq!(code, 200, "GET {url}: {body}");
+    get_from("127.0.0.1", url)
+}
+
+fn get_from(from: &str, url: &str) -> String {
+    let (code, body) = curl_from(from, &[url]);
+    assert_eq!(code, 200, "GET {url} from {from}: {body}");
     body
 }
 
-/// PUT the callback for `node` with `body`: (status, reply).
-fn callback(api: &Api, node: &str, body: &str) -> (u16, String) {
+/// PUT the callback for `node` with `body` from address `from`: (status,
+/// reply).
+fn callback(api: &Api, from: &str, node: &str, body: &str) -> (u16, String) {
     let url = format!("{}/v1/nodes/provision/callback?name={node}", api.url);
-    curl(&[
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        body,
-        &url,
-    ])
+    curl_from(
+        from,
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            &url,
+        ],
+    )
 }
 
 /// The value of `key=` in a kernel command line.
@@ -75,7 +102,7 @@ fn lab(api: &Api) {
     api.xcat3(&[
         "network-create",
         "lab",
-        "subnet=192.0.2.0",
+        "subnet=127.0.2.0",
         "netmask=255.255.255.0",
         "domain=lab.example",
     ])
@@ -156,17 +183,18 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
     // network, once.
     let sim = Sim::start(dir.path(), "127.21.0.1", 1, &[]);
     let nic = |mac: &str, ip: &str| json!({"nics": [{"mac": mac, "ip": ip, "primary": true}]});
+    let (ip1, ip2, ip3) = (IP1, IP2, IP3);
     import(
         &api,
         &dir,
         json!([
-            {"name": "n1", "mgt": "ipmi", "arch": "x86_64", "netboot": "ipxe", "nics_info": nic(MAC1, "192.0.2.21"),
+            {"name": "n1", "mgt": "ipmi", "arch": "x86_64", "netboot": "ipxe", "nics_info": nic(MAC1, ip1),
              "control_info": {"bmc_address": "127.21.0.1", "bmc_port": sim.port, "bmc_username": "admin", "bmc_password": "secret",
                               "install_args": "console=ttyS0,115200"}},
-            {"name": "n2", "mgt": "fake", "netboot": "grub2", "nics_info": nic(MAC2, "192.0.2.22"),
+            {"name": "n2", "mgt": "fake", "netboot": "grub2", "nics_info": nic(MAC2, ip2),
              "control_info": {"install_disk": "/dev/vda", "install_packages": "vim tmux"}},
-            {"name": "n3", "netboot": "pxe", "nics_info": nic(MAC3, "192.0.2.23")},
-            {"name": "p1", "mgt": "fake", "arch": "ppc64le", "nics_info": nic("02:00:5e:00:07:04", "192.0.2.24")},
+            {"name": "n3", "netboot": "pxe", "nics_info": nic(MAC3, ip3)},
+            {"name": "p1", "mgt": "fake", "arch": "ppc64le", "nics_info": nic("02:00:5e:00:07:04", "127.0.2.24")},
             {"name": "bare", "mgt": "fake"},
         ]),
     );
@@ -240,11 +268,17 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
         .unwrap()
         .to_string();
     assert_eq!(seed, format!("{boot}/autoinst/n1/"));
-    let user_data = get(&format!("{seed}user-data"));
+    // Answer files (root hash, token) go to the node's address alone.
+    for other in ["127.0.0.1", IP2] {
+        let (code, body) = curl_from(other, &[&format!("{seed}user-data")]);
+        assert_eq!(code, 403, "n1's answers from {other}: {body}");
+        assert!(!body.contains("#cloud-config"), "{body}");
+    }
+    let user_data = get_from(IP1, &format!("{seed}user-data"));
     assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
     assert!(user_data.contains(&format!("macaddress: \"{MAC1}\"")));
-    assert!(get(&format!("{seed}meta-data")).contains("local-hostname: n1"));
-    let (code, _) = curl(&[&format!("{seed}vendor-data")]);
+    assert!(get_from(IP1, &format!("{seed}meta-data")).contains("local-hostname: n1"));
+    let (code, _) = curl_from(IP1, &[&format!("{seed}vendor-data")]);
     assert_eq!(code, 200);
     // The root password is SHA-512 crypt of `cluster` (checked by openssl).
     let crypted = user_data
@@ -267,13 +301,13 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
         arg(&script2, "inst.repo"),
         format!("{}/install/rocky9.3-x86_64/", api.url)
     );
-    let ks = get(ks_url);
+    let ks = get_from(IP2, ks_url);
     assert!(ks.contains("ignoredisk --only-use=vda"), "{ks}");
     assert!(ks.contains("\nvim\ntmux\n"), "{ks}");
     assert!(ks.contains(&format!("network --bootproto=dhcp --device={MAC2}")));
     // n3: preseed pointing at the tree on the API host.
     let script3 = get(&format!("{boot}/ipxe/{}", MAC3.replace(':', "-")));
-    let preseed = get(arg(&script3, "url"));
+    let preseed = get_from(IP3, arg(&script3, "url"));
     let api_host = api.url.trim_start_matches("http://");
     assert!(
         preseed.contains(&format!("d-i mirror/http/hostname string {api_host}\n")),
@@ -282,14 +316,31 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
     assert!(preseed.contains("d-i mirror/http/directory string /install/debian12.5.0-x86_64\n"));
     let token3 = arg(&script3, "xcat3.token").to_string();
 
-    // Callbacks: missing, wrong, and another node's token are refused.
-    let (code, body) = callback(&api, "n1", "{}");
+    // Callbacks: missing, wrong, and another node's token are refused,
+    // and so is n1's own token from anywhere but n1's address; every
+    // refusal reads the same (nothing to learn about nodes or states).
+    let (code, body) = callback(&api, IP1, "n1", "{}");
     assert_eq!(code, 401, "{body}");
-    let (code, body) = callback(&api, "n1", r#"{"token":"0000"}"#);
-    assert_eq!(code, 403, "{body}");
-    assert!(body.contains("n1: token: refused"), "{body}");
-    let (code, _) = callback(&api, "n1", &json!({ "token": token3 }).to_string());
+    let (code, refused) = callback(&api, IP1, "n1", r#"{"token":"0000"}"#);
+    assert_eq!(code, 403, "{refused}");
+    assert!(refused.contains("install callback refused"), "{refused}");
+    let (code, _) = callback(&api, IP1, "n1", &json!({ "token": token3 }).to_string());
     assert_eq!(code, 403, "n3's token does not deploy n1");
+    for other in ["127.0.0.1", IP3] {
+        let (code, body) = callback(&api, other, "n1", &json!({ "token": token1 }).to_string());
+        assert_eq!((code, &body), (403, &refused), "n1's token from {other}");
+    }
+    let (code, body) = callback(
+        &api,
+        IP1,
+        "nosuchnode",
+        &json!({ "token": token1 }).to_string(),
+    );
+    assert_eq!(
+        (code, &body),
+        (403, &refused),
+        "an unknown node reads the same"
+    );
     assert_eq!(state(&api, "n1")["state"], "deploying");
 
     // n2's installer runs its %post line as rendered: the node is deployed.
@@ -299,7 +350,9 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
         .and_then(|p| p.lines().nth(1))
         .expect("a %post command");
     assert!(post.starts_with("curl "), "{post}");
-    let run = Command::new("sh").arg("-c").arg(post).output().unwrap();
+    // From n2's address, as the installer would run it.
+    let post = post.replacen("curl ", &format!("curl --interface {IP2} "), 1);
+    let run = Command::new("sh").arg("-c").arg(&post).output().unwrap();
     assert!(
         run.status.success(),
         "{}",
@@ -309,20 +362,23 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
     // ... and boots from its disk from now on; its token is used up.
     let local = get(&format!("{boot}/ipxe/{}", MAC2.replace(':', "-")));
     assert!(local.contains("boots from its disk"), "{local}");
-    let (code, _) = curl(&[ks_url]);
+    let (code, _) = curl_from(IP2, &[ks_url]);
     assert_eq!(code, 404, "answer files go with the install entry");
-    let run = Command::new("sh").arg("-c").arg(post).output().unwrap();
+    let run = Command::new("sh").arg("-c").arg(&post).output().unwrap();
     assert!(!run.status.success(), "a reused token is refused");
     let token2 = arg(&script2, "xcat3.token");
-    let (code, body) = callback(&api, "n2", &json!({ "token": token2 }).to_string());
-    assert_eq!(code, 409, "{body}");
-    assert!(body.contains("not deploying"), "{body}");
+    let (code, body) = callback(&api, IP2, "n2", &json!({ "token": token2 }).to_string());
+    assert_eq!(
+        (code, &body),
+        (403, &refused),
+        "n2 is deployed: the same refusal"
+    );
 
-    // n1's own token works once.
-    let (code, body) = callback(&api, "n1", &json!({ "token": token1 }).to_string());
+    // n1's own token, from n1, works once.
+    let (code, body) = callback(&api, IP1, "n1", &json!({ "token": token1 }).to_string());
     assert_eq!((code, body.contains("deployed")), (200, true), "{body}");
-    let (code, _) = callback(&api, "n1", &json!({ "token": token1 }).to_string());
-    assert_eq!(code, 409);
+    let (code, _) = callback(&api, IP1, "n1", &json!({ "token": token1 }).to_string());
+    assert_eq!(code, 403);
 
     // deployed → deploying is refused; -d releases; then it may deploy.
     let again = node_results(
@@ -357,7 +413,7 @@ fn a_deploy_without_callback_times_out_and_boots_the_disk() {
     import(
         &api,
         &dir,
-        json!([{"name": "t1", "mgt": "fake", "nics_info": {"nics": [{"mac": MAC1, "ip": "192.0.2.31", "primary": true}]}}]),
+        json!([{"name": "t1", "mgt": "fake", "nics_info": {"nics": [{"mac": MAC1, "ip": "127.0.2.31", "primary": true}]}}]),
     );
     deploy_ok(&api, "t1", "rocky9.3-x86_64");
     let script_url = format!("http://127.0.0.1:{port}/ipxe/{}", MAC1.replace(':', "-"));
@@ -381,8 +437,13 @@ fn a_deploy_without_callback_times_out_and_boots_the_disk() {
     });
     // A late callback is refused; a failed deploy may be retried.
     let token = "whatever";
-    let (code, _) = callback(&api, "t1", &json!({ "token": token }).to_string());
-    assert_eq!(code, 409);
+    let (code, _) = callback(
+        &api,
+        "127.0.2.31",
+        "t1",
+        &json!({ "token": token }).to_string(),
+    );
+    assert_eq!(code, 403);
     deploy_ok(&api, "t1", "rocky9.3-x86_64");
     assert_eq!(state(&api, "t1")["state"], "deploying");
 }

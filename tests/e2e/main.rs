@@ -17,3 +17,4 @@ mod mariadb;
 mod netboot;
 mod operations;
 mod redfish;
+mod security;

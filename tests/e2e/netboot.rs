@@ -239,6 +239,25 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
             "{name}: {text}"
         );
     }
+    // The conductor's boot state (install tokens, root hashes) is not in
+    // the TFTP tree: the review fetched it with `tftp get`.
+    let state = fetched.join("boot-entries.json");
+    let out = net.client_run(&[
+        "tftp",
+        "-m",
+        "binary",
+        "192.0.2.1",
+        "-c",
+        "get",
+        "boot-entries.json",
+        state.to_str().unwrap(),
+    ]);
+    let got = std::fs::read(&state).unwrap_or_default();
+    assert!(
+        got.is_empty(),
+        "boot-entries.json served over TFTP: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let petitboot =
         String::from_utf8(tftp(&format!("pxelinux.cfg/01-{}", MAC6.replace(':', "-")))).unwrap();
     assert!(

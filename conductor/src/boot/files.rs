@@ -195,6 +195,16 @@ impl Tables {
     }
 }
 
+/// An answer file as one client may see it.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    File(Arc<str>),
+    /// No such file.
+    Missing,
+    /// The file exists, but the client is not the node's reserved address.
+    Refused,
+}
+
 /// The boot trees: static files on disk, per-node files in memory.
 #[derive(Clone)]
 pub struct BootFiles {
@@ -291,16 +301,16 @@ impl BootFiles {
         self.state_dir.join(STATE_FILE)
     }
 
-    /// An answer file (`autoinst/<node>/<file>`) for `client`: the text,
-    /// `Err(())` when the file exists but `client` is not the node's
-    /// reserved address, `Ok(None)` when there is no such file.
-    pub fn answer_file(&self, path: &str, client: IpAddr) -> Result<Option<Arc<str>>, ()> {
-        let t = self.tables.read().map_err(|_| ())?;
+    /// An answer file (`autoinst/<node>/<file>`) as `client` may see it.
+    pub fn answer_file(&self, path: &str, client: IpAddr) -> Answer {
+        let Ok(t) = self.tables.read() else {
+            return Answer::Missing;
+        };
         let Some(text) = t.http.get(path).cloned() else {
-            return Ok(None);
+            return Answer::Missing;
         };
         if !self.check_node_address {
-            return Ok(Some(text));
+            return Answer::File(text);
         }
         let node = path
             .strip_prefix("autoinst/")
@@ -308,7 +318,11 @@ impl BootFiles {
         let allowed = t.nodes.values().any(|n| {
             Some(n.name.as_str()) == node && n.ip.is_some_and(|ip| client == IpAddr::V4(ip))
         });
-        if allowed { Ok(Some(text)) } else { Err(()) }
+        if allowed {
+            Answer::File(text)
+        } else {
+            Answer::Refused
+        }
     }
 
     /// A per-node file served over TFTP, by path relative to the root.
@@ -482,21 +496,23 @@ mod tests {
         let own: IpAddr = "10.0.0.21".parse().unwrap();
         let other: IpAddr = "10.0.0.22".parse().unwrap();
         assert_eq!(
-            files.answer_file(path, own).unwrap().as_deref(),
-            Some("#cloud-config\n")
+            files.answer_file(path, own),
+            Answer::File("#cloud-config\n".into())
         );
-        assert!(files.answer_file(path, other).is_err());
-        assert!(
-            files
-                .answer_file(path, "127.0.0.1".parse().unwrap())
-                .is_err()
+        assert_eq!(files.answer_file(path, other), Answer::Refused);
+        assert_eq!(
+            files.answer_file(path, "127.0.0.1".parse().unwrap()),
+            Answer::Refused
         );
-        assert_eq!(files.answer_file("autoinst/n2/user-data", other), Ok(None));
+        assert_eq!(
+            files.answer_file("autoinst/n2/user-data", other),
+            Answer::Missing
+        );
         let open = BootFiles {
             check_node_address: false,
             ..files.clone()
         };
-        assert!(open.answer_file(path, other).unwrap().is_some());
+        assert!(matches!(open.answer_file(path, other), Answer::File(_)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -14,6 +14,7 @@ use axum::routing::get;
 use tower_http::services::ServeDir;
 
 use super::BootFiles;
+use super::files::Answer;
 
 async fn log_fetch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -46,9 +47,9 @@ async fn answer_file(
 ) -> Response {
     let path = uri.path().trim_start_matches('/');
     match files.answer_file(path, peer.ip()) {
-        Ok(Some(text)) => text_reply(&text),
-        Ok(None) => not_found(),
-        Err(()) => {
+        Answer::File(text) => text_reply(&text),
+        Answer::Missing => not_found(),
+        Answer::Refused => {
             tracing::warn!(%peer, path, "answer file refused: not the node's reserved address");
             (
                 StatusCode::FORBIDDEN,

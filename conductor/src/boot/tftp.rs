@@ -29,6 +29,15 @@ fn inside(path: &Path) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
+/// The contents of `path` if it is a regular file (links followed).
+async fn regular_file(path: &Path) -> Option<Vec<u8>> {
+    let meta = tokio::fs::metadata(path).await.ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    tokio::fs::read(path).await.ok()
+}
+
 impl Handler for BootHandler {
     type Reader = Cursor<Vec<u8>>;
     type Writer = futures_lite::io::Sink;
@@ -44,10 +53,11 @@ impl Handler for BootHandler {
         };
         let data = match self.files.tftp_file(&rel) {
             Some(text) => text.as_bytes().to_vec(),
-            // Boot binaries are at most a few MB.
-            None => match std::fs::read(self.root.join(&rel)) {
-                Ok(d) => d,
-                Err(_) => {
+            // Boot binaries are at most a few MB; regular files only (a
+            // FIFO would hang the read).
+            None => match regular_file(&self.root.join(&rel)).await {
+                Some(d) => d,
+                None => {
                     tracing::info!(%client, path = rel, "TFTP file not found");
                     return Err(packet::Error::FileNotFound);
                 }

@@ -1,0 +1,216 @@
+//! The security review's findings that need a real socket or a real
+//! medium, against the release-shaped binary: slow and many clients, a
+//! hostile ISO, an upload cut off mid-way. (Router-level findings are in
+//! api/tests/api.rs and api/tests/bounds.rs; libvirt URIs, Redfish paths,
+//! answer-file values and the boot state have unit tests beside the code;
+//! the callback and answer files from the node's address are in deploy.rs.)
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+use xcat3_tests::{Api, TempDir, make_iso_of, wait_until};
+
+fn api_addr(api: &Api) -> SocketAddr {
+    api.url.trim_start_matches("http://").parse().unwrap()
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.bind(&SocketAddr::new(from.parse().unwrap(), 0).into())?;
+    s.connect(&to.into())?;
+    Ok(s.into())
+}
+
+/// `GET /healthz` with curl, giving up after `secs`: the status.
+fn healthz(api: &Api, secs: u64) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time"])
+        .arg(secs.to_string())
+        .arg(format!("{}/healthz", api.url))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Lets this test process hold a few thousand sockets.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+}
+
+/// True once the server closed `s` (EOF or reset), waiting up to `secs`.
+fn closed_by_server(s: &mut TcpStream, secs: u64) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // A 408 or similar before the close is fine; keep reading.
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Finding 6: 1,100 half-sent requests made `/healthz` time out for as
+/// long as they stayed open. Now: they are cut at the header timeout, one
+/// address cannot take more than its share, and `/healthz` answers
+/// throughout.
+#[test]
+fn slow_and_many_clients_cannot_hold_the_api() {
+    let dir = TempDir::new("slowloris");
+    let api = Api::standalone_with(
+        &dir.path().join("data"),
+        &[
+            ("XCAT3_API_HEADER_TIMEOUT", "3"),
+            ("XCAT3_API_MAX_CONNECTIONS_PER_IP", "150"),
+        ],
+    );
+    // Raised for this process only after the API started: the API gets
+    // the usual soft limit (1,024) and must cope with it itself.
+    raise_fd_limit();
+    let to = api_addr(&api);
+    // 1,100 half-sent requests from ten addresses (110 each).
+    let mut slow = Vec::new();
+    for i in 0..1100 {
+        let mut s = connect_from(&format!("127.0.5.{}", i % 10 + 1), to).expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .unwrap();
+        slow.push(s);
+    }
+    assert_eq!(
+        healthz(&api, 10),
+        "200",
+        "/healthz with 1,100 half-sent requests open"
+    );
+    // One address past its share: the extra connections are closed at once.
+    let mut greedy = Vec::new();
+    for _ in 0..200 {
+        greedy.push(connect_from("127.0.6.1", to).expect("connect"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = greedy
+        .iter_mut()
+        .map(|s| {
+            s.set_nonblocking(true).unwrap();
+            !matches!(s.read(&mut [0u8; 64]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .filter(|closed| *closed)
+        .count();
+    assert_eq!(
+        refused, 50,
+        "connections from one address closed at accept (cap 150 of 200)"
+    );
+    assert_eq!(healthz(&api, 10), "200");
+    // The half-sent requests are cut once the header timeout passes.
+    let cut = slow
+        .iter_mut()
+        .take(20)
+        .map(|s| closed_by_server(s, 15))
+        .filter(|closed| *closed)
+        .count();
+    assert_eq!(
+        cut, 20,
+        "half-sent requests are disconnected after the header timeout"
+    );
+    assert_eq!(healthz(&api, 10), "200");
+}
+
+/// Finding 5: an ISO carrying FIFOs (one named like the manifest) and a
+/// link out of the tree. copycds imports it without hanging, keeps none of
+/// them, and `/install/` serves only regular files.
+#[test]
+fn a_hostile_iso_publishes_no_special_files() {
+    let dir = TempDir::new("hostile-iso");
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(root.join("images/pxeboot")).unwrap();
+    std::fs::write(
+        root.join(".treeinfo"),
+        "[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("images/pxeboot/vmlinuz"), vec![1u8; 4096]).unwrap();
+    std::fs::write(root.join("images/pxeboot/initrd.img"), vec![2u8; 4096]).unwrap();
+    for fifo in [".xcat3-image.json", "images/pipe"] {
+        let p = root.join(fifo);
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    }
+    std::os::unix::fs::symlink("/etc/shadow", root.join("shadow")).unwrap();
+    let iso = make_iso_of(dir.path(), "hostile", &root);
+    let api = Api::standalone(&dir.path().join("data"));
+    let out = api.xcat3(&["copycds", iso.to_str().unwrap()]).ok();
+    assert!(out.contains("rocky9.3-x86_64"), "{out}");
+    let tree = dir.path().join("data/install/rocky9.3-x86_64");
+    let manifest = std::fs::symlink_metadata(tree.join(".xcat3-image.json")).unwrap();
+    assert!(manifest.is_file(), "the manifest is a regular file");
+    assert!(
+        !tree.join("images/pipe").exists()
+            && std::fs::symlink_metadata(tree.join("images/pipe")).is_err()
+    );
+    assert!(std::fs::symlink_metadata(tree.join("shadow")).is_err());
+    for path in ["images/pipe", "shadow"] {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .arg(format!("{}/install/rocky9.3-x86_64/{path}", api.url))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "404", "{path}");
+    }
+    assert_eq!(healthz(&api, 10), "200");
+}
+
+/// Finding 13: a client that goes away in the middle of an upload leaves
+/// no file behind.
+#[test]
+fn an_interrupted_upload_leaves_nothing() {
+    let dir = TempDir::new("cut-upload");
+    let api = Api::standalone(&dir.path().join("data"));
+    let incoming = dir.path().join("data/install/.incoming");
+    let mut s = TcpStream::connect(api_addr(&api)).unwrap();
+    s.write_all(
+        b"POST /v1/osimages?filename=big.iso HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 104857600\r\n\r\n",
+    )
+    .unwrap();
+    s.write_all(&vec![0u8; 4 * 1024 * 1024]).unwrap();
+    wait_until(20, "the upload to start", || {
+        std::fs::read_dir(&incoming)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|_| ())
+    });
+    drop(s);
+    wait_until(20, "the partial upload to be removed", || {
+        std::fs::read_dir(&incoming)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+            .then_some(())
+    });
+}
