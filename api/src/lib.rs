@@ -10,7 +10,6 @@ pub mod copycds;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
-pub mod listener;
 pub mod openapi;
 pub mod routes;
 pub mod view;
@@ -221,6 +220,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let cfg = state.config.api.clone();
-    listener::serve(listener, app(state), &cfg, shutdown).await
+    let limits = xcat3_conductor::listener::Limits::of_api(&state.config.api);
+    xcat3_conductor::listener::serve(listener, app(state), limits, shutdown).await
 }

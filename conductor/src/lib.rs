@@ -13,6 +13,7 @@ pub mod answers;
 pub mod boot;
 pub mod drivers;
 pub mod images;
+pub mod listener;
 pub mod membership;
 pub mod provision;
 pub mod runner;

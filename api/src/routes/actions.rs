@@ -259,7 +259,7 @@ fn callback_refused() -> ApiError {
 /// The address a callback comes from: the connection's peer, or, when the
 /// peer is one of `[api] trusted_proxies`, the last `X-Forwarded-For` hop.
 fn callback_client(st: &AppState, parts: &axum::http::request::Parts) -> Option<IpAddr> {
-    let peer = crate::listener::peer(&parts.extensions)?.ip();
+    let peer = xcat3_conductor::listener::peer(&parts.extensions)?.ip();
     let trusted = st
         .config
         .api

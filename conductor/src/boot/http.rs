@@ -84,9 +84,12 @@ pub async fn serve(listen: SocketAddr, files: BootFiles) -> anyhow::Result<()> {
         .layer(middleware::from_fn(log_fetch));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, root = %root.display(), "HTTP serving boot files");
-    axum::serve(
+    // The provisioning network is hostile: timeouts and connection caps.
+    crate::listener::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        crate::listener::Limits::BOOT,
+        std::future::pending(),
     )
     .await?;
     Ok(())

@@ -1,19 +1,22 @@
-//! Accepting connections with limits, so slow or many clients cannot hold
-//! the API: `axum::serve` has no header-read timer and no connection cap,
+//! Accepting HTTP connections with limits, so slow or many clients cannot
+//! hold a server: `axum::serve` has no header-read timer and no connection cap,
 //! and 1,100 half-sent requests made `/healthz` time out for as long as
 //! they stayed open (the process ran out of file descriptors).
 //!
 //! Here every connection gets:
-//! - a header-read timeout (`[api] header_timeout`): the whole request
-//!   head, and the wait for the next one on a kept-alive connection;
-//! - a body timeout between chunks (`[api] body_timeout`, in `app`);
-//! - a place under a global cap (`[api] max_connections`, lowered to fit the
-//!   process's file-descriptor limit) and a per-address cap
-//!   (`[api] max_connections_per_ip`); a connection over a cap is closed at
-//!   once, so one client cannot take every place.
+//! - a header-read timeout: the whole request head, and the wait for the
+//!   next one on a kept-alive connection;
+//! - a place under a global cap (lowered to fit the process's
+//!   file-descriptor limit) and a per-address cap; a connection over a cap
+//!   is closed at once, so one client cannot take every place.
 //!
-//! Production deployments still put a TLS reverse proxy in front
-//! (SECURITY.md); these limits keep the API alive when they do not.
+//! Production deployments still put a TLS reverse proxy in front of the
+//! API (SECURITY.md); these limits keep it alive when they do not. The
+//! conductor's boot HTTP server faces the provisioning network, which is
+//! hostile by design (DESIGN §8), so it is served the same way.
+//!
+//! It lives in the conductor crate because both servers can reach it here
+//! (the API depends on the conductor for standalone mode).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,6 +32,33 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 use xcat3_common::config::ApiConfig;
+
+/// What one server accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub header_timeout: Duration,
+}
+
+impl Limits {
+    /// The API's, from `[api]`.
+    pub fn of_api(cfg: &ApiConfig) -> Limits {
+        Limits {
+            max_connections: cfg.max_connections,
+            max_connections_per_ip: cfg.max_connections_per_ip,
+            header_timeout: Duration::from_secs(cfg.header_timeout.max(1)),
+        }
+    }
+
+    /// A conductor's boot HTTP server: nodes fetch a script, a kernel and
+    /// an initrd each, from their own addresses.
+    pub const BOOT: Limits = Limits {
+        max_connections: 4096,
+        max_connections_per_ip: 64,
+        header_timeout: Duration::from_secs(10),
+    };
+}
 
 /// File descriptors kept free for the database pool, the bus, install
 /// files being served and logs.
@@ -104,18 +134,16 @@ fn raise_fd_limit() -> u64 {
 
 /// The global connection cap: the configured one, lowered to what the
 /// file-descriptor limit allows.
-fn connection_cap(cfg: &ApiConfig) -> usize {
+fn connection_cap(wanted: usize) -> usize {
     let fds = raise_fd_limit();
     let fit = fds.saturating_sub(RESERVED_FDS).max(16);
-    let cap = cfg
-        .max_connections
-        .min(usize::try_from(fit).unwrap_or(usize::MAX));
-    if cap < cfg.max_connections {
+    let cap = wanted.min(usize::try_from(fit).unwrap_or(usize::MAX));
+    if cap < wanted {
         tracing::warn!(
-            configured = cfg.max_connections,
+            configured = wanted,
             cap,
             fds,
-            "[api] max_connections lowered to fit the file-descriptor limit"
+            "max_connections lowered to fit the file-descriptor limit"
         );
     }
     cap
@@ -123,28 +151,28 @@ fn connection_cap(cfg: &ApiConfig) -> usize {
 
 fn refused(why: &'static str) {
     xcat3_common::metrics::count(
-        "xcat3_api_connections_refused_total",
-        "Connections closed at accept because a limit was reached.",
+        "xcat3_http_connections_refused_total",
+        "HTTP connections closed at accept because a limit was reached.",
         &[("limit", why)],
         1,
     );
 }
 
-/// Serves `app` on `listener` with the limits above until `shutdown`
-/// completes; then stops accepting and waits for open requests to finish.
+/// Serves `app` on `listener` with `limits` until `shutdown` completes;
+/// then stops accepting and waits for open requests to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    cfg: &ApiConfig,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let global = Arc::new(Semaphore::new(connection_cap(cfg)));
+    let global = Arc::new(Semaphore::new(connection_cap(limits.max_connections)));
     let per_ip = Arc::new(PerIp::default());
-    let per_ip_limit = cfg.max_connections_per_ip.max(1);
+    let per_ip_limit = limits.max_connections_per_ip.max(1);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(cfg.header_timeout.max(1)));
+        .header_read_timeout(limits.header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
