@@ -77,11 +77,14 @@ fn closed_by_server(s: &mut TcpStream, secs: u64) -> bool {
 #[test]
 fn slow_and_many_clients_cannot_hold_the_api() {
     let dir = TempDir::new("slowloris");
+    let boot_port = xcat3_tests::free_tcp_port();
+    let boot_listen = format!("127.0.0.1:{boot_port}");
     let api = Api::standalone_with(
         &dir.path().join("data"),
         &[
             ("XCAT3_API_HEADER_TIMEOUT", "3"),
             ("XCAT3_API_MAX_CONNECTIONS_PER_IP", "150"),
+            ("XCAT3_BOOT_HTTP_LISTEN", &boot_listen),
         ],
     );
     // Raised for this process only after the API started: the API gets
@@ -132,6 +135,15 @@ fn slow_and_many_clients_cannot_hold_the_api() {
         "half-sent requests are disconnected after the header timeout"
     );
     assert_eq!(healthz(&api, 10), "200");
+    // The conductor's boot HTTP server faces the provisioning network:
+    // the same treatment (its header timeout is 10 s).
+    let mut boot = connect_from("127.0.5.1", boot_listen.parse().unwrap()).unwrap();
+    boot.write_all(b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert!(
+        closed_by_server(&mut boot, 30),
+        "boot HTTP keeps half-sent requests"
+    );
 }
 
 /// Finding 5: an ISO carrying FIFOs (one named like the manifest) and a
