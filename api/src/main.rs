@@ -185,6 +185,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.api.listen = listen;
     }
+    for p in &config.api.trusted_proxies {
+        p.parse::<std::net::IpAddr>()
+            .map_err(|_| anyhow::anyhow!("[api] trusted_proxies: `{p}` is not an IP address"))?;
+    }
     let db = Db::connect(&config.database.url).await.with_context(|| {
         format!(
             "connecting to the database ({})",

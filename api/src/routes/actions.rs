@@ -4,7 +4,7 @@
 //! arrive.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::Router;
@@ -257,26 +257,28 @@ fn callback_refused() -> ApiError {
 }
 
 /// The address a callback comes from: the connection's peer, or, when the
-/// peer is one of `[api] trusted_proxies`, the last `X-Forwarded-For` hop.
-fn callback_client(st: &AppState, parts: &axum::http::request::Parts) -> Option<IpAddr> {
-    let peer = xcat3_conductor::listener::peer(&parts.extensions)?.ip();
-    let trusted = st
-        .config
-        .api
-        .trusted_proxies
+/// peer is one of `trusted_proxies`, the last `X-Forwarded-For` hop (the
+/// one the proxy added). IPv4-mapped IPv6 addresses compare as IPv4.
+fn client_address(
+    peer: Option<SocketAddr>,
+    trusted_proxies: &[String],
+    headers: &axum::http::HeaderMap,
+) -> Option<IpAddr> {
+    let peer = peer?.ip().to_canonical();
+    let trusted = trusted_proxies
         .iter()
-        .any(|p| p.parse::<IpAddr>().is_ok_and(|p| p == peer));
+        .any(|p| p.parse::<IpAddr>().is_ok_and(|p| p.to_canonical() == peer));
     if !trusted {
         return Some(peer);
     }
-    parts
-        .headers
+    headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .next_back()
-        .and_then(|ip| ip.trim().parse().ok())
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
 }
 
 /// `PUT /nodes/provision/callback?name=N` with `{"token": "..."}`: the
@@ -295,7 +297,11 @@ async fn callback(
     req: axum::extract::Request,
 ) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
-    let client = callback_client(&st, &parts);
+    let client = client_address(
+        xcat3_conductor::listener::peer(&parts.extensions),
+        &st.config.api.trusted_proxies,
+        &parts.headers,
+    );
     let body = crate::extract::read_json(axum::extract::Request::from_parts(parts, body))
         .await?
         .unwrap_or(Value::Null);
@@ -399,4 +405,39 @@ async fn ring(
         out["missing"] = json!(noderange::fold(&missing));
     }
     Ok(Json(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_address_is_the_peer_unless_a_trusted_proxy_says_otherwise() {
+        let mut h = axum::http::HeaderMap::new();
+        h.append("x-forwarded-for", "10.9.9.9, 10.0.0.21".parse().unwrap());
+        let peer = |a: &str| Some(a.parse::<SocketAddr>().unwrap());
+        let ip = |a: &str| Some(a.parse::<IpAddr>().unwrap());
+        let proxies = ["127.0.0.1".to_string()];
+        // A trusted proxy: the hop it added (the last), not what the
+        // client claimed before it.
+        assert_eq!(
+            client_address(peer("127.0.0.1:5000"), &proxies, &h),
+            ip("10.0.0.21")
+        );
+        // Anyone else: its own address, whatever it claims.
+        assert_eq!(
+            client_address(peer("10.0.0.66:5000"), &proxies, &h),
+            ip("10.0.0.66")
+        );
+        assert_eq!(
+            client_address(peer("[::ffff:10.0.0.21]:5000"), &[], &h),
+            ip("10.0.0.21")
+        );
+        assert_eq!(client_address(None, &proxies, &h), None);
+        let empty = axum::http::HeaderMap::new();
+        assert_eq!(
+            client_address(peer("127.0.0.1:5000"), &proxies, &empty),
+            None
+        );
+    }
 }

@@ -316,7 +316,9 @@ impl BootFiles {
             .strip_prefix("autoinst/")
             .and_then(|r| r.split('/').next());
         let allowed = t.nodes.values().any(|n| {
-            Some(n.name.as_str()) == node && n.ip.is_some_and(|ip| client == IpAddr::V4(ip))
+            Some(n.name.as_str()) == node
+                && n.ip
+                    .is_some_and(|ip| client.to_canonical() == IpAddr::V4(ip))
         });
         if allowed {
             Answer::File(text)
