@@ -199,13 +199,40 @@ fn a_hostile_iso_publishes_no_special_files() {
     assert_eq!(healthz(&api, 10), "200");
 }
 
-/// Finding 13: a client that goes away in the middle of an upload leaves
-/// no file behind.
+/// Finding 13: a client that goes away in the middle of an upload, or
+/// while its ISO is being unpacked, leaves no file, directory or `bsdtar`
+/// behind.
 #[test]
-fn an_interrupted_upload_leaves_nothing() {
+fn an_interrupted_import_leaves_nothing() {
     let dir = TempDir::new("cut-upload");
     let api = Api::standalone(&dir.path().join("data"));
-    let incoming = dir.path().join("data/install/.incoming");
+    let install = dir.path().join("data/install");
+    let incoming = install.join(".incoming");
+    let leftovers = || -> Vec<String> {
+        let mut found: Vec<String> = std::fs::read_dir(&incoming)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().display().to_string())
+            .collect();
+        found.extend(
+            std::fs::read_dir(&install)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+                .map(|e| e.path().display().to_string()),
+        );
+        found
+    };
+    let bsdtar_running = || {
+        Command::new("pgrep")
+            .args(["-f", &format!("bsdtar -xf {}", incoming.display())])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+
+    // Cut mid-upload.
     let mut s = TcpStream::connect(api_addr(&api)).unwrap();
     s.write_all(
         b"POST /v1/osimages?filename=big.iso HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 104857600\r\n\r\n",
@@ -213,16 +240,55 @@ fn an_interrupted_upload_leaves_nothing() {
     .unwrap();
     s.write_all(&vec![0u8; 4 * 1024 * 1024]).unwrap();
     wait_until(20, "the upload to start", || {
-        std::fs::read_dir(&incoming)
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|_| ())
+        (!leftovers().is_empty()).then_some(())
     });
     drop(s);
     wait_until(20, "the partial upload to be removed", || {
-        std::fs::read_dir(&incoming)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(true)
+        leftovers().is_empty().then_some(())
+    });
+
+    // Cut while the ISO is being unpacked: a medium big enough that
+    // bsdtar runs for a while.
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(root.join("images/pxeboot")).unwrap();
+    std::fs::write(
+        root.join(".treeinfo"),
+        "[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("images/pxeboot/vmlinuz"), vec![1u8; 4096]).unwrap();
+    std::fs::write(root.join("images/pxeboot/initrd.img"), vec![2u8; 4096]).unwrap();
+    for i in 0..6 {
+        let bulk: Vec<u8> = (0..64 * 1024 * 1024u32)
+            .map(|b| (b * 7 + i) as u8)
+            .collect();
+        std::fs::write(root.join(format!("Packages-{i}.bin")), bulk).unwrap();
+    }
+    let iso = make_iso_of(dir.path(), "big", &root);
+    let bytes = std::fs::read(&iso).unwrap();
+    let mut s = TcpStream::connect(api_addr(&api)).unwrap();
+    write!(
+        s,
+        "POST /v1/osimages?filename=big.iso HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .unwrap();
+    s.write_all(&bytes).unwrap();
+    wait_until(60, "bsdtar to unpack the ISO", || {
+        std::fs::read_dir(&install)
+            .ok()?
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
             .then_some(())
     });
+    drop(s);
+    wait_until(
+        30,
+        "the upload, the half-unpacked tree and bsdtar to go",
+        || (leftovers().is_empty() && !bsdtar_running()).then_some(()),
+    );
+    assert!(
+        !install.join("rocky9.3-x86_64").exists(),
+        "no osimage from a cut request"
+    );
 }

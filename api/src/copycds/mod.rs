@@ -154,10 +154,19 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let Some(path) = self.0.take() else { return };
         let remove = move || {
-            if path.is_dir() {
-                remove_tree(&path);
-            } else {
-                let _ = std::fs::remove_file(&path);
+            // A bsdtar killed in the same drop may still be writing into
+            // the tree for a moment: try again briefly.
+            for attempt in 0..20 {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                match std::fs::symlink_metadata(&path) {
+                    Err(_) => return,
+                    Ok(m) if m.is_dir() => remove_tree(&path),
+                    Ok(_) => {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
             }
         };
         // A tree can take a while: off the async workers when we can.
