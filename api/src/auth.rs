@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -140,10 +141,12 @@ type Seen = (String, [u8; 32]);
 const HASHING_AT_ONCE: usize = 2;
 /// How long a request waits for a turn at argon2 before it gets a 503.
 const HASHING_WAIT: Duration = Duration::from_secs(5);
-/// Wrong secrets per token id per window before argon2 is not even tried.
+/// Wrong secrets per token id and client address per window before argon2
+/// is not even tried for them. Per address, so an attacker locks out only
+/// itself, not the token's owner calling from elsewhere.
 const FAILURES_PER_WINDOW: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Token ids whose failures are remembered (the table is emptied of
+/// (token id, address) pairs whose failures are remembered (the table is emptied of
 /// expired windows, then cleared, past this).
 const FAILURE_IDS: usize = 10_000;
 
@@ -195,7 +198,11 @@ impl Default for Verified {
 impl Verified {
     /// Whether `secret` matches `row`'s hash: a remembered answer when
     /// there is one, else argon2 under the bounds above.
-    async fn check(&self, row: &TokenRow, secret: &str) -> Check {
+    async fn check(&self, row: &TokenRow, secret: &str, client: Option<IpAddr>) -> Check {
+        let key = match client {
+            Some(ip) => format!("{}@{}", row.id, ip.to_canonical()),
+            None => row.id.clone(),
+        };
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         {
             let seen = self.0.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -211,9 +218,9 @@ impl Verified {
         }
         {
             let mut failures = self.0.failures.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(f) = failures.get(&row.id) {
+            if let Some(f) = failures.get(&key) {
                 if f.hash != row.secret_hash || f.since.elapsed() > FAILURE_WINDOW {
-                    failures.remove(&row.id);
+                    failures.remove(&key);
                 } else if f.digests.contains(&digest) {
                     return Check::Wrong;
                 } else if f.count >= FAILURES_PER_WINDOW {
@@ -247,7 +254,7 @@ impl Verified {
                 failures.clear();
             }
         }
-        let f = failures.entry(row.id.clone()).or_insert_with(|| Failures {
+        let f = failures.entry(key).or_insert_with(|| Failures {
             hash: row.secret_hash.clone(),
             since: Instant::now(),
             count: 0,
@@ -320,7 +327,8 @@ pub async fn authenticate(
     if row.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
         return unauthorized("the token has expired");
     }
-    match st.verified.check(&row, secret).await {
+    let client = xcat3_conductor::listener::peer(req.extensions()).map(|a| a.ip());
+    match st.verified.check(&row, secret, client).await {
         Check::Valid => {}
         Check::Wrong => {
             tracing::warn!(token = %row.name, "a token with a wrong secret was refused");
@@ -330,7 +338,7 @@ pub async fn authenticate(
             tracing::warn!(token = %row.name, "wrong secrets for this token id: refused without checking");
             let mut resp = ApiError::with_status(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too many wrong secrets for this token lately; retry in a minute",
+                "too many wrong secrets for this token from this address lately; retry in a minute",
             )
             .into_response();
             resp.headers_mut()
@@ -405,22 +413,32 @@ mod tests {
         let (row, text) = new_token("fresh", Role::Reader, None).unwrap();
         let (_, secret) = split_token(&text).unwrap();
         let v = Verified::default();
+        let attacker = Some("10.0.0.66".parse().unwrap());
         for i in 0..FAILURES_PER_WINDOW {
-            assert_eq!(v.check(&row, &format!("wrong{i}")).await, Check::Wrong);
+            assert_eq!(
+                v.check(&row, &format!("wrong{i}"), attacker).await,
+                Check::Wrong
+            );
         }
         // The same wrong secret again: remembered, not re-hashed or counted.
-        assert_eq!(v.check(&row, "wrong0").await, Check::Wrong);
+        assert_eq!(v.check(&row, "wrong0", attacker).await, Check::Wrong);
         // A new one past the limit: refused before argon2.
-        assert_eq!(v.check(&row, "wrong-new").await, Check::Limited);
-        assert_eq!(v.check(&row, secret).await, Check::Limited);
+        assert_eq!(v.check(&row, "wrong-new", attacker).await, Check::Limited);
+        assert_eq!(v.check(&row, secret, attacker).await, Check::Limited);
         {
             let f = v.0.failures.lock().unwrap();
-            assert_eq!(f[&row.id].count, FAILURES_PER_WINDOW);
+            assert_eq!(
+                f[&format!("{}@10.0.0.66", row.id)].count,
+                FAILURES_PER_WINDOW
+            );
         }
-        // Other tokens are not affected.
+        // The owner, calling from elsewhere, is not locked out; nor are
+        // other tokens.
+        let owner = Some("10.0.0.5".parse().unwrap());
+        assert_eq!(v.check(&row, secret, owner).await, Check::Valid);
         let (other, other_text) = new_token("other", Role::Reader, None).unwrap();
         let (_, other_secret) = split_token(&other_text).unwrap();
-        assert_eq!(v.check(&other, other_secret).await, Check::Valid);
+        assert_eq!(v.check(&other, other_secret, attacker).await, Check::Valid);
         // At most HASHING_AT_ONCE argon2 runs at once, whatever the load.
         assert_eq!(v.0.hashing.available_permits(), HASHING_AT_ONCE);
     }
@@ -433,17 +451,17 @@ mod tests {
         assert!(row.secret_hash.starts_with("$argon2id$"));
         assert!(!row.secret_hash.contains(secret));
         let v = Verified::default();
-        assert_eq!(v.check(&row, secret).await, Check::Valid);
+        assert_eq!(v.check(&row, secret, None).await, Check::Valid);
         // Remembered now; a wrong secret is still refused.
-        assert_eq!(v.check(&row, secret).await, Check::Valid);
-        assert_eq!(v.check(&row, "0000").await, Check::Wrong);
+        assert_eq!(v.check(&row, secret, None).await, Check::Valid);
+        assert_eq!(v.check(&row, "0000", None).await, Check::Wrong);
         // A row re-made under the same id is checked against its own hash.
         let (other, _) = new_token("ops", Role::Operator, None).unwrap();
         let replaced = TokenRow {
             id: row.id.clone(),
             ..other
         };
-        assert_eq!(v.check(&replaced, secret).await, Check::Wrong);
+        assert_eq!(v.check(&replaced, secret, None).await, Check::Wrong);
         assert_eq!(split_token("xc3__x"), None);
         assert_eq!(split_token("Bearer"), None);
     }
