@@ -150,10 +150,12 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// expired windows, then cleared, past this).
 const FAILURE_IDS: usize = 10_000;
 
-/// Recent wrong secrets under one token id (against one hash).
+/// Recent attempts that were not (yet) a valid secret, under one token id
+/// from one address (against one hash).
 struct Failures {
     hash: String,
     since: Instant,
+    /// Argon2 runs started in this window.
     count: u32,
     /// SHA-256 of wrong secrets seen in this window: the same wrong secret
     /// again costs a digest, not an argon2 run.
@@ -216,17 +218,35 @@ impl Verified {
                 };
             }
         }
+        // Count the attempt before hashing, so concurrent wrong secrets
+        // cannot all slip past the limit while the first ones are hashed.
         {
             let mut failures = self.0.failures.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(f) = failures.get(&key) {
-                if f.hash != row.secret_hash || f.since.elapsed() > FAILURE_WINDOW {
-                    failures.remove(&key);
-                } else if f.digests.contains(&digest) {
-                    return Check::Wrong;
-                } else if f.count >= FAILURES_PER_WINDOW {
-                    return Check::Limited;
+            if failures
+                .get(&key)
+                .is_some_and(|f| f.hash != row.secret_hash || f.since.elapsed() > FAILURE_WINDOW)
+            {
+                failures.remove(&key);
+            }
+            if failures.len() >= FAILURE_IDS {
+                failures.retain(|_, f| f.since.elapsed() <= FAILURE_WINDOW);
+                if failures.len() >= FAILURE_IDS {
+                    failures.clear();
                 }
             }
+            let f = failures.entry(key.clone()).or_insert_with(|| Failures {
+                hash: row.secret_hash.clone(),
+                since: Instant::now(),
+                count: 0,
+                digests: Vec::new(),
+            });
+            if f.digests.contains(&digest) {
+                return Check::Wrong;
+            }
+            if f.count >= FAILURES_PER_WINDOW {
+                return Check::Limited;
+            }
+            f.count += 1;
         }
         let Ok(Ok(_turn)) = tokio::time::timeout(HASHING_WAIT, self.0.hashing.acquire()).await
         else {
@@ -242,26 +262,17 @@ impl Verified {
         })
         .await
         .unwrap_or(false);
+        let mut failures = self.0.failures.lock().unwrap_or_else(|p| p.into_inner());
         if ok {
+            failures.remove(&key);
+            drop(failures);
             let mut seen = self.0.seen.lock().unwrap_or_else(|p| p.into_inner());
             seen.insert(row.id.clone(), (row.secret_hash.clone(), digest));
             return Check::Valid;
         }
-        let mut failures = self.0.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= FAILURE_IDS {
-            failures.retain(|_, f| f.since.elapsed() <= FAILURE_WINDOW);
-            if failures.len() >= FAILURE_IDS {
-                failures.clear();
-            }
-        }
-        let f = failures.entry(key).or_insert_with(|| Failures {
-            hash: row.secret_hash.clone(),
-            since: Instant::now(),
-            count: 0,
-            digests: Vec::new(),
-        });
-        f.count += 1;
-        if f.digests.len() < FAILURES_PER_WINDOW as usize {
+        if let Some(f) = failures.get_mut(&key)
+            && f.digests.len() < FAILURES_PER_WINDOW as usize
+        {
             f.digests.push(digest);
         }
         Check::Wrong

@@ -66,9 +66,35 @@ fn value_count(text: &[u8]) -> usize {
     n
 }
 
+/// MiB of JSON bodies held in memory at once, across all requests: a big
+/// body waits for room instead of adding to the total (eight 60 MB bodies
+/// at once would otherwise hold 480 MB before any check could refuse them).
+static BODY_MIB: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(128);
+
 /// Reads a request's JSON body with the checks above; `None` when empty.
 pub async fn read_json(req: Request) -> Result<Option<Value>, ApiError> {
     let declared = declares_json(req.headers());
+    // Room for the body: its declared length, or the most it may be.
+    let length = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mib = match length {
+        Some(n) if n <= BIG_BODY as u64 => 0,
+        Some(n) => n.div_ceil(1 << 20).min(128) as u32,
+        None => 64,
+    };
+    let _room = if mib > 0 {
+        Some(
+            BODY_MIB
+                .acquire_many(mib)
+                .await
+                .map_err(|_| ApiError::internal("body reading is shut down"))?,
+        )
+    } else {
+        None
+    };
     let bytes = Bytes::from_request(req, &()).await.map_err(|e| ApiError {
         status: e.status(),
         message: format!("request body: {}", e.body_text()),

@@ -150,6 +150,16 @@ fn spawn_history_pruning(db: Db, days: u64) {
 }
 
 fn main() -> ExitCode {
+    // Large blocks (argon2's 19 MiB, big request bodies) always from mmap
+    // and back to the OS when freed: glibc's adaptive threshold would keep
+    // each blocking thread's arena at its largest allocation (a burst of
+    // token checks left hundreds of MB resident).
+    // SAFETY: mallopt only adjusts allocator parameters, before any thread
+    // is started.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
     let args = Args::parse();
     xcat3_common::process::service_main("xcat3-api", run(args))
 }

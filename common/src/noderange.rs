@@ -34,20 +34,25 @@ const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 /// and the known names in natural order, fetched and sorted once for all
 /// of its regexes (sorting per regex made 2,000 regexes take seconds).
 struct Budget {
+    limit: usize,
     left: usize,
     sorted_names: Option<Vec<String>>,
 }
 
 impl Budget {
-    fn new() -> Budget {
+    fn new(limit: usize) -> Budget {
         Budget {
-            left: MAX_EXPANSION,
+            limit,
+            left: limit,
             sorted_names: None,
         }
     }
 
     fn take(&mut self, n: usize) -> Result<(), NodeRangeError> {
-        self.left = self.left.checked_sub(n).ok_or(NodeRangeError::TooLarge)?;
+        self.left = self
+            .left
+            .checked_sub(n)
+            .ok_or(NodeRangeError::TooLarge { limit: self.limit })?;
         Ok(())
     }
 
@@ -70,9 +75,9 @@ pub enum NodeRangeError {
     #[error("noderange `{atom}`: invalid regex: {reason}")]
     Regex { atom: String, reason: String },
     #[error(
-        "noderange is too large: its ranges, exclusions and regexes together exceed {MAX_EXPANSION} names"
+        "noderange is too large: its ranges, exclusions and regexes together exceed {limit} names"
     )]
-    TooLarge,
+    TooLarge { limit: usize },
 }
 
 /// Knows which names exist; used for regexes, groups and unknown-name reports.
@@ -106,11 +111,21 @@ impl Resolver for NoUniverse {
 
 /// Expands `range` into names, in first-seen order, without duplicates.
 pub fn expand(range: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeRangeError> {
+    expand_within(range, resolver, MAX_EXPANSION)
+}
+
+/// [`expand`] with a smaller work budget than [`MAX_EXPANSION`] (the API
+/// sizes it to the nodes one request may name).
+pub fn expand_within(
+    range: &str,
+    resolver: &dyn Resolver,
+    budget: usize,
+) -> Result<Vec<String>, NodeRangeError> {
     let range = range.trim();
     if range.is_empty() {
         return Err(NodeRangeError::Empty);
     }
-    let mut budget = Budget::new();
+    let mut budget = Budget::new(budget.min(MAX_EXPANSION));
     let mut include: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut exclude: HashSet<String> = HashSet::new();
@@ -125,8 +140,10 @@ pub fn expand(range: &str, resolver: &dyn Resolver) -> Result<Vec<String>, NodeR
             for name in expand_intersection(item, resolver, &mut budget)? {
                 if seen.insert(name.clone()) {
                     include.push(name);
-                    if include.len() > MAX_EXPANSION {
-                        return Err(NodeRangeError::TooLarge);
+                    if include.len() > budget.limit {
+                        return Err(NodeRangeError::TooLarge {
+                            limit: budget.limit,
+                        });
                     }
                 }
             }
@@ -245,9 +262,6 @@ fn parse_bracket(atom: &str, body: &str) -> Result<Vec<(u64, u64, usize)>, NodeR
         let (a, b) = (parse_u64(atom, lo)?, parse_u64(atom, hi)?);
         if a > b {
             return Err(syntax(format!("range {lo}-{hi} runs backwards")));
-        }
-        if (b - a) as usize >= MAX_EXPANSION {
-            return Err(NodeRangeError::TooLarge);
         }
         out.push((a, b, width));
     }
@@ -667,7 +681,9 @@ mod tests {
         }
         assert_eq!(
             expand("n[1-99999999]", &NoUniverse),
-            Err(NodeRangeError::TooLarge)
+            Err(NodeRangeError::TooLarge {
+                limit: MAX_EXPANSION
+            })
         );
     }
 
@@ -678,16 +694,25 @@ mod tests {
         let parts = ["1-999999"; 10].join(",");
         assert_eq!(
             expand(&format!("n[{parts}]"), &NoUniverse),
-            Err(NodeRangeError::TooLarge)
+            Err(NodeRangeError::TooLarge {
+                limit: MAX_EXPANSION
+            })
         );
         let mut range = "a[1-999999]".to_string();
         for _ in 0..10 {
             range.push_str(",-a[1-999999]");
         }
-        assert_eq!(expand(&range, &NoUniverse), Err(NodeRangeError::TooLarge));
+        assert_eq!(
+            expand(&range, &NoUniverse),
+            Err(NodeRangeError::TooLarge {
+                limit: MAX_EXPANSION
+            })
+        );
         assert_eq!(
             expand("n[1-999]@n[1-999999],m[1-999]@m[1-999999]", &NoUniverse),
-            Err(NodeRangeError::TooLarge)
+            Err(NodeRangeError::TooLarge {
+                limit: MAX_EXPANSION
+            })
         );
         struct Many(Vec<String>);
         impl Resolver for Many {
@@ -697,7 +722,12 @@ mod tests {
         }
         let universe = Many((0..5000).map(|i| format!("n{i}")).collect());
         let regexes = ["/n1"; 2000].join(",");
-        assert_eq!(expand(&regexes, &universe), Err(NodeRangeError::TooLarge));
+        assert_eq!(
+            expand(&regexes, &universe),
+            Err(NodeRangeError::TooLarge {
+                limit: MAX_EXPANSION
+            })
+        );
         // Within the budget, the same shapes still work.
         assert_eq!(expand("n[1-1000,1-1000]", &NoUniverse).unwrap().len(), 1000);
         assert_eq!(

@@ -101,15 +101,31 @@ impl Resolver for DbNames<'_> {
 /// few in parallel bound the whole API; the rest wait their turn.
 static EXPANSIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
+/// The work one request's noderange may cost: four times the nodes a
+/// request may name (room for exclusions and intersections), so a range
+/// that could never be served is refused before it is built.
+fn expansion_budget(st: &AppState) -> usize {
+    st.config
+        .api
+        .max_nodes_per_request
+        .saturating_mul(4)
+        .max(10_000)
+}
+
 /// Expands `range` against the stored names `known`, on a blocking thread
 /// so a large expansion never stalls the async workers serving others.
-pub async fn expand_range(range: &str, known: Arc<HashSet<String>>) -> ApiResult<Vec<String>> {
+pub async fn expand_range(
+    st: &AppState,
+    range: &str,
+    known: Arc<HashSet<String>>,
+) -> ApiResult<Vec<String>> {
     let _turn = EXPANSIONS
         .acquire()
         .await
         .map_err(|_| ApiError::internal("noderange expansion is shut down"))?;
     let range = range.to_string();
-    tokio::task::spawn_blocking(move || noderange::expand(&range, &DbNames(&known)))
+    let budget = expansion_budget(st);
+    tokio::task::spawn_blocking(move || noderange::expand_within(&range, &DbNames(&known), budget))
         .await
         .map_err(|e| ApiError::internal(format!("noderange expansion failed: {e}")))?
         .map_err(|e| ApiError::bad_request(e.to_string()))
@@ -136,7 +152,7 @@ pub async fn requested_names(
             } else {
                 HashSet::new()
             };
-            expand_range(range, Arc::new(names)).await?
+            expand_range(state, range, Arc::new(names)).await?
         }
         (None, Some(list)) => {
             let list = list

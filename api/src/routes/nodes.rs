@@ -78,7 +78,7 @@ async fn list(
     };
     // The names just listed serve the expansion too (no second load).
     let known: Arc<HashSet<String>> = Arc::new(all.into_iter().collect());
-    let wanted = expand_range(&range, known.clone()).await?;
+    let wanted = expand_range(&st, &range, known.clone()).await?;
     check_names(&st, &wanted)?;
     let (found, missing): (Vec<String>, Vec<String>) =
         wanted.into_iter().partition(|n| known.contains(n));
