@@ -292,3 +292,72 @@ fn an_interrupted_import_leaves_nothing() {
         "no osimage from a cut request"
     );
 }
+
+/// Finding 1 against the real libvirt client library: node records that
+/// predate the write-time check (put straight into the database) naming
+/// `qemu+ext:///system?command=PROG`, or smuggling `command=` through
+/// `ssh_username`. A reader's `power status` must not run PROG: the
+/// conductor connects only with the URI it rebuilt from checked parts.
+#[test]
+fn a_node_record_cannot_make_the_conductor_run_a_program() {
+    let dir = TempDir::new("libvirt-ext");
+    let api = Api::standalone(&dir.path().join("data"));
+    let marker = dir.path().join("ran");
+    let prog = dir.path().join("prog");
+    std::fs::write(&prog, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let nodes = dir.path().join("nodes.json");
+    std::fs::write(
+        &nodes,
+        serde_json::json!({"nodes": [
+            {"name": "ext1", "mgt": "kvm", "control_info": {"libvirt_uri": "qemu:///system"}},
+            {"name": "smuggle1", "mgt": "kvm", "control_info": {"ssh_address": "localhost"}},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    api.xcat3(&["import", nodes.to_str().unwrap()]).ok();
+    let evil = [
+        (
+            "ext1",
+            serde_json::json!({"libvirt_uri": format!("qemu+ext:///system?command={}", prog.display())}),
+        ),
+        (
+            "smuggle1",
+            serde_json::json!({"ssh_address": "localhost",
+                               "ssh_username": format!("root@x/system?command={}&x=", prog.display())}),
+        ),
+    ];
+    let db = dir.path().join("data/xcat3.db");
+    for (name, info) in evil {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+                 c.execute('UPDATE nodes SET control_info = ? WHERE name = ?', (sys.argv[2], sys.argv[3])); c.commit()",
+            ])
+            .arg(&db)
+            .arg(info.to_string())
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let r = xcat3_tests::node_results(&api.xcat3(&["power", "ext1,smuggle1", "status"]).stdout());
+    assert!(
+        !marker.exists(),
+        "a node record ran a program on the conductor: {r:?}"
+    );
+    assert!(
+        r["ext1"].starts_with("control_info.libvirt_uri: transport `ext`"),
+        "{r:?}"
+    );
+    assert!(
+        r["smuggle1"].starts_with("control_info.ssh_username:"),
+        "{r:?}"
+    );
+}
