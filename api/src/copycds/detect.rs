@@ -23,6 +23,53 @@ pub fn detect(
     files: &HashSet<String>,
     read: impl Fn(&str) -> Option<String>,
 ) -> Result<Detected, String> {
+    detect_any(files, read).and_then(plain)
+}
+
+/// What a medium says about itself reaches answer files (`{{version}}`),
+/// osimage names and paths: only plain words are taken, so an ISO cannot
+/// put shell into a kickstart or `..` into a path.
+fn plain(d: Detected) -> Result<Detected, String> {
+    let word = |what: &str, v: &str| {
+        let ok = !v.is_empty()
+            && v.len() <= 64
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "the medium's {what} `{v}` is not a plain word (letters, digits, . _ + -)"
+            ))
+        }
+    };
+    let path = |what: &str, p: &str| {
+        let ok = !p.is_empty()
+            && p.len() <= 255
+            && !p.split('/').any(|seg| seg.is_empty() || seg == "..")
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-/".contains(&b));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "the medium's {what} path `{p}` is not a plain relative path"
+            ))
+        }
+    };
+    word("version", &d.version)?;
+    word("arch", &d.arch)?;
+    word("distro", &d.distro)?;
+    word("flavor", &d.flavor)?;
+    path("kernel", &d.kernel)?;
+    path("initrd", &d.initrd)?;
+    Ok(d)
+}
+
+fn detect_any(
+    files: &HashSet<String>,
+    read: impl Fn(&str) -> Option<String>,
+) -> Result<Detected, String> {
     if files.contains(".treeinfo") || files.contains(".discinfo") {
         return redhat(files, &read);
     }
@@ -293,6 +340,7 @@ mod tests {
             ".treeinfo",
             "images/pxeboot/vmlinuz",
             "images/pxeboot/initrd.img",
+            "images/pxeboot/vm;linuz$(x)",
         ]);
         let productmd = "[header]\nversion = 1.2\n[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n[images-x86_64]\nkernel = images/pxeboot/vmlinuz\ninitrd = images/pxeboot/initrd.img\n";
         let d = detect(&files, |_| Some(productmd.into())).unwrap();
@@ -315,6 +363,31 @@ mod tests {
         let disc = "1479826305.123\nCentOS Linux 7.3\nx86_64\n1\n";
         let d = detect(&files, |p| (p == ".discinfo").then(|| disc.into())).unwrap();
         assert_eq!(d.name(), "centos7.3-x86_64");
+    }
+
+    /// A medium's words reach answer files and paths: shell or `..` in
+    /// them is refused (finding 11's class, through copycds).
+    #[test]
+    fn a_medium_cannot_put_shell_or_dotdot_into_what_it_names() {
+        let files = set(&[
+            ".treeinfo",
+            "images/pxeboot/vmlinuz",
+            "images/pxeboot/initrd.img",
+            "images/pxeboot/vm;linuz$(x)",
+        ]);
+        let ti = |version: &str, kernel: &str| {
+            format!(
+                "[release]\nname = Rocky Linux\nversion = {version}\n[tree]\narch = x86_64\n[images-x86_64]\nkernel = {kernel}\ninitrd = images/pxeboot/initrd.img\n"
+            )
+        };
+        let e = detect(&files, |_| {
+            Some(ti("9.3;$(reboot)", "images/pxeboot/vmlinuz"))
+        })
+        .unwrap_err();
+        assert!(e.contains("version"), "{e}");
+        let e = detect(&files, |_| Some(ti("9.3", "images/pxeboot/vm;linuz$(x)"))).unwrap_err();
+        assert!(e.contains("kernel path"), "{e}");
+        assert!(detect(&files, |_| Some(ti("9.3", "images/pxeboot/vmlinuz"))).is_ok());
     }
 
     #[test]
