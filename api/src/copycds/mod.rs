@@ -201,7 +201,7 @@ pub fn sweep_leftovers(install_dir: &Path, older_than: std::time::Duration) {
     );
     for p in candidates.into_iter().filter(|p| stale(p)) {
         tracing::info!(path = %p.display(), "copycds: removing what an interrupted import left");
-        RemoveOnDrop::new(p);
+        drop(RemoveOnDrop::new(p));
     }
 }
 
@@ -343,7 +343,7 @@ pub async fn import(
     .await;
     if let Err(e) = unpacked {
         drop(tmp_guard);
-        RemoveOnDrop::new(target);
+        drop(RemoveOnDrop::new(target));
         return Err(e);
     }
     tmp_guard.disarm();
