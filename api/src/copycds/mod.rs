@@ -342,8 +342,14 @@ pub async fn import(
     }
     .await;
     if let Err(e) = unpacked {
-        drop(tmp_guard);
-        drop(RemoveOnDrop::new(target));
+        // Awaited, not left to a drop: the next import of this name may
+        // start as soon as the lock is released.
+        tmp_guard.disarm();
+        let _ = tokio::task::spawn_blocking(move || {
+            remove_tree(&tmp);
+            remove_tree(&target);
+        })
+        .await;
         return Err(e);
     }
     tmp_guard.disarm();
