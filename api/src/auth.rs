@@ -146,8 +146,8 @@ const HASHING_WAIT: Duration = Duration::from_secs(5);
 /// itself, not the token's owner calling from elsewhere.
 const FAILURES_PER_WINDOW: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// (token id, address) pairs whose failures are remembered (the table is emptied of
-/// expired windows, then cleared, past this).
+/// (token id, address) pairs remembered at most (past this the table is
+/// emptied of expired windows, then cleared).
 const FAILURE_IDS: usize = 10_000;
 
 /// Recent attempts that were not (yet) a valid secret, under one token id
@@ -167,7 +167,7 @@ struct Failures {
 enum Check {
     Valid,
     Wrong,
-    /// Too many wrong secrets for this token id lately.
+    /// Too many attempts for this token id from this address lately.
     Limited,
     /// Argon2 is saturated; try again shortly.
     Busy,
