@@ -22,15 +22,16 @@ use std::fmt::Write as _;
 /// (included, excluded, or intersected away) and every stored name a regex
 /// is tried on counts one. Checked *before* allocating, so neither a typo
 /// such as `node[1-100000000]` nor a crafted `n[1-999999,1-999999,...]`,
-/// ten exclusions of a huge range or 2,000 regexes can take more than a
-/// few tens of MB or a fraction of a second.
+/// ten exclusions of a huge range or 2,000 regexes can take more than
+/// about 200 MB or a second (the API's budget, `expand_within`, is sized to
+/// the nodes a request may name and is smaller still).
 pub const MAX_EXPANSION: usize = 1_000_000;
 
 /// Regexes are compiled under this size, so a pathological pattern is an
 /// error, not seconds of CPU.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
-/// What expanding one noderange may still cost ([`MAX_EXPANSION`] units),
+/// What expanding one noderange may still cost (at most [`MAX_EXPANSION`]),
 /// and the known names in natural order, fetched and sorted once for all
 /// of its regexes (sorting per regex made 2,000 regexes take seconds).
 struct Budget {
