@@ -95,6 +95,9 @@ struct Tables {
     /// Rendered files by path relative to each root.
     tftp: HashMap<String, Arc<str>>,
     http: HashMap<String, Arc<str>>,
+    /// Node name → its reserved address, for nodes with answer files: the
+    /// only client those files go to (one lookup per fetch, not a scan).
+    answer_owner: HashMap<String, Option<Ipv4Addr>>,
 }
 
 impl Tables {
@@ -122,6 +125,7 @@ impl Tables {
                 self.http
                     .insert(format!("autoinst/{name}/{file}"), text.as_str().into());
             }
+            self.answer_owner.insert(name.clone(), node.ip);
         }
         match node.loader {
             Loader::Ipxe => {}
@@ -184,6 +188,7 @@ impl Tables {
             for (file, _) in &i.answers {
                 self.http.remove(&format!("autoinst/{name}/{file}"));
             }
+            self.answer_owner.remove(name);
         }
         for p in [
             format!("pxelinux.cfg/01-{m}"),
@@ -312,14 +317,11 @@ impl BootFiles {
         if !self.check_node_address {
             return Answer::File(text);
         }
-        let node = path
+        let allowed = path
             .strip_prefix("autoinst/")
-            .and_then(|r| r.split('/').next());
-        let allowed = t.nodes.values().any(|n| {
-            Some(n.name.as_str()) == node
-                && n.ip
-                    .is_some_and(|ip| client.to_canonical() == IpAddr::V4(ip))
-        });
+            .and_then(|r| r.split('/').next())
+            .and_then(|node| t.answer_owner.get(node).copied().flatten())
+            .is_some_and(|ip| client.to_canonical() == IpAddr::V4(ip));
         if allowed {
             Answer::File(text)
         } else {
