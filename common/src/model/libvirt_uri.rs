@@ -282,23 +282,31 @@ impl LibvirtUri {
         })
     }
 
-    /// The URI of an SSH-reached hypervisor from the prototype's keys.
+    /// The URI of an SSH-reached hypervisor from the prototype's keys
+    /// (`ssh_username`, `ssh_address`, `ssh_key_filename`, ...). An error
+    /// names the key whose value was refused.
     pub fn ssh(
         transport: Transport,
         user: &str,
         host: &str,
         port: Option<u16>,
         params: Vec<(&'static str, String)>,
-    ) -> Result<LibvirtUri, String> {
-        check_user(user)?;
-        check_host(host)?;
+    ) -> Result<LibvirtUri, (&'static str, String)> {
+        check_user(user).map_err(|e| ("ssh_username", e))?;
+        check_host(host).map_err(|e| ("ssh_address", e))?;
         for (k, v) in &params {
+            let key = match *k {
+                "keyfile" => "ssh_key_filename",
+                "no_verify" | "known_hosts_verify" => "ssh_verify_host",
+                _ => "ssh_password",
+            };
             if !transport.allows(k) {
-                return Err(format!(
-                    "parameter `{k}` is not allowed with this transport"
+                return Err((
+                    key,
+                    format!("parameter `{k}` is not allowed with this transport"),
                 ));
             }
-            check_param(k, v)?;
+            check_param(k, v).map_err(|e| (key, e))?;
         }
         let params = params
             .into_iter()

@@ -142,16 +142,8 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
             (LibvirtTransport::Ssh, params)
         }
     };
-    let uri = LibvirtUri::ssh(transport, user, address, port, params).map_err(|e| {
-        let field = if e.contains("user name") {
-            "ssh_username"
-        } else if e.contains("keyfile") {
-            "ssh_key_filename"
-        } else {
-            "ssh_address"
-        };
-        DriverError(format!("control_info.{field}: {e}"))
-    })?;
+    let uri = LibvirtUri::ssh(transport, user, address, port, params)
+        .map_err(|(key, e)| DriverError(format!("control_info.{key}: {e}")))?;
     Ok(Endpoint {
         uri: uri.to_string(),
         password: password.map(|p| (user.to_string(), p.to_string())),
