@@ -205,7 +205,8 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
     net.set_client_addr("192.0.2.50/24");
     let fetched = dir.path().join("fetched");
     std::fs::create_dir_all(&fetched).unwrap();
-    let tftp = |remote: &str| -> Vec<u8> {
+    // `tftp get REMOTE` from the client: its output and the local copy.
+    let tftp_get = |remote: &str| {
         let local = fetched.join(remote.replace('/', "_"));
         let out = net.client_run(&[
             "tftp",
@@ -217,6 +218,10 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
             remote,
             local.to_str().unwrap(),
         ]);
+        (out, local)
+    };
+    let tftp = |remote: &str| -> Vec<u8> {
+        let (out, local) = tftp_get(remote);
         assert!(
             out.status.success(),
             "tftp get {remote}: {}",
@@ -241,17 +246,7 @@ fn dnsmasq_reservations_tftp_and_http_boot_files() {
     }
     // The conductor's boot state (install tokens, root hashes) is not in
     // the TFTP tree: the review fetched it with `tftp get`.
-    let state = fetched.join("boot-entries.json");
-    let out = net.client_run(&[
-        "tftp",
-        "-m",
-        "binary",
-        "192.0.2.1",
-        "-c",
-        "get",
-        "boot-entries.json",
-        state.to_str().unwrap(),
-    ]);
+    let (out, state) = tftp_get("boot-entries.json");
     let got = std::fs::read(&state).unwrap_or_default();
     assert!(
         got.is_empty(),

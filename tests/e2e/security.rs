@@ -146,13 +146,10 @@ fn slow_and_many_clients_cannot_hold_the_api() {
     );
 }
 
-/// Finding 5: an ISO carrying FIFOs (one named like the manifest) and a
-/// link out of the tree. copycds imports it without hanging, keeps none of
-/// them, and `/install/` serves only regular files.
-#[test]
-fn a_hostile_iso_publishes_no_special_files() {
-    let dir = TempDir::new("hostile-iso");
-    let root = dir.path().join("tree");
+/// A minimal Rocky 9.3 install tree at `root` (copycds names it
+/// `rocky9.3-x86_64`), to which a test adds what it needs before making
+/// the ISO.
+fn rocky_tree(root: &std::path::Path) {
     std::fs::create_dir_all(root.join("images/pxeboot")).unwrap();
     std::fs::write(
         root.join(".treeinfo"),
@@ -161,6 +158,16 @@ fn a_hostile_iso_publishes_no_special_files() {
     .unwrap();
     std::fs::write(root.join("images/pxeboot/vmlinuz"), vec![1u8; 4096]).unwrap();
     std::fs::write(root.join("images/pxeboot/initrd.img"), vec![2u8; 4096]).unwrap();
+}
+
+/// Finding 5: an ISO carrying FIFOs (one named like the manifest) and a
+/// link out of the tree. copycds imports it without hanging, keeps none of
+/// them, and `/install/` serves only regular files.
+#[test]
+fn a_hostile_iso_publishes_no_special_files() {
+    let dir = TempDir::new("hostile-iso");
+    let root = dir.path().join("tree");
+    rocky_tree(&root);
     for fifo in [".xcat3-image.json", "images/pipe"] {
         let p = root.join(fifo);
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
@@ -250,14 +257,7 @@ fn an_interrupted_import_leaves_nothing() {
     // Cut while the ISO is being unpacked: a medium big enough that
     // bsdtar runs for a while.
     let root = dir.path().join("tree");
-    std::fs::create_dir_all(root.join("images/pxeboot")).unwrap();
-    std::fs::write(
-        root.join(".treeinfo"),
-        "[release]\nname = Rocky Linux\nshort = Rocky\nversion = 9.3\n[tree]\narch = x86_64\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("images/pxeboot/vmlinuz"), vec![1u8; 4096]).unwrap();
-    std::fs::write(root.join("images/pxeboot/initrd.img"), vec![2u8; 4096]).unwrap();
+    rocky_tree(&root);
     for i in 0..6 {
         let bulk: Vec<u8> = (0..64 * 1024 * 1024u32)
             .map(|b| (b * 7 + i) as u8)
