@@ -21,8 +21,8 @@ use axum::http::{Request, StatusCode};
 use proptest::prelude::*;
 use tower::ServiceExt;
 use xcat3_api::{AppState, app};
-use xcat3_common::config::Config;
-use xcat3_common::db::Db;
+
+mod support;
 
 /// Peak bytes allocated while one request runs, above what was live
 /// before it.
@@ -58,30 +58,10 @@ static ALLOC: Counting = Counting;
 fn harness() -> &'static (tokio::runtime::Runtime, AppState) {
     static H: OnceLock<(tokio::runtime::Runtime, AppState)> = OnceLock::new();
     H.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let st = rt.block_on(async {
-            let db = Db::connect("sqlite::memory:").await.unwrap();
-            db.migrate().await.unwrap();
-            let bus = xcat3_common::bus::connect("memory").await.unwrap();
-            let st = AppState::new(db, Config::default(), bus);
-            let nodes: Vec<_> = (0..5000)
-                .map(|i| serde_json::json!({"name": format!("n{i}"), "mgt": "fake"}))
-                .collect();
-            let req = Request::post("/v1/nodes")
-                .header("content-type", "application/json")
-                .body(Body::from(
-                    serde_json::json!({ "nodes": nodes }).to_string(),
-                ))
-                .unwrap();
-            let resp = app(st.clone()).oneshot(req).await.unwrap();
-            assert_eq!(resp.status(), StatusCode::CREATED);
-            st
-        });
-        (rt, st)
+        let nodes: Vec<_> = (0..5000)
+            .map(|i| serde_json::json!({"name": format!("n{i}"), "mgt": "fake"}))
+            .collect();
+        support::runtime_with_nodes(serde_json::json!({ "nodes": nodes }))
     })
 }
 

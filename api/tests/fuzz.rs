@@ -10,36 +10,17 @@ use axum::http::{Request, StatusCode};
 use proptest::prelude::*;
 use tower::ServiceExt;
 use xcat3_api::{AppState, app};
-use xcat3_common::config::Config;
-use xcat3_common::db::Db;
+
+mod support;
 
 /// One runtime and one app state (with some nodes, and no conductor: the
 /// actions answer per node) for every case.
 fn harness() -> &'static (tokio::runtime::Runtime, AppState) {
     static H: OnceLock<(tokio::runtime::Runtime, AppState)> = OnceLock::new();
     H.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let st = rt.block_on(async {
-            let db = Db::connect("sqlite::memory:").await.unwrap();
-            db.migrate().await.unwrap();
-            let bus = xcat3_common::bus::connect("memory").await.unwrap();
-            let st = AppState::new(db, Config::default(), bus);
-            let body = serde_json::json!({"nodes": [
+        support::runtime_with_nodes(serde_json::json!({"nodes": [
                 {"name": "n1", "mgt": "fake", "nics_info": {"nics": [{"mac": "02:00:00:00:00:01", "ip": "10.0.0.1"}]}},
-                {"name": "n2", "mgt": "ipmi", "control_info": {"bmc_address": "127.9.9.9", "bmc_password": "x"}}]});
-            let req = Request::post("/v1/nodes")
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap();
-            let resp = app(st.clone()).oneshot(req).await.unwrap();
-            assert_eq!(resp.status(), StatusCode::CREATED);
-            st
-        });
-        (rt, st)
+                {"name": "n2", "mgt": "ipmi", "control_info": {"bmc_address": "127.9.9.9", "bmc_password": "x"}}]}))
     })
 }
 
