@@ -25,7 +25,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use xcat3_common::db::tokens::{self, TokenRow};
+use xcat3_db::tokens::{self, TokenRow};
 
 use crate::AppState;
 use crate::error::ApiError;

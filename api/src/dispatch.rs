@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use xcat3_common::db::history::{self, NodeOutcome};
-use xcat3_common::db::nodes as node_db;
-use xcat3_common::db::services;
 use xcat3_common::metrics;
 use xcat3_common::model::tokens;
 use xcat3_common::ring::HashRing;
 use xcat3_common::rpc::{Action, ProvisionTarget, Request, now_ms};
+use xcat3_db::history::{self, NodeOutcome};
+use xcat3_db::nodes as node_db;
+use xcat3_db::services;
 
 use crate::AppState;
 use crate::error::ApiResult;
@@ -199,7 +199,7 @@ const LIVENESS_CHECK: Duration = Duration::from_secs(2);
 
 /// What `call_one` needs to tell a dead conductor from a slow one.
 struct Liveness {
-    db: xcat3_common::db::Db,
+    db: xcat3_db::Db,
     timeout_s: u64,
     interval_s: u64,
 }
@@ -214,7 +214,7 @@ impl Liveness {
     /// conductor, is not evidence either: those nodes wait for the
     /// deadline.
     async fn alive(&self, host: &str) -> bool {
-        let Ok(rows) = xcat3_common::db::resources::services(&self.db).await else {
+        let Ok(rows) = xcat3_db::resources::services(&self.db).await else {
             return true;
         };
         let conductors = rows
@@ -243,7 +243,7 @@ impl Liveness {
 /// off) fails them then, not at the deadline: a crashed conductor costs
 /// seconds, not the whole `request_timeout`.
 async fn call_one(
-    bus: &dyn xcat3_common::bus::Bus,
+    bus: &dyn xcat3_bus::Bus,
     host: String,
     request: Request,
     liveness: Liveness,

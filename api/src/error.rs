@@ -6,8 +6,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use xcat3_common::db::DbError;
 use xcat3_common::model::FieldError;
+use xcat3_db::DbError;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -29,7 +29,7 @@ use tower_http::request_id::{
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use xcat3_common::config::Config;
-use xcat3_common::db::Db;
+use xcat3_db::Db;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -37,13 +37,13 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     /// Where actions go: RabbitMQ, or the in-process bus in standalone mode.
-    pub bus: Arc<dyn xcat3_common::bus::Bus>,
+    pub bus: Arc<dyn xcat3_bus::Bus>,
     /// Token secrets already verified (see `auth`).
     pub verified: auth::Verified,
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config, bus: Arc<dyn xcat3_common::bus::Bus>) -> AppState {
+    pub fn new(db: Db, config: Config, bus: Arc<dyn xcat3_bus::Bus>) -> AppState {
         AppState {
             db,
             config: Arc::new(config),

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use xcat3_api::AppState;
 use xcat3_common::config::{Config, redact_url as redact};
-use xcat3_common::db::Db;
+use xcat3_db::Db;
 
 #[derive(Parser)]
 #[command(name = "xcat3-api", version, about = "xcat3 REST API service")]
@@ -75,7 +75,7 @@ enum DbAction {
 /// no running API and no token.
 async fn token_command(db: &Db, action: TokenAction) -> anyhow::Result<()> {
     use xcat3_api::auth::{Role, new_token};
-    use xcat3_common::db::tokens;
+    use xcat3_db::tokens;
     match action {
         TokenAction::Create {
             name,
@@ -140,7 +140,7 @@ fn spawn_history_pruning(db: Db, days: u64) {
         loop {
             tick.tick().await;
             let before = chrono::Utc::now() - chrono::Duration::days(days as i64);
-            match xcat3_common::db::history::prune(&db, before).await {
+            match xcat3_db::history::prune(&db, before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(requests = n, days, "old request history deleted"),
                 Err(e) => tracing::warn!(error = %e, "pruning request history failed"),
@@ -241,7 +241,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         "none" => {}
         "token" => {
-            if xcat3_common::db::tokens::list(&db).await?.is_empty() {
+            if xcat3_db::tokens::list(&db).await?.is_empty() {
                 tracing::warn!(
                     "[api] auth = \"token\" and no token exists: every request will be refused; \
                      make one with `xcat3-api token create NAME --role admin`"
@@ -255,7 +255,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    let bus = xcat3_common::bus::connect(&config.bus.url)
+    let bus = xcat3_bus::connect(&config.bus.url)
         .await
         .context("connecting to the bus")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -282,12 +282,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let host = xcat3_conductor::service::host_name(&config.conductor);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let live = xcat3_common::db::services::live_conductors(
-                &db,
-                config.conductor.heartbeat_timeout,
-            )
-            .await
-            .unwrap_or_default();
+            let live = xcat3_db::services::live_conductors(&db, config.conductor.heartbeat_timeout)
+                .await
+                .unwrap_or_default();
             if live.contains(&host) {
                 break;
             }

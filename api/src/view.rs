@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use xcat3_common::db::entity::{network, nic, osimage, passwd, service};
-use xcat3_common::db::nodes::{NodeRecord, parse_map};
 use xcat3_common::model::{MASK, mask_secrets};
+use xcat3_db::entity::{network, nic, osimage, passwd, service};
+use xcat3_db::nodes::{NodeRecord, parse_map};
 
 /// Fields a node view can carry (`?fields=`); `nics` and `control` are the
 /// v1 client's aliases.

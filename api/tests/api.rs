@@ -7,14 +7,14 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use xcat3_api::{AppState, app};
 use xcat3_common::config::Config;
-use xcat3_common::db::Db;
+use xcat3_db::Db;
 
 async fn state() -> AppState {
     let db = Db::connect("sqlite::memory:").await.unwrap();
     db.migrate().await.unwrap();
     let mut config = Config::default();
     config.api.max_nodes_per_request = 20_000;
-    let bus = xcat3_common::bus::connect("memory").await.unwrap();
+    let bus = xcat3_bus::connect("memory").await.unwrap();
     AppState::new(db, config, bus)
 }
 
@@ -42,7 +42,7 @@ async fn state_with_conductor() -> AppState {
             .unwrap()
     });
     for _ in 0..100 {
-        let live = xcat3_common::db::services::live_conductors(&st.db, 30)
+        let live = xcat3_db::services::live_conductors(&st.db, 30)
             .await
             .unwrap();
         if live == ["c1"] {
@@ -1082,7 +1082,7 @@ async fn provision_targets_and_the_install_callback() {
     // n1 deploying with a token, as a conductor records it.
     let cols = ["state", "deploy_token"];
     let row = |s: &str, t: &str| vec![Some(s.to_string()).into(), Some(t.to_string()).into()];
-    xcat3_common::db::nodes::set_columns(
+    xcat3_db::nodes::set_columns(
         &st.db,
         &cols,
         &[("n1".into(), row("deploying", "tok1"))],
@@ -1180,7 +1180,7 @@ async fn provision_targets_and_the_install_callback() {
 #[tokio::test]
 async fn token_roles_and_revocation() {
     use xcat3_api::auth::{Role, new_token};
-    use xcat3_common::db::tokens;
+    use xcat3_db::tokens;
     let st = state_with_conductor().await;
     let mut cfg = (*st.config).clone();
     cfg.api.auth = "token".into();

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use xcat3_common::db::entity::osimage;
 use xcat3_common::model::{MANIFEST, Manifest, TEMPLATE_OVERRIDE};
+use xcat3_db::entity::osimage;
 
 /// An image ready to be served.
 #[derive(Debug)]

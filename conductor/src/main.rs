@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use xcat3_common::config::Config;
-use xcat3_common::db::Db;
+use xcat3_db::Db;
 
 #[derive(Parser)]
 #[command(
@@ -44,7 +44,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if config.database.auto_migrate {
         db.migrate().await.context("running migrations")?;
     }
-    let bus = xcat3_common::bus::connect(&config.bus.url)
+    let bus = xcat3_bus::connect(&config.bus.url)
         .await
         .context("connecting to the bus")?;
     let (tx, rx) = tokio::sync::watch::channel(false);

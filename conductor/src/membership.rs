@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
-use xcat3_common::db::{Db, DbError, services};
 use xcat3_common::ring::HashRing;
+use xcat3_db::{Db, DbError, services};
 
 /// How long a ring is reused before the live set is read again. Short, so
 /// a joiner or a dead conductor changes placement within seconds.

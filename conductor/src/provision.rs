@@ -18,11 +18,11 @@ use chrono::Utc;
 use sea_orm::Value;
 use xcat3_common::config::{BootConfig, DhcpConfig};
 use xcat3_common::crypt::crypt_password;
-use xcat3_common::db::nodes::{self as node_db, NodeRecord, parse_map};
-use xcat3_common::db::{Db, DbError, resources};
 use xcat3_common::model::{Netboot, ProvisionEvent, ProvisionState, check_install_value};
 use xcat3_common::ring::HashRing;
 use xcat3_common::rpc::ProvisionTarget;
+use xcat3_db::nodes::{self as node_db, NodeRecord, parse_map};
+use xcat3_db::{Db, DbError, resources};
 
 use crate::answers::{Answers, ImageContext, NodeContext};
 use crate::boot::{BootEntry, BootFiles, Install};

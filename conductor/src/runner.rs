@@ -11,16 +11,16 @@ use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument;
-use xcat3_common::bus::Responder;
+use xcat3_bus::Responder;
 use xcat3_common::config::PowerConfig;
-use xcat3_common::db::nodes::{self as node_db, NodeRecord, Observed, parse_map};
-use xcat3_common::db::{Db, locks};
 use xcat3_common::metrics;
 use xcat3_common::model::tokens;
 use xcat3_common::model::{self, Mgt, VmShape};
 use xcat3_common::rpc::{
     Action, BootDevice, NodeResult, PowerTarget, ProvisionTarget, ReplyBatch, Request, now_ms,
 };
+use xcat3_db::nodes::{self as node_db, NodeRecord, Observed, parse_map};
+use xcat3_db::{Db, locks};
 
 use crate::drivers::kvm::{self, Guest, VmOutcomes};
 use crate::drivers::{DriverError, Drivers, NodeInfo, VmHost};
@@ -638,7 +638,7 @@ impl Runner {
     async fn load_vm_hosts(
         &self,
         records: &[NodeRecord],
-    ) -> Result<HashMap<String, Map<String, Value>>, xcat3_common::db::DbError> {
+    ) -> Result<HashMap<String, Map<String, Value>>, xcat3_db::DbError> {
         let mut names: Vec<String> = records
             .iter()
             .filter(|r| r.node.control_info.contains("vm_host"))
@@ -772,7 +772,7 @@ struct LogResponder;
 
 #[async_trait::async_trait]
 impl Responder for LogResponder {
-    async fn reply(&self, batch: &ReplyBatch) -> Result<(), xcat3_common::bus::BusError> {
+    async fn reply(&self, batch: &ReplyBatch) -> Result<(), xcat3_bus::BusError> {
         for (node, r) in &batch.results {
             if let NodeResult::Error(e) = r {
                 tracing::warn!(node, error = %e, "takeover");
@@ -781,7 +781,7 @@ impl Responder for LogResponder {
         Ok(())
     }
 
-    async fn ack(&self) -> Result<(), xcat3_common::bus::BusError> {
+    async fn ack(&self) -> Result<(), xcat3_bus::BusError> {
         Ok(())
     }
 }

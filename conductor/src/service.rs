@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use xcat3_common::bus::Bus;
+use xcat3_bus::Bus;
 use xcat3_common::config::{ConductorConfig, Config};
-use xcat3_common::db::{Db, locks, services};
+use xcat3_db::{Db, locks, services};
 
 use crate::boot;
 use crate::drivers::Drivers;

@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use xcat3_common::ipmi::cmd::{self, BootFlags, ChassisControl, Privilege, cc};
-use xcat3_common::ipmi::crypto::{CipherSuite, SessionKeys, codes_equal};
-use xcat3_common::ipmi::rakp::{
+use xcat3_ipmi::cmd::{self, BootFlags, ChassisControl, Privilege, cc};
+use xcat3_ipmi::crypto::{CipherSuite, SessionKeys, codes_equal};
+use xcat3_ipmi::rakp::{
     Exchange, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3, Rakp4, status,
 };
-use xcat3_common::ipmi::wire::{self, Frame, PayloadType, Request, Response};
-use xcat3_common::ipmi::{random_bytes, random_session_id};
+use xcat3_ipmi::wire::{self, Frame, PayloadType, Request, Response};
+use xcat3_ipmi::{random_bytes, random_session_id};
 
 /// Sessions one BMC holds at once (real BMCs allow a handful).
 const MAX_SESSIONS: usize = 4;

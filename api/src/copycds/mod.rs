@@ -16,7 +16,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
-use xcat3_common::db::{Db, DbError, resources};
+use xcat3_db::{Db, DbError, resources};
 
 use crate::error::{ApiError, ApiResult};
 use detect::Detected;

@@ -15,10 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use xcat3_common::db::nodes as node_db;
-use xcat3_common::db::{DbError, resources};
 use xcat3_common::noderange;
 use xcat3_common::rpc::{Action, BootDevice, PowerTarget, ProvisionTarget};
+use xcat3_db::nodes as node_db;
+use xcat3_db::{DbError, resources};
 
 use super::requested_names;
 use crate::AppState;

@@ -18,8 +18,8 @@ use axum::Router;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::Value;
-use xcat3_common::db::nodes as node_db;
 use xcat3_common::noderange::{self, Resolver};
+use xcat3_db::nodes as node_db;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};

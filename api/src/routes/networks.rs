@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
-use xcat3_common::db::resources as db;
 use xcat3_common::model::{NetworkSpec, apply_patches, parse_patches, tokens};
+use xcat3_db::resources as db;
 
 use super::{Fields, parse_fields};
 use crate::AppState;
@@ -78,7 +78,7 @@ async fn update(
         .map_err(|e| ApiError::bad_request(format!("network {name}: {e}")))?;
     let old = db::network(&st.db, &name).await?;
     let mut doc = view::network(&old, None);
-    doc["extra"] = Value::Object(xcat3_common::db::nodes::parse_map(&old.extra));
+    doc["extra"] = Value::Object(xcat3_db::nodes::parse_map(&old.extra));
     if let Some(o) = doc.as_object_mut() {
         o.remove("created_at");
         o.remove("updated_at");

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use xcat3_common::db::resources as db;
 use xcat3_common::model::{NicSpec, apply_patches, normalize_mac, parse_patches, tokens};
+use xcat3_db::resources as db;
 
 use super::{Fields, parse_fields};
 use crate::AppState;
@@ -151,7 +151,7 @@ async fn update(
     let owner = db::node_by_id(&st.db, old.node_id).await?;
     let mut doc = view::nic(&old, &owner.name, None);
     // Secrets in `extra` come back masked from the view; patch the stored form.
-    doc["extra"] = Value::Object(xcat3_common::db::nodes::parse_map(&old.extra));
+    doc["extra"] = Value::Object(xcat3_db::nodes::parse_map(&old.extra));
     apply_patches(&mut doc, &ops)?;
     let (node, _, nic) = split_owner(&doc)?;
     let spec = NicSpec::from_json("nic", &nic).map_err(|e| ApiError::bad_request(e.to_string()))?;

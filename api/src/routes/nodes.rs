@@ -11,10 +11,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
-use xcat3_common::db::nodes::{self as node_db, NodeRecord, NodeUpdate, Outcomes};
-use xcat3_common::db::resources;
 use xcat3_common::model::{NodeSpec, ProvisionState, apply_patches, parse_patches, tokens};
 use xcat3_common::noderange;
+use xcat3_db::nodes::{self as node_db, NodeRecord, NodeUpdate, Outcomes};
+use xcat3_db::resources;
 
 use super::{ListQuery, check_count, check_names, expand_range, parse_fields, requested_names};
 use crate::AppState;

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
-use xcat3_common::db::resources as db;
 use xcat3_common::model::{PasswdSpec, apply_patches, parse_patches, tokens};
+use xcat3_db::resources as db;
 
 use super::{ById, Fields, parse_fields};
 use crate::AppState;

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use xcat3_common::db::history::{self, RequestRow};
+use xcat3_db::history::{self, RequestRow};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};

@@ -59,8 +59,7 @@ pub async fn readyz(
     axum::extract::State(st): axum::extract::State<AppState>,
 ) -> (axum::http::StatusCode, Json<Value>) {
     let timeout = st.config.conductor.heartbeat_timeout;
-    let (db, conductors) = match xcat3_common::db::services::live_conductors(&st.db, timeout).await
-    {
+    let (db, conductors) = match xcat3_db::services::live_conductors(&st.db, timeout).await {
         Ok(live) => ("ok".to_string(), live.len()),
         Err(e) => (e.to_string(), 0),
     };

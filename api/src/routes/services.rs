@@ -9,7 +9,7 @@ use axum::routing::get;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use xcat3_common::db::resources as db;
+use xcat3_db::resources as db;
 
 use crate::AppState;
 use crate::error::ApiResult;
@@ -36,7 +36,7 @@ async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let ring = crate::dispatch::live_ring(&st).await?;
     let mut owned: HashMap<String, usize> = HashMap::new();
     if !ring.is_empty() {
-        for name in xcat3_common::db::nodes::list_names(&st.db).await? {
+        for name in xcat3_db::nodes::list_names(&st.db).await? {
             if let Some(h) = ring.owner(&name) {
                 *owned.entry(h.to_string()).or_default() += 1;
             }

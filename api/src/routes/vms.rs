@@ -19,9 +19,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use xcat3_common::db::nodes::{self as node_db, NodeRecord, NodeUpdate, parse_map};
 use xcat3_common::model::{HypervisorCapacity, NodeSpec, VmShape, vm_host};
 use xcat3_common::rpc::Action;
+use xcat3_db::nodes::{self as node_db, NodeRecord, NodeUpdate, parse_map};
 
 use super::{check_count, expand_range, requested_names};
 use crate::AppState;

@@ -6,7 +6,7 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 use xcat3_api::{AppState, app};
 use xcat3_common::config::Config;
-use xcat3_common::db::Db;
+use xcat3_db::Db;
 
 /// A two-worker runtime and an app state holding `nodes` (a v1
 /// `{"nodes": [...]}` create body), created through the router.
@@ -19,7 +19,7 @@ pub fn runtime_with_nodes(nodes: serde_json::Value) -> (tokio::runtime::Runtime,
     let st = rt.block_on(async {
         let db = Db::connect("sqlite::memory:").await.unwrap();
         db.migrate().await.unwrap();
-        let bus = xcat3_common::bus::connect("memory").await.unwrap();
+        let bus = xcat3_bus::connect("memory").await.unwrap();
         let st = AppState::new(db, Config::default(), bus);
         let req = Request::post("/v1/nodes")
             .header("content-type", "application/json")

@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value};
 use serde_json::{Value as Json, json};
 use tokio::sync::OnceCell;
 use xcat3_common::config::{DhcpConfig, redact_url};
-use xcat3_common::db::Db;
+use xcat3_db::Db;
 
 use super::process::Supervised;
 use super::{BootLoader, DhcpBackend, DhcpError, Reservation, Subnet, for_each_host};

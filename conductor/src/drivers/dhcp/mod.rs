@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use xcat3_common::config::{BootConfig, DhcpConfig};
-use xcat3_common::db::entity::network;
+use xcat3_db::entity::network;
 
 pub use dnsmasq::Dnsmasq;
 pub use kea::Kea;

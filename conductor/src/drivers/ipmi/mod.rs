@@ -18,9 +18,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use xcat3_common::config::IpmiConfig;
-use xcat3_common::ipmi::cmd::{self, BootFlags, ChassisControl, Privilege};
-use xcat3_common::ipmi::crypto::CipherSuite;
 use xcat3_common::rpc::{BootDevice, PowerTarget};
+use xcat3_ipmi::cmd::{self, BootFlags, ChassisControl, Privilege};
+use xcat3_ipmi::crypto::CipherSuite;
 
 use self::session::{Retry, Session, SessionError, Target};
 use self::transport::Transport;

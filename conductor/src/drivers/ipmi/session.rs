@@ -6,14 +6,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use xcat3_common::ipmi::cmd::{self, Privilege};
-use xcat3_common::ipmi::crypto::{CipherSuite, SessionKeys, codes_equal};
-use xcat3_common::ipmi::rakp::{
+use xcat3_ipmi::cmd::{self, Privilege};
+use xcat3_ipmi::crypto::{CipherSuite, SessionKeys, codes_equal};
+use xcat3_ipmi::rakp::{
     self, Exchange, NAME_ONLY_LOOKUP, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3,
     Rakp4,
 };
-use xcat3_common::ipmi::wire::{self, Frame, PayloadType, Request, Response};
-use xcat3_common::ipmi::{random_bytes, random_session_id};
+use xcat3_ipmi::wire::{self, Frame, PayloadType, Request, Response};
+use xcat3_ipmi::{random_bytes, random_session_id};
 
 use super::transport::Channel;
 

@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::entity::{network, nic, node, osimage, passwd, service};
 use super::{Db, DbError, is_unique_violation};
-use crate::model::{NetworkSpec, NicSpec, OsImageSpec, PasswdSpec};
+use xcat3_common::model::{NetworkSpec, NicSpec, OsImageSpec, PasswdSpec};
 
 fn conflict_or(e: sea_orm::DbErr, what: String) -> DbError {
     if is_unique_violation(&e) {

@@ -366,7 +366,7 @@ mod tests {
     /// every field appears in it.
     #[test]
     fn sample_config_is_complete_and_current() {
-        let text = include_str!("../../etc/xcat3/xcat3.toml.sample");
+        let text = include_str!("../../../etc/xcat3/xcat3.toml.sample");
         let parsed: Config = toml::from_str(text).expect("sample parses");
         assert_eq!(parsed, Config::default());
         let table: toml::Table = toml::from_str(text).unwrap();
@@ -385,7 +385,7 @@ mod tests {
     /// the code knows, and together they load.
     #[test]
     fn compose_settings_are_known_options() {
-        let text = include_str!("../../deploy/docker-compose.yml");
+        let text = include_str!("../../../deploy/docker-compose.yml");
         let defaults = toml::Table::try_from(Config::default()).unwrap();
         let mut env = Vec::new();
         for line in text.lines() {

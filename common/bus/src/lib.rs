@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 pub use amqp::AmqpBus;
 pub use memory::MemoryBus;
 
-use crate::rpc::{ReplyBatch, Request};
+use xcat3_common::rpc::{ReplyBatch, Request};
 
 /// The direct exchange every conductor queue is bound to.
 pub const EXCHANGE: &str = "xcat3";

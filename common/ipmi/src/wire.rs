@@ -356,7 +356,7 @@ fn decode_common(m: &[u8]) -> Result<(u8, u8, u8, &[u8]), IpmiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipmi::crypto::CipherSuite;
+    use crate::crypto::CipherSuite;
 
     #[test]
     fn lan_messages_round_trip_with_checksums() {

@@ -1,19 +1,18 @@
-//! xcat3-common: what every xcat3 process shares.
+//! xcat3-common: the pure core every xcat3 process shares. No database and
+//! no broker: the CLI and the simulator link this alone.
 //!
-//! - [`model`]: validated inventory specs built from untrusted JSON (pure);
-//! - [`noderange`]: expand and fold xCAT noderanges (pure);
-//! - [`db`]: sea-orm entities, migrations and bulk queries (SQLite or MySQL);
+//! - [`model`]: validated inventory specs built from untrusted JSON;
+//! - [`noderange`]: expand and fold xCAT noderanges;
 //! - [`config`]: the TOML configuration with `XCAT3_<SECTION>_<KEY>` overrides;
-//! - [`ring`]: the tooz-compatible consistent hash ring (pure);
+//! - [`ring`]: the tooz-compatible consistent hash ring;
 //! - [`rpc`]: the messages between API and conductors;
-//! - [`bus`]: the message bus (RabbitMQ or in-process);
-//! - [`ipmi`]: the IPMI v2.0 RMCP+ codec (driver and simulator share it).
+//! - [`metrics`]: the process's Prometheus registry.
+//!
+//! Beside it in `common/`: `xcat3-db` (the store), `xcat3-bus` (RabbitMQ or
+//! in-process), `xcat3-ipmi` (the RMCP+ codec).
 
-pub mod bus;
 pub mod config;
 pub mod crypt;
-pub mod db;
-pub mod ipmi;
 pub mod metrics;
 pub mod model;
 pub mod noderange;

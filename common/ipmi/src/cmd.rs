@@ -2,7 +2,7 @@
 //! of their answers. Both the driver and the simulator use these, so the
 //! two can only disagree with a real peer, which the interop tests check.
 
-use crate::rpc::BootDevice;
+use xcat3_common::rpc::BootDevice;
 
 pub const NETFN_CHASSIS: u8 = 0x00;
 pub const NETFN_APP: u8 = 0x06;

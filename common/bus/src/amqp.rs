@@ -30,8 +30,8 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use tokio::sync::{mpsc, watch};
 
 use super::{Bus, BusError, Delivery, EXCHANGE, Responder, queue_name};
-use crate::config::redact_url as redact;
-use crate::rpc::{ReplyBatch, Request, now_ms};
+use xcat3_common::config::redact_url as redact;
+use xcat3_common::rpc::{ReplyBatch, Request, now_ms};
 
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
@@ -97,7 +97,7 @@ impl Inner {
         }
         if current.take().is_some() {
             tracing::warn!(url = %redact(&self.url), "bus connection lost; reconnecting");
-            crate::metrics::bus_error("reconnect");
+            xcat3_common::metrics::bus_error("reconnect");
         }
         let conn = Connection::connect(&self.url, ConnectionProperties::default())
             .await
@@ -307,7 +307,7 @@ impl Bus for AmqpBus {
                 Ok(false) => return Err(BusError::NoConsumer(host.to_string())),
                 Err(e) => {
                     tracing::warn!(error = %e, host, "publish failed");
-                    crate::metrics::bus_error("publish");
+                    xcat3_common::metrics::bus_error("publish");
                     self.inner.drop_link(&link).await;
                     last_err = Some(e);
                 }
@@ -456,7 +456,7 @@ async fn supervise(
                 Some(Ok(d)) => d,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, host, "consumer failed");
-                    crate::metrics::bus_error("consume");
+                    xcat3_common::metrics::bus_error("consume");
                     break;
                 }
                 None => break,

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::{Bus, BusError, Delivery, Responder};
-use crate::rpc::{ReplyBatch, Request};
+use xcat3_common::rpc::{ReplyBatch, Request};
 
 /// Queues are channels; a call to a host that is not consuming fails at once.
 #[derive(Default)]

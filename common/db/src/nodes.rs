@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::entity::{nic, node};
 use super::{Db, DbError, IN_CHUNK, placeholders, quote, retrying, rows_per_chunk};
-use crate::model::{Arch, Mgt, Netboot, NicSpec, NodeSpec, ProvisionState, tokens};
+use xcat3_common::model::{Arch, Mgt, Netboot, NicSpec, NodeSpec, ProvisionState, tokens};
 
 /// Per-node outcome of a bulk write: `Ok` or the message for that node.
 pub type Outcomes = BTreeMap<String, Result<(), String>>;
