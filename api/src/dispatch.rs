@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use xcat3_common::metrics;
 use xcat3_common::model::tokens;
 use xcat3_common::ring::HashRing;
-use xcat3_common::rpc::{Action, ProvisionTarget, Request, now_ms};
+use xcat3_common::rpc::{Action, ErrorKind, NodeResult, ProvisionTarget, Request, now_ms};
 use xcat3_db::history::{self, NodeOutcome};
 use xcat3_db::nodes as node_db;
 use xcat3_db::services;
@@ -26,8 +26,8 @@ use crate::extract::Origin;
 /// How long to wait for a conductor's `done` after its last result.
 const DONE_GRACE_MS: i64 = 5_000;
 
-/// A batch of `(node, result text)`.
-pub type Results = Vec<(String, String)>;
+/// A batch of `(node, result)`: the v1 text, and for an error its kind.
+pub type Results = Vec<(String, NodeResult)>;
 
 /// The ring of conductors alive now.
 pub async fn live_ring(st: &AppState) -> ApiResult<HashRing> {
@@ -52,9 +52,6 @@ pub async fn dispatch(
     dispatch_routed(st, action, names, BTreeMap::new(), origin).await
 }
 
-/// Per-node results with whether each is a success, as `call_one` and
-/// the dispatcher produce them.
-type Outcomes = Vec<(String, String, bool)>;
 
 /// Whether `action` is an operator's request, kept in the history (not a
 /// query the API makes for itself, nor a follow-up of a callback).
@@ -76,27 +73,27 @@ fn forward(
     st: &AppState,
     request_id: String,
     record: bool,
-    mut outcomes: mpsc::Receiver<Outcomes>,
+    mut outcomes: mpsc::Receiver<Results>,
 ) -> mpsc::Receiver<Results> {
     let (tx, rx) = mpsc::channel::<Results>(64);
     let db = st.db.clone();
     tokio::spawn(async move {
         let mut all = BTreeMap::new();
         while let Some(batch) = outcomes.recv().await {
-            let results = batch
-                .iter()
-                .map(|(n, r, _)| (n.clone(), r.clone()))
-                .collect();
             if record {
-                all.extend(
-                    batch
-                        .into_iter()
-                        .map(|(node, result, ok)| (node.clone(), NodeOutcome { node, ok, result })),
-                );
+                all.extend(batch.iter().map(|(node, r)| {
+                    let outcome = NodeOutcome {
+                        node: node.clone(),
+                        ok: r.is_ok(),
+                        result: r.text().to_string(),
+                        kind: r.kind(),
+                    };
+                    (node.clone(), outcome)
+                }));
             }
             // The caller may be gone (client disconnected); the action and
             // its history go on regardless.
-            let _ = tx.send(results).await;
+            let _ = tx.send(batch).await;
         }
         let all: Vec<NodeOutcome> = all.into_values().collect();
         if record && let Err(e) = history::finish(&db, &request_id, &all).await {
@@ -129,27 +126,25 @@ pub async fn dispatch_routed(
         )
         .await?;
     }
-    let (tx, outcomes) = mpsc::channel::<Outcomes>(64);
+    let (tx, outcomes) = mpsc::channel::<Results>(64);
     let rx = forward(st, request_id.clone(), record, outcomes);
 
-    let missing: Outcomes = names
+    let missing: Results = names
         .iter()
         .filter(|n| !existing.contains(*n))
-        .map(|n| (n.clone(), tokens::NOT_FOUND.to_string(), false))
+        .map(|n| {
+            let r = NodeResult::error(ErrorKind::NotFound, tokens::NOT_FOUND);
+            (n.clone(), r)
+        })
         .collect();
     let found: Vec<String> = names.into_iter().filter(|n| existing.contains(n)).collect();
     let deadline_ms = now_ms() + st.config.api.request_timeout as i64 * 1000;
-    let mut orphans = Outcomes::new();
+    let mut orphans = Results::new();
     if ring.is_empty() {
+        let why = "no conductor is alive to act on this node";
         orphans = found
             .iter()
-            .map(|n| {
-                (
-                    n.clone(),
-                    "no conductor is alive to act on this node".to_string(),
-                    false,
-                )
-            })
+            .map(|n| (n.clone(), NodeResult::error(ErrorKind::Internal, why)))
             .collect();
     }
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -247,11 +242,12 @@ async fn call_one(
     host: String,
     request: Request,
     liveness: Liveness,
-    tx: mpsc::Sender<Outcomes>,
+    tx: mpsc::Sender<Results>,
 ) {
     let mut pending: HashSet<String> = request.nodes.iter().cloned().collect();
-    let fail_rest = |pending: &mut HashSet<String>, why: String| -> Outcomes {
-        pending.drain().map(|n| (n, why.clone(), false)).collect()
+    let fail_rest = |pending: &mut HashSet<String>, kind: ErrorKind, why: String| -> Results {
+        let r = NodeResult::error(kind, why);
+        pending.drain().map(|n| (n, r.clone())).collect()
     };
     let mut replies = 0usize;
     let action = request.action.name();
@@ -265,8 +261,10 @@ async fn call_one(
                 1,
             );
             node_outcomes(action, "error", pending.len());
+            node_errors(action, ErrorKind::Internal, pending.len());
+            let why = format!("conductor {host}: {e}");
             let _ = tx
-                .send(fail_rest(&mut pending, format!("conductor {host}: {e}")))
+                .send(fail_rest(&mut pending, ErrorKind::Internal, why))
                 .await;
             return;
         }
@@ -295,23 +293,21 @@ async fn call_one(
         match tokio::time::timeout(wait, rx.recv()).await {
             Ok(Some(batch)) => {
                 replies += 1;
-                let (mut ok, mut err) = (0, 0);
-                let results: Outcomes = batch
+                let results: Results = batch
                     .results
                     .into_iter()
                     .filter(|(n, _)| pending.remove(n))
-                    .map(|(n, r)| {
-                        let success = matches!(r, xcat3_common::rpc::NodeResult::Ok(_));
-                        if success {
-                            ok += 1;
-                        } else {
-                            err += 1;
-                        }
-                        (n, r.into_text(), success)
-                    })
                     .collect();
-                node_outcomes(action, "ok", ok);
-                node_outcomes(action, "error", err);
+                let mut kinds: BTreeMap<ErrorKind, usize> = BTreeMap::new();
+                for kind in results.iter().filter_map(|(_, r)| r.kind()) {
+                    *kinds.entry(kind).or_default() += 1;
+                }
+                let failed: usize = kinds.values().sum();
+                node_outcomes(action, "ok", results.len() - failed);
+                node_outcomes(action, "error", failed);
+                for (kind, n) in kinds {
+                    node_errors(action, kind, n);
+                }
                 if !results.is_empty() {
                     let _ = tx.send(results).await;
                 }
@@ -321,17 +317,23 @@ async fn call_one(
             }
             Ok(None) => {
                 node_outcomes(action, "lost", pending.len());
+                node_errors(action, ErrorKind::Internal, pending.len());
                 let why = format!("conductor {host}: the reply was lost (bus connection dropped)");
-                let _ = tx.send(fail_rest(&mut pending, why)).await;
+                let _ = tx
+                    .send(fail_rest(&mut pending, ErrorKind::Internal, why))
+                    .await;
                 return;
             }
             Err(_) if wait == LIVENESS_CHECK && !pending.is_empty() => {
                 if !liveness.alive(&host).await {
                     node_outcomes(action, "conductor_lost", pending.len());
+                    node_errors(action, ErrorKind::Internal, pending.len());
                     let why = format!(
                         "conductor {host} stopped heartbeating before answering (dead or cut off; these nodes now belong to another conductor): run the request again"
                     );
-                    let _ = tx.send(fail_rest(&mut pending, why)).await;
+                    let _ = tx
+                        .send(fail_rest(&mut pending, ErrorKind::Internal, why))
+                        .await;
                     return;
                 }
             }
@@ -341,8 +343,11 @@ async fn call_one(
     let unanswered = pending.len();
     if !pending.is_empty() {
         node_outcomes(action, "timeout", pending.len());
+        node_errors(action, ErrorKind::Timeout, pending.len());
         let why = format!("timeout: conductor {host} did not answer");
-        let _ = tx.send(fail_rest(&mut pending, why)).await;
+        let _ = tx
+            .send(fail_rest(&mut pending, ErrorKind::Timeout, why))
+            .await;
     }
     tracing::info!(
         host,
@@ -360,6 +365,18 @@ fn node_outcomes(action: &'static str, outcome: &'static str, n: usize) {
             "xcat3_api_node_results_total",
             "Per-node results of actions, by outcome (ok, error, timeout, lost, conductor_lost).",
             &[("action", action), ("outcome", outcome)],
+            n as u64,
+        );
+    }
+}
+
+/// Counts `n` failed per-node results of `action` of error `kind`.
+fn node_errors(action: &'static str, kind: ErrorKind, n: usize) {
+    if n > 0 {
+        metrics::count(
+            "xcat3_api_node_errors_total",
+            "Failed per-node results of actions, by error kind (unreachable, authentication, unsupported, timeout, invalid, bmc_error, locked, not_found, internal).",
+            &[("action", action), ("kind", kind.as_str())],
             n as u64,
         );
     }

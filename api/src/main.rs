@@ -260,7 +260,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("connecting to the bus")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // With the in-process bus the conductor lives here too: same code,
-    // only the bus differs (DESIGN §1, standalone mode). It fetches images
+    // only the bus differs (ARCHITECTURE.md, standalone mode). It fetches images
     // from, and its nodes call back to, this API.
     if config.bus.url == "memory" && config.boot.api_url.is_empty() {
         let host = match local.ip() {
@@ -272,34 +272,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         config.boot.api_url = format!("http://{host}:{}", local.port());
     }
-    let conductor = (config.bus.url == "memory").then(|| {
+    // Standalone: serve once the in-process conductor has registered and
+    // consumes its queue, so the first request finds it alive (and
+    // `listening on` means ready). It says so itself; nothing polls.
+    let conductor = if config.bus.url == "memory" {
         let (cfg, db, bus, rx) = (config.clone(), db.clone(), bus.clone(), stop_rx.clone());
-        tokio::spawn(async move { xcat3_conductor::service::run(cfg, db, bus, rx).await })
-    });
-    // Standalone: serve once the in-process conductor has registered, so
-    // the first request finds it alive (and `listening on` means ready).
-    if conductor.is_some() {
-        let host = xcat3_conductor::service::host_name(&config.conductor);
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let live = xcat3_db::services::live_conductors(&db, config.conductor.heartbeat_timeout)
-                .await
-                .unwrap_or_default();
-            if live.contains(&host) {
-                break;
-            }
-            if tokio::time::Instant::now() > deadline
-                || conductor.as_ref().is_some_and(|c| c.is_finished())
-            {
-                tracing::error!(
-                    host,
-                    "the in-process conductor did not register; serving anyway"
-                );
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            xcat3_conductor::service::run_until(cfg, db, bus, rx, Some(ready_tx)).await
+        });
+        if ready_rx.await.is_err() {
+            // The conductor failed before registering: its error is the
+            // reason to stop.
+            task.await.context("in-process conductor")??;
+            bail!("the in-process conductor stopped before it was ready");
         }
-    }
+        Some(task)
+    } else {
+        None
+    };
     tracing::info!(%local, db = %redact(&config.database.url), standalone = args.standalone, "xcat3-api listening");
     // Tests start us on port 0 and read the real address from this line.
     println!("listening on http://{local}");

@@ -13,7 +13,7 @@
 //! Production deployments still put a TLS reverse proxy in front of the
 //! API (SECURITY.md); these limits keep it alive when they do not. The
 //! conductor's boot HTTP server faces the provisioning network, which is
-//! hostile by design (DESIGN §8), so it is served the same way.
+//! hostile by design (SECURITY.md), so it is served the same way.
 //!
 //! It lives in the conductor crate because both servers can reach it here
 //! (the API depends on the conductor for standalone mode).

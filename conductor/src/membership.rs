@@ -1,5 +1,6 @@
-//! Who is alive: this conductor's registration and heartbeat, and the ring
-//! of live conductors (cached briefly; rebuilt when the live set changes).
+//! The ring of live conductors, built from the `services` table (where
+//! `service.rs` registers and heartbeats), cached briefly and rebuilt when
+//! the live set changes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

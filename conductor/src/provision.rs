@@ -20,7 +20,7 @@ use xcat3_common::config::{BootConfig, DhcpConfig};
 use xcat3_common::crypt::crypt_password;
 use xcat3_common::model::{Netboot, ProvisionEvent, ProvisionState, check_install_value};
 use xcat3_common::ring::HashRing;
-use xcat3_common::rpc::ProvisionTarget;
+use xcat3_common::rpc::{ErrorKind, NodeError, ProvisionTarget};
 use xcat3_db::nodes::{self as node_db, NodeRecord, parse_map};
 use xcat3_db::{Db, DbError, resources};
 
@@ -42,7 +42,23 @@ pub struct Provisioner {
 }
 
 /// One node's outcome: `Ok` or an error naming the field.
-pub type Outcome = (String, Result<(), String>);
+pub type Outcome = (String, Result<(), NodeError>);
+
+/// The node's record stops it (no nic, no image, wrong state).
+fn invalid(message: impl Into<String>) -> NodeError {
+    NodeError {
+        kind: ErrorKind::Invalid,
+        message: message.into(),
+    }
+}
+
+/// The conductor failed it: its database, DHCP server or boot files.
+fn internal(message: impl Into<String>) -> NodeError {
+    NodeError {
+        kind: ErrorKind::Internal,
+        message: message.into(),
+    }
+}
 
 /// A node whose install is prepared: files and reservation written.
 #[derive(Debug, Clone)]
@@ -123,7 +139,10 @@ impl Provisioner {
 
     async fn reserve(&self, records: &[NodeRecord]) -> Vec<Outcome> {
         let (allowed, refused) = check_transition(records, ProvisionEvent::Dhcp);
-        let mut out: Vec<Outcome> = refused.into_iter().map(|(n, e)| (n, Err(e))).collect();
+        let mut out: Vec<Outcome> = refused
+            .into_iter()
+            .map(|(n, e)| (n, Err(invalid(e))))
+            .collect();
         let written = self
             .write_reservations(&allowed, |_, _| Ok(BootEntry::LocalDisk))
             .await;
@@ -145,7 +164,7 @@ impl Provisioner {
         &self,
         records: &[&NodeRecord],
         entry: impl Fn(&NodeRecord, &Reservation) -> Result<BootEntry, String>,
-    ) -> Vec<(String, Result<BootEntry, String>)> {
+    ) -> Vec<(String, Result<BootEntry, NodeError>)> {
         if records.is_empty() {
             return Vec::new();
         }
@@ -155,7 +174,7 @@ impl Provisioner {
             Err(e) => {
                 return records
                     .iter()
-                    .map(|r| (r.node.name.clone(), Err(e.clone())))
+                    .map(|r| (r.node.name.clone(), Err(internal(e.clone()))))
                     .collect();
             }
         };
@@ -164,7 +183,7 @@ impl Provisioner {
         for r in records {
             match reservation(r, &subnets).and_then(|h| Ok((entry(r, &h)?, h))) {
                 Ok((e, h)) => hosts.push((h, e)),
-                Err(e) => out.push((r.node.name.clone(), Err(e))),
+                Err(e) => out.push((r.node.name.clone(), Err(invalid(e)))),
             }
         }
         let synced = start.elapsed();
@@ -175,7 +194,7 @@ impl Provisioner {
         for ((h, e), r) in hosts.into_iter().zip(added) {
             match r {
                 Ok(()) => ok.push((h, e)),
-                Err(err) => out.push((h.name.clone(), Err(err))),
+                Err(err) => out.push((h.name.clone(), Err(internal(err)))),
             }
         }
         let files = self.files.clone();
@@ -186,7 +205,7 @@ impl Provisioner {
         .await
         .unwrap_or_else(|e| (Vec::new(), Err(format!("boot: {e}"))));
         for (h, e) in ok {
-            out.push((h.name, written.clone().map(|()| e)));
+            out.push((h.name, written.clone().map(|()| e).map_err(internal)));
         }
         tracing::info!(
             nodes = records.len(),
@@ -222,7 +241,7 @@ impl Provisioner {
         for r in records {
             let name = r.node.name.clone();
             match errors.get(name.as_str()) {
-                Some(e) => out.push((name, Err(e.clone()))),
+                Some(e) => out.push((name, Err(internal(e.clone())))),
                 None => ok.push(name),
             }
         }
@@ -246,7 +265,7 @@ impl Provisioner {
             .unwrap_or_else(|e| Err(format!("boot: {e}")));
         records
             .iter()
-            .map(|r| (r.node.name.clone(), done.clone()))
+            .map(|r| (r.node.name.clone(), done.clone().map_err(internal)))
             .collect()
     }
 
@@ -269,7 +288,7 @@ impl Provisioner {
         let r = node_db::set_columns(&self.db, STATE_COLUMNS, &rows, None)
             .await
             .map(|_| ())
-            .map_err(|e| format!("conductor {}: recording the state: {e}", self.host));
+            .map_err(|e| internal(format!("conductor {}: recording the state: {e}", self.host)));
         names.iter().map(|n| (n.clone(), r.clone())).collect()
     }
 
@@ -283,8 +302,8 @@ impl Provisioner {
         records: &[NodeRecord],
         osimage: Option<&str>,
         takeover: bool,
-    ) -> Vec<(String, Result<Prepared, String>)> {
-        let mut out: Vec<(String, Result<Prepared, String>)> = Vec::new();
+    ) -> Vec<(String, Result<Prepared, NodeError>)> {
+        let mut out: Vec<(String, Result<Prepared, NodeError>)> = Vec::new();
         let allowed: Vec<&NodeRecord> = if takeover {
             let (deploying, done): (Vec<&NodeRecord>, Vec<&NodeRecord>) =
                 records.iter().partition(|r| {
@@ -293,12 +312,12 @@ impl Provisioner {
                 });
             out.extend(
                 done.into_iter()
-                    .map(|r| (r.node.name.clone(), Err("no longer deploying".to_string()))),
+                    .map(|r| (r.node.name.clone(), Err(invalid("no longer deploying")))),
             );
             deploying
         } else {
             let (allowed, refused) = check_transition(records, ProvisionEvent::Deploy);
-            out.extend(refused.into_iter().map(|(n, e)| (n, Err(e))));
+            out.extend(refused.into_iter().map(|(n, e)| (n, Err(invalid(e)))));
             allowed
         };
         // The images of this request, each fetched and parsed once.
@@ -329,20 +348,22 @@ impl Provisioner {
                 (r.node.name.clone(), token)
             })
             .collect();
-        let image_of = |r: &NodeRecord| -> Result<&LoadedImage, String> {
+        let image_of = |r: &NodeRecord| -> Result<&LoadedImage, NodeError> {
             let key = osimage
                 .map(|o| ImageKey::Name(o.to_string()))
                 .or(r.node.osimage_id.map(ImageKey::Id))
-                .ok_or("osimage: the node has none; give one (deploy --osimage NAME)")?;
+                .ok_or_else(|| {
+                    invalid("osimage: the node has none; give one (deploy --osimage NAME)")
+                })?;
             match images.get(&key) {
                 Some(Ok(i)) => Ok(i),
                 Some(Err(e)) => Err(e.clone()),
-                None => Err("osimage: not loaded".to_string()),
+                None => Err(internal("osimage: not loaded")),
             }
         };
         let written = self
             .write_reservations(&allowed, |r, h| {
-                let (_, answers, image) = image_of(r)?;
+                let (_, answers, image) = image_of(r).map_err(|e| e.message)?;
                 let ctx = answers.image();
                 if let Some(arch) = &r.node.arch
                     && *arch != ctx.arch
@@ -462,7 +483,7 @@ impl Provisioner {
         &self,
         records: &[&NodeRecord],
         osimage: Option<&str>,
-    ) -> Result<HashMap<ImageKey, Result<LoadedImage, String>>, String> {
+    ) -> Result<HashMap<ImageKey, Result<LoadedImage, NodeError>>, NodeError> {
         let mut keys: HashSet<ImageKey> = HashSet::new();
         match osimage {
             Some(o) => {
@@ -482,17 +503,17 @@ impl Provisioner {
             Ok(p) => match p.password.filter(|p| !p.is_empty()) {
                 Some(pw) => crypt_password(&pw),
                 None => {
-                    return Err(format!(
+                    return Err(invalid(format!(
                         "passwd {ROOT_PASSWD_KEY}: has no password (the installed root password)"
-                    ));
+                    )));
                 }
             },
             Err(DbError::NotFound(_)) => {
-                return Err(format!(
+                return Err(invalid(format!(
                     "passwd: no `{ROOT_PASSWD_KEY}` entry for the installed root password (xcat3 passwd-create {ROOT_PASSWD_KEY} username=root password=...)"
-                ));
+                )));
             }
-            Err(e) => return Err(format!("conductor {}: {e}", self.host)),
+            Err(e) => return Err(internal(format!("conductor {}: {e}", self.host))),
         };
         let mut out = HashMap::new();
         for key in keys {
@@ -519,18 +540,19 @@ impl Provisioner {
                             image.template.as_deref(),
                         )
                         .map(|a| (row.id, a, image))
+                        .map_err(invalid)
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(internal(e)),
                 },
-                Err(DbError::NotFound(_)) => Err(match &key {
+                Err(DbError::NotFound(_)) => Err(invalid(match &key {
                     ImageKey::Name(n) => {
                         format!("osimage: `{n}` does not exist (xcat3 osimage-list)")
                     }
                     ImageKey::Id(id) => {
                         format!("osimage: the node's image (id {id}) no longer exists")
                     }
-                }),
-                Err(e) => Err(format!("conductor {}: {e}", self.host)),
+                })),
+                Err(e) => Err(internal(format!("conductor {}: {e}", self.host))),
             };
             out.insert(key, loaded);
         }
@@ -652,7 +674,7 @@ fn check_transition(
 fn fail_all(records: &[NodeRecord], why: &str) -> Vec<Outcome> {
     records
         .iter()
-        .map(|r| (r.node.name.clone(), Err(why.to_string())))
+        .map(|r| (r.node.name.clone(), Err(internal(why))))
         .collect()
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use xcat3_bus::Bus;
 use xcat3_common::config::{ConductorConfig, Config};
@@ -16,7 +16,8 @@ use crate::boot;
 use crate::drivers::Drivers;
 use crate::membership::Membership;
 use crate::provision::Provisioner;
-use crate::runner::{Actors, PowerGate, Runner};
+use crate::actions::PowerGate;
+use crate::runner::{Actors, Runner};
 
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,7 +40,20 @@ pub async fn run(
     config: Config,
     db: Db,
     bus: Arc<dyn Bus>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    run_until(config, db, bus, shutdown, None).await
+}
+
+/// [`run`], telling `ready` once the conductor is registered and consumes
+/// its queue (standalone mode serves only then; the sender is dropped
+/// unsent when the conductor fails to start).
+pub async fn run_until(
+    config: Config,
+    db: Db,
+    bus: Arc<dyn Bus>,
     mut shutdown: watch::Receiver<bool>,
+    ready: Option<oneshot::Sender<()>>,
 ) -> anyhow::Result<()> {
     let drivers = Drivers::builtin(&config);
     let power_gate = PowerGate::new(&config.power);
@@ -110,6 +124,9 @@ pub async fn run(
         .await
         .with_context(|| format!("consuming the queue of {host}"))?;
     tracing::info!(host, workers = config.workers, "conductor started");
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
 
     let mut periodic = JoinSet::new();
     periodic.spawn(heartbeat_loop(
@@ -194,7 +211,9 @@ async fn heartbeat_loop(db: Db, host: String, runner: Arc<Runner>, interval_s: u
     }
 }
 
-/// Releases locks of dead conductors (and fails what they left mid-way).
+/// Releases locks of dead conductors. What they left mid-way is not failed:
+/// their deploying nodes are taken over by the new ring owner's deploy
+/// sweep (`Runner::sweep_deploys`), the deploy timeout being the backstop.
 /// Every live conductor runs it; the statement is idempotent.
 async fn sweep_loop(db: Db, host: String, timeout_s: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs((timeout_s / 3).max(1)));

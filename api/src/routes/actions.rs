@@ -3,7 +3,6 @@
 //! `Accept: application/x-ndjson`, one such line per batch as results
 //! arrive.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
@@ -74,24 +73,40 @@ async fn act(
         )
             .into_response());
     }
-    let mut all: BTreeMap<String, String> = BTreeMap::new();
+    let mut all: Results = Vec::new();
     while let Some(batch) = rx.recv().await {
         all.extend(batch);
     }
-    Ok((status, Json(json!({ "nodes": all }))).into_response())
+    Ok((status, Json(results_json(all))).into_response())
 }
 
-/// Turns result batches into ndjson lines `{"nodes": {...}}`.
+/// Results in the v1 shape, `{"nodes": {node: text}}`, plus (an addition)
+/// `"error_kinds": {node: kind}` when some failed: `unreachable`,
+/// `authentication`, `unsupported`, `timeout`, `invalid`, `bmc_error`,
+/// `locked`, `not_found` or `internal`.
+fn results_json(results: Results) -> Value {
+    let mut nodes = serde_json::Map::new();
+    let mut kinds = serde_json::Map::new();
+    for (name, r) in results {
+        if let Some(kind) = r.kind() {
+            kinds.insert(name.clone(), Value::String(kind.as_str().into()));
+        }
+        nodes.insert(name, Value::String(r.into_text()));
+    }
+    let mut v = json!({ "nodes": nodes });
+    if !kinds.is_empty() {
+        v["error_kinds"] = Value::Object(kinds);
+    }
+    v
+}
+
+/// Turns result batches into ndjson lines, each as [`results_json`].
 fn async_stream(
     rx: tokio::sync::mpsc::Receiver<Results>,
 ) -> impl futures_util::Stream<Item = Result<String, std::convert::Infallible>> {
     futures_util::stream::unfold(rx, |mut rx| async move {
         let batch = rx.recv().await?;
-        let map: serde_json::Map<String, Value> = batch
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        let line = format!("{}\n", json!({ "nodes": map }));
+        let line = format!("{}\n", results_json(batch));
         Some((Ok(line), rx))
     })
 }
@@ -363,8 +378,8 @@ async fn callback(
     .await?;
     while let Some(batch) = rx.recv().await {
         for (n, r) in batch {
-            if r != xcat3_common::model::tokens::OK {
-                tracing::warn!(node = %n, result = %r, "local boot after the callback not yet set; the conductor's sweep will");
+            if let xcat3_common::rpc::NodeResult::Error(e) = r {
+                tracing::warn!(node = %n, kind = %e.kind, result = %e.message, "local boot after the callback not yet set; the conductor's sweep will");
             }
         }
     }

@@ -53,8 +53,9 @@ async fn list(State(st): State<AppState>, Params(q): Params<ListQuery>) -> ApiRe
     ))
 }
 
-/// One request with `results` (node → result, as the action replied) and
-/// `failed_nodes`, the nodes whose result was an error.
+/// One request with `results` (node → result, as the action replied),
+/// `failed_nodes`, the nodes whose result was an error, and `error_kinds`
+/// (failed node → kind).
 async fn show(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (row, outcomes) = history::get(&st.db, &id)
         .await?
@@ -69,7 +70,12 @@ async fn show(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<J
         .filter(|o| !o.ok)
         .map(|o| o.node.as_str())
         .collect();
+    let kinds: Map<String, Value> = outcomes
+        .iter()
+        .filter_map(|o| Some((o.node.clone(), json!(o.kind?.as_str()))))
+        .collect();
     v["results"] = Value::Object(results);
     v["failed_nodes"] = json!(failed);
+    v["error_kinds"] = Value::Object(kinds);
     Ok(Json(v))
 }

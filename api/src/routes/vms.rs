@@ -69,7 +69,7 @@ fn new_mac() -> String {
 async fn collect(mut rx: tokio::sync::mpsc::Receiver<Results>) -> BTreeMap<String, String> {
     let mut all = BTreeMap::new();
     while let Some(batch) = rx.recv().await {
-        all.extend(batch);
+        all.extend(batch.into_iter().map(|(n, r)| (n, r.into_text())));
     }
     all
 }

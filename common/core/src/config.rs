@@ -198,7 +198,7 @@ impl Default for KvmConfig {
     }
 }
 
-/// Where DHCP reservations go (DESIGN §7).
+/// Where DHCP reservations go (ARCHITECTURE.md, DHCP drivers).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DhcpConfig {

@@ -2,6 +2,7 @@
 //! no broker: the CLI and the simulator link this alone.
 //!
 //! - [`model`]: validated inventory specs built from untrusted JSON;
+//! - [`hardware`]: hardware types, their interfaces and the keys they read;
 //! - [`noderange`]: expand and fold xCAT noderanges;
 //! - [`config`]: the TOML configuration with `XCAT3_<SECTION>_<KEY>` overrides;
 //! - [`ring`]: the tooz-compatible consistent hash ring;
@@ -12,6 +13,7 @@
 //! in-process), `xcat3-ipmi` (the RMCP+ codec).
 
 pub mod config;
+pub mod hardware;
 pub mod crypt;
 pub mod metrics;
 pub mod model;

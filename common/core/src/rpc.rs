@@ -245,19 +245,122 @@ impl Request {
     }
 }
 
-/// One node's outcome: a value (`on`, `ok`, `net`) or an error message.
+/// What kind of failure a node's error is: the v1 text says it to a
+/// person, the kind to a program (the history, metrics, `--retry-failed
+/// --kind`). Added beside the v1 message, never instead of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The BMC, hypervisor or DHCP server did not answer or could not be
+    /// reached (no route, refused, name not resolved).
+    Unreachable,
+    /// The credentials were refused.
+    Authentication,
+    /// The driver or the BMC cannot do this.
+    Unsupported,
+    /// The call or the request ran out of time.
+    Timeout,
+    /// The node's record is wrong or incomplete (a `control_info` key,
+    /// `mgt`, a missing osimage): fix the inventory, not the hardware.
+    Invalid,
+    /// The BMC or hypervisor answered with an error.
+    BmcError,
+    /// Another request holds the node.
+    Locked,
+    /// No node has this name.
+    NotFound,
+    /// xcat3 itself failed for this node: its database or bus, a
+    /// conductor lost mid-way, a ring that moved (run it again).
+    Internal,
+}
+
+impl ErrorKind {
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::Unreachable,
+        ErrorKind::Authentication,
+        ErrorKind::Unsupported,
+        ErrorKind::Timeout,
+        ErrorKind::Invalid,
+        ErrorKind::BmcError,
+        ErrorKind::Locked,
+        ErrorKind::NotFound,
+        ErrorKind::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::BmcError => "bmc_error",
+            ErrorKind::Locked => "locked",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A node's failure: its kind, and the v1 message (which names the field
+/// or the BMC and never holds a secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// One node's outcome: a value (`on`, `ok`, `net`) or an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeResult {
     Ok(String),
-    Error(String),
+    Error(NodeError),
 }
 
 impl NodeResult {
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> NodeResult {
+        NodeResult::Error(NodeError {
+            kind,
+            message: message.into(),
+        })
+    }
+
     /// The v1 wire text: the value or the error message.
+    pub fn text(&self) -> &str {
+        match self {
+            NodeResult::Ok(s) => s,
+            NodeResult::Error(e) => &e.message,
+        }
+    }
+
+    /// The v1 wire text, owned.
     pub fn into_text(self) -> String {
         match self {
-            NodeResult::Ok(s) | NodeResult::Error(s) => s,
+            NodeResult::Ok(s) => s,
+            NodeResult::Error(e) => e.message,
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self, NodeResult::Ok(_))
+    }
+
+    /// The error's kind; `None` for a success.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            NodeResult::Ok(_) => None,
+            NodeResult::Error(e) => Some(e.kind),
         }
     }
 }

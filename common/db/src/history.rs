@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, Statement, Value};
+use xcat3_common::rpc::ErrorKind;
 
 use super::{Db, DbError, placeholders, quote, retrying, rows_per_chunk};
 
@@ -28,6 +29,8 @@ pub struct NodeOutcome {
     pub node: String,
     pub ok: bool,
     pub result: String,
+    /// For a failure, its kind (none for rows from before kinds existed).
+    pub kind: Option<ErrorKind>,
 }
 
 const COLUMNS: &str = "id, action, requested_by, node_count, failed, started_at, finished_at";
@@ -76,20 +79,21 @@ pub async fn finish(db: &Db, id: &str, outcomes: &[NodeOutcome]) -> Result<(), D
     let failed = outcomes.iter().filter(|o| !o.ok).count() as i32;
     retrying(|_| async {
         let txn = db.conn().begin().await?;
-        let row = format!("({})", placeholders(4));
-        for chunk in outcomes.chunks(rows_per_chunk(4)) {
+        let row = format!("({})", placeholders(5));
+        for chunk in outcomes.chunks(rows_per_chunk(5)) {
             let sql = format!(
-                "INSERT INTO {} (request_id, node, ok, result) VALUES {}",
+                "INSERT INTO {} (request_id, node, ok, result, error_kind) VALUES {}",
                 quote(backend, "request_results"),
                 vec![row.as_str(); chunk.len()].join(", ")
             );
-            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
             for o in chunk {
                 values.extend([
                     id.into(),
                     o.node.clone().into(),
                     o.ok.into(),
                     o.result.clone().into(),
+                    o.kind.map(|k| k.as_str().to_string()).into(),
                 ]);
             }
             txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -120,7 +124,7 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<(RequestRow, Vec<NodeOutcom
         return Ok(None);
     };
     let sql = format!(
-        "SELECT node, ok, result FROM {} WHERE request_id = ? ORDER BY node",
+        "SELECT node, ok, result, error_kind FROM {} WHERE request_id = ? ORDER BY node",
         quote(backend, "request_results")
     );
     let stmt = Statement::from_sql_and_values(backend, sql, [id.into()]);
@@ -134,6 +138,10 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<(RequestRow, Vec<NodeOutcom
                 node: r.try_get("", "node")?,
                 ok: r.try_get("", "ok")?,
                 result: r.try_get("", "result")?,
+                kind: r
+                    .try_get::<Option<String>>("", "error_kind")?
+                    .as_deref()
+                    .and_then(ErrorKind::parse),
             })
         })
         .collect::<Result<_, DbError>>()?;

@@ -511,7 +511,9 @@ async fn try_update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError
         .collect();
 
     let now = Utc::now();
-    for chunk in writable.chunks(1000) {
+    // Per row: an id and a value for each column's CASE, and the id again
+    // in the IN list.
+    for chunk in writable.chunks(rows_per_chunk(2 * UPDATABLE.len() + 1)) {
         let old_specs: Vec<NodeSpec> = chunk.iter().map(|u| u.old.to_spec()).collect();
         let mut sets = Vec::new();
         let mut values: Vec<Value> = Vec::new();
@@ -679,7 +681,9 @@ pub async fn set_columns(
     let backend = db.backend();
     let name = quote(backend, "name");
     let mut changed = 0;
-    for chunk in rows.chunks(1000) {
+    // Per row: a name and a value for each column's CASE, the name again
+    // in the IN list (and the guard's value once per statement).
+    for chunk in rows.chunks(rows_per_chunk(2 * columns.len() + 1).saturating_sub(1).max(1)) {
         let mut sql = format!("UPDATE {} SET ", quote(backend, "nodes"));
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * (2 * columns.len() + 1));
         for (i, c) in columns.iter().enumerate() {

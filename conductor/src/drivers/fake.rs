@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
-use super::{DriverError, Management, NodeInfo, Power, PowerState};
+use super::{DriverError, Management, NodeInfo, Power, PowerState, Properties};
+use xcat3_common::hardware;
 
 pub struct Fake;
 
@@ -22,8 +23,8 @@ fn number(node: &NodeInfo, key: &str) -> Result<Option<f64>, DriverError> {
         Some(serde_json::Value::String(s)) => s
             .parse()
             .map(Some)
-            .map_err(|_| DriverError(format!("control_info.{key}: `{s}` is not a number"))),
-        Some(_) => Err(DriverError(format!("control_info.{key}: must be a number"))),
+            .map_err(|_| DriverError::invalid(format!("control_info.{key}: `{s}` is not a number"))),
+        Some(_) => Err(DriverError::invalid(format!("control_info.{key}: must be a number"))),
     }
 }
 
@@ -32,14 +33,14 @@ impl Fake {
         if let Some(d) = number(node, "fake_delay_ms")?
             && !(0.0..=600_000.0).contains(&d)
         {
-            return Err(DriverError(
+            return Err(DriverError::invalid(
                 "control_info.fake_delay_ms: must be 0-600000".into(),
             ));
         }
         if let Some(r) = number(node, "fake_fail_rate")?
             && !(0.0..=1.0).contains(&r)
         {
-            return Err(DriverError(
+            return Err(DriverError::invalid(
                 "control_info.fake_fail_rate: must be 0.0-1.0".into(),
             ));
         }
@@ -54,7 +55,7 @@ impl Fake {
         }
         let rate = number(node, "fake_fail_rate")?.unwrap_or(0.0);
         if rate > 0.0 && fastrand::f64() < rate {
-            return Err(DriverError("fake: injected failure".into()));
+            return Err(DriverError::bmc("fake: injected failure".into()));
         }
         Ok(())
     }
@@ -69,6 +70,10 @@ impl Fake {
 
 #[async_trait]
 impl Power for Fake {
+    fn properties(&self) -> Properties {
+        &[hardware::FAKE]
+    }
+
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
         self.check(node)
     }
@@ -95,6 +100,10 @@ impl Power for Fake {
 
 #[async_trait]
 impl Management for Fake {
+    fn properties(&self) -> Properties {
+        &[hardware::FAKE]
+    }
+
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
         self.check(node)
     }

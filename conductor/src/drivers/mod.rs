@@ -1,8 +1,15 @@
-//! Drivers: one trait per concern (Ironic's split), one file per driver.
+//! Drivers: one trait per interface (Ironic's split), one file or folder
+//! per driver.
 //!
-//! The runner, not the driver, fans out over nodes, bounds concurrency and
-//! turns errors into per-node results. A driver's `validate` does no IO and
-//! runs before anything touches a BMC.
+//! A hardware type (one per `mgt`, declared with its properties in
+//! `xcat3_common::hardware`) offers optional interfaces: [`Power`],
+//! [`Management`] and [`Vm`] today; console and inspect are the next.
+//! [`Drivers`] holds this conductor's implementation of each; a test checks
+//! it offers exactly what the declarations say, with the same properties.
+//!
+//! The actions (`actions/`), not the driver, fan out over nodes, bound
+//! concurrency and turn errors into per-node results. A driver's
+//! `validate` does no IO and runs before anything touches a BMC.
 
 pub mod dhcp;
 mod fake;
@@ -16,12 +23,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use xcat3_common::config::Config;
-use xcat3_common::model::Mgt;
-use xcat3_common::rpc::{BootDevice, PowerTarget};
+use xcat3_common::hardware::{self, Interface, Property};
+use xcat3_common::model::{HypervisorCapacity, Mgt};
+use xcat3_common::rpc::{BootDevice, ErrorKind, NodeResult, PowerTarget};
 
 pub use fake::Fake;
 pub use ipmi::Ipmi;
-pub use kvm::Kvm;
+pub use kvm::{Guest, Kvm, VmOutcomes};
 pub use redfish::Redfish;
 
 /// What a driver knows about a node (loaded in bulk by the runner).
@@ -49,11 +57,56 @@ pub struct VmHost {
     pub control_info: Option<Map<String, Value>>,
 }
 
-/// A per-node driver failure; the message goes to the admin as is, so it
-/// names the field or the BMC and never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DriverError(pub String);
+/// A per-node driver failure: its kind, and a message that goes to the
+/// admin as is, so it names the field or the BMC and never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+#[error("{message}")]
+pub struct DriverError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl DriverError {
+    pub fn new(kind: ErrorKind, message: String) -> DriverError {
+        DriverError { kind, message }
+    }
+
+    /// The node's record is wrong or incomplete.
+    pub fn invalid(message: String) -> DriverError {
+        DriverError::new(ErrorKind::Invalid, message)
+    }
+
+    /// The BMC or hypervisor could not be reached.
+    pub fn unreachable(message: String) -> DriverError {
+        DriverError::new(ErrorKind::Unreachable, message)
+    }
+
+    /// The credentials were refused.
+    pub fn authentication(message: String) -> DriverError {
+        DriverError::new(ErrorKind::Authentication, message)
+    }
+
+    /// The driver or the hardware cannot do this.
+    pub fn unsupported(message: String) -> DriverError {
+        DriverError::new(ErrorKind::Unsupported, message)
+    }
+
+    /// The BMC or hypervisor answered with an error.
+    pub fn bmc(message: String) -> DriverError {
+        DriverError::new(ErrorKind::BmcError, message)
+    }
+
+    /// The conductor itself failed.
+    pub fn internal(message: String) -> DriverError {
+        DriverError::new(ErrorKind::Internal, message)
+    }
+}
+
+impl From<DriverError> for NodeResult {
+    fn from(e: DriverError) -> NodeResult {
+        NodeResult::error(e.kind, e.message)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PowerState {
@@ -72,8 +125,14 @@ impl PowerState {
 
 /// Power control. Calls may be retried by the caller; `set` is idempotent
 /// for `on` and `off` (powering on a running node leaves it running).
+/// The `control_info` keys an interface reads, in groups (as declared in
+/// `xcat3_common::hardware`).
+pub type Properties = &'static [&'static [Property]];
+
 #[async_trait]
 pub trait Power: Send + Sync {
+    /// The keys it reads.
+    fn properties(&self) -> Properties;
     /// Checks `control_info` has what the driver needs. No IO.
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError>;
     async fn get_power(&self, node: &NodeInfo) -> Result<PowerState, DriverError>;
@@ -88,6 +147,8 @@ pub trait Power: Send + Sync {
 /// Boot device management.
 #[async_trait]
 pub trait Management: Send + Sync {
+    /// The keys it reads.
+    fn properties(&self) -> Properties;
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError>;
     async fn get_boot_device(&self, node: &NodeInfo) -> Result<BootDevice, DriverError>;
     async fn set_boot_device(
@@ -98,6 +159,39 @@ pub trait Management: Send + Sync {
     ) -> Result<(), DriverError>;
 }
 
+/// Guests on hypervisors (`mkvm`, `clonevm`, `rmvm`) and the hypervisors'
+/// capacity. A batch is the guests of one request on one hypervisor.
+#[async_trait]
+pub trait Vm: Send + Sync {
+    /// The guest keys it reads (the hypervisor's are `hardware::LIBVIRT`).
+    fn properties(&self) -> Properties;
+    /// Whether `info` names a hypervisor itself (not through `vm_host`).
+    fn has_own_endpoint(&self, info: &Map<String, Value>) -> bool;
+    /// The capacity of hypervisor node `host`, whose `control_info` is `info`.
+    async fn capacity(
+        &self,
+        host: &str,
+        info: &Map<String, Value>,
+    ) -> Result<HypervisorCapacity, DriverError>;
+    /// Defines `guests` on `host`; with `source`, as linked clones of it.
+    async fn create_guests(
+        &self,
+        host: &str,
+        info: &Map<String, Value>,
+        guests: Vec<Guest>,
+        source: Option<String>,
+    ) -> VmOutcomes;
+    /// Undefines `guests` (on `host`, or on the hypervisor `info` names);
+    /// with `purge`, deletes their disks.
+    async fn remove_guests(
+        &self,
+        host: Option<&str>,
+        info: &Map<String, Value>,
+        guests: Vec<Guest>,
+        purge: bool,
+    ) -> VmOutcomes;
+}
+
 /// A string key of `control_info` (absent and null are None).
 pub(crate) fn control_str<'a>(
     node: &'a NodeInfo,
@@ -106,7 +200,7 @@ pub(crate) fn control_str<'a>(
     match node.control_info.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(DriverError(format!("control_info.{key}: must be a string"))),
+        Some(_) => Err(DriverError::invalid(format!("control_info.{key}: must be a string"))),
     }
 }
 
@@ -115,30 +209,28 @@ pub(crate) fn uefi_boot(node: &NodeInfo) -> Result<bool, DriverError> {
     match control_str(node, "boot_mode")? {
         None | Some("bios") | Some("legacy") => Ok(false),
         Some("uefi") => Ok(true),
-        Some(other) => Err(DriverError(format!(
+        Some(other) => Err(DriverError::invalid(format!(
             "control_info.boot_mode: `{other}` is not one of bios, uefi"
         ))),
     }
 }
 
-/// The drivers this conductor has, by `mgt`.
+/// The drivers this conductor has, by `mgt` and interface.
 #[derive(Clone)]
 pub struct Drivers {
     power: HashMap<Mgt, Arc<dyn Power>>,
     management: HashMap<Mgt, Arc<dyn Management>>,
-    /// Also the `Power`/`Management` of `mgt=kvm`; `mkvm`/`rmvm` use it
-    /// directly (the same libvirt connections).
-    pub kvm: Arc<Kvm>,
+    vm: HashMap<Mgt, Arc<dyn Vm>>,
 }
 
 impl Drivers {
-    /// Every driver built into this conductor. New drivers register here.
+    /// Every driver built into this conductor. New drivers register here
+    /// (and declare their hardware type in `xcat3_common::hardware`).
     pub fn builtin(config: &Config) -> Drivers {
-        let kvm = Arc::new(Kvm::new(&config.kvm));
         let mut d = Drivers {
             power: HashMap::new(),
             management: HashMap::new(),
-            kvm: kvm.clone(),
+            vm: HashMap::new(),
         };
         let fake = Arc::new(Fake);
         d.power.insert(Mgt::Fake, fake.clone());
@@ -146,8 +238,12 @@ impl Drivers {
         let ipmi = Arc::new(Ipmi::new(&config.ipmi));
         d.power.insert(Mgt::Ipmi, ipmi.clone());
         d.management.insert(Mgt::Ipmi, ipmi);
+        // One libvirt driver: the same connections serve power, boot order
+        // and guests.
+        let kvm = Arc::new(Kvm::new(&config.kvm));
         d.power.insert(Mgt::Kvm, kvm.clone());
-        d.management.insert(Mgt::Kvm, kvm);
+        d.management.insert(Mgt::Kvm, kvm.clone());
+        d.vm.insert(Mgt::Kvm, kvm);
         let redfish = Arc::new(Redfish::new());
         d.power.insert(Mgt::Redfish, redfish.clone());
         d.management.insert(Mgt::Redfish, redfish);
@@ -155,24 +251,72 @@ impl Drivers {
     }
 
     pub fn power(&self, node: &NodeInfo) -> Result<&Arc<dyn Power>, DriverError> {
-        pick(&self.power, node, "power")
+        pick(&self.power, node, Interface::Power)
     }
 
     pub fn management(&self, node: &NodeInfo) -> Result<&Arc<dyn Management>, DriverError> {
-        pick(&self.management, node, "management")
+        pick(&self.management, node, Interface::Management)
+    }
+
+    /// The VM interface that defines guests and reads hypervisors (KVM's:
+    /// a hypervisor node may have any `mgt`, its guests are `mgt=kvm`).
+    pub fn hypervisors(&self) -> &Arc<dyn Vm> {
+        self.vm
+            .get(&Mgt::Kvm)
+            .expect("the kvm hardware type offers the vm interface")
+    }
+
+    /// The properties this conductor's driver for `mgt`'s interface `i`
+    /// reads; `None` when it has none.
+    pub fn properties(&self, mgt: Mgt, i: Interface) -> Option<Properties> {
+        match i {
+            Interface::Power => self.power.get(&mgt).map(|d| d.properties()),
+            Interface::Management => self.management.get(&mgt).map(|d| d.properties()),
+            Interface::Vm => self.vm.get(&mgt).map(|d| d.properties()),
+            Interface::Console | Interface::Inspect => None,
+        }
     }
 }
 
-/// The `kind` driver for the node's `mgt`, or an error naming what is missing.
+/// The `interface` driver for the node's `mgt`, or an error naming what is
+/// missing.
 fn pick<'a, T: ?Sized>(
     drivers: &'a HashMap<Mgt, Arc<T>>,
     node: &NodeInfo,
-    kind: &str,
+    interface: Interface,
 ) -> Result<&'a Arc<T>, DriverError> {
-    let mgt = node.mgt.ok_or_else(|| DriverError("mgt: not set".into()))?;
+    let mgt = node
+        .mgt
+        .ok_or_else(|| DriverError::invalid("mgt: not set".into()))?;
     drivers.get(&mgt).ok_or_else(|| {
-        DriverError(format!(
-            "mgt: no {kind} driver for `{mgt}` in this conductor"
-        ))
+        let offered = hardware::of(mgt).interface(interface).is_some();
+        DriverError::unsupported(if offered {
+            format!(
+                "mgt: no {} driver for `{mgt}` in this conductor",
+                interface.as_str()
+            )
+        } else {
+            format!("mgt: `{mgt}` has no {} interface", interface.as_str())
+        })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the API validates and `GET /v1/drivers` shows is what this
+    /// conductor runs: every declared interface has a driver reading the
+    /// declared properties, and no driver is undeclared.
+    #[test]
+    fn drivers_match_the_declared_hardware_types() {
+        let drivers = Drivers::builtin(&Config::default());
+        for t in hardware::TYPES {
+            for i in Interface::ALL {
+                let declared = t.interface(*i).map(|s| s.properties);
+                let built = drivers.properties(t.mgt, *i);
+                assert_eq!(built, declared, "{} {}", t.mgt, i.as_str());
+            }
+        }
+    }
 }

@@ -16,9 +16,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use xcat3_common::rpc::{BootDevice, PowerTarget};
+use xcat3_common::rpc::{BootDevice, ErrorKind, PowerTarget};
 
-use super::{DriverError, Management, NodeInfo, Power, PowerState, control_str, uefi_boot};
+use super::{DriverError, Management, NodeInfo, Power, PowerState, Properties, control_str, uefi_boot};
+use xcat3_common::hardware;
 
 /// How long one HTTP exchange with a BMC may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -61,7 +62,7 @@ impl Target {
     }
 
     fn of(node: &NodeInfo) -> Result<Target, DriverError> {
-        let missing = |k: &str| DriverError(format!("control_info.{k}: required for mgt=redfish"));
+        let missing = |k: &str| DriverError::invalid(format!("control_info.{k}: required for mgt=redfish"));
         let address = control_str(node, "bmc_address")?.ok_or_else(|| missing("bmc_address"))?;
         let base = if address.starts_with("https://") || address.starts_with("http://") {
             address.trim_end_matches('/').to_string()
@@ -73,7 +74,7 @@ impl Target {
             Some(Value::Bool(b)) => *b,
             Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
             Some(_) => {
-                return Err(DriverError(
+                return Err(DriverError::invalid(
                     "control_info.verify_tls: must be true or false".into(),
                 ));
             }
@@ -97,7 +98,7 @@ fn power_state(system: &Value) -> Result<PowerState, DriverError> {
     match system.get("PowerState").and_then(Value::as_str) {
         Some("On") | Some("PoweringOn") => Ok(PowerState::On),
         Some("Off") | Some("PoweringOff") => Ok(PowerState::Off),
-        other => Err(DriverError(format!(
+        other => Err(DriverError::bmc(format!(
             "Redfish: unexpected PowerState {other:?}"
         ))),
     }
@@ -117,7 +118,7 @@ fn pick_reset(system: &Value, wanted: &[&'static str]) -> Result<&'static str, D
             .find(|w| allowed.contains(w))
             .copied()
             .ok_or_else(|| {
-                DriverError(format!(
+                DriverError::unsupported(format!(
                     "Redfish: the BMC offers none of {} (it offers {})",
                     wanted.join(", "),
                     allowed.join(", ")
@@ -197,7 +198,7 @@ impl Redfish {
                 None => Auth::Basic,
             },
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(DriverError(format!(
+                return Err(DriverError::authentication(format!(
                     "BMC {}: login refused for user `{}` (wrong bmc_username or bmc_password?)",
                     t.base, t.username
                 )));
@@ -259,7 +260,14 @@ impl Redfish {
                 } else {
                     ""
                 };
-                return Err(DriverError(format!(
+                let kind = match status {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Authentication,
+                    StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => {
+                        ErrorKind::Unsupported
+                    }
+                    _ => ErrorKind::BmcError,
+                };
+                return Err(DriverError::new(kind, format!(
                     "BMC {}: {method} {path}: HTTP {}{hint}{}{why}",
                     t.base,
                     status.as_u16(),
@@ -288,7 +296,7 @@ impl Redfish {
             .pointer("/Members/0/@odata.id")
             .and_then(Value::as_str)
             .ok_or_else(|| {
-                DriverError(format!(
+                DriverError::bmc(format!(
                     "BMC {}: no ComputerSystem in /redfish/v1/Systems",
                     t.base
                 ))
@@ -340,7 +348,7 @@ fn bmc_path<'a>(t: &Target, path: &'a str) -> Result<&'a str, DriverError> {
     if ok {
         Ok(p)
     } else {
-        Err(DriverError(format!(
+        Err(DriverError::bmc(format!(
             "BMC {}: refused to follow `{}`: not a Redfish path on this BMC",
             t.base,
             path.chars().take(200).collect::<String>()
@@ -366,11 +374,20 @@ fn unreachable(t: &Target, e: &reqwest::Error) -> DriverError {
     } else {
         cause
     };
-    DriverError(format!("BMC {}: {why}", t.base))
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Unreachable
+    };
+    DriverError::new(kind, format!("BMC {}: {why}", t.base))
 }
 
 #[async_trait]
 impl Power for Redfish {
+    fn properties(&self) -> Properties {
+        &[hardware::REDFISH]
+    }
+
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
         Target::of(node).map(drop)
     }
@@ -418,6 +435,10 @@ impl Power for Redfish {
 
 #[async_trait]
 impl Management for Redfish {
+    fn properties(&self) -> Properties {
+        &[hardware::REDFISH]
+    }
+
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
         Target::of(node).map(drop)
     }
@@ -501,7 +522,7 @@ mod tests {
             "/redfish/v1/Systems/1\\..",
             "redfish/v1/Systems",
         ] {
-            let e = bmc_path(&t, bad).unwrap_err().0;
+            let e = bmc_path(&t, bad).unwrap_err().message;
             assert!(e.contains("not a Redfish path on this BMC"), "{bad}: {e}");
         }
     }
@@ -516,7 +537,7 @@ mod tests {
         );
         let e = pick_reset(&sys, &["PowerCycle"]).unwrap_err();
         assert_eq!(
-            e.0,
+            e.message,
             "Redfish: the BMC offers none of PowerCycle (it offers On, ForceOff, GracefulRestart)"
         );
         assert_eq!(

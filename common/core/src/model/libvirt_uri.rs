@@ -3,7 +3,7 @@
 //! A libvirt URI is a program launcher: `qemu+ext:///system?command=/x`
 //! runs `/x`, `?socket=`/`?netcat=`/`?proxy=` pick what libvirt executes or
 //! opens, and `test:///path` reads a file. A node record must never make a
-//! conductor do either (DESIGN §8), so a URI is accepted only when every
+//! conductor do either (SECURITY.md, trust model), so a URI is accepted only when every
 //! part is known: driver `qemu` (or `test:///default` for tests), a
 //! transport from [`Transport`], a checked user and host, the path
 //! `/system` or `/session`, and a few parameters with checked values. The

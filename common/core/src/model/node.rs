@@ -106,6 +106,7 @@ impl NodeSpec {
             .map(|t| check_type(t).map(|_| t.to_string()))
             .transpose()?;
         let control_info = info_map(obj, "control_info")?;
+        crate::hardware::check_keys(&control_info, mgt, node_type.as_deref())?;
         check_control_info(&control_info)?;
         let console_info = info_map(obj, "console_info")?;
         let nics = parse_nics(obj.get("nics_info"))?;
@@ -334,8 +335,8 @@ fn check_address(field: &str, s: &str, url_allowed: bool) -> Result<(), FieldErr
     Ok(())
 }
 
-/// Checks the well-known `control_info` keys; other keys are driver-specific
-/// and checked by the driver's `validate`.
+/// Checks the values of `control_info` keys that can be checked without
+/// the driver (which keys a node may hold is `hardware::check_keys`'s).
 fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
     for (key, value) in info {
         let field = format!("control_info.{key}");

@@ -10,6 +10,7 @@ mod m20261122_000001_initial;
 mod m20261122_000002_conductor;
 mod m20261123_000003_deploy;
 mod m20261123_000004_operations;
+mod m20261201_000005_error_kind;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_conductor::Migration),
             Box::new(m20261123_000003_deploy::Migration),
             Box::new(m20261123_000004_operations::Migration),
+            Box::new(m20261201_000005_error_kind::Migration),
         ]
     }
 }

@@ -24,7 +24,8 @@ use xcat3_ipmi::crypto::CipherSuite;
 
 use self::session::{Retry, Session, SessionError, Target};
 use self::transport::Transport;
-use super::{DriverError, Management, NodeInfo, Power, PowerState, control_str, uefi_boot};
+use super::{DriverError, Management, NodeInfo, Power, PowerState, Properties, control_str, uefi_boot};
+use xcat3_common::hardware;
 
 pub struct Ipmi {
     transport: OnceCell<Arc<Transport>>,
@@ -48,24 +49,24 @@ fn integer(node: &NodeInfo, key: &str) -> Result<Option<i64>, DriverError> {
         Some(Value::String(s)) => s
             .parse()
             .map(Some)
-            .map_err(|_| DriverError(format!("control_info.{key}: `{s}` is not a number"))),
-        Some(_) => Err(DriverError(format!("control_info.{key}: must be a number"))),
+            .map_err(|_| DriverError::invalid(format!("control_info.{key}: `{s}` is not a number"))),
+        Some(_) => Err(DriverError::invalid(format!("control_info.{key}: must be a number"))),
     }
 }
 
 impl<'a> Bmc<'a> {
     fn of(node: &'a NodeInfo) -> Result<Bmc<'a>, DriverError> {
-        let missing = |k: &str| DriverError(format!("control_info.{k}: required for mgt=ipmi"));
+        let missing = |k: &str| DriverError::invalid(format!("control_info.{k}: required for mgt=ipmi"));
         let host = control_str(node, "bmc_address")?.ok_or_else(|| missing("bmc_address"))?;
         let username = control_str(node, "bmc_username")?.unwrap_or("");
         let password = control_str(node, "bmc_password")?.ok_or_else(|| missing("bmc_password"))?;
         if username.len() > 16 {
-            return Err(DriverError(
+            return Err(DriverError::invalid(
                 "control_info.bmc_username: IPMI allows at most 16 bytes".into(),
             ));
         }
         if password.len() > 20 {
-            return Err(DriverError(
+            return Err(DriverError::invalid(
                 "control_info.bmc_password: IPMI v2.0 allows at most 20 bytes".into(),
             ));
         }
@@ -74,7 +75,7 @@ impl<'a> Bmc<'a> {
             Some(p) => u16::try_from(p)
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| DriverError("control_info.bmc_port: must be 1-65535".into()))?,
+                .ok_or_else(|| DriverError::invalid("control_info.bmc_port: must be 1-65535".into()))?,
         };
         let suite = match integer(node, "cipher_suite")? {
             None => CipherSuite::from_id(3).expect("suite 3"),
@@ -82,7 +83,7 @@ impl<'a> Bmc<'a> {
                 .ok()
                 .and_then(CipherSuite::from_id)
                 .ok_or_else(|| {
-                    DriverError(format!(
+                    DriverError::invalid(format!(
                         "control_info.cipher_suite: {id} is not supported (use 3, 17, 2 or 1)"
                     ))
                 })?,
@@ -119,7 +120,7 @@ impl Ipmi {
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| {
-                DriverError(format!(
+                DriverError::unreachable(format!(
                     "control_info.bmc_address: cannot resolve `{}`",
                     bmc.host
                 ))
@@ -139,11 +140,11 @@ impl Ipmi {
             .transport
             .get_or_try_init(|| async { Transport::start() })
             .await
-            .map_err(|e| DriverError(format!("ipmi: cannot open a UDP socket: {e}")))?;
+            .map_err(|e| DriverError::internal(format!("ipmi: cannot open a UDP socket: {e}")))?;
         let ch = transport
             .channel(addr)
             .await
-            .map_err(|e| DriverError(format!("BMC {addr}: {e}")))?;
+            .map_err(|e| DriverError::unreachable(format!("BMC {addr}: {e}")))?;
         let target = Target {
             username: bmc.username.as_bytes(),
             password: bmc.password.as_bytes(),
@@ -159,7 +160,7 @@ impl Ipmi {
 }
 
 fn failed(e: SessionError) -> DriverError {
-    DriverError(e.to_string())
+    DriverError::new(e.kind(), e.to_string())
 }
 
 async fn chassis_on(s: &mut Session) -> Result<bool, SessionError> {
@@ -187,6 +188,10 @@ async fn control(s: &mut Session, c: ChassisControl) -> Result<(), SessionError>
 
 #[async_trait]
 impl Power for Ipmi {
+    fn properties(&self) -> Properties {
+        &[hardware::IPMI]
+    }
+
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
         Bmc::of(node).map(drop)
     }
@@ -241,6 +246,10 @@ impl Power for Ipmi {
 
 #[async_trait]
 impl Management for Ipmi {
+    fn properties(&self) -> Properties {
+        &[hardware::IPMI]
+    }
+
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
         Bmc::of(node).map(drop)
     }
@@ -262,8 +271,8 @@ impl Management for Ipmi {
         // Parameter version, parameter number, then the five flag bytes.
         let flags = data
             .get(2..)
-            .ok_or_else(|| DriverError("Get System Boot Options: short answer".into()))
-            .and_then(|d| BootFlags::decode(d).map_err(DriverError))?;
+            .ok_or_else(|| DriverError::bmc("Get System Boot Options: short answer".into()))
+            .and_then(|d| BootFlags::decode(d).map_err(DriverError::bmc))?;
         Ok(flags.device.unwrap_or(BootDevice::Disk))
     }
 

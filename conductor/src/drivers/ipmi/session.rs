@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use xcat3_common::rpc::ErrorKind;
 use xcat3_ipmi::cmd::{self, Privilege};
 use xcat3_ipmi::crypto::{CipherSuite, SessionKeys, codes_equal};
 use xcat3_ipmi::rakp::{
@@ -59,6 +60,38 @@ pub enum SessionError {
     },
     #[error("BMC {bmc}: {0}", bmc = .1)]
     Io(std::io::Error, SocketAddr),
+}
+
+impl SessionError {
+    /// What kind of failure this is, for the history and `--kind`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SessionError::NoAnswer { .. } | SessionError::Io(..) => ErrorKind::Unreachable,
+            SessionError::BadAuthCode { .. } => ErrorKind::Authentication,
+            SessionError::Refused { why, .. } => {
+                if ["unauthorized", "integrity check value", "invalid role", "invalid name"]
+                    .iter()
+                    .any(|w| why.contains(w))
+                {
+                    ErrorKind::Authentication
+                } else if ["algorithm", "cipher suite", "no matching"]
+                    .iter()
+                    .any(|w| why.contains(w))
+                {
+                    ErrorKind::Unsupported
+                } else {
+                    ErrorKind::BmcError
+                }
+            }
+            SessionError::Completion { code, .. } => match *code {
+                // Invalid command; parameter not supported.
+                0xc1 | 0x80 => ErrorKind::Unsupported,
+                // Insufficient privilege level.
+                0xd4 => ErrorKind::Authentication,
+                _ => ErrorKind::BmcError,
+            },
+        }
+    }
 }
 
 /// An established session. Call [`close`](Session::close) when done: a

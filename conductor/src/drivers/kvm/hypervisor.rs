@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::libvirt::{Connection, Credentials, Domain, LibvirtError, XML_INACTIVE};
 use crate::drivers::DriverError;
+use xcat3_common::rpc::ErrorKind;
 
 /// How one hypervisor is reached. The password is part of the identity so
 /// a node with wrong credentials never rides on another node's connection.
@@ -109,7 +110,7 @@ impl Hypervisor {
             .gate
             .acquire()
             .await
-            .map_err(|_| DriverError("kvm driver is shutting down".into()))?;
+            .map_err(|_| DriverError::internal("kvm driver is shutting down".into()))?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let entered = Instant::now();
@@ -124,7 +125,7 @@ impl Hypervisor {
             }
         })
         .await
-        .map_err(|e| DriverError(format!("kvm driver task failed: {e}")))?
+        .map_err(|e| DriverError::internal(format!("kvm driver task failed: {e}")))?
     }
 
     /// The live connection, opened if needed.
@@ -146,7 +147,7 @@ impl Hypervisor {
             .password
             .as_ref()
             .map(|(user, pass)| -> Result<Credentials, DriverError> {
-                let bad = |f: &str| DriverError(format!("control_info.{f}: contains a NUL byte"));
+                let bad = |f: &str| DriverError::invalid(format!("control_info.{f}: contains a NUL byte"));
                 Ok(Credentials {
                     username: CString::new(user.as_str()).map_err(|_| bad("ssh_username"))?,
                     password: CString::new(pass.as_str()).map_err(|_| bad("ssh_password"))?,
@@ -180,11 +181,10 @@ impl Hypervisor {
 
     /// A per-node error naming the hypervisor and the step.
     pub fn error(&self, step: &str, e: &LibvirtError) -> DriverError {
-        DriverError(format!(
-            "hypervisor {}: {step}: {}",
-            self.label(),
-            e.message
-        ))
+        DriverError::new(
+            error_kind(step, e),
+            format!("hypervisor {}: {step}: {}", self.label(), e.message),
+        )
     }
 
     /// The guest: by `name`, else (when given) by one of its MACs.
@@ -199,7 +199,7 @@ impl Hypervisor {
             return Ok(d);
         }
         let not_found = || {
-            DriverError(format!(
+            DriverError::invalid(format!(
                 "hypervisor {}: no domain named `{name}`{}",
                 self.label(),
                 match mac {
@@ -253,5 +253,27 @@ impl Hypervisor {
             names,
         };
         Ok(())
+    }
+}
+
+/// What kind of failure a libvirt error is: a refused login, a daemon that
+/// cannot be reached (or whose connection dropped), something it cannot
+/// do, or its own error.
+fn error_kind(step: &str, e: &LibvirtError) -> ErrorKind {
+    const NO_SUPPORT: i32 = 3;
+    const UNKNOWN_HOST: i32 = 4;
+    const SYSTEM_ERROR: i32 = 38;
+    const RPC: i32 = 39;
+    const AUTH_FAILED: i32 = 45;
+    const OPERATION_UNSUPPORTED: i32 = 84;
+    // Over SSH a refused key or password arrives as the ssh client's text.
+    let denied = e.message.contains("Permission denied") || e.message.contains("authentication");
+    match e.code {
+        AUTH_FAILED => ErrorKind::Authentication,
+        NO_SUPPORT | OPERATION_UNSUPPORTED => ErrorKind::Unsupported,
+        _ if denied && step == "cannot connect" => ErrorKind::Authentication,
+        UNKNOWN_HOST | SYSTEM_ERROR | RPC => ErrorKind::Unreachable,
+        _ if step == "cannot connect" => ErrorKind::Unreachable,
+        _ => ErrorKind::BmcError,
     }
 }

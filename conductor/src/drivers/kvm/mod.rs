@@ -28,10 +28,11 @@ pub use vm::{Guest, Outcomes as VmOutcomes};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use xcat3_common::config::KvmConfig;
-use xcat3_common::model::{LibvirtTransport, LibvirtUri, VmShape};
+use xcat3_common::model::{HypervisorCapacity, LibvirtTransport, LibvirtUri, VmShape};
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
-use super::{DriverError, Management, NodeInfo, Power, PowerState, control_str};
+use super::{DriverError, Management, NodeInfo, Power, PowerState, Properties, Vm, control_str};
+use xcat3_common::hardware;
 use hypervisor::{Endpoint, Hypervisor, Hypervisors};
 use libvirt::{Connection, Domain, ERR_OPERATION_INVALID, XML_INACTIVE};
 
@@ -55,7 +56,7 @@ fn map_str<'a>(info: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str
     match info.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(DriverError(format!("control_info.{key}: must be a string"))),
+        Some(_) => Err(DriverError::invalid(format!("control_info.{key}: must be a string"))),
     }
 }
 
@@ -64,7 +65,7 @@ fn map_bool(info: &Map<String, Value>, key: &str, default: bool) -> Result<bool,
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
-        Some(_) => Err(DriverError(format!(
+        Some(_) => Err(DriverError::invalid(format!(
             "control_info.{key}: must be true or false"
         ))),
     }
@@ -77,14 +78,14 @@ fn map_bool(info: &Map<String, Value>, key: &str, default: bool) -> Result<bool,
 fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
     if let Some(uri) = map_str(info, "libvirt_uri")? {
         let uri = LibvirtUri::parse(uri)
-            .map_err(|e| DriverError(format!("control_info.libvirt_uri: {e}")))?;
+            .map_err(|e| DriverError::invalid(format!("control_info.libvirt_uri: {e}")))?;
         return Ok(Endpoint {
             uri: uri.to_string(),
             password: None,
         });
     }
     let address = map_str(info, "ssh_address")?.ok_or_else(|| {
-        DriverError(
+        DriverError::invalid(
             "control_info.ssh_address or control_info.libvirt_uri: one is required for mgt=kvm"
                 .into(),
         )
@@ -92,7 +93,7 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
     match map_str(info, "ssh_virt_type")? {
         None | Some("virsh") => {}
         Some(other) => {
-            return Err(DriverError(format!(
+            return Err(DriverError::invalid(format!(
                 "control_info.ssh_virt_type: `{other}` is not supported (only virsh)"
             )));
         }
@@ -105,7 +106,7 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                 .filter(|p| (1..=65535).contains(p))
                 .ok_or_else(|| {
-                    DriverError("control_info.ssh_port: must be a port number 1-65535".into())
+                    DriverError::invalid("control_info.ssh_port: must be a port number 1-65535".into())
                 })? as u16,
         ),
     };
@@ -114,7 +115,7 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
     let password = map_str(info, "ssh_password")?;
     let (transport, params) = match (key, password) {
         (Some(_), Some(_)) => {
-            return Err(DriverError(
+            return Err(DriverError::invalid(
                 "control_info.ssh_password: give ssh_key_filename or ssh_password, not both".into(),
             ));
         }
@@ -143,7 +144,7 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
         }
     };
     let uri = LibvirtUri::ssh(transport, user, address, port, params)
-        .map_err(|(key, e)| DriverError(format!("control_info.{key}: {e}")))?;
+        .map_err(|(key, e)| DriverError::invalid(format!("control_info.{key}: {e}")))?;
     Ok(Endpoint {
         uri: uri.to_string(),
         password: password.map(|p| (user.to_string(), p.to_string())),
@@ -152,7 +153,7 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
 
 /// Whether `info` names a hypervisor itself (rather than through
 /// `vm_host`).
-pub fn has_own_endpoint(info: &Map<String, Value>) -> bool {
+fn has_own_endpoint(info: &Map<String, Value>) -> bool {
     ["libvirt_uri", "ssh_address"]
         .iter()
         .any(|k| info.contains_key(*k))
@@ -161,14 +162,14 @@ pub fn has_own_endpoint(info: &Map<String, Value>) -> bool {
 /// The endpoint of hypervisor node `host` from its `control_info`; errors
 /// name the node.
 fn host_endpoint(host: &str, info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
-    endpoint_of(info).map_err(|e| DriverError(format!("vm_host {host}: {}", e.0)))
+    endpoint_of(info).map_err(|e| DriverError::invalid(format!("vm_host {host}: {}", e.message)))
 }
 
 /// The hypervisor endpoint of a guest: its own keys, or its `vm_host`'s.
 fn guest_endpoint(node: &NodeInfo) -> Result<Endpoint, DriverError> {
     let Some(host) = &node.vm_host else {
         if VmShape::present(&node.control_info) && !has_own_endpoint(&node.control_info) {
-            return Err(DriverError(
+            return Err(DriverError::invalid(
                 "control_info.vm_host: not set (the guest was removed by rmvm; mkvm --host HV makes it again)"
                     .into(),
             ));
@@ -176,7 +177,7 @@ fn guest_endpoint(node: &NodeInfo) -> Result<Endpoint, DriverError> {
         return endpoint_of(&node.control_info);
     };
     let info = host.control_info.as_ref().ok_or_else(|| {
-        DriverError(format!(
+        DriverError::invalid(format!(
             "control_info.vm_host: no node `{}` (the guest's hypervisor)",
             host.name
         ))
@@ -257,6 +258,10 @@ fn act(
 
 #[async_trait]
 impl Power for Kvm {
+    fn properties(&self) -> Properties {
+        &[hardware::KVM_GUEST, hardware::LIBVIRT]
+    }
+
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
         Target::of(node).map(|_| ())
     }
@@ -293,7 +298,7 @@ impl Power for Kvm {
                 }
                 PowerTarget::Reset => {
                     if !on {
-                        return Err(DriverError(format!(
+                        return Err(DriverError::unsupported(format!(
                             "domain {} is off; reset needs a running guest (use on or boot)",
                             d.name()
                         )));
@@ -317,6 +322,10 @@ impl Power for Kvm {
 
 #[async_trait]
 impl Management for Kvm {
+    fn properties(&self) -> Properties {
+        &[hardware::KVM_GUEST, hardware::LIBVIRT]
+    }
+
     fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
         Target::of(node).map(|_| ())
     }
@@ -326,7 +335,7 @@ impl Management for Kvm {
             let xml = d
                 .xml(XML_INACTIVE)
                 .map_err(|e| hv.error(&format!("XML of domain {}", d.name()), &e))?;
-            domxml::boot_device(&xml).map_err(|e| DriverError(format!("domain {}: {e}", d.name())))
+            domxml::boot_device(&xml).map_err(|e| DriverError::bmc(format!("domain {}: {e}", d.name())))
         })
         .await
     }
@@ -338,14 +347,14 @@ impl Management for Kvm {
         device: BootDevice,
         _persistent: bool,
     ) -> Result<(), DriverError> {
-        let dev = domxml::libvirt_dev(device).map_err(DriverError)?;
+        let dev = domxml::libvirt_dev(device).map_err(DriverError::unsupported)?;
         self.with_domain(node, move |hv, conn, d| {
             let name = d.name();
             if !d
                 .is_persistent()
                 .map_err(|e| hv.error(&format!("domain {name}"), &e))?
             {
-                return Err(DriverError(format!(
+                return Err(DriverError::unsupported(format!(
                     "domain {name} is transient (not defined); its boot order cannot be changed"
                 )));
             }
@@ -353,7 +362,7 @@ impl Management for Kvm {
                 .xml(XML_INACTIVE)
                 .map_err(|e| hv.error(&format!("XML of domain {name}"), &e))?;
             let edited = domxml::with_boot_first(&xml, dev)
-                .map_err(|e| DriverError(format!("domain {name}: {e}")))?;
+                .map_err(|e| DriverError::bmc(format!("domain {name}: {e}")))?;
             conn.define(&edited)
                 .map_err(|e| hv.error(&format!("define domain {name}"), &e))?;
             Ok(())
@@ -446,7 +455,7 @@ mod tests {
                 "ssh_address",
             ),
         ] {
-            let e = Target::of(&node(control.clone())).unwrap_err().0;
+            let e = Target::of(&node(control.clone())).unwrap_err().message;
             assert!(
                 e.contains(&format!("control_info.{field}")),
                 "{control}: {e}"
@@ -476,7 +485,7 @@ mod tests {
             kvm.set_power(&n, PowerTarget::Reset)
                 .await
                 .unwrap_err()
-                .0
+                .message
                 .contains("is off")
         );
         assert_eq!(
@@ -493,10 +502,49 @@ mod tests {
         assert_eq!(kvm.get_boot_device(&n).await.unwrap(), BootDevice::Disk);
 
         n.control_info.insert("domain".into(), json!("nope"));
-        let e = kvm.get_power(&n).await.unwrap_err().0;
+        let e = kvm.get_power(&n).await.unwrap_err().message;
         assert!(
             e.contains("no domain named `nope` or with MAC 52:54:00:00:00:01"),
             "{e}"
         );
+    }
+}
+
+#[async_trait]
+impl Vm for Kvm {
+    fn properties(&self) -> Properties {
+        &[hardware::VM]
+    }
+
+    fn has_own_endpoint(&self, info: &Map<String, Value>) -> bool {
+        has_own_endpoint(info)
+    }
+
+    async fn capacity(
+        &self,
+        host: &str,
+        info: &Map<String, Value>,
+    ) -> Result<HypervisorCapacity, DriverError> {
+        Kvm::capacity(self, host, info).await
+    }
+
+    async fn create_guests(
+        &self,
+        host: &str,
+        info: &Map<String, Value>,
+        guests: Vec<Guest>,
+        source: Option<String>,
+    ) -> VmOutcomes {
+        Kvm::create_guests(self, host, info, guests, source).await
+    }
+
+    async fn remove_guests(
+        &self,
+        host: Option<&str>,
+        info: &Map<String, Value>,
+        guests: Vec<Guest>,
+        purge: bool,
+    ) -> VmOutcomes {
+        Kvm::remove_guests(self, host, info, guests, purge).await
     }
 }

@@ -32,18 +32,20 @@ pub struct Guest {
 
 /// Per guest: the result text (`created`, `exists`, `removed`, `absent`)
 /// or an error.
-pub type Outcomes = Vec<(String, Result<String, String>)>;
+pub type Outcomes = Vec<(String, Result<String, DriverError>)>;
 
 /// The same error for every guest (the batch could not start).
 fn fail_all(guests: Vec<Guest>, why: &DriverError) -> Outcomes {
     guests
         .into_iter()
-        .map(|g| (g.name, Err(why.0.clone())))
+        .map(|g| (g.name, Err(why.clone())))
         .collect()
 }
 
 /// Every finished task's outcome.
-async fn join_all(mut tasks: tokio::task::JoinSet<(String, Result<String, String>)>) -> Outcomes {
+async fn join_all(
+    mut tasks: tokio::task::JoinSet<(String, Result<String, DriverError>)>,
+) -> Outcomes {
     let mut out = Outcomes::new();
     while let Some(r) = tasks.join_next().await {
         match r {
@@ -88,16 +90,16 @@ fn read_source(
     let d = conn
         .lookup(name)
         .map_err(|e| hv.error("domain lookup", &e))?
-        .ok_or_else(|| DriverError(format!("source: no domain `{name}` on hypervisor {host}")))?;
+        .ok_or_else(|| DriverError::invalid(format!("source: no domain `{name}` on hypervisor {host}")))?;
     if d.is_active().map_err(|e| hv.error("domain state", &e))? {
-        return Err(DriverError(format!(
+        return Err(DriverError::invalid(format!(
             "source: `{name}` is running; shut it down before cloning (its disks back the clones)"
         )));
     }
     let xml = d
         .xml(XML_INACTIVE)
         .map_err(|e| hv.error(&format!("XML of domain {name}"), &e))?;
-    let disks = domxml::disk_files(&xml).map_err(|e| DriverError(format!("source {name}: {e}")))?;
+    let disks = domxml::disk_files(&xml).map_err(|e| DriverError::bmc(format!("source {name}: {e}")))?;
     let (mem, cpus) = d.size().map_err(|e| hv.error("domain size", &e))?;
     Ok((Source { xml, disks }, mem, cpus))
 }
@@ -175,7 +177,7 @@ impl Kvm {
     }
 
     /// The hypervisor's capacity (`HypervisorInfo`).
-    pub async fn capacity(
+    pub(super) async fn capacity(
         &self,
         host: &str,
         info: &Map<String, Value>,
@@ -189,7 +191,7 @@ impl Kvm {
     /// Defines `guests` on the hypervisor `host` (whose node's
     /// `control_info` is `info`); with `source`, as linked clones of that
     /// guest (qcow2 overlays on its disks, its devices and size).
-    pub async fn create_guests(
+    pub(super) async fn create_guests(
         &self,
         host: &str,
         info: &Map<String, Value>,
@@ -224,7 +226,7 @@ impl Kvm {
             .await;
         let (mut out, plans) = match planned {
             Ok(p) => p,
-            Err(e) => return names.into_iter().map(|n| (n, Err(e.0.clone()))).collect(),
+            Err(e) => return names.into_iter().map(|n| (n, Err(e.clone()))).collect(),
         };
         let kind = self.domain_type.clone();
         let mut tasks = tokio::task::JoinSet::new();
@@ -238,7 +240,7 @@ impl Kvm {
                     .await;
                 (
                     name,
-                    r.map(|()| tokens::CREATED.to_string()).map_err(|e| e.0),
+                    r.map(|()| tokens::CREATED.to_string()),
                 )
             });
         }
@@ -248,7 +250,7 @@ impl Kvm {
 
     /// Undefines `guests` (stopping them first); with `purge`, deletes
     /// their disks too.
-    pub async fn remove_guests(
+    pub(super) async fn remove_guests(
         &self,
         host: Option<&str>,
         info: &Map<String, Value>,
@@ -272,7 +274,7 @@ impl Kvm {
                 let r = hv
                     .call(move |hv, conn| remove_guest(hv, conn, &g, purge))
                     .await;
-                (name, r.map_err(|e| e.0))
+                (name, r)
             });
         }
         join_all(tasks).await
@@ -294,7 +296,9 @@ fn plan(
         let Some(mac) = g.mac.clone() else {
             out.push((
                 g.name,
-                Err("nics_info: no nic (mkvm needs the guest's MAC)".into()),
+                Err(DriverError::invalid(
+                    "nics_info: no nic (mkvm needs the guest's MAC)".into(),
+                )),
             ));
             continue;
         };
@@ -305,11 +309,11 @@ fn plan(
                 if ours {
                     Ok(tokens::EXISTS.to_string())
                 } else {
-                    Err(format!(
+                    Err(DriverError::invalid(format!(
                         "hypervisor {host} ({}): a domain named `{}` already exists and is not this node's (no xcat3 mark, no MAC {mac}); remove it or pick another name",
                         hv.label(),
                         g.name
-                    ))
+                    )))
                 },
             ));
             continue;
@@ -317,9 +321,9 @@ fn plan(
         if let Some(other) = inv.macs.get(&mac) {
             out.push((
                 g.name.clone(),
-                Err(format!(
+                Err(DriverError::invalid(format!(
                     "hypervisor {host}: MAC {mac} is already used by domain `{other}`"
-                )),
+                ))),
             ));
             continue;
         }
@@ -327,26 +331,26 @@ fn plan(
         if g.shape.memory_mib > c.free_mib() {
             out.push((
                 g.name.clone(),
-                Err(format!(
+                Err(DriverError::unsupported(format!(
                     "hypervisor {host}: not enough memory: {} MiB needed, {} MiB free ({} MiB allocatable, {} MiB given to {} guests)",
                     g.shape.memory_mib,
                     c.free_mib(),
                     c.memory_mib,
                     c.allocated_mib,
                     c.domains
-                )),
+                ))),
             ));
             continue;
         }
         if c.allocated_cpus + g.shape.cpus > c.cpus {
             out.push((
                 g.name.clone(),
-                Err(format!(
+                Err(DriverError::unsupported(format!(
                     "hypervisor {host}: not enough CPUs: {} needed, {} of {} allocatable left",
                     g.shape.cpus,
                     c.cpus.saturating_sub(c.allocated_cpus),
                     c.cpus
-                )),
+                ))),
             ));
             continue;
         }
@@ -381,7 +385,7 @@ fn define_clone(
                 .volume_at(from)
                 .map_err(|e| hv.error("volume lookup", &e))?
                 .ok_or_else(|| {
-                    DriverError(format!(
+                    DriverError::invalid(format!(
                         "source disk {from} is not in a libvirt storage pool (clones need one for their overlays)"
                     ))
                 })?;
@@ -412,7 +416,7 @@ fn define_clone(
             ));
         }
         let xml = domxml::clone_xml(&src.xml, &g.name, &p.mac, &swaps)
-            .map_err(|e| DriverError(format!("cloning: {e}")))?;
+            .map_err(|e| DriverError::bmc(format!("cloning: {e}")))?;
         conn.define(&xml)
             .map_err(|e| hv.error(&format!("defining domain {}", g.name), &e))
             .map(drop)
@@ -449,7 +453,7 @@ fn define_guest(
             .pool(&g.shape.pool)
             .map_err(|e| hv.error("storage pool lookup", &e))?
             .ok_or_else(|| {
-                DriverError(format!(
+                DriverError::invalid(format!(
                     "hypervisor {}: no storage pool `{}` (control_info.vm_pool)",
                     hv.label(),
                     g.shape.pool
@@ -522,10 +526,10 @@ fn remove_guest(
             g.name,
             g.mac.as_deref().unwrap_or("-")
         ))
-        .map_err(DriverError);
+        .map_err(DriverError::invalid);
     }
     let disks = if purge {
-        domxml::disk_files(&xml).map_err(|e| DriverError(format!("domain {}: {e}", g.name)))?
+        domxml::disk_files(&xml).map_err(|e| DriverError::bmc(format!("domain {}: {e}", g.name)))?
     } else {
         Vec::new()
     };
@@ -548,7 +552,7 @@ fn remove_guest(
         }
     }
     if !kept.is_empty() {
-        return Err(DriverError(format!(
+        return Err(DriverError::bmc(format!(
             "hypervisor {}: domain {} undefined, but disks left: {}",
             hv.label(),
             g.name,
@@ -603,12 +607,12 @@ mod tests {
         assert_eq!(out[0], ("g1".to_string(), Ok("created".to_string())));
         let huge = out[1].1.as_ref().unwrap_err();
         assert!(
-            huge.starts_with("hypervisor hv: not enough memory: 16777216 MiB needed, "),
+            huge.message.starts_with("hypervisor hv: not enough memory: 16777216 MiB needed, "),
             "{huge}"
         );
         let foreign = out[2].1.as_ref().unwrap_err();
         assert!(
-            foreign.contains("a domain named `test` already exists"),
+            foreign.message.contains("a domain named `test` already exists"),
             "{foreign}"
         );
         // Known by its mark: `exists`; a MAC another domain holds: refused.
@@ -630,7 +634,7 @@ mod tests {
         assert!(
             again.iter().any(|(n, r)| n == "g2"
                 && r.as_ref()
-                    .unwrap_err()
+                    .unwrap_err().message
                     .contains("MAC 52:54:00:00:00:01 is already used by domain `g1`")),
             "{again:?}"
         );
@@ -648,7 +652,7 @@ mod tests {
         );
         assert!(
             gone.iter()
-                .any(|(n, r)| n == "test" && r.as_ref().unwrap_err().contains("not this node's")),
+                .any(|(n, r)| n == "test" && r.as_ref().unwrap_err().message.contains("not this node's")),
             "{gone:?}"
         );
     }
