@@ -52,7 +52,6 @@ pub async fn dispatch(
     dispatch_routed(st, action, names, BTreeMap::new(), origin).await
 }
 
-
 /// Whether `action` is an operator's request, kept in the history (not a
 /// query the API makes for itself, nor a follow-up of a callback).
 fn recorded(action: &Action) -> bool {

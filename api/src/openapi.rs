@@ -43,7 +43,12 @@ pub fn document() -> Value {
     let requests = json!({"get": op("the latest bulk actions, newest first", vec![q("limit", "how many (1-1000, default 50)", false)], None, ok("200", "requests", json!({"type": "object", "properties": {"requests": {"type": "array", "items": r("Request")}}})))});
     let one = json!({"allOf": [r("Request"), {"type": "object", "properties": {
         "results": {"type": "object", "additionalProperties": {"type": "string"}},
-        "failed_nodes": {"type": "array", "items": {"type": "string"}}}}]});
+        "failed_nodes": {"type": "array", "items": {"type": "string"}},
+        "error_kinds": {"type": "object", "additionalProperties": r("ErrorKind")}}}]});
+    let drivers = json!({
+        "/v1/drivers": {"get": op("hardware types (one per mgt), their interfaces and the control_info keys each reads", vec![], None, ok("200", "drivers", json!({"type": "object", "properties": {"drivers": {"type": "array", "items": r("Driver")}, "common": {"type": "object"}}})))},
+        "/v1/drivers/{name}": {"get": op("one hardware type", vec![p("name")], None, ok("200", "driver", r("Driver")))},
+    });
     let request = json!({"get": op("one bulk action with every node's result (the id is the reply's xcat3-request-id header)", vec![p("id")], None, ok("200", "request", one))});
     let fields = || q("fields", "comma-separated fields to return", false);
     let range = || {
@@ -150,6 +155,8 @@ pub fn document() -> Value {
             },
             "/v1/services": {"get": op("list services", vec![], None, ok("200", "services", json!({"type": "object", "properties": {"services": {"type": "array", "items": r("Service")}}})))},
             "/v1/services/hostname": {"get": op("services of a host", vec![q("name", "host name", true)], None, ok("200", "services", json!({"type": "object"})))},
+            "/v1/drivers": drivers["/v1/drivers"],
+            "/v1/drivers/{name}": drivers["/v1/drivers/{name}"],
             "/v1/requests": requests,
             "/v1/requests/{id}": request,
         },
@@ -164,7 +171,13 @@ pub fn document() -> Value {
                 "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": ["string", "null"], "format": "date-time"}}},
             "Fault": {"type": "object", "properties": {"faultcode": {"type": "string"}, "faultstring": {"type": "string"}, "debuginfo": {}}},
             "NodeNames": {"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
-            "NodeResults": {"type": "object", "properties": {"nodes": {"type": "object", "additionalProperties": {"type": "string", "description": "ok / updated / deleted, or an error naming the field"}}}},
+            "NodeResults": {"type": "object", "properties": {"nodes": {"type": "object", "additionalProperties": {"type": "string", "description": "ok / updated / deleted, or an error naming the field"}},
+                "error_kinds": {"type": "object", "description": "actions only, when some node failed: node -> kind", "additionalProperties": r("ErrorKind")}}},
+            "ErrorKind": {"enum": ["unreachable", "authentication", "unsupported", "timeout", "invalid", "bmc_error", "locked", "not_found", "internal"]},
+            "Driver": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                "interfaces": {"type": "object", "description": "power, management, console, inspect, vm: null when not offered", "additionalProperties": {"type": ["object", "null"], "properties": {
+                    "driver": {"type": "string"},
+                    "properties": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "required": {"type": "boolean"}, "one_of": {"type": "string"}, "description": {"type": "string"}, "secret": {"type": "boolean"}}}}}}}}},
             "Patches": {"type": "array", "items": {"type": "object", "required": ["op", "path"], "properties": {"op": {"enum": ["add", "replace", "remove"]}, "path": {"type": "string", "example": "/control_info/bmc_address"}, "value": {}}}},
             "Node": {"type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string", "description": "DNS host name; not info/power/provision/boot_device/callback"},

@@ -104,6 +104,11 @@ pub enum Command {
         /// whose result was an error, with its state unless STATE is given.
         #[arg(long, value_name = "REQUEST")]
         retry_failed: Option<String>,
+        /// With --retry-failed: only the nodes that failed this way
+        /// (unreachable, authentication, unsupported, timeout, invalid,
+        /// bmc_error, locked, not_found, internal).
+        #[arg(long, requires = "retry_failed")]
+        kind: Option<String>,
     },
     /// Past bulk actions: history (the latest), history REQUEST (every
     /// node's result of one).
@@ -194,6 +199,12 @@ pub enum Command {
         /// The osimage name (default `<distro><version>-<arch>`).
         #[arg(short = 'n', long)]
         name: Option<String>,
+    },
+    /// The hardware types (one per mgt) and the interfaces they offer.
+    DriverList,
+    /// A hardware type's interfaces and the control_info keys each reads.
+    DriverShow {
+        name: String,
     },
     /// Which conductor owns each node: `n1: c2`.
     Ring {

@@ -452,7 +452,11 @@ impl Runner {
             metrics::count(
                 "xcat3_conductor_driver_errors_total",
                 "Failed driver calls per node, by mgt, action and error kind.",
-                &[("mgt", mgt), ("action", step.name()), ("kind", kind.as_str())],
+                &[
+                    ("mgt", mgt),
+                    ("action", step.name()),
+                    ("kind", kind.as_str()),
+                ],
                 1,
             );
         }

@@ -12,11 +12,11 @@ use xcat3_bus::Bus;
 use xcat3_common::config::{ConductorConfig, Config};
 use xcat3_db::{Db, locks, services};
 
+use crate::actions::PowerGate;
 use crate::boot;
 use crate::drivers::Drivers;
 use crate::membership::Membership;
 use crate::provision::Provisioner;
-use crate::actions::PowerGate;
 use crate::runner::{Actors, Runner};
 
 /// How long shutdown waits for in-flight requests before giving up on them.

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource, and the helpers they share.
 
 pub mod actions;
+pub mod drivers;
 pub mod networks;
 pub mod nics;
 pub mod nodes;
@@ -35,6 +36,7 @@ pub fn v1() -> Router<AppState> {
         .merge(osimages::routes())
         .merge(passwds::routes())
         .merge(services::routes())
+        .merge(drivers::routes())
         .merge(requests::routes())
         .merge(vms::routes())
 }

@@ -1,5 +1,6 @@
 //! One function per command; `run` dispatches.
 
+mod drivers;
 mod nodes;
 mod resources;
 
@@ -20,6 +21,7 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             noderange,
             state,
             retry_failed,
+            kind,
         } => match retry_failed {
             Some(id) => {
                 if state.is_some() {
@@ -27,7 +29,7 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
                         "power --retry-failed REQUEST [STATE]: no noderange (the request's failed nodes are the range)"
                     );
                 }
-                nodes::retry_failed_power(c, &id, noderange.as_deref(), json).await
+                nodes::retry_failed_power(c, &id, noderange.as_deref(), kind.as_deref(), json).await
             }
             None => {
                 let (Some(range), Some(state)) = (noderange, state) else {
@@ -44,6 +46,8 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             device,
             persistent,
         } => nodes::bootdev(c, &noderange, &device, persistent, json).await,
+        DriverList => drivers::list(c, json).await,
+        DriverShow { name } => drivers::show(c, &name, json).await,
         Ring { noderange } => nodes::ring(c, &noderange, json).await,
         Copycds { iso, name } => resources::copycds(c, &iso, name.as_deref(), json).await,
         Mkvm {

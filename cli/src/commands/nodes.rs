@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use xcat3_common::model::MASK;
 use xcat3_common::noderange::{self, NoUniverse};
+use xcat3_common::rpc::ErrorKind;
 
 use crate::client::{Client, encode};
 use crate::{kv, output, progress_allowed};
@@ -367,14 +368,22 @@ pub async fn power(c: &Client, range: &str, state: &str, json: bool) -> anyhow::
     action(c, method, &path, json).await
 }
 
-/// `power --retry-failed ID [STATE]`: the failed nodes of power request
-/// `ID`, again, with its state (or `state`).
+/// `power --retry-failed ID [STATE] [--kind KIND]`: the failed nodes of
+/// power request `ID` (those that failed with `kind`), again, with its
+/// state (or `state`).
 pub async fn retry_failed_power(
     c: &Client,
     id: &str,
     state: Option<&str>,
+    kind: Option<&str>,
     json: bool,
 ) -> anyhow::Result<bool> {
+    if let Some(k) = kind
+        && ErrorKind::parse(k).is_none()
+    {
+        let all: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        bail!("--kind: `{k}` is not one of {}", all.join(", "));
+    }
     let past = c.get(&format!("/requests/{}", encode(id))).await?;
     let action = past.get("action").and_then(Value::as_str).unwrap_or("");
     let Some(past_state) = action.strip_prefix("power ") else {
@@ -385,16 +394,24 @@ pub async fn retry_failed_power(
     }
     let state = state.unwrap_or(past_state);
     let (method, path) = power_call(state, None)?;
+    let kind_of = |n: &str| {
+        past.pointer(&format!("/error_kinds/{n}"))
+            .and_then(Value::as_str)
+    };
     let failed: Vec<Value> = past
         .get("failed_nodes")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
+        .filter(|n| kind.is_none() || kind_of(n) == kind)
         .map(|n| json!({ "name": n }))
         .collect();
     if failed.is_empty() {
-        eprintln!("request {id} had no failed nodes");
+        match kind {
+            Some(k) => eprintln!("request {id} had no nodes that failed with kind {k}"),
+            None => eprintln!("request {id} had no failed nodes"),
+        }
         return Ok(true);
     }
     eprintln!(

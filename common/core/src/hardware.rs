@@ -104,10 +104,19 @@ const BOOT_MODE: Property = optional(
 /// IPMI v2.0 lanplus (RMCP+), power and management alike.
 pub const IPMI: &[Property] = &[
     required("bmc_address", "BMC IP address or host name"),
-    optional("bmc_username", "BMC user (at most 16 bytes; empty: anonymous)"),
-    required("bmc_password", "BMC password (at most 20 bytes; write-only)"),
+    optional(
+        "bmc_username",
+        "BMC user (at most 16 bytes; empty: anonymous)",
+    ),
+    required(
+        "bmc_password",
+        "BMC password (at most 20 bytes; write-only)",
+    ),
     optional("bmc_port", "RMCP+ UDP port (default 623)"),
-    optional("cipher_suite", "RMCP+ cipher suite: 3 (default), 17, 2 or 1"),
+    optional(
+        "cipher_suite",
+        "RMCP+ cipher suite: 3 (default), 17, 2 or 1",
+    ),
     BOOT_MODE,
 ];
 
@@ -174,12 +183,24 @@ pub const KVM_GUEST: &[Property] = &[
 
 /// What `mkvm` defines.
 pub const VM: &[Property] = &[
-    optional("vm_host", "the hypervisor node (type=hypervisor) to define the guest on"),
-    optional("vm_memory", "memory: MiB, or with a unit (4G, 512M); default 1024 MiB"),
+    optional(
+        "vm_host",
+        "the hypervisor node (type=hypervisor) to define the guest on",
+    ),
+    optional(
+        "vm_memory",
+        "memory: MiB, or with a unit (4G, 512M); default 1024 MiB",
+    ),
     optional("vm_cpus", "virtual CPUs (default 1)"),
     optional("vm_disk", "disk sizes, comma-separated (20G,100G)"),
-    optional("vm_disk_image", "a base image in the pool to clone the first disk from"),
-    optional("vm_network", "bridge:NAME or network:NAME (default network:default)"),
+    optional(
+        "vm_disk_image",
+        "a base image in the pool to clone the first disk from",
+    ),
+    optional(
+        "vm_network",
+        "bridge:NAME or network:NAME (default network:default)",
+    ),
     optional("vm_pool", "the storage pool for disks (default default)"),
     optional("vm_boot", "boot order, e.g. network,hd"),
 ];
@@ -192,7 +213,10 @@ pub const FAKE: &[Property] = &[
 
 /// What OS deployment reads, whatever the `mgt`.
 pub const DEPLOY: &[Property] = &[
-    optional("install_disk", "the disk to install on (/dev/sda, /dev/disk/by-id/...)"),
+    optional(
+        "install_disk",
+        "the disk to install on (/dev/sda, /dev/disk/by-id/...)",
+    ),
     optional("install_packages", "extra packages, separated by spaces"),
     optional("install_args", "extra kernel arguments for the installer"),
 ];
@@ -425,8 +449,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "control_info.bmc_adress");
-        assert!(e.message.starts_with("unknown key for mgt=ipmi (valid: "), "{e}");
-        for k in ["bmc_address", "bmc_password", "cipher_suite", "install_disk"] {
+        assert!(
+            e.message.starts_with("unknown key for mgt=ipmi (valid: "),
+            "{e}"
+        );
+        for k in [
+            "bmc_address",
+            "bmc_password",
+            "cipher_suite",
+            "install_disk",
+        ] {
             assert!(e.message.contains(k), "{e}");
         }
         assert!(!e.message.contains("libvirt_uri"), "{e}");

@@ -13,8 +13,8 @@
 //! in-process), `xcat3-ipmi` (the RMCP+ codec).
 
 pub mod config;
-pub mod hardware;
 pub mod crypt;
+pub mod hardware;
 pub mod metrics;
 pub mod model;
 pub mod noderange;

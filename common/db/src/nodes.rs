@@ -683,7 +683,11 @@ pub async fn set_columns(
     let mut changed = 0;
     // Per row: a name and a value for each column's CASE, the name again
     // in the IN list (and the guard's value once per statement).
-    for chunk in rows.chunks(rows_per_chunk(2 * columns.len() + 1).saturating_sub(1).max(1)) {
+    for chunk in rows.chunks(
+        rows_per_chunk(2 * columns.len() + 1)
+            .saturating_sub(1)
+            .max(1),
+    ) {
         let mut sql = format!("UPDATE {} SET ", quote(backend, "nodes"));
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * (2 * columns.len() + 1));
         for (i, c) in columns.iter().enumerate() {

@@ -125,7 +125,12 @@ impl<S: NodeStep + Clone + 'static> ActionModule for PerNode<S> {
 
 /// Runs `step` on every record of `batch`, each within the runner's
 /// permits, timeout and deadline; results go to `out` as they finish.
-pub async fn per_node(runner: &Arc<Runner>, batch: &Batch<'_>, step: Arc<dyn NodeStep>, out: &Results) {
+pub async fn per_node(
+    runner: &Arc<Runner>,
+    batch: &Batch<'_>,
+    step: Arc<dyn NodeStep>,
+    out: &Results,
+) {
     let deadline_ms = batch.request.deadline_ms;
     let mut tasks = tokio::task::JoinSet::new();
     for rec in &batch.records {

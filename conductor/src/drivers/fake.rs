@@ -20,11 +20,12 @@ fn number(node: &NodeInfo, key: &str) -> Result<Option<f64>, DriverError> {
     match node.control_info.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::Number(n)) => Ok(n.as_f64()),
-        Some(serde_json::Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| DriverError::invalid(format!("control_info.{key}: `{s}` is not a number"))),
-        Some(_) => Err(DriverError::invalid(format!("control_info.{key}: must be a number"))),
+        Some(serde_json::Value::String(s)) => s.parse().map(Some).map_err(|_| {
+            DriverError::invalid(format!("control_info.{key}: `{s}` is not a number"))
+        }),
+        Some(_) => Err(DriverError::invalid(format!(
+            "control_info.{key}: must be a number"
+        ))),
     }
 }
 

@@ -200,7 +200,9 @@ pub(crate) fn control_str<'a>(
     match node.control_info.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(DriverError::invalid(format!("control_info.{key}: must be a string"))),
+        Some(_) => Err(DriverError::invalid(format!(
+            "control_info.{key}: must be a string"
+        ))),
     }
 }
 

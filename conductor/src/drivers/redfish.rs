@@ -18,7 +18,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use xcat3_common::rpc::{BootDevice, ErrorKind, PowerTarget};
 
-use super::{DriverError, Management, NodeInfo, Power, PowerState, Properties, control_str, uefi_boot};
+use super::{
+    DriverError, Management, NodeInfo, Power, PowerState, Properties, control_str, uefi_boot,
+};
 use xcat3_common::hardware;
 
 /// How long one HTTP exchange with a BMC may take.
@@ -62,7 +64,8 @@ impl Target {
     }
 
     fn of(node: &NodeInfo) -> Result<Target, DriverError> {
-        let missing = |k: &str| DriverError::invalid(format!("control_info.{k}: required for mgt=redfish"));
+        let missing =
+            |k: &str| DriverError::invalid(format!("control_info.{k}: required for mgt=redfish"));
         let address = control_str(node, "bmc_address")?.ok_or_else(|| missing("bmc_address"))?;
         let base = if address.starts_with("https://") || address.starts_with("http://") {
             address.trim_end_matches('/').to_string()
@@ -267,12 +270,15 @@ impl Redfish {
                     }
                     _ => ErrorKind::BmcError,
                 };
-                return Err(DriverError::new(kind, format!(
-                    "BMC {}: {method} {path}: HTTP {}{hint}{}{why}",
-                    t.base,
-                    status.as_u16(),
-                    if why.is_empty() { "" } else { ": " }
-                )));
+                return Err(DriverError::new(
+                    kind,
+                    format!(
+                        "BMC {}: {method} {path}: HTTP {}{hint}{}{why}",
+                        t.base,
+                        status.as_u16(),
+                        if why.is_empty() { "" } else { ": " }
+                    ),
+                ));
             }
             let bytes = resp.bytes().await.map_err(|e| unreachable(t, &e))?;
             return Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null));

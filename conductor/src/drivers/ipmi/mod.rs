@@ -24,7 +24,9 @@ use xcat3_ipmi::crypto::CipherSuite;
 
 use self::session::{Retry, Session, SessionError, Target};
 use self::transport::Transport;
-use super::{DriverError, Management, NodeInfo, Power, PowerState, Properties, control_str, uefi_boot};
+use super::{
+    DriverError, Management, NodeInfo, Power, PowerState, Properties, control_str, uefi_boot,
+};
 use xcat3_common::hardware;
 
 pub struct Ipmi {
@@ -46,17 +48,19 @@ fn integer(node: &NodeInfo, key: &str) -> Result<Option<i64>, DriverError> {
     match node.control_info.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| DriverError::invalid(format!("control_info.{key}: `{s}` is not a number"))),
-        Some(_) => Err(DriverError::invalid(format!("control_info.{key}: must be a number"))),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| {
+            DriverError::invalid(format!("control_info.{key}: `{s}` is not a number"))
+        }),
+        Some(_) => Err(DriverError::invalid(format!(
+            "control_info.{key}: must be a number"
+        ))),
     }
 }
 
 impl<'a> Bmc<'a> {
     fn of(node: &'a NodeInfo) -> Result<Bmc<'a>, DriverError> {
-        let missing = |k: &str| DriverError::invalid(format!("control_info.{k}: required for mgt=ipmi"));
+        let missing =
+            |k: &str| DriverError::invalid(format!("control_info.{k}: required for mgt=ipmi"));
         let host = control_str(node, "bmc_address")?.ok_or_else(|| missing("bmc_address"))?;
         let username = control_str(node, "bmc_username")?.unwrap_or("");
         let password = control_str(node, "bmc_password")?.ok_or_else(|| missing("bmc_password"))?;
@@ -72,10 +76,9 @@ impl<'a> Bmc<'a> {
         }
         let port = match integer(node, "bmc_port")? {
             None => 623,
-            Some(p) => u16::try_from(p)
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| DriverError::invalid("control_info.bmc_port: must be 1-65535".into()))?,
+            Some(p) => u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                DriverError::invalid("control_info.bmc_port: must be 1-65535".into())
+            })?,
         };
         let suite = match integer(node, "cipher_suite")? {
             None => CipherSuite::from_id(3).expect("suite 3"),

@@ -69,9 +69,14 @@ impl SessionError {
             SessionError::NoAnswer { .. } | SessionError::Io(..) => ErrorKind::Unreachable,
             SessionError::BadAuthCode { .. } => ErrorKind::Authentication,
             SessionError::Refused { why, .. } => {
-                if ["unauthorized", "integrity check value", "invalid role", "invalid name"]
-                    .iter()
-                    .any(|w| why.contains(w))
+                if [
+                    "unauthorized",
+                    "integrity check value",
+                    "invalid role",
+                    "invalid name",
+                ]
+                .iter()
+                .any(|w| why.contains(w))
                 {
                     ErrorKind::Authentication
                 } else if ["algorithm", "cipher suite", "no matching"]

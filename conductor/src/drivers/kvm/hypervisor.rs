@@ -147,7 +147,9 @@ impl Hypervisor {
             .password
             .as_ref()
             .map(|(user, pass)| -> Result<Credentials, DriverError> {
-                let bad = |f: &str| DriverError::invalid(format!("control_info.{f}: contains a NUL byte"));
+                let bad = |f: &str| {
+                    DriverError::invalid(format!("control_info.{f}: contains a NUL byte"))
+                };
                 Ok(Credentials {
                     username: CString::new(user.as_str()).map_err(|_| bad("ssh_username"))?,
                     password: CString::new(pass.as_str()).map_err(|_| bad("ssh_password"))?,

@@ -32,9 +32,9 @@ use xcat3_common::model::{HypervisorCapacity, LibvirtTransport, LibvirtUri, VmSh
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
 use super::{DriverError, Management, NodeInfo, Power, PowerState, Properties, Vm, control_str};
-use xcat3_common::hardware;
 use hypervisor::{Endpoint, Hypervisor, Hypervisors};
 use libvirt::{Connection, Domain, ERR_OPERATION_INVALID, XML_INACTIVE};
+use xcat3_common::hardware;
 
 pub struct Kvm {
     hypervisors: Hypervisors,
@@ -56,7 +56,9 @@ fn map_str<'a>(info: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str
     match info.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(DriverError::invalid(format!("control_info.{key}: must be a string"))),
+        Some(_) => Err(DriverError::invalid(format!(
+            "control_info.{key}: must be a string"
+        ))),
     }
 }
 
@@ -106,7 +108,9 @@ fn endpoint_of(info: &Map<String, Value>) -> Result<Endpoint, DriverError> {
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                 .filter(|p| (1..=65535).contains(p))
                 .ok_or_else(|| {
-                    DriverError::invalid("control_info.ssh_port: must be a port number 1-65535".into())
+                    DriverError::invalid(
+                        "control_info.ssh_port: must be a port number 1-65535".into(),
+                    )
                 })? as u16,
         ),
     };
@@ -335,7 +339,8 @@ impl Management for Kvm {
             let xml = d
                 .xml(XML_INACTIVE)
                 .map_err(|e| hv.error(&format!("XML of domain {}", d.name()), &e))?;
-            domxml::boot_device(&xml).map_err(|e| DriverError::bmc(format!("domain {}: {e}", d.name())))
+            domxml::boot_device(&xml)
+                .map_err(|e| DriverError::bmc(format!("domain {}: {e}", d.name())))
         })
         .await
     }

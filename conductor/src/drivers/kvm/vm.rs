@@ -90,7 +90,9 @@ fn read_source(
     let d = conn
         .lookup(name)
         .map_err(|e| hv.error("domain lookup", &e))?
-        .ok_or_else(|| DriverError::invalid(format!("source: no domain `{name}` on hypervisor {host}")))?;
+        .ok_or_else(|| {
+            DriverError::invalid(format!("source: no domain `{name}` on hypervisor {host}"))
+        })?;
     if d.is_active().map_err(|e| hv.error("domain state", &e))? {
         return Err(DriverError::invalid(format!(
             "source: `{name}` is running; shut it down before cloning (its disks back the clones)"
@@ -99,7 +101,8 @@ fn read_source(
     let xml = d
         .xml(XML_INACTIVE)
         .map_err(|e| hv.error(&format!("XML of domain {name}"), &e))?;
-    let disks = domxml::disk_files(&xml).map_err(|e| DriverError::bmc(format!("source {name}: {e}")))?;
+    let disks =
+        domxml::disk_files(&xml).map_err(|e| DriverError::bmc(format!("source {name}: {e}")))?;
     let (mem, cpus) = d.size().map_err(|e| hv.error("domain size", &e))?;
     Ok((Source { xml, disks }, mem, cpus))
 }
@@ -238,10 +241,7 @@ impl Kvm {
                 let r = hv
                     .call(move |hv, conn| define_guest(hv, conn, &kind, &p))
                     .await;
-                (
-                    name,
-                    r.map(|()| tokens::CREATED.to_string()),
-                )
+                (name, r.map(|()| tokens::CREATED.to_string()))
             });
         }
         out.extend(join_all(tasks).await);
@@ -607,12 +607,15 @@ mod tests {
         assert_eq!(out[0], ("g1".to_string(), Ok("created".to_string())));
         let huge = out[1].1.as_ref().unwrap_err();
         assert!(
-            huge.message.starts_with("hypervisor hv: not enough memory: 16777216 MiB needed, "),
+            huge.message
+                .starts_with("hypervisor hv: not enough memory: 16777216 MiB needed, "),
             "{huge}"
         );
         let foreign = out[2].1.as_ref().unwrap_err();
         assert!(
-            foreign.message.contains("a domain named `test` already exists"),
+            foreign
+                .message
+                .contains("a domain named `test` already exists"),
             "{foreign}"
         );
         // Known by its mark: `exists`; a MAC another domain holds: refused.
@@ -634,7 +637,8 @@ mod tests {
         assert!(
             again.iter().any(|(n, r)| n == "g2"
                 && r.as_ref()
-                    .unwrap_err().message
+                    .unwrap_err()
+                    .message
                     .contains("MAC 52:54:00:00:00:01 is already used by domain `g1`")),
             "{again:?}"
         );
@@ -652,7 +656,8 @@ mod tests {
         );
         assert!(
             gone.iter()
-                .any(|(n, r)| n == "test" && r.as_ref().unwrap_err().message.contains("not this node's")),
+                .any(|(n, r)| n == "test"
+                    && r.as_ref().unwrap_err().message.contains("not this node's")),
             "{gone:?}"
         );
     }
