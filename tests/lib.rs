@@ -28,12 +28,15 @@ pub fn bin_dir() -> PathBuf {
         // run that built us, so the build is a no-op unless a binary is
         // stale (a narrower build would resolve features differently and
         // rebuild half the tree every time).
-        cmd.args(["build", "--workspace", "--all-targets"]);
-        if cfg!(feature = "servers") {
-            cmd.args(["--features", "xcat3-tests/servers"]);
-        }
         if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
+            // A benchmark (`cargo bench`): the shipped binaries only.
+            cmd.args(["build", "--release", "-p", "xcat3-api", "-p", "xcat3-cli"]);
+            cmd.args(["-p", "xcat3-conductor", "-p", "xcat3-sim"]);
+        } else {
+            cmd.args(["build", "--workspace", "--all-targets"]);
+            if cfg!(feature = "servers") {
+                cmd.args(["--features", "xcat3-tests/servers"]);
+            }
         }
         // Cargo sets package variables (CARGO_MANIFEST_DIR, ...) for this
         // test process; build scripts that watch them would see a changed
@@ -193,6 +196,18 @@ impl Api {
             None => cmd.env_remove("XCAT3_TOKEN"),
         };
         Run(cmd.output().expect("run xcat3"))
+    }
+
+    /// The API process's peak resident memory (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the API's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|kib| (kib + 512) / 1024)
+            .expect("VmHWM in /proc status")
     }
 
     /// Stops the API with SIGTERM and waits for it (graceful shutdown).
@@ -554,9 +569,14 @@ impl TestDb {
         let base = std::env::var("XCAT3_TEST_DB_URL").expect(
             "XCAT3_TEST_DB_URL is not set: run scripts/test, which starts a throwaway MariaDB",
         );
+        TestDb::create_on(&base)
+    }
+
+    /// A fresh database on the server of `base` (a `mysql://` URL).
+    pub fn create_on(base: &str) -> TestDb {
         let server = match base.rfind('/') {
             Some(i) if i > "mysql://".len() => base[..i].to_string(),
-            _ => base.clone(),
+            _ => base.to_string(),
         };
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("xcat3_t{}_{}", std::process::id(), n);
@@ -572,6 +592,33 @@ impl Drop for TestDb {
             &self.server,
             &format!("DROP DATABASE IF EXISTS `{}`", self.name),
         );
+    }
+}
+
+impl TestDb {
+    /// A server-wide counter of `SHOW GLOBAL STATUS` (e.g. `Questions`).
+    pub fn global_status(&self, name: &str) -> u64 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            use sea_orm::ConnectionTrait;
+            let db = sea_orm::Database::connect(format!("{}/mysql", self.server))
+                .await
+                .expect("MariaDB");
+            let sql = format!("SHOW GLOBAL STATUS LIKE '{name}'");
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .expect("SHOW GLOBAL STATUS")
+                .expect("a status row");
+            let v: String = row.try_get_by_index(1).expect("status value");
+            v.parse().expect("a number")
+        })
     }
 }
 

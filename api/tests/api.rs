@@ -1617,3 +1617,223 @@ async fn security_review_findings_are_refused() {
         StatusCode::ACCEPTED
     );
 }
+
+/// A node's `control_info` keys are checked against its hardware type when
+/// it is written (create, update, import): an unknown key is refused,
+/// naming the field and the valid keys, and nothing of that node changes.
+#[tokio::test]
+async fn control_info_keys_are_checked_against_the_hardware_type() {
+    let st = state().await;
+    let nodes = json!({"nodes": [
+        {"name": "typo", "mgt": "ipmi", "control_info": {"bmc_adress": "10.0.0.1"}},
+        {"name": "ok1", "mgt": "ipmi", "control_info": {"bmc_address": "10.0.0.1", "cipher_suite": 17}},
+        {"name": "mixed", "mgt": "redfish", "control_info": {"cipher_suite": 3}},
+        {"name": "hv", "type": "hypervisor", "mgt": "ipmi",
+         "control_info": {"bmc_address": "10.0.0.2", "libvirt_uri": "qemu:///system"}},
+        {"name": "unset", "control_info": {"colour": "red"}},
+    ]});
+    let (s, v) = call(&st, "POST", "/v1/nodes", Some(nodes)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let r = &v["nodes"];
+    let typo = r["typo"].as_str().unwrap();
+    assert!(
+        typo.starts_with("control_info.bmc_adress: unknown key for mgt=ipmi (valid: "),
+        "{typo}"
+    );
+    assert!(
+        typo.contains("bmc_address") && typo.contains("bmc_password"),
+        "{typo}"
+    );
+    assert_eq!(r["ok1"], "ok");
+    assert!(
+        r["mixed"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.cipher_suite: unknown key for mgt=redfish"),
+        "{v}"
+    );
+    assert_eq!(r["hv"], "ok", "hypervisors carry a libvirt connection");
+    assert!(
+        r["unset"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.colour: unknown key for any mgt"),
+        "{v}"
+    );
+    // Update: the misspelt key is refused, the node keeps what it had.
+    let (_, v) = call(
+        &st,
+        "PATCH",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "ok1"}], "patches": [
+            {"op": "add", "path": "/control_info/bmc_pasword", "value": "x"}]})),
+    )
+    .await;
+    assert!(
+        v["nodes"]["ok1"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.bmc_pasword: unknown key for mgt=ipmi"),
+        "{v}"
+    );
+    // Changing mgt re-checks the keys the node holds.
+    let (_, v) = call(
+        &st,
+        "PATCH",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "ok1"}], "patches": [
+            {"op": "replace", "path": "/mgt", "value": "redfish"}]})),
+    )
+    .await;
+    assert!(
+        v["nodes"]["ok1"]
+            .as_str()
+            .unwrap()
+            .starts_with("control_info.cipher_suite: unknown key for mgt=redfish"),
+        "{v}"
+    );
+    let (_, v) = call(&st, "GET", "/v1/nodes/ok1?fields=mgt,control_info", None).await;
+    assert_eq!(v["mgt"], "ipmi");
+    assert_eq!(v["control_info"]["cipher_suite"], 17);
+    assert!(v["control_info"].get("bmc_pasword").is_none());
+}
+
+/// `GET /v1/drivers`: every hardware type with its interfaces (null when
+/// not offered) and the keys each reads, required or not, secret or not.
+#[tokio::test]
+async fn drivers_describe_types_interfaces_and_properties() {
+    let st = state().await;
+    let (s, v) = call(&st, "GET", "/v1/drivers", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = v["drivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ipmi", "redfish", "kvm", "fake"]);
+    let deploy: Vec<&str> = v["common"]["deploy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(deploy, ["install_disk", "install_packages", "install_args"]);
+
+    let (s, ipmi) = call(&st, "GET", "/v1/drivers/ipmi", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(ipmi["interfaces"]["console"].is_null());
+    assert!(ipmi["interfaces"]["vm"].is_null());
+    let power = &ipmi["interfaces"]["power"];
+    assert_eq!(power["driver"], "ipmi");
+    let prop = |name: &str| -> Value {
+        power["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {power}"))
+    };
+    assert_eq!(prop("bmc_address")["required"], true);
+    assert_eq!(prop("bmc_password")["secret"], true);
+    assert_eq!(prop("bmc_port")["required"], false);
+    assert_eq!(prop("bmc_port")["secret"], false);
+    let (_, kvm) = call(&st, "GET", "/v1/drivers/kvm", None).await;
+    assert_eq!(kvm["interfaces"]["vm"]["driver"], "libvirt");
+    let (s, v) = call(&st, "GET", "/v1/drivers/ipmx", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(
+        v["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("ipmi, kvm, redfish, fake")
+    );
+}
+
+/// Every failed node's result carries a kind beside its v1 message: in the
+/// reply (`error_kinds`), the NDJSON lines, the history and the metrics.
+#[tokio::test]
+async fn failures_carry_their_kind() {
+    let st = state_with_conductor().await;
+    let nodes = json!({"nodes": [
+        {"name": "good", "mgt": "fake"},
+        {"name": "broken", "mgt": "fake", "control_info": {"fake_fail_rate": 1}},
+        {"name": "nopass", "mgt": "ipmi", "control_info": {"bmc_address": "127.0.0.1"}},
+        {"name": "bare"},
+    ]});
+    call(&st, "POST", "/v1/nodes", Some(nodes)).await;
+    let (s, v, h) = call_as(
+        &st,
+        "PUT",
+        "/v1/nodes/power?target=on&noderange=good,broken,nopass,bare,ghost",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["nodes"]["good"], "ok");
+    assert_eq!(v["nodes"]["broken"], "fake: injected failure");
+    assert_eq!(
+        v["error_kinds"],
+        json!({"broken": "bmc_error", "nopass": "invalid", "bare": "invalid", "ghost": "not_found"})
+    );
+    let id = h["xcat3-request-id"].to_str().unwrap().to_string();
+    let (_, past) = call(&st, "GET", &format!("/v1/requests/{id}"), None).await;
+    assert_eq!(past["error_kinds"], v["error_kinds"], "{past}");
+
+    // All good: the v1 reply is exactly as it was, no extra key.
+    let (_, v) = call(&st, "GET", "/v1/nodes/power?noderange=good", None).await;
+    assert_eq!(v, json!({"nodes": {"good": "on"}}));
+
+    // Streamed: each line carries the kinds of its own nodes.
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/v1/nodes/power?target=off&noderange=good,broken")
+        .header("accept", "application/x-ndjson")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(st.clone()).oneshot(req).await.unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let mut kinds = serde_json::Map::new();
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        let l: Value = serde_json::from_str(line).unwrap();
+        if let Some(k) = l["error_kinds"].as_object() {
+            kinds.extend(k.clone());
+        }
+    }
+    assert_eq!(Value::Object(kinds), json!({"broken": "bmc_error"}));
+
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(st.clone()).oneshot(req).await.unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    for line in [
+        "xcat3_api_node_errors_total{action=\"power\",kind=\"bmc_error\"} 2",
+        "xcat3_api_node_errors_total{action=\"power\",kind=\"not_found\"} 1",
+        "xcat3_conductor_driver_errors_total{mgt=\"ipmi\",action=\"power\",kind=\"invalid\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+
+    // The OpenAPI document names the same kinds.
+    let (_, doc) = call(&st, "GET", "/v1/openapi.json", None).await;
+    let documented: Vec<&str> = doc["components"]["schemas"]["ErrorKind"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    let kinds: Vec<&str> = xcat3_common::rpc::ErrorKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(documented, kinds);
+}

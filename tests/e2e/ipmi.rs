@@ -295,3 +295,95 @@ fn ipmi_driver_against_openipmi_ipmi_sim() {
     assert_eq!(one(&["power", "os1", "boot"]), "ok");
     assert_eq!(bmc.stored("power").as_deref(), Some("1"));
 }
+
+/// Failures against real BMCs carry their kind beside the v1 message: a
+/// wrong password is `authentication`, a BMC that never answers is
+/// `unreachable`; `power --retry-failed ID --kind unreachable` runs those
+/// alone. And `driver-list` / `driver-show` describe what a node may hold.
+#[test]
+fn error_kinds_tell_unreachable_from_wrong_credentials() {
+    let dir = TempDir::new("ipmi-kinds");
+    let sim = Sim::start(dir.path(), "127.26.0.1", 2, &[]);
+    let api = api(&dir, 100, 2);
+    create(
+        &api,
+        vec![
+            ipmi_node("k1", "127.26.0.1", sim.port, "admin", "secret"),
+            ipmi_node("k2", "127.26.0.2", sim.port, "admin", "wrong"),
+            // No BMC behind these two.
+            ipmi_node("k3", "127.26.0.9", sim.port, "admin", "secret"),
+            ipmi_node("k4", "127.26.0.10", sim.port, "admin", "secret"),
+        ],
+    );
+    let run = api.xcat3(&["--json", "power", "k[1-4]", "on"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let v: Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(v["nodes"]["k1"], "ok");
+    assert!(
+        v["nodes"]["k2"]
+            .as_str()
+            .unwrap()
+            .contains("authentication failed")
+            || v["nodes"]["k2"].as_str().unwrap().contains("unauthorized"),
+        "{v}"
+    );
+    assert_eq!(
+        v["error_kinds"],
+        json!({"k2": "authentication", "k3": "unreachable", "k4": "unreachable"}),
+        "{v}"
+    );
+    let id = run.retry_hint();
+
+    let run = api.xcat3(&["power", "--retry-failed", &id, "--kind", "unreachable"]);
+    assert_eq!(run.code(), 1);
+    let again = node_results(&run.stdout());
+    assert_eq!(again.keys().cloned().collect::<Vec<_>>(), ["k3", "k4"]);
+    assert!(
+        run.stderr().contains("retrying 2 failed nodes"),
+        "{}",
+        run.stderr()
+    );
+    let run = api.xcat3(&["power", "--retry-failed", &id, "--kind", "locked"]);
+    run.ok();
+    assert!(
+        run.stderr()
+            .contains("no nodes that failed with kind locked"),
+        "{}",
+        run.stderr()
+    );
+    let run = api.xcat3(&["power", "--retry-failed", &id, "--kind", "gone"]);
+    assert_ne!(run.code(), 0);
+    assert!(
+        run.stderr()
+            .contains("`gone` is not one of unreachable, authentication"),
+        "{}",
+        run.stderr()
+    );
+
+    let list = api.xcat3(&["driver-list"]).ok();
+    let ipmi = list
+        .lines()
+        .find(|l| l.starts_with("ipmi "))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(ipmi.contains("power,management"), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("kvm ") && l.contains("power,management,vm"))
+    );
+    let show = api.xcat3(&["driver-show", "ipmi"]).ok();
+    let pw = show
+        .lines()
+        .find(|l| l.trim_start().starts_with("bmc_password"))
+        .unwrap_or_else(|| panic!("{show}"));
+    assert!(pw.contains("required") && pw.contains("(secret)"), "{show}");
+    assert!(show.contains("console: not offered"), "{show}");
+    // A misspelt key is refused when written, naming the valid ones.
+    let run = api.xcat3(&["update", "k1", "control/bmc_adress=127.26.0.1"]);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stdout()
+            .contains("k1: control_info.bmc_adress: unknown key for mgt=ipmi (valid: "),
+        "{}",
+        run.stdout()
+    );
+}

@@ -314,7 +314,7 @@ async fn action_on(
         );
         b
     });
-    let mut all = Map::new();
+    let (mut all, mut kinds) = (Map::new(), Map::new());
     let id = c
         .stream(method, path, body, |line| {
             if let Some(m) = line.get("nodes").and_then(Value::as_object) {
@@ -323,12 +323,19 @@ async fn action_on(
                     b.set_position(all.len() as u64);
                 }
             }
+            if let Some(k) = line.get("error_kinds").and_then(Value::as_object) {
+                kinds.extend(k.clone());
+            }
         })
         .await?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let all_ok = output::node_results(&json!({ "nodes": all }), json);
+    let mut reply = json!({ "nodes": all });
+    if !kinds.is_empty() {
+        reply["error_kinds"] = Value::Object(kinds);
+    }
+    let all_ok = output::node_results(&reply, json);
     if let Some(id) = id.filter(|_| !all_ok) {
         let retry = if path.starts_with("/nodes/power?target=") {
             format!("; retry them: xcat3 power --retry-failed {id}")

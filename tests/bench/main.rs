@@ -1,0 +1,405 @@
+//! Whole-stack benchmarks on the end-to-end harness (`tests/lib.rs`): the
+//! release binaries, the real CLI, MariaDB and RabbitMQ. Timings are
+//! printed as tables, never asserted; every node's result is checked.
+//!
+//!   cargo bench -p xcat3-tests --bench stack -- NAME [ROUNDS]
+//!
+//! `scripts/bench NAME [ROUNDS]` is the entry point: it provides the
+//! servers (`XCAT3_BENCH_DB_URL`, `XCAT3_BENCH_AMQP_URL`) and runs this
+//! for `seed-table`, `inventory` and `power`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xcat3_tests::{
+    Api, Conductor, Run, TempDir, TestDb, bin_dir, unique, wait_until, write_import_file,
+};
+
+/// Nodes per benchmark.
+const N: usize = 10_000;
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else is ours.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let rounds: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3);
+    match args.first().map(String::as_str) {
+        Some("seed-table") => seed_table(rounds),
+        Some("inventory") => inventory(rounds),
+        Some("power") => power(rounds),
+        _ => {
+            eprintln!(
+                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power [ROUNDS]"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run scripts/bench, which provides it"))
+}
+
+/// The API and two conductors on a fresh database of the bench server and
+/// the bench broker.
+struct Cluster {
+    api: Api,
+    conductors: Vec<Conductor>,
+    db: TestDb,
+    dir: TempDir,
+}
+
+impl Cluster {
+    fn start(conductor_env: &[(&str, &str)], api_log: Option<&str>) -> Cluster {
+        let db = TestDb::create_on(&env("XCAT3_BENCH_DB_URL"));
+        let amqp = env("XCAT3_BENCH_AMQP_URL");
+        let dir = TempDir::new("bench");
+        let servers = [
+            ("XCAT3_DATABASE_URL", db.url.as_str()),
+            ("XCAT3_BUS_URL", amqp.as_str()),
+        ];
+        let api = match api_log {
+            Some(file) => Api::start_logged(
+                None,
+                &["--listen", "127.0.0.1:0"],
+                &servers,
+                &dir.path().join(file),
+            ),
+            None => Api::start(&["--listen", "127.0.0.1:0"], &servers),
+        };
+        let mut cenv = servers.to_vec();
+        cenv.extend_from_slice(conductor_env);
+        let conductors: Vec<Conductor> = ["bench-c1", "bench-c2"]
+            .iter()
+            .map(|h| Conductor::start(&unique(h), dir.path(), &cenv))
+            .collect();
+        wait_until(60, "both conductors online", || {
+            let out = api.xcat3(&["service-list"]).stdout();
+            (out.matches(": online").count() == 2).then_some(())
+        });
+        Cluster {
+            api,
+            conductors,
+            db,
+            dir,
+        }
+    }
+}
+
+/// Seconds of one CLI call, after checking every one of `n` nodes
+/// succeeded (`export` prints no per-node lines).
+fn timed(api: &Api, n: usize, args: &[&str]) -> f64 {
+    let t0 = Instant::now();
+    let run = api.xcat3(args);
+    let secs = t0.elapsed().as_secs_f64();
+    check(&run, n, args);
+    secs
+}
+
+fn check(run: &Run, n: usize, args: &[&str]) {
+    if args[0] == "export" {
+        run.ok();
+        return;
+    }
+    let (ok, total) = run.summary();
+    assert!(
+        ok == n && total == n,
+        "xcat3 {}: {ok} of {total} succeeded, {n} expected\n{}",
+        args.join(" "),
+        run.stdout()
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) / 2]
+}
+
+/// Lets InnoDB purge the previous round's deleted rows first: an admin's
+/// import does not start the second after a mass delete.
+fn settle() {
+    std::thread::sleep(Duration::from_secs(2));
+}
+
+/// `xcat3-sim ipmi` without a state file (which would cost CPU the
+/// benchmark measures), killed on drop.
+struct Fleet(Child);
+
+impl Fleet {
+    fn start(dir: &Path, first_ip: &str, count: usize) -> (Fleet, std::path::PathBuf) {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("free UDP port")
+            .port();
+        let export = dir.join("fleet.json");
+        let mut child = Command::new(bin_dir().join("xcat3-sim"))
+            .args([
+                "ipmi",
+                "--count",
+                &count.to_string(),
+                "--first-ip",
+                first_ip,
+            ])
+            .args(["--port", &port.to_string(), "--password", "bench"])
+            .arg("--export-nodes")
+            .arg(&export)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn xcat3-sim");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        match lines.next() {
+            Some(Ok(l)) if l.contains("IPMI BMCs on") => {}
+            other => panic!("xcat3-sim did not start: {other:?}"),
+        }
+        (Fleet(child), export)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The prototype's published sequence on 10,000 of its example nodes,
+/// then power through xcat3-sim BMCs; beside the prototype's figures.
+fn seed_table(rounds: usize) {
+    let c = Cluster::start(
+        &[
+            ("XCAT3_DHCP_BACKEND", "dnsmasq"),
+            ("XCAT3_DHCP_MANAGE", "false"),
+        ],
+        None,
+    );
+    let (api, dir) = (&c.api, c.dir.path());
+    let nodes = write_import_file(dir, 1..=N);
+    let nodes = nodes.to_str().expect("utf-8 path");
+    // The example nodes' nics are on 12.0.0.0/16 and 13.0.0.0/16.
+    for net in [
+        &[
+            "network-create",
+            "net12",
+            "subnet=12.0.0.0",
+            "netmask=255.255.0.0",
+            "next_server=12.0.0.1",
+        ][..],
+        &[
+            "network-create",
+            "net13",
+            "subnet=13.0.0.0",
+            "netmask=255.255.0.0",
+        ][..],
+    ] {
+        api.xcat3(net).ok();
+    }
+    let export = dir.join("export.json");
+    let export = export.to_str().expect("utf-8 path");
+    let range = format!("node[1-{N}]");
+    let steps: [(&str, Vec<&str>); 6] = [
+        ("import", vec!["import", nodes]),
+        (
+            "update",
+            vec![
+                "update",
+                &range,
+                "arch=ppc64le",
+                "type=compute",
+                "control/bmc_username=root",
+            ],
+        ),
+        ("export", vec!["export", &range, "-o", export]),
+        ("dhcp", vec!["deploy", &range, "--state", "dhcp"]),
+        ("undhcp", vec!["deploy", &range, "-d"]),
+        ("delete", vec!["delete", &range]),
+    ];
+    let mut t: Vec<Vec<f64>> = vec![Vec::new(); steps.len() + 3];
+    for r in 1..=rounds {
+        settle();
+        for (i, (_, args)) in steps.iter().enumerate() {
+            t[i].push(timed(api, N, args));
+        }
+        eprintln!("round {r} done");
+    }
+    let (_fleet, fleet_nodes) = Fleet::start(dir, "127.1.0.1", N);
+    api.xcat3(&["import", fleet_nodes.to_str().expect("utf-8 path")])
+        .ok();
+    let sims = format!("sim[00001-{N}]");
+    for _ in 0..rounds {
+        for (i, state) in ["on", "status", "off"].iter().enumerate() {
+            t[steps.len() + i].push(timed(api, N, &["power", &sims, state]));
+        }
+    }
+    let rows: [(&str, Option<f64>); 9] = [
+        ("import (2 nics each)", Some(11.4)),
+        ("update (3 attributes)", Some(8.3)),
+        ("export", Some(4.2)),
+        ("deploy --state dhcp (dnsmasq host files)", Some(19.5)),
+        ("deploy -d", Some(13.2)),
+        ("delete", Some(3.3)),
+        ("power on, xcat3-sim IPMI BMCs", None),
+        ("power status, xcat3-sim IPMI BMCs", None),
+        ("power off, xcat3-sim IPMI BMCs", None),
+    ];
+    println!();
+    println!(
+        "The prototype's sequence, {N} nodes, MariaDB + RabbitMQ + 2 conductors, through the CLI (median of {rounds}, seconds)"
+    );
+    println!(
+        "{:<44} {:>10} {:>8} {:>8}",
+        "step", "prototype", "xcat3", "ratio"
+    );
+    for ((label, proto), times) in rows.iter().zip(t) {
+        let ours = median(times);
+        match proto {
+            Some(p) => println!("{label:<44} {p:>10} {ours:>8.3} {:>7.0}x", p / ours),
+            None => println!("{label:<44} {:>10} {ours:>8.3} {:>8}", "-", "-"),
+        }
+    }
+    println!(
+        "(the prototype published no power figure; scripts/bench ipmi compares with ipmitool fanned out)"
+    );
+}
+
+/// Import, update, export and delete of 10,000 nodes with two nics each,
+/// on MariaDB and on SQLite (standalone); the API's peak RSS.
+fn inventory(rounds: usize) {
+    let dir = TempDir::new("bench-inventory");
+    let nodes = write_import_file(dir.path(), 1..=N);
+    let nodes = nodes.to_str().expect("utf-8 path").to_string();
+    let export = dir.path().join("export.json");
+    let export = export.to_str().expect("utf-8 path").to_string();
+    let range = format!("node[1-{N}]");
+    let steps: [Vec<&str>; 4] = [
+        vec!["import", &nodes],
+        vec![
+            "update",
+            &range,
+            "arch=ppc64le",
+            "type=compute",
+            "control/bmc_username=root",
+        ],
+        vec!["export", &range, "-o", &export],
+        vec!["delete", &range],
+    ];
+    let backend = |name: &str, api: Api| -> (String, [f64; 4], u64) {
+        let mut t: Vec<Vec<f64>> = vec![Vec::new(); 4];
+        for r in 1..=rounds {
+            settle();
+            for (i, args) in steps.iter().enumerate() {
+                t[i].push(timed(&api, N, args));
+            }
+            eprintln!("{name} round {r} done");
+        }
+        let rss = api.peak_rss_mib();
+        let m = |i: usize| median(t[i].clone());
+        (name.to_string(), [m(0), m(1), m(2), m(3)], rss)
+    };
+    let db = TestDb::create_on(&env("XCAT3_BENCH_DB_URL"));
+    let mariadb = backend("MariaDB", Api::with_db(&db.url));
+    let data = dir.path().join("standalone");
+    let sqlite = backend("SQLite", Api::standalone(&data));
+    println!();
+    println!(
+        "xcat3 inventory, {N} nodes with 2 nics each, through the CLI (median of {rounds} rounds, seconds)"
+    );
+    println!(
+        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>14}",
+        "backend", "import", "update", "export", "delete", "API peak RSS"
+    );
+    println!(
+        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>14}",
+        "prototype (MySQL)", 11.4, 8.3, 4.2, 3.3, "-"
+    );
+    for (name, [i, u, e, d], rss) in [&mariadb, &sqlite] {
+        println!("{name:<22} {i:>8.3} {u:>8.3} {e:>8.3} {d:>8.3} {rss:>11} MB");
+    }
+    let [i, u, e, d] = mariadb.1;
+    println!(
+        "speed-up vs prototype on MariaDB: import {:.0}x, update {:.0}x, export {:.0}x, delete {:.0}x",
+        11.4 / i,
+        8.3 / u,
+        4.2 / e,
+        3.3 / d
+    );
+    println!(
+        "(target on MariaDB: import <= 1 s, update <= 1 s, export <= 0.5 s, delete <= 0.5 s, RSS < 150 MB)"
+    );
+}
+
+/// `power status` / `on` of 10,000 fake nodes (0 and 50 ms per call); bus
+/// messages and reply batches per request from the API's log.
+fn power(rounds: usize) {
+    let c = Cluster::start(&[], Some("api.log"));
+    let api = &c.api;
+    let range = format!("node[1-{N}]");
+    api.xcat3(&["create", &range, "mgt=fake"]).ok();
+    // Statements of the last run, from the server's counter (less the two
+    // SHOW STATUS of the measurement; background heartbeats included).
+    let questions = std::cell::Cell::new(0);
+    let time_power = |expect: &str, state: &str| -> f64 {
+        let mut t = Vec::new();
+        for _ in 0..rounds {
+            let q0 = c.db.global_status("Questions");
+            let t0 = Instant::now();
+            let run = api.xcat3(&["power", &range, state]);
+            t.push(t0.elapsed().as_secs_f64());
+            questions.set(c.db.global_status("Questions").saturating_sub(q0 + 2));
+            check(&run, N, &["power"]);
+            let right = xcat3_tests::node_results(&run.stdout())
+                .values()
+                .filter(|v| *v == expect)
+                .count();
+            assert_eq!(right, N, "power {state}: not every node {expect}");
+        }
+        median(t)
+    };
+    let st0 = time_power("off", "status");
+    let q_status = questions.get();
+    api.xcat3(&["update", &range, "control/fake_delay_ms=50"])
+        .ok();
+    let on50 = time_power("ok", "on");
+    let q_on = questions.get();
+    let st50 = time_power("on", "status");
+    let log = std::fs::read_to_string(c.dir.path().join("api.log")).unwrap_or_default();
+    let batches: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("conductor call finished"))
+        .rev()
+        .take(c.conductors.len())
+        .filter_map(|l| {
+            let field = |k: &str| l.split(&format!("{k}=")).nth(1)?.split_whitespace().next();
+            Some(format!(
+                "{} nodes: {} reply batches",
+                field("nodes")?,
+                field("replies")?
+            ))
+        })
+        .collect();
+    println!();
+    println!(
+        "xcat3 power, {N} fake nodes, 2 conductors, RabbitMQ + MariaDB, through the CLI (median of {rounds}, seconds)"
+    );
+    println!("{:<40} {st0:>8.3}", "power status, 0 ms per node");
+    println!("{:<40} {on50:>8.3}", "power on, 50 ms per node");
+    println!("{:<40} {st50:>8.3}", "power status, 50 ms per node");
+    println!("(target: status <= 1 s at 0 ms; <= 3 s at 50 ms per node)");
+    println!(
+        "bus messages per request: 2 requests (one per conductor) + reply batches; last request: {}",
+        batches.join("; ")
+    );
+    println!(
+        "DB statements per request (MariaDB Questions, incl. background heartbeats): status {q_status}, power on {q_on}"
+    );
+}
