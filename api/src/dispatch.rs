@@ -159,6 +159,8 @@ pub async fn dispatch_routed(
         ?action,
         "dispatching"
     );
+    node_errors(action.name(), ErrorKind::NotFound, missing.len());
+    node_errors(action.name(), ErrorKind::Internal, orphans.len());
     for first in [missing, orphans] {
         if !first.is_empty() {
             let _ = tx.send(first).await;

@@ -172,7 +172,7 @@ pub fn document() -> Value {
             "Fault": {"type": "object", "properties": {"faultcode": {"type": "string"}, "faultstring": {"type": "string"}, "debuginfo": {}}},
             "NodeNames": {"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
             "NodeResults": {"type": "object", "properties": {"nodes": {"type": "object", "additionalProperties": {"type": "string", "description": "ok / updated / deleted, or an error naming the field"}},
-                "error_kinds": {"type": "object", "description": "actions only, when some node failed: node -> kind", "additionalProperties": r("ErrorKind")}}},
+                "error_kinds": {"type": "object", "description": "action results streamed as application/x-ndjson only, when some node failed: node -> kind (a plain JSON reply is exactly v1's)", "additionalProperties": r("ErrorKind")}}},
             "ErrorKind": {"enum": ["unreachable", "authentication", "unsupported", "timeout", "invalid", "bmc_error", "locked", "not_found", "internal"]},
             "Driver": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"},
                 "interfaces": {"type": "object", "description": "power, management, console, inspect, vm: null when not offered", "additionalProperties": {"type": ["object", "null"], "properties": {

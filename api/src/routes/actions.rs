@@ -3,6 +3,7 @@
 //! `Accept: application/x-ndjson`, one such line per batch as results
 //! arrive.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
@@ -73,14 +74,16 @@ async fn act(
         )
             .into_response());
     }
-    let mut all: Results = Vec::new();
+    // The plain reply is exactly v1's; the kinds are in the stream and in
+    // the history (`GET /v1/requests/{id}`, the id in the reply header).
+    let mut all: BTreeMap<String, String> = BTreeMap::new();
     while let Some(batch) = rx.recv().await {
-        all.extend(batch);
+        all.extend(batch.into_iter().map(|(n, r)| (n, r.into_text())));
     }
-    Ok((status, Json(results_json(all))).into_response())
+    Ok((status, Json(json!({ "nodes": all }))).into_response())
 }
 
-/// Results in the v1 shape, `{"nodes": {node: text}}`, plus (an addition)
+/// A stream line: v1's `{"nodes": {node: text}}`, plus (an addition)
 /// `"error_kinds": {node: kind}` when some failed: `unreachable`,
 /// `authentication`, `unsupported`, `timeout`, `invalid`, `bmc_error`,
 /// `locked`, `not_found` or `internal`.

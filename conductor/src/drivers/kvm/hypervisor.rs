@@ -271,6 +271,8 @@ fn error_kind(step: &str, e: &LibvirtError) -> ErrorKind {
     // Over SSH a refused key or password arrives as the ssh client's text.
     let denied = e.message.contains("Permission denied") || e.message.contains("authentication");
     match e.code {
+        // Ours: the library is missing on this conductor.
+        -1 => ErrorKind::Internal,
         AUTH_FAILED => ErrorKind::Authentication,
         NO_SUPPORT | OPERATION_UNSUPPORTED => ErrorKind::Unsupported,
         _ if denied && step == "cannot connect" => ErrorKind::Authentication,

@@ -376,6 +376,45 @@ impl Management for Kvm {
     }
 }
 
+#[async_trait]
+impl Vm for Kvm {
+    fn properties(&self) -> Properties {
+        &[hardware::VM]
+    }
+
+    fn has_own_endpoint(&self, info: &Map<String, Value>) -> bool {
+        has_own_endpoint(info)
+    }
+
+    async fn capacity(
+        &self,
+        host: &str,
+        info: &Map<String, Value>,
+    ) -> Result<HypervisorCapacity, DriverError> {
+        Kvm::capacity(self, host, info).await
+    }
+
+    async fn create_guests(
+        &self,
+        host: &str,
+        info: &Map<String, Value>,
+        guests: Vec<Guest>,
+        source: Option<String>,
+    ) -> VmOutcomes {
+        Kvm::create_guests(self, host, info, guests, source).await
+    }
+
+    async fn remove_guests(
+        &self,
+        host: Option<&str>,
+        info: &Map<String, Value>,
+        guests: Vec<Guest>,
+        purge: bool,
+    ) -> VmOutcomes {
+        Kvm::remove_guests(self, host, info, guests, purge).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,44 +551,5 @@ mod tests {
             e.contains("no domain named `nope` or with MAC 52:54:00:00:00:01"),
             "{e}"
         );
-    }
-}
-
-#[async_trait]
-impl Vm for Kvm {
-    fn properties(&self) -> Properties {
-        &[hardware::VM]
-    }
-
-    fn has_own_endpoint(&self, info: &Map<String, Value>) -> bool {
-        has_own_endpoint(info)
-    }
-
-    async fn capacity(
-        &self,
-        host: &str,
-        info: &Map<String, Value>,
-    ) -> Result<HypervisorCapacity, DriverError> {
-        Kvm::capacity(self, host, info).await
-    }
-
-    async fn create_guests(
-        &self,
-        host: &str,
-        info: &Map<String, Value>,
-        guests: Vec<Guest>,
-        source: Option<String>,
-    ) -> VmOutcomes {
-        Kvm::create_guests(self, host, info, guests, source).await
-    }
-
-    async fn remove_guests(
-        &self,
-        host: Option<&str>,
-        info: &Map<String, Value>,
-        guests: Vec<Guest>,
-        purge: bool,
-    ) -> VmOutcomes {
-        Kvm::remove_guests(self, host, info, guests, purge).await
     }
 }
