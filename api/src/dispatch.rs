@@ -6,6 +6,12 @@
 //! `timeout: conductor <host> did not answer` once the deadline passes, or
 //! `conductor <host> stopped heartbeating …` as soon as its owner is seen
 //! dead while its nodes wait.
+//!
+//! **Invariant:** for a recorded request, conductors write each batch of
+//! results to the history before sending it, so a lost reply path (a
+//! broker restart, a dropped API connection) loses no result: the API
+//! reads the missing ones back from the history until the deadline, and
+//! checks it once more before it calls any node timed out or lost.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -28,6 +34,13 @@ const DONE_GRACE_MS: i64 = 5_000;
 
 /// A batch of `(node, result)`: the v1 text, and for an error its kind.
 pub type Results = Vec<(String, NodeResult)>;
+
+/// A batch as the dispatcher passes it on, with whether it is in the
+/// history already (a conductor recorded it).
+type Batch = (Results, bool);
+
+/// How often the history is read for results whose reply path was lost.
+const RECOVERY_POLL: Duration = Duration::from_millis(500);
 
 /// The ring of conductors alive now.
 pub async fn live_ring(st: &AppState) -> ApiResult<HashRing> {
@@ -72,15 +85,18 @@ fn forward(
     st: &AppState,
     request_id: String,
     record: bool,
-    mut outcomes: mpsc::Receiver<Results>,
+    mut outcomes: mpsc::Receiver<Batch>,
 ) -> mpsc::Receiver<Results> {
     let (tx, rx) = mpsc::channel::<Results>(64);
     let db = st.db.clone();
     tokio::spawn(async move {
-        let mut all = BTreeMap::new();
-        while let Some(batch) = outcomes.recv().await {
-            if record {
-                all.extend(batch.iter().map(|(node, r)| {
+        // Only what no conductor recorded is written at the end.
+        let mut unrecorded = BTreeMap::new();
+        let mut failed = 0;
+        while let Some((batch, recorded)) = outcomes.recv().await {
+            failed += batch.iter().filter(|(_, r)| !r.is_ok()).count();
+            if record && !recorded {
+                unrecorded.extend(batch.iter().map(|(node, r)| {
                     let outcome = NodeOutcome {
                         node: node.clone(),
                         ok: r.is_ok(),
@@ -94,8 +110,8 @@ fn forward(
             // its history go on regardless.
             let _ = tx.send(batch).await;
         }
-        let all: Vec<NodeOutcome> = all.into_values().collect();
-        if record && let Err(e) = history::finish(&db, &request_id, &all).await {
+        let unrecorded: Vec<NodeOutcome> = unrecorded.into_values().collect();
+        if record && let Err(e) = history::finish(&db, &request_id, &unrecorded, failed).await {
             tracing::error!(request_id, error = %e, "recording the request's results failed");
         }
     });
@@ -125,7 +141,7 @@ pub async fn dispatch_routed(
         )
         .await?;
     }
-    let (tx, outcomes) = mpsc::channel::<Results>(64);
+    let (tx, outcomes) = mpsc::channel::<Batch>(64);
     let rx = forward(st, request_id.clone(), record, outcomes);
 
     let missing: Results = names
@@ -163,7 +179,7 @@ pub async fn dispatch_routed(
     node_errors(action.name(), ErrorKind::Internal, orphans.len());
     for first in [missing, orphans] {
         if !first.is_empty() {
-            let _ = tx.send(first).await;
+            let _ = tx.send((first, false)).await;
         }
     }
     for (host, nodes) in groups {
@@ -177,6 +193,7 @@ pub async fn dispatch_routed(
             nodes,
             deadline_ms,
             routes,
+            record,
         };
         let bus = st.bus.clone();
         let tx = tx.clone();
@@ -243,15 +260,27 @@ async fn call_one(
     host: String,
     request: Request,
     liveness: Liveness,
-    tx: mpsc::Sender<Results>,
+    tx: mpsc::Sender<Batch>,
 ) {
     let mut pending: HashSet<String> = request.nodes.iter().cloned().collect();
-    let fail_rest = |pending: &mut HashSet<String>, kind: ErrorKind, why: String| -> Results {
+    let action = request.action.name();
+    let fail_rest = |pending: &mut HashSet<String>, kind: ErrorKind, why: String| -> Batch {
         let r = NodeResult::error(kind, why);
-        pending.drain().map(|n| (n, r.clone())).collect()
+        (pending.drain().map(|n| (n, r.clone())).collect(), false)
+    };
+    // Results a conductor recorded but whose reply never came, read back
+    // until `until_ms` (once when it has passed).
+    let recover = async |pending: &mut HashSet<String>, until_ms: i64| {
+        if !request.record {
+            return;
+        }
+        let recovered = recover_results(&liveness.db, &request, pending, until_ms).await;
+        if !recovered.is_empty() {
+            count_results(action, &recovered);
+            let _ = tx.send((recovered, true)).await;
+        }
     };
     let mut replies = 0usize;
-    let action = request.action.name();
     let mut rx = match bus.call(&host, &request).await {
         Ok(rx) => rx,
         Err(e) => {
@@ -261,6 +290,7 @@ async fn call_one(
                 &[],
                 1,
             );
+            recover(&mut pending, now_ms()).await;
             node_outcomes(action, "error", pending.len());
             node_errors(action, ErrorKind::Internal, pending.len());
             let why = format!("conductor {host}: {e}");
@@ -299,24 +329,20 @@ async fn call_one(
                     .into_iter()
                     .filter(|(n, _)| pending.remove(n))
                     .collect();
-                let mut kinds: BTreeMap<ErrorKind, usize> = BTreeMap::new();
-                for kind in results.iter().filter_map(|(_, r)| r.kind()) {
-                    *kinds.entry(kind).or_default() += 1;
-                }
-                let failed: usize = kinds.values().sum();
-                node_outcomes(action, "ok", results.len() - failed);
-                node_outcomes(action, "error", failed);
-                for (kind, n) in kinds {
-                    node_errors(action, kind, n);
-                }
+                count_results(action, &results);
                 if !results.is_empty() {
-                    let _ = tx.send(results).await;
+                    let _ = tx.send((results, batch.recorded)).await;
                 }
                 if batch.done {
                     break;
                 }
             }
             Ok(None) => {
+                // The reply path is gone, not necessarily the work.
+                recover(&mut pending, request.deadline_ms).await;
+                if pending.is_empty() {
+                    break;
+                }
                 node_outcomes(action, "lost", pending.len());
                 node_errors(action, ErrorKind::Internal, pending.len());
                 let why = format!("conductor {host}: the reply was lost (bus connection dropped)");
@@ -327,6 +353,7 @@ async fn call_one(
             }
             Err(_) if wait == LIVENESS_CHECK && !pending.is_empty() => {
                 if !liveness.alive(&host).await {
+                    recover(&mut pending, now_ms()).await;
                     node_outcomes(action, "conductor_lost", pending.len());
                     node_errors(action, ErrorKind::Internal, pending.len());
                     let why = format!(
@@ -340,6 +367,9 @@ async fn call_one(
             }
             Err(_) => break,
         }
+    }
+    if !pending.is_empty() {
+        recover(&mut pending, now_ms()).await;
     }
     let unanswered = pending.len();
     if !pending.is_empty() {
@@ -357,6 +387,61 @@ async fn call_one(
         unanswered,
         "conductor call finished"
     );
+}
+
+/// Reads the results of `pending` nodes conductors recorded for `request`
+/// from the history, every [`RECOVERY_POLL`] until all are found or
+/// `until_ms` passes; found nodes leave `pending`.
+async fn recover_results(
+    db: &xcat3_db::Db,
+    request: &Request,
+    pending: &mut HashSet<String>,
+    until_ms: i64,
+) -> Results {
+    let mut out = Results::new();
+    loop {
+        let names: Vec<String> = pending.iter().cloned().collect();
+        match history::results_of(db, &request.request_id, &names).await {
+            Ok(found) => out.extend(found.into_iter().filter(|o| pending.remove(&o.node)).map(
+                |o| {
+                    let r = if o.ok {
+                        NodeResult::Ok(o.result)
+                    } else {
+                        NodeResult::error(o.kind.unwrap_or(ErrorKind::Internal), o.result)
+                    };
+                    (o.node, r)
+                },
+            )),
+            Err(e) => tracing::warn!(error = %e, "reading recorded results failed"),
+        }
+        let left = until_ms - now_ms();
+        if pending.is_empty() || left <= 0 {
+            break;
+        }
+        tokio::time::sleep(RECOVERY_POLL.min(Duration::from_millis(left as u64))).await;
+    }
+    if !out.is_empty() {
+        tracing::info!(
+            request_id = %request.request_id,
+            nodes = out.len(),
+            "results recovered from the history"
+        );
+    }
+    out
+}
+
+/// Counts a batch of results of `action`: ok and error, and errors by kind.
+fn count_results(action: &'static str, results: &Results) {
+    let mut kinds: BTreeMap<ErrorKind, usize> = BTreeMap::new();
+    for kind in results.iter().filter_map(|(_, r)| r.kind()) {
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let failed: usize = kinds.values().sum();
+    node_outcomes(action, "ok", results.len() - failed);
+    node_outcomes(action, "error", failed);
+    for (kind, n) in kinds {
+        node_errors(action, kind, n);
+    }
 }
 
 /// Counts `n` per-node results of `action` with `outcome`.

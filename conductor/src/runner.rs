@@ -20,6 +20,7 @@ use xcat3_common::model::{self, Mgt, tokens};
 use xcat3_common::rpc::{
     Action, ErrorKind, NodeError, NodeResult, ProvisionTarget, ReplyBatch, Request, now_ms,
 };
+use xcat3_db::history::{self, NodeOutcome};
 use xcat3_db::nodes::{self as node_db, NodeRecord, Observed, parse_map};
 use xcat3_db::{Db, locks};
 
@@ -124,9 +125,10 @@ impl Runner {
         let (tx, rx) = mpsc::unbounded_channel();
         // The action and the batcher run side by side: results stream to
         // the caller while nodes are still being worked on.
+        let recorder = req.record.then_some(&self.db);
         let (held, batched) = tokio::join!(
             self.clone().execute(&req, tx),
-            batch_replies(rx, &req.request_id, &self.host, responder),
+            batch_replies(rx, &req.request_id, &self.host, recorder, responder),
         );
         let Batched {
             observed,
@@ -154,11 +156,9 @@ impl Runner {
             host: self.host.clone(),
             results: pending,
             done: true,
+            recorded: false,
         };
-        if let Err(e) = responder.reply(&last).await {
-            tracing::warn!(error = %e, "reply failed");
-            metrics::bus_error("reply");
-        }
+        send(last, recorder, responder).await;
         tracing::info!(
             host = %self.host,
             handled = answered.len(),
@@ -385,6 +385,7 @@ impl Runner {
             nodes: names,
             deadline_ms: now_ms() + 4 * self.call_timeout.as_millis() as i64,
             routes: Default::default(),
+            record: false,
         };
         self.run(req, &LogResponder).await;
     }
@@ -529,11 +530,41 @@ struct Batched {
     answered: HashSet<String>,
 }
 
+/// Records `batch`'s results in the history first (for a recorded
+/// request: one statement per batch), so they outlive the reply path, then
+/// sends it. A failed record is said in the batch: the API writes them.
+async fn send(mut batch: ReplyBatch, recorder: Option<&Db>, responder: &dyn Responder) {
+    if let Some(db) = recorder {
+        let outcomes: Vec<NodeOutcome> = batch
+            .results
+            .iter()
+            .map(|(node, r)| NodeOutcome {
+                node: node.clone(),
+                ok: r.is_ok(),
+                result: r.text().to_string(),
+                kind: r.kind(),
+            })
+            .collect();
+        match history::record(db, &batch.request_id, &outcomes).await {
+            Ok(()) => batch.recorded = true,
+            Err(e) => {
+                tracing::warn!(error = %e, nodes = outcomes.len(), "recording results failed; the API will");
+                metrics::db_error("record_results");
+            }
+        }
+    }
+    if let Err(e) = responder.reply(&batch).await {
+        tracing::warn!(error = %e, "reply failed");
+        metrics::bus_error("reply");
+    }
+}
+
 /// Sends results in batches as they arrive (full, or old enough).
 async fn batch_replies(
     mut rx: mpsc::UnboundedReceiver<(String, NodeResult, Observation)>,
     request_id: &str,
     host: &str,
+    recorder: Option<&Db>,
     responder: &dyn Responder,
 ) -> Batched {
     let mut out = Batched {
@@ -565,11 +596,9 @@ async fn batch_replies(
                 host: host.to_string(),
                 results: std::mem::take(&mut out.pending),
                 done: false,
+                recorded: false,
             };
-            if let Err(e) = responder.reply(&batch).await {
-                tracing::warn!(error = %e, "reply failed");
-                metrics::bus_error("reply");
-            }
+            send(batch, recorder, responder).await;
             since = tokio::time::Instant::now();
         }
     }

@@ -232,6 +232,11 @@ pub struct Request {
     /// guest's `mkvm`/`rmvm` goes to the owner of its hypervisor.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub routes: BTreeMap<String, String>,
+    /// The request is in the history: the conductor writes each reply
+    /// batch's results there before sending it, so they outlive the reply
+    /// path (a broker restart, a lost API connection).
+    #[serde(default)]
+    pub record: bool,
 }
 
 impl Request {
@@ -373,6 +378,10 @@ pub struct ReplyBatch {
     pub host: String,
     pub results: BTreeMap<String, NodeResult>,
     pub done: bool,
+    /// These results are in the history already (the API need not write
+    /// them).
+    #[serde(default)]
+    pub recorded: bool,
 }
 
 /// Milliseconds since the Unix epoch.

@@ -35,6 +35,18 @@ pub struct NodeOutcome {
 
 const COLUMNS: &str = "id, action, requested_by, node_count, failed, started_at, finished_at";
 
+fn outcome(r: &QueryResult) -> Result<NodeOutcome, DbError> {
+    Ok(NodeOutcome {
+        node: r.try_get("", "node")?,
+        ok: r.try_get("", "ok")?,
+        result: r.try_get("", "result")?,
+        kind: r
+            .try_get::<Option<String>>("", "error_kind")?
+            .as_deref()
+            .and_then(ErrorKind::parse),
+    })
+}
+
 fn request(r: &QueryResult) -> Result<RequestRow, DbError> {
     Ok(RequestRow {
         id: r.try_get("", "id")?,
@@ -71,18 +83,23 @@ pub async fn start(
     Ok(())
 }
 
-/// Records every node's result of request `id` and that it finished, in
-/// one transaction (a reader sees all results or none).
-pub async fn finish(db: &Db, id: &str, outcomes: &[NodeOutcome]) -> Result<(), DbError> {
-    use sea_orm::TransactionTrait;
+/// The statements that insert `outcomes` of request `id`, keeping a row
+/// already there (the first result recorded for a node is its result: a
+/// conductor's, or the API's timeout when the conductor came too late).
+fn insert_results(db: &Db, id: &str, outcomes: &[NodeOutcome]) -> Vec<Statement> {
     let backend = db.backend();
-    let failed = outcomes.iter().filter(|o| !o.ok).count() as i32;
-    retrying(|_| async {
-        let txn = db.conn().begin().await?;
-        let row = format!("({})", placeholders(5));
-        for chunk in outcomes.chunks(rows_per_chunk(5)) {
+    // Only a duplicate key is passed over (MySQL's INSERT IGNORE would
+    // pass over bad data too).
+    let conflict = match backend {
+        sea_orm::DbBackend::MySql => " ON DUPLICATE KEY UPDATE request_id = request_id",
+        _ => " ON CONFLICT DO NOTHING",
+    };
+    let row = format!("({})", placeholders(5));
+    outcomes
+        .chunks(rows_per_chunk(5))
+        .map(|chunk| {
             let sql = format!(
-                "INSERT INTO {} (request_id, node, ok, result, error_kind) VALUES {}",
+                "INSERT INTO {} (request_id, node, ok, result, error_kind) VALUES {}{conflict}",
                 quote(backend, "request_results"),
                 vec![row.as_str(); chunk.len()].join(", ")
             );
@@ -96,8 +113,60 @@ pub async fn finish(db: &Db, id: &str, outcomes: &[NodeOutcome]) -> Result<(), D
                     o.kind.map(|k| k.as_str().to_string()).into(),
                 ]);
             }
-            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?;
+            Statement::from_sql_and_values(backend, sql, values)
+        })
+        .collect()
+}
+
+/// Records results of request `id` as a conductor has them (one reply
+/// batch: a statement per 6,000 nodes), before it sends them.
+pub async fn record(db: &Db, id: &str, outcomes: &[NodeOutcome]) -> Result<(), DbError> {
+    for stmt in insert_results(db, id, outcomes) {
+        retrying(|_| db.conn().execute_raw(stmt.clone())).await?;
+    }
+    Ok(())
+}
+
+/// The recorded results of `nodes` in request `id` (what conductors wrote
+/// while the reply path was down).
+pub async fn results_of(db: &Db, id: &str, nodes: &[String]) -> Result<Vec<NodeOutcome>, DbError> {
+    let backend = db.backend();
+    let mut out = Vec::new();
+    for chunk in nodes.chunks(super::IN_CHUNK) {
+        let sql = format!(
+            "SELECT node, ok, result, error_kind FROM {} WHERE request_id = ? AND node IN ({})",
+            quote(backend, "request_results"),
+            placeholders(chunk.len())
+        );
+        let mut values: Vec<Value> = vec![id.into()];
+        values.extend(chunk.iter().map(|n| Value::from(n.clone())));
+        let rows = db
+            .conn()
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        for r in &rows {
+            out.push(outcome(r)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Records the results of request `id` no conductor recorded (the API's
+/// own: unknown nodes, timeouts, lost replies) and that it finished with
+/// `failed` failures, in one transaction.
+pub async fn finish(
+    db: &Db,
+    id: &str,
+    outcomes: &[NodeOutcome],
+    failed: usize,
+) -> Result<(), DbError> {
+    use sea_orm::TransactionTrait;
+    let backend = db.backend();
+    let failed = failed as i32;
+    retrying(|_| async {
+        let txn = db.conn().begin().await?;
+        for stmt in insert_results(db, id, outcomes) {
+            txn.execute_raw(stmt).await?;
         }
         let sql = format!(
             "UPDATE {} SET failed = ?, finished_at = ? WHERE id = ?",
@@ -133,17 +202,7 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<(RequestRow, Vec<NodeOutcom
         .query_all_raw(stmt)
         .await?
         .iter()
-        .map(|r| {
-            Ok(NodeOutcome {
-                node: r.try_get("", "node")?,
-                ok: r.try_get("", "ok")?,
-                result: r.try_get("", "result")?,
-                kind: r
-                    .try_get::<Option<String>>("", "error_kind")?
-                    .as_deref()
-                    .and_then(ErrorKind::parse),
-            })
-        })
+        .map(outcome)
         .collect::<Result<_, DbError>>()?;
     Ok(Some((request(&found)?, results)))
 }
