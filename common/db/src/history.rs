@@ -253,3 +253,70 @@ pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, DbError> {
         .await?
         .rows_affected())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(node: &str, ok: bool, result: &str, kind: Option<ErrorKind>) -> NodeOutcome {
+        NodeOutcome {
+            node: node.into(),
+            ok,
+            result: result.into(),
+            kind,
+        }
+    }
+
+    /// What a conductor recorded stays (the first result of a node wins);
+    /// the API's finish adds the rest and the count; both can be read
+    /// back by node.
+    #[tokio::test]
+    async fn recorded_results_are_kept_and_read_back() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        db.migrate().await.unwrap();
+        start(&db, "r1", "power on", None, 3).await.unwrap();
+        let unreachable = Some(ErrorKind::Unreachable);
+        record(
+            &db,
+            "r1",
+            &[
+                outcome("a", true, "ok", None),
+                outcome("b", false, "BMC did not answer", unreachable),
+            ],
+        )
+        .await
+        .unwrap();
+        // A redelivered batch changes nothing.
+        record(&db, "r1", &[outcome("a", false, "late", unreachable)])
+            .await
+            .unwrap();
+        let found = results_of(&db, "r1", &["a".into(), "c".into()])
+            .await
+            .unwrap();
+        assert_eq!(found, [outcome("a", true, "ok", None)]);
+        let timeout = Some(ErrorKind::Timeout);
+        let not_found = Some(ErrorKind::NotFound);
+        finish(
+            &db,
+            "r1",
+            &[
+                outcome("b", false, "timeout", timeout),
+                outcome("c", false, "Could not be found.", not_found),
+            ],
+            2,
+        )
+        .await
+        .unwrap();
+        let (row, results) = get(&db, "r1").await.unwrap().unwrap();
+        assert_eq!(row.failed, Some(2));
+        assert!(row.finished_at.is_some());
+        assert_eq!(
+            results,
+            [
+                outcome("a", true, "ok", None),
+                outcome("b", false, "BMC did not answer", unreachable),
+                outcome("c", false, "Could not be found.", not_found),
+            ]
+        );
+    }
+}
