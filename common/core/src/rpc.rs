@@ -86,18 +86,6 @@ impl Action {
             }
         }
     }
-
-    /// Whether the action changes the node (and so needs its lock).
-    pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Action::Power { .. }
-                | Action::BootDeviceSet { .. }
-                | Action::Provision { .. }
-                | Action::VmCreate { .. }
-                | Action::VmRemove { .. }
-        )
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
