@@ -198,6 +198,15 @@ impl Api {
         Run(cmd.output().expect("run xcat3"))
     }
 
+    /// SIGKILL: the API dies mid-request, without draining (reaped on drop).
+    pub fn kill9(&self) {
+        let ok = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -KILL the API");
+    }
+
     /// The API process's peak resident memory (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

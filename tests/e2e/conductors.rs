@@ -429,3 +429,54 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
     let s = script(ports[1], *i).unwrap();
     assert!(s.contains("boots from its disk"), "{s}");
 }
+
+/// The API that took a request is SIGKILLed while the conductors work:
+/// they record every node's result in the history as they reply, so
+/// another API's `xcat3 history ID` shows the true results.
+#[test]
+fn another_api_shows_the_results_when_the_first_dies() {
+    let db = TestDb::create();
+    let amqp = shared_amqp();
+    let c = cluster(&db, &amqp, 2, 30);
+    let env = cluster_env(&db.url, &amqp, 30);
+    let other = Api::start(&["--listen", "127.0.0.1:0"], &env_refs(&env));
+    create_fake_nodes(&c.api, "d[1-40]", 1500);
+    let mut cli = std::process::Command::new(xcat3_tests::bin_dir().join("xcat3"))
+        .args(["power", "d[1-40]", "on"])
+        .env("XCAT3_URL", &c.api.url)
+        .env("XCAT3_MAX_RETRIES", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    c.api.kill9();
+    let _ = cli.wait();
+    let id = wait_until(10, "the request in the history", || {
+        let out = other.xcat3(&["history", "--limit", "1"]).stdout();
+        out.contains("power on")
+            .then(|| out.split_whitespace().next().unwrap().to_string())
+    });
+    let results = wait_until(20, "every node's result in the history", || {
+        let out = other.xcat3(&["history", &id]).stdout();
+        let r = xcat3_tests::node_results(&out);
+        let nodes: HashMap<&String, &String> =
+            r.iter().filter(|(n, _)| n.starts_with('d')).collect();
+        (nodes.len() == 40).then_some(r)
+    });
+    let ok = results
+        .iter()
+        .filter(|(n, r)| n.starts_with('d') && *r == "ok")
+        .count();
+    assert_eq!(ok, 40, "{results:?}");
+    // The nodes really are on (the conductors recorded their states too).
+    let status = other.xcat3(&["power", "d[1-40]", "status"]).stdout();
+    assert_eq!(
+        xcat3_tests::node_results(&status)
+            .values()
+            .filter(|v| *v == "on")
+            .count(),
+        40,
+        "{status}"
+    );
+}
