@@ -928,20 +928,33 @@ impl Sim {
     /// `count` BMCs from `first_ip` on a free port (user `admin`,
     /// password `secret`), plus `extra` flags; exports `nodes.json` into `dir`.
     pub fn start(dir: &Path, first_ip: &str, count: u32, extra: &[&str]) -> Sim {
+        Sim::spawn(dir, first_ip, count, extra, true)
+    }
+
+    /// [`start`](Sim::start) without the state file (for benchmarks: its
+    /// rewrites cost CPU the benchmark measures); [`bmc`](Sim::bmc) then
+    /// has nothing to read.
+    pub fn start_without_state(dir: &Path, first_ip: &str, count: u32) -> Sim {
+        Sim::spawn(dir, first_ip, count, &[], false)
+    }
+
+    fn spawn(dir: &Path, first_ip: &str, count: u32, extra: &[&str], state: bool) -> Sim {
         let port = free_udp_port();
         let state_file = dir.join(format!("sim-{first_ip}.json"));
         let export = dir.join(format!("nodes-{first_ip}.json"));
-        let mut child = Command::new(bin_dir().join("xcat3-sim"))
-            .args([
-                "ipmi",
-                "--count",
-                &count.to_string(),
-                "--first-ip",
-                first_ip,
-            ])
-            .args(["--port", &port.to_string(), "--password", "secret"])
-            .arg("--state-file")
-            .arg(&state_file)
+        let mut cmd = Command::new(bin_dir().join("xcat3-sim"));
+        cmd.args([
+            "ipmi",
+            "--count",
+            &count.to_string(),
+            "--first-ip",
+            first_ip,
+        ])
+        .args(["--port", &port.to_string(), "--password", "secret"]);
+        if state {
+            cmd.arg("--state-file").arg(&state_file);
+        }
+        let mut child = cmd
             .arg("--export-nodes")
             .arg(&export)
             .args(extra)

@@ -8,13 +8,10 @@
 //! servers (`XCAT3_BENCH_DB_URL`, `XCAT3_BENCH_AMQP_URL`) and runs this
 //! for `seed-table`, `inventory` and `power`.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xcat3_tests::{
-    Api, Conductor, Run, TempDir, TestDb, bin_dir, unique, wait_until, write_import_file,
+    Api, Conductor, Run, Sim, TempDir, TestDb, unique, wait_until, write_import_file,
 };
 
 /// Nodes per benchmark.
@@ -131,48 +128,6 @@ fn settle() {
     std::thread::sleep(Duration::from_secs(2));
 }
 
-/// `xcat3-sim ipmi` without a state file (which would cost CPU the
-/// benchmark measures), killed on drop.
-struct Fleet(Child);
-
-impl Fleet {
-    fn start(dir: &Path, first_ip: &str, count: usize) -> (Fleet, std::path::PathBuf) {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("free UDP port")
-            .port();
-        let export = dir.join("fleet.json");
-        let mut child = Command::new(bin_dir().join("xcat3-sim"))
-            .args([
-                "ipmi",
-                "--count",
-                &count.to_string(),
-                "--first-ip",
-                first_ip,
-            ])
-            .args(["--port", &port.to_string(), "--password", "bench"])
-            .arg("--export-nodes")
-            .arg(&export)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn xcat3-sim");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        match lines.next() {
-            Some(Ok(l)) if l.contains("IPMI BMCs on") => {}
-            other => panic!("xcat3-sim did not start: {other:?}"),
-        }
-        (Fleet(child), export)
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The prototype's published sequence on 10,000 of its example nodes,
 /// then power through xcat3-sim BMCs; beside the prototype's figures.
 fn seed_table(rounds: usize) {
@@ -232,8 +187,8 @@ fn seed_table(rounds: usize) {
         }
         eprintln!("round {r} done");
     }
-    let (_fleet, fleet_nodes) = Fleet::start(dir, "127.1.0.1", N);
-    api.xcat3(&["import", fleet_nodes.to_str().expect("utf-8 path")])
+    let fleet = Sim::start_without_state(dir, "127.1.0.1", N as u32);
+    api.xcat3(&["import", fleet.export.to_str().expect("utf-8 path")])
         .ok();
     let sims = format!("sim[00001-{N}]");
     for _ in 0..rounds {
