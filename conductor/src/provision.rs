@@ -20,7 +20,7 @@ use xcat3_common::config::{BootConfig, DhcpConfig};
 use xcat3_common::crypt::crypt_password;
 use xcat3_common::model::{Netboot, ProvisionEvent, ProvisionState, check_install_value};
 use xcat3_common::ring::HashRing;
-use xcat3_common::rpc::{ErrorKind, NodeError, ProvisionTarget};
+use xcat3_common::rpc::{NodeError, ProvisionTarget};
 use xcat3_db::nodes::{self as node_db, NodeRecord, parse_map};
 use xcat3_db::{Db, DbError, resources};
 
@@ -43,22 +43,6 @@ pub struct Provisioner {
 
 /// One node's outcome: `Ok` or an error naming the field.
 pub type Outcome = (String, Result<(), NodeError>);
-
-/// The node's record stops it (no nic, no image, wrong state).
-fn invalid(message: impl Into<String>) -> NodeError {
-    NodeError {
-        kind: ErrorKind::Invalid,
-        message: message.into(),
-    }
-}
-
-/// The conductor failed it: its database, DHCP server or boot files.
-fn internal(message: impl Into<String>) -> NodeError {
-    NodeError {
-        kind: ErrorKind::Internal,
-        message: message.into(),
-    }
-}
 
 /// A node whose install is prepared: files and reservation written.
 #[derive(Debug, Clone)]
@@ -141,7 +125,7 @@ impl Provisioner {
         let (allowed, refused) = check_transition(records, ProvisionEvent::Dhcp);
         let mut out: Vec<Outcome> = refused
             .into_iter()
-            .map(|(n, e)| (n, Err(invalid(e))))
+            .map(|(n, e)| (n, Err(NodeError::invalid(e))))
             .collect();
         let written = self
             .write_reservations(&allowed, |_, _| Ok(BootEntry::LocalDisk))
@@ -174,7 +158,7 @@ impl Provisioner {
             Err(e) => {
                 return records
                     .iter()
-                    .map(|r| (r.node.name.clone(), Err(internal(e.clone()))))
+                    .map(|r| (r.node.name.clone(), Err(NodeError::internal(e.clone()))))
                     .collect();
             }
         };
@@ -183,7 +167,7 @@ impl Provisioner {
         for r in records {
             match reservation(r, &subnets).and_then(|h| Ok((entry(r, &h)?, h))) {
                 Ok((e, h)) => hosts.push((h, e)),
-                Err(e) => out.push((r.node.name.clone(), Err(invalid(e)))),
+                Err(e) => out.push((r.node.name.clone(), Err(NodeError::invalid(e)))),
             }
         }
         let synced = start.elapsed();
@@ -194,7 +178,7 @@ impl Provisioner {
         for ((h, e), r) in hosts.into_iter().zip(added) {
             match r {
                 Ok(()) => ok.push((h, e)),
-                Err(err) => out.push((h.name.clone(), Err(internal(err)))),
+                Err(err) => out.push((h.name.clone(), Err(NodeError::internal(err)))),
             }
         }
         let files = self.files.clone();
@@ -205,7 +189,10 @@ impl Provisioner {
         .await
         .unwrap_or_else(|e| (Vec::new(), Err(format!("boot: {e}"))));
         for (h, e) in ok {
-            out.push((h.name, written.clone().map(|()| e).map_err(internal)));
+            out.push((
+                h.name,
+                written.clone().map(|()| e).map_err(NodeError::internal),
+            ));
         }
         tracing::info!(
             nodes = records.len(),
@@ -241,7 +228,7 @@ impl Provisioner {
         for r in records {
             let name = r.node.name.clone();
             match errors.get(name.as_str()) {
-                Some(e) => out.push((name, Err(internal(e.clone())))),
+                Some(e) => out.push((name, Err(NodeError::internal(e.clone())))),
                 None => ok.push(name),
             }
         }
@@ -265,7 +252,12 @@ impl Provisioner {
             .unwrap_or_else(|e| Err(format!("boot: {e}")));
         records
             .iter()
-            .map(|r| (r.node.name.clone(), done.clone().map_err(internal)))
+            .map(|r| {
+                (
+                    r.node.name.clone(),
+                    done.clone().map_err(NodeError::internal),
+                )
+            })
             .collect()
     }
 
@@ -288,7 +280,9 @@ impl Provisioner {
         let r = node_db::set_columns(&self.db, STATE_COLUMNS, &rows, None)
             .await
             .map(|_| ())
-            .map_err(|e| internal(format!("conductor {}: recording the state: {e}", self.host)));
+            .map_err(|e| {
+                NodeError::internal(format!("conductor {}: recording the state: {e}", self.host))
+            });
         names.iter().map(|n| (n.clone(), r.clone())).collect()
     }
 
@@ -310,14 +304,20 @@ impl Provisioner {
                     ProvisionState::from_column(r.node.state.as_deref())
                         == ProvisionState::Deploying
                 });
-            out.extend(
-                done.into_iter()
-                    .map(|r| (r.node.name.clone(), Err(invalid("no longer deploying")))),
-            );
+            out.extend(done.into_iter().map(|r| {
+                (
+                    r.node.name.clone(),
+                    Err(NodeError::invalid("no longer deploying".into())),
+                )
+            }));
             deploying
         } else {
             let (allowed, refused) = check_transition(records, ProvisionEvent::Deploy);
-            out.extend(refused.into_iter().map(|(n, e)| (n, Err(invalid(e)))));
+            out.extend(
+                refused
+                    .into_iter()
+                    .map(|(n, e)| (n, Err(NodeError::invalid(e)))),
+            );
             allowed
         };
         // The images of this request, each fetched and parsed once.
@@ -353,12 +353,14 @@ impl Provisioner {
                 .map(|o| ImageKey::Name(o.to_string()))
                 .or(r.node.osimage_id.map(ImageKey::Id))
                 .ok_or_else(|| {
-                    invalid("osimage: the node has none; give one (deploy --osimage NAME)")
+                    NodeError::invalid(
+                        "osimage: the node has none; give one (deploy --osimage NAME)".into(),
+                    )
                 })?;
             match images.get(&key) {
                 Some(Ok(i)) => Ok(i),
                 Some(Err(e)) => Err(e.clone()),
-                None => Err(internal("osimage: not loaded")),
+                None => Err(NodeError::internal("osimage: not loaded".into())),
             }
         };
         let written = self
@@ -503,17 +505,17 @@ impl Provisioner {
             Ok(p) => match p.password.filter(|p| !p.is_empty()) {
                 Some(pw) => crypt_password(&pw),
                 None => {
-                    return Err(invalid(format!(
+                    return Err(NodeError::invalid(format!(
                         "passwd {ROOT_PASSWD_KEY}: has no password (the installed root password)"
                     )));
                 }
             },
             Err(DbError::NotFound(_)) => {
-                return Err(invalid(format!(
+                return Err(NodeError::invalid(format!(
                     "passwd: no `{ROOT_PASSWD_KEY}` entry for the installed root password (xcat3 passwd-create {ROOT_PASSWD_KEY} username=root password=...)"
                 )));
             }
-            Err(e) => return Err(internal(format!("conductor {}: {e}", self.host))),
+            Err(e) => return Err(NodeError::internal(format!("conductor {}: {e}", self.host))),
         };
         let mut out = HashMap::new();
         for key in keys {
@@ -540,11 +542,11 @@ impl Provisioner {
                             image.template.as_deref(),
                         )
                         .map(|a| (row.id, a, image))
-                        .map_err(invalid)
+                        .map_err(NodeError::invalid)
                     }
-                    Err(e) => Err(internal(e)),
+                    Err(e) => Err(NodeError::internal(e)),
                 },
-                Err(DbError::NotFound(_)) => Err(invalid(match &key {
+                Err(DbError::NotFound(_)) => Err(NodeError::invalid(match &key {
                     ImageKey::Name(n) => {
                         format!("osimage: `{n}` does not exist (xcat3 osimage-list)")
                     }
@@ -552,7 +554,7 @@ impl Provisioner {
                         format!("osimage: the node's image (id {id}) no longer exists")
                     }
                 })),
-                Err(e) => Err(internal(format!("conductor {}: {e}", self.host))),
+                Err(e) => Err(NodeError::internal(format!("conductor {}: {e}", self.host))),
             };
             out.insert(key, loaded);
         }
@@ -674,7 +676,12 @@ fn check_transition(
 fn fail_all(records: &[NodeRecord], why: &str) -> Vec<Outcome> {
     records
         .iter()
-        .map(|r| (r.node.name.clone(), Err(internal(why))))
+        .map(|r| {
+            (
+                r.node.name.clone(),
+                Err(NodeError::internal(why.to_string())),
+            )
+        })
         .collect()
 }
 

@@ -89,10 +89,7 @@ impl Runner {
 
     /// An internal failure of this conductor, naming it.
     pub fn internal(&self, why: impl std::fmt::Display) -> NodeError {
-        NodeError {
-            kind: ErrorKind::Internal,
-            message: format!("conductor {}: {why}", self.host),
-        }
+        NodeError::internal(format!("conductor {}: {why}", self.host))
     }
 
     /// Runs `req` and replies through `responder`. A request whose deadline

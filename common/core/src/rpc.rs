@@ -306,11 +306,57 @@ impl std::fmt::Display for ErrorKind {
 }
 
 /// A node's failure: its kind, and the v1 message (which names the field
-/// or the BMC and never holds a secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// or the BMC and never holds a secret). Drivers return it as their error
+/// (`DriverError`), so it travels to the API as they made it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, thiserror::Error,
+)]
+#[error("{message}")]
 pub struct NodeError {
     pub kind: ErrorKind,
     pub message: String,
+}
+
+impl NodeError {
+    pub fn new(kind: ErrorKind, message: String) -> NodeError {
+        NodeError { kind, message }
+    }
+
+    /// The node's record is wrong or incomplete.
+    pub fn invalid(message: String) -> NodeError {
+        NodeError::new(ErrorKind::Invalid, message)
+    }
+
+    /// The BMC or hypervisor could not be reached.
+    pub fn unreachable(message: String) -> NodeError {
+        NodeError::new(ErrorKind::Unreachable, message)
+    }
+
+    /// The credentials were refused.
+    pub fn authentication(message: String) -> NodeError {
+        NodeError::new(ErrorKind::Authentication, message)
+    }
+
+    /// The driver or the hardware cannot do this.
+    pub fn unsupported(message: String) -> NodeError {
+        NodeError::new(ErrorKind::Unsupported, message)
+    }
+
+    /// The BMC or hypervisor answered with an error.
+    pub fn bmc(message: String) -> NodeError {
+        NodeError::new(ErrorKind::BmcError, message)
+    }
+
+    /// xcat3 itself failed (a conductor, its database, DHCP server or files).
+    pub fn internal(message: String) -> NodeError {
+        NodeError::new(ErrorKind::Internal, message)
+    }
+}
+
+impl From<NodeError> for NodeResult {
+    fn from(e: NodeError) -> NodeResult {
+        NodeResult::Error(e)
+    }
 }
 
 /// One node's outcome: a value (`on`, `ok`, `net`) or an error.
@@ -323,10 +369,7 @@ pub enum NodeResult {
 
 impl NodeResult {
     pub fn error(kind: ErrorKind, message: impl Into<String>) -> NodeResult {
-        NodeResult::Error(NodeError {
-            kind,
-            message: message.into(),
-        })
+        NodeResult::Error(NodeError::new(kind, message.into()))
     }
 
     /// The v1 wire text: the value or the error message.

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use xcat3_common::config::Config;
 use xcat3_common::hardware::{self, Interface, Property};
 use xcat3_common::model::{HypervisorCapacity, Mgt};
-use xcat3_common::rpc::{BootDevice, ErrorKind, NodeResult, PowerTarget};
+use xcat3_common::rpc::{BootDevice, PowerTarget};
 
 pub use fake::Fake;
 pub use ipmi::Ipmi;
@@ -57,56 +57,10 @@ pub struct VmHost {
     pub control_info: Option<Map<String, Value>>,
 }
 
-/// A per-node driver failure: its kind, and a message that goes to the
-/// admin as is, so it names the field or the BMC and never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
-#[error("{message}")]
-pub struct DriverError {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-impl DriverError {
-    pub fn new(kind: ErrorKind, message: String) -> DriverError {
-        DriverError { kind, message }
-    }
-
-    /// The node's record is wrong or incomplete.
-    pub fn invalid(message: String) -> DriverError {
-        DriverError::new(ErrorKind::Invalid, message)
-    }
-
-    /// The BMC or hypervisor could not be reached.
-    pub fn unreachable(message: String) -> DriverError {
-        DriverError::new(ErrorKind::Unreachable, message)
-    }
-
-    /// The credentials were refused.
-    pub fn authentication(message: String) -> DriverError {
-        DriverError::new(ErrorKind::Authentication, message)
-    }
-
-    /// The driver or the hardware cannot do this.
-    pub fn unsupported(message: String) -> DriverError {
-        DriverError::new(ErrorKind::Unsupported, message)
-    }
-
-    /// The BMC or hypervisor answered with an error.
-    pub fn bmc(message: String) -> DriverError {
-        DriverError::new(ErrorKind::BmcError, message)
-    }
-
-    /// The conductor itself failed.
-    pub fn internal(message: String) -> DriverError {
-        DriverError::new(ErrorKind::Internal, message)
-    }
-}
-
-impl From<DriverError> for NodeResult {
-    fn from(e: DriverError) -> NodeResult {
-        NodeResult::error(e.kind, e.message)
-    }
-}
+/// A per-node driver failure: the wire's [`NodeError`] (a kind, and a
+/// message that goes to the admin as is, so it names the field or the BMC
+/// and never holds a secret).
+pub use xcat3_common::rpc::NodeError as DriverError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PowerState {
