@@ -130,6 +130,21 @@ async fn call_as(
 }
 
 /// The prototype's example node (examples/create_nodes.py), number `i`.
+/// `GET /metrics` (the registry API and in-process conductor share), which
+/// must answer 200.
+async fn metrics_text(st: &AppState) -> String {
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(st.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 fn example_node(i: usize) -> Value {
     let (a, b) = (i / 256, i % 256);
     json!({
@@ -674,16 +689,7 @@ async fn power_and_boot_device_through_the_in_process_conductor() {
 
     // What this test did, as Prometheus sees it (API and the in-process
     // conductor share the registry).
-    let req = Request::builder()
-        .uri("/metrics")
-        .body(Body::empty())
-        .unwrap();
-    let resp = app(st.clone()).oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&bytes);
+    let text = metrics_text(&st).await;
     for line in [
         "# TYPE xcat3_api_requests_total counter",
         "xcat3_api_requests_total{method=\"PUT\",route=\"/v1/nodes/power\",status=\"202\"} 2",
@@ -1804,15 +1810,7 @@ async fn failures_carry_their_kind() {
     }
     assert_eq!(Value::Object(kinds), json!({"broken": "bmc_error"}));
 
-    let req = Request::builder()
-        .uri("/metrics")
-        .body(Body::empty())
-        .unwrap();
-    let resp = app(st.clone()).oneshot(req).await.unwrap();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&bytes);
+    let text = metrics_text(&st).await;
     for line in [
         "xcat3_api_node_errors_total{action=\"power\",kind=\"bmc_error\"} 2",
         "xcat3_api_node_errors_total{action=\"power\",kind=\"not_found\"} 1",

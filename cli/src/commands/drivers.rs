@@ -6,6 +6,9 @@ use serde_json::Value;
 use crate::client::{Client, encode};
 use crate::output;
 
+/// The interfaces, in Ironic's order (the reply's map is sorted by name).
+const INTERFACES: [&str; 5] = ["power", "management", "console", "inspect", "vm"];
+
 /// One line per hardware type: its name, the interfaces it offers, what
 /// it is.
 pub async fn list(c: &Client, json: bool) -> anyhow::Result<bool> {
@@ -37,8 +40,7 @@ pub async fn show(c: &Client, name: &str, json: bool) -> anyhow::Result<bool> {
     }
     let s = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     println!("{}: {}", s("name"), s("description"));
-    // In Ironic's order, not the map's.
-    for iface in ["power", "management", "console", "inspect", "vm"] {
+    for iface in INTERFACES {
         let Some(spec) = t
             .pointer(&format!("/interfaces/{iface}"))
             .and_then(Value::as_object)
@@ -79,7 +81,7 @@ pub async fn show(c: &Client, name: &str, json: bool) -> anyhow::Result<bool> {
 
 /// The interfaces a type offers (not null in its description).
 fn offered(t: &Value) -> Vec<String> {
-    ["power", "management", "console", "inspect", "vm"]
+    INTERFACES
         .into_iter()
         .filter(|i| {
             t.pointer(&format!("/interfaces/{i}"))
