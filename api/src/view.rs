@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use xcat3_common::model::{MASK, mask_secrets};
-use xcat3_db::entity::{network, nic, osimage, passwd, service};
-use xcat3_db::nodes::{NodeRecord, parse_map};
+use xcat3_db::entity::{network, nic, nodegroup, osimage, passwd, service};
+use xcat3_db::nodes::{NodeRecord, group_list, parse_map};
 
 /// Fields a node view can carry (`?fields=`); `nics` and `control` are the
 /// v1 client's aliases.
@@ -28,6 +28,8 @@ pub const NODE_FIELDS: &[&str] = &[
     "control",
     "conductor",
     "osimage",
+    "groups",
+    "inherited",
 ];
 
 /// Maps the client's aliases to field names.
@@ -90,7 +92,38 @@ pub fn node(rec: &NodeRecord, osimages: &HashMap<i64, String>, fields: Option<&[
     if let Some(id) = n.osimage_id {
         put("osimage", osimages.get(&id).cloned().into());
     }
+    put("groups", group_list(n.groups.as_deref()).into());
+    if !rec.inherited.is_empty() {
+        put("inherited", rec.inherited.to_json());
+    }
     Value::Object(out)
+}
+
+pub const GROUP_FIELDS: &[&str] = &[
+    "name",
+    "mgt",
+    "netboot",
+    "arch",
+    "type",
+    "control_info",
+    "console_info",
+    "members",
+    "created_at",
+    "updated_at",
+];
+
+/// A group; `members` (a folded noderange) when the caller looked them up.
+pub fn group(g: &nodegroup::Model, members: Option<String>, fields: Option<&[String]>) -> Value {
+    let mut v = json!({
+        "name": g.name, "mgt": g.mgt, "netboot": g.netboot, "arch": g.arch,
+        "type": g.node_type, "control_info": masked(&g.control_info),
+        "console_info": masked(&g.console_info),
+        "created_at": stamp(g.created_at), "updated_at": stamp(g.updated_at),
+    });
+    if let Some(m) = members {
+        v["members"] = m.into();
+    }
+    filter(v, fields)
 }
 
 pub const NIC_FIELDS: &[&str] = &[

@@ -1833,3 +1833,165 @@ async fn failures_carry_their_kind() {
         .collect();
     assert_eq!(documented, kinds);
 }
+
+#[tokio::test]
+async fn groups_give_their_members_attributes_and_name_them_in_noderanges() {
+    let st = state_with_conductor().await;
+    // `compute` makes nodes fake-managed; `broken` sets a failure rate;
+    // `bmcs` a mgt that wins over compute's when listed first.
+    for g in [
+        json!({"name": "compute", "mgt": "fake", "arch": "x86_64"}),
+        json!({"name": "broken", "netboot": "ipxe", "control_info": {"fake_fail_rate": 1}}),
+        json!({"name": "bmcs", "mgt": "ipmi", "control_info": {"bmc_username": "admin"}}),
+        json!({"name": "rack1"}),
+    ] {
+        let (s, v) = call(&st, "POST", "/v1/groups", Some(g)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let mut nodes: Vec<Value> = (1..=6)
+        .map(|i| {
+            let groups = if i <= 3 { "compute,rack1" } else { "compute" };
+            json!({"name": format!("c{i}"), "groups": groups})
+        })
+        .collect();
+    nodes.push(json!({"name": "bad", "groups": ["compute", "broken"]}));
+    // Its own arch wins over the group's.
+    nodes.push(json!({"name": "own", "arch": "ppc64le", "groups": ["bmcs", "compute"]}));
+    let (s, v) = call(&st, "POST", "/v1/nodes", Some(json!({"nodes": nodes}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(
+        v["nodes"].as_object().unwrap().values().all(|x| x == "ok"),
+        "{v}"
+    );
+
+    // show: resolved values, marked.
+    let (_, v) = call(&st, "GET", "/v1/nodes/bad", None).await;
+    assert_eq!(v["mgt"], "fake");
+    assert_eq!(v["netboot"], "ipxe");
+    assert_eq!(v["groups"], json!(["compute", "broken"]));
+    assert_eq!(
+        v["inherited"],
+        json!({"mgt": "compute", "netboot": "broken", "arch": "compute",
+               "control_info.fake_fail_rate": "broken"})
+    );
+    let (_, v) = call(&st, "GET", "/v1/nodes/own?fields=mgt,arch,inherited", None).await;
+    assert_eq!(
+        v,
+        json!({"mgt": "ipmi", "arch": "ppc64le",
+               "inherited": {"mgt": "bmcs", "control_info.bmc_username": "bmcs"}})
+    );
+
+    // Noderanges: a group, an exclusion, an intersection.
+    let (_, v) = call(&st, "GET", "/v1/nodes?noderange=compute,-rack1", None).await;
+    assert_eq!(v, json!({"nodes": ["c4", "c5", "c6", "bad", "own"]}));
+    let (_, v) = call(&st, "GET", "/v1/nodes?noderange=compute@rack1", None).await;
+    assert_eq!(v, json!({"nodes": ["c1", "c2", "c3"]}));
+
+    // The conductor acts on the resolved values.
+    let (s, v) = call(
+        &st,
+        "PUT",
+        "/v1/nodes/power?target=on&noderange=compute",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let r = v["nodes"].as_object().unwrap();
+    assert_eq!(r.len(), 8);
+    assert!((1..=6).all(|i| r[&format!("c{i}")] == "ok"), "{v}");
+    assert_eq!(r["bad"], "fake: injected failure");
+    // `own` is an IPMI node by its first group, and has no BMC address.
+    assert_eq!(r["own"], "control_info.bmc_address: required for mgt=ipmi");
+
+    // A group change applies to its members' next request.
+    let (s, v) = call(
+        &st,
+        "PATCH",
+        "/v1/groups/broken",
+        Some(json!([{"op": "remove", "path": "/control_info/fake_fail_rate"}])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = call(&st, "GET", "/v1/nodes/power?noderange=bad", None).await;
+    assert_eq!(v, json!({"nodes": {"bad": "off"}}));
+
+    // A node PATCH edits the node's own values, never copies inherited ones.
+    let (_, v) = call(
+        &st,
+        "PATCH",
+        "/v1/nodes?noderange=c1",
+        Some(json!({"patches": [{"op": "add", "path": "/netboot", "value": "pxe"}]})),
+    )
+    .await;
+    assert_eq!(v, json!({"nodes": {"c1": "updated"}}));
+    let (_, v) = call(
+        &st,
+        "GET",
+        "/v1/nodes/c1?fields=netboot,mgt,inherited",
+        None,
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!({"netboot": "pxe", "mgt": "fake",
+               "inherited": {"mgt": "compute", "arch": "compute"}})
+    );
+
+    // Group show: members as a noderange; delete refused while it has any.
+    let (_, v) = call(&st, "GET", "/v1/groups/rack1?fields=name,members", None).await;
+    assert_eq!(v, json!({"name": "rack1", "members": "c[1-3]"}));
+    let (s, v) = call(&st, "DELETE", "/v1/groups/rack1", None).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(
+        v["faultstring"]
+            .as_str()
+            .unwrap()
+            .contains("group rack1 has 3 member(s) (c1, c2, c3)"),
+        "{v}"
+    );
+
+    // Names: nodes and groups share noderanges.
+    let (s, _) = call(&st, "POST", "/v1/groups", Some(json!({"name": "c1"}))).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (_, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "rack1"}]})),
+    )
+    .await;
+    assert!(
+        v["nodes"]["rack1"]
+            .as_str()
+            .unwrap()
+            .contains("a group has this name"),
+        "{v}"
+    );
+    // Bad group documents name the field.
+    let (s, v) = call(
+        &st,
+        "POST",
+        "/v1/groups",
+        Some(json!({"name": "g", "mgt": "ipmi", "control_info": {"bmc_adress": "x"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["faultstring"]
+            .as_str()
+            .unwrap()
+            .starts_with("group g: control_info.bmc_adress"),
+        "{v}"
+    );
+    let (_, v) = call(
+        &st,
+        "POST",
+        "/v1/nodes",
+        Some(json!({"nodes": [{"name": "x", "groups": 5}]})),
+    )
+    .await;
+    assert_eq!(
+        v["nodes"]["x"],
+        "groups: must be a list of group names or a comma-separated string"
+    );
+}

@@ -57,13 +57,27 @@ pub enum Command {
         #[arg(short = 'i', long = "nic")]
         nics: Vec<String>,
     },
-    /// List nodes (all, or those of NODERANGE).
+    /// List nodes (all, or those of NODERANGE): names, or a table with
+    /// -l / -o COLUMNS.
     List {
         noderange: Option<String>,
         /// Only nodes in this provisioning state (available, dhcp,
         /// deploying, deployed, "deploy failed").
         #[arg(long)]
         state: Option<String>,
+        /// Only nodes whose last known power state is this (on, off).
+        #[arg(long)]
+        power: Option<String>,
+        /// A table of the usual columns (name,state,power,mgt,arch,groups,bmc,mac,ip).
+        #[arg(short = 'l', long)]
+        long: bool,
+        /// A table of these columns: name, state, power, mgt, arch, netboot,
+        /// type, groups, osimage, conductor, reservation, bmc, mac, ip, error.
+        #[arg(short = 'o', long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        /// Sort the table by this column (natural order: n2 before n10).
+        #[arg(long)]
+        sort: Option<String>,
     },
     /// Show nodes in detail.
     Show {
@@ -209,6 +223,34 @@ pub enum Command {
     /// Which conductor owns each node: `n1: c2`.
     Ring {
         noderange: String,
+    },
+    /// Create a node group: group-create NAME [mgt=..] [arch=..]
+    /// [netboot=..] [type=..] [-c k=v,..]. Its member nodes (those listing
+    /// it in `groups`) inherit every attribute they do not set.
+    GroupCreate {
+        name: String,
+        attributes: Vec<String>,
+        /// control_info key=value pairs, comma-separated.
+        #[arg(short = 'c', long)]
+        control: Option<String>,
+    },
+    /// Delete a group (refused while nodes list it).
+    GroupDelete {
+        name: String,
+    },
+    /// List groups.
+    GroupList,
+    /// Show a group, with its members as a noderange.
+    GroupShow {
+        name: String,
+        #[arg(long)]
+        fields: Option<String>,
+    },
+    /// Update a group: group-update NAME path=value.. (empty value removes).
+    GroupUpdate {
+        name: String,
+        #[arg(required = true)]
+        attributes: Vec<String>,
     },
     /// Create a network: network-create NAME subnet=.. netmask=..
     NetworkCreate {

@@ -74,16 +74,24 @@ pub fn lines<I: IntoIterator<Item = String>>(items: I) {
 /// Rows under a header, each column as wide as its widest cell (the last
 /// column is not padded).
 pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
+    table_dyn(&header, &rows);
+}
+
+/// [`table`] with columns chosen at run time.
+pub fn table_dyn(header: &[String], rows: &[Vec<String>]) {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let line = |cells: &[String]| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i + 1 == N {
+            if i + 1 == n {
                 l.push_str(c);
             } else {
                 l.push_str(&format!("{c:<w$}  ", w = widths[i]));
@@ -91,10 +99,7 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
         }
         l.trim_end().to_string()
     };
-    let mut out = vec![line(header.to_vec())];
-    out.extend(
-        rows.iter()
-            .map(|r| line(r.iter().map(String::as_str).collect())),
-    );
+    let mut out = vec![line(header)];
+    out.extend(rows.iter().map(|r| line(r)));
     lines(out);
 }

@@ -310,7 +310,7 @@ impl Runner {
         names: &[String],
         with_nics: bool,
     ) -> Result<Batch<'r>, xcat3_db::DbError> {
-        let mut records = node_db::load(&self.db, names, with_nics).await?;
+        let mut records = node_db::load_resolved(&self.db, names, with_nics).await?;
         if !with_nics {
             node_db::load_nics(&self.db, &mut records, |n| {
                 n.mgt.as_deref() == Some(Mgt::Kvm.as_str())
@@ -341,7 +341,7 @@ impl Runner {
         if names.is_empty() {
             return Ok(HashMap::new());
         }
-        Ok(node_db::load(&self.db, &names, false)
+        Ok(node_db::load_resolved(&self.db, &names, false)
             .await?
             .into_iter()
             .map(|r| (r.node.name.clone(), parse_map(&r.node.control_info)))

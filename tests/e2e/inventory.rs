@@ -199,3 +199,111 @@ fn resource_commands() {
         "local(conductor): online workers: 1000 nodes: 1 in-flight: 0\n"
     );
 }
+
+/// Groups through the CLI: a group's attributes reach its members, group
+/// names work in noderanges, `list -o` prints a sorted table, and an
+/// export keeps each node's own values and its groups (not the inherited
+/// ones), so an import restores the inheritance.
+#[test]
+fn groups_and_tables_through_the_cli() {
+    let dir = TempDir::new("groups");
+    let api = Api::standalone(&dir.path().join("data"));
+    api.xcat3(&[
+        "group-create",
+        "compute",
+        "mgt=ipmi",
+        "arch=x86_64",
+        "-c",
+        "bmc_username=admin,bmc_password=s3cret",
+    ])
+    .ok();
+    api.xcat3(&["group-create", "rack1", "netboot=ipxe"]).ok();
+    assert_eq!(
+        api.xcat3(&["group-list"]).ok(),
+        "compute (group)\nrack1 (group)\n"
+    );
+    let run = api.xcat3(&[
+        "create",
+        "n[1-12]",
+        "groups=compute",
+        "-c",
+        "bmc_address=10.0.0.1",
+    ]);
+    assert_eq!(run.summary(), (12, 12), "{}", run.stderr());
+    let run = api.xcat3(&["update", "n[1-3]", "groups=rack1,compute", "arch=ppc64le"]);
+    assert_eq!(run.summary(), (3, 3), "{}", run.stderr());
+
+    assert_eq!(
+        api.xcat3(&[
+            "list",
+            "compute,-rack1",
+            "-o",
+            "name,arch,netboot,groups",
+            "--sort",
+            "name"
+        ])
+        .ok()
+        .lines()
+        .take(3)
+        .collect::<Vec<_>>(),
+        [
+            "NAME  ARCH    NETBOOT  GROUPS",
+            "n4    x86_64           compute",
+            "n5    x86_64           compute",
+        ]
+    );
+    assert_eq!(
+        api.xcat3(&[
+            "list",
+            "rack1@compute",
+            "-o",
+            "name,mgt,arch,netboot,groups"
+        ])
+        .ok(),
+        "NAME  MGT   ARCH     NETBOOT  GROUPS\n\
+         n1    ipmi  ppc64le  ipxe     rack1,compute\n\
+         n2    ipmi  ppc64le  ipxe     rack1,compute\n\
+         n3    ipmi  ppc64le  ipxe     rack1,compute\n"
+    );
+    let shown: Value = serde_json::from_str(&api.xcat3(&["show", "n1"]).ok()).unwrap();
+    let attr = &shown[0]["attr"];
+    assert_eq!(
+        attr["control_info"]["bmc_password"], "******",
+        "inherited secrets are masked"
+    );
+    assert_eq!(attr["inherited"]["control_info.bmc_username"], "compute");
+    assert_eq!(attr["inherited"]["netboot"], "rack1");
+    let group: Value = serde_json::from_str(&api.xcat3(&["group-show", "compute"]).ok()).unwrap();
+    assert_eq!(group["members"], "n[1-12]");
+    assert_eq!(group["control_info"]["bmc_password"], "******");
+
+    let out = dir.path().join("export.json");
+    api.xcat3(&["export", "compute", "-o", out.to_str().unwrap()])
+        .ok();
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let n1 = exported["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "n1")
+        .unwrap();
+    assert_eq!(n1["arch"], "ppc64le", "own values are exported");
+    assert_eq!(n1["groups"], serde_json::json!(["rack1", "compute"]));
+    assert!(n1["mgt"].is_null() && n1.get("inherited").is_none(), "{n1}");
+    assert!(n1["control_info"].get("bmc_username").is_none(), "{n1}");
+    assert_eq!(api.xcat3(&["delete", "compute"]).summary(), (12, 12));
+    assert_eq!(
+        api.xcat3(&["import", out.to_str().unwrap()]).summary(),
+        (12, 12)
+    );
+    assert_eq!(
+        api.xcat3(&["list", "n1", "-o", "name,mgt,netboot"]).ok(),
+        "NAME  MGT   NETBOOT\nn1    ipmi  ipxe\n"
+    );
+    let run = api.xcat3(&["group-delete", "rack1"]);
+    assert!(
+        run.stderr().contains("group rack1 has 3 member(s)"),
+        "{}",
+        run.stderr()
+    );
+}

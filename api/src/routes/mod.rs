@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod drivers;
+pub mod groups;
 pub mod networks;
 pub mod nics;
 pub mod nodes;
@@ -12,7 +13,7 @@ pub mod root;
 pub mod services;
 pub mod vms;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Router;
@@ -33,6 +34,7 @@ pub fn v1() -> Router<AppState> {
         .merge(actions::routes())
         .merge(nics::routes())
         .merge(networks::routes())
+        .merge(groups::routes())
         .merge(osimages::routes())
         .merge(passwds::routes())
         .merge(services::routes())
@@ -83,19 +85,47 @@ pub fn parse_fields(fields: Option<&str>, known: &[&str]) -> ApiResult<Option<Ve
 }
 
 /// Knows the stored node names, for regexes and literal names that look
-/// like ranges. Loaded only when the noderange needs it.
-struct DbNames<'a>(&'a HashSet<String>);
+/// like ranges (loaded only when the noderange needs them), and the members
+/// of the groups the noderange names.
+struct DbNames<'a> {
+    names: &'a HashSet<String>,
+    groups: HashMap<String, Vec<String>>,
+}
 
 impl Resolver for DbNames<'_> {
     fn all_names(&self) -> Vec<String> {
-        self.0.iter().cloned().collect()
+        self.names.iter().cloned().collect()
     }
     fn name_count(&self) -> usize {
-        self.0.len()
+        self.names.len()
     }
     fn is_name(&self, name: &str) -> bool {
-        self.0.contains(name)
+        self.names.contains(name)
     }
+    fn group(&self, name: &str) -> Option<Vec<String>> {
+        self.groups.get(name).cloned()
+    }
+}
+
+/// The members of every group `range` names as an atom (`compute`,
+/// `-rack3`, `gpu@rack1`): the group table is read once, and members only
+/// when some atom is a group (one query for all of them).
+async fn groups_named(st: &AppState, range: &str) -> ApiResult<HashMap<String, Vec<String>>> {
+    let atoms: HashSet<&str> = range
+        .split([',', '@'])
+        .map(|a| a.trim().trim_start_matches('-'))
+        .filter(|a| !a.is_empty() && !a.starts_with('/'))
+        .collect();
+    if atoms.iter().all(|a| a.contains('[')) {
+        return Ok(HashMap::new());
+    }
+    let known = xcat3_db::groups::names(&st.db).await?;
+    let wanted: Vec<String> = atoms
+        .into_iter()
+        .filter(|a| known.contains(*a))
+        .map(str::to_string)
+        .collect();
+    Ok(xcat3_db::groups::members(&st.db, &wanted).await?)
 }
 
 /// Expansions running at once. Each is bounded by the noderange budget
@@ -125,12 +155,19 @@ pub async fn expand_range(
         .acquire()
         .await
         .map_err(|_| ApiError::internal("noderange expansion is shut down"))?;
+    let groups = groups_named(st, range).await?;
     let range = range.to_string();
     let budget = expansion_budget(st);
-    tokio::task::spawn_blocking(move || noderange::expand_within(&range, &DbNames(&known), budget))
-        .await
-        .map_err(|e| ApiError::internal(format!("noderange expansion failed: {e}")))?
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    tokio::task::spawn_blocking(move || {
+        let resolver = DbNames {
+            names: &known,
+            groups,
+        };
+        noderange::expand_within(&range, &resolver, budget)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("noderange expansion failed: {e}")))?
+    .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// The node names a multi-node request is about: `?noderange=` (expanded

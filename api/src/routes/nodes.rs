@@ -39,9 +39,15 @@ struct NodeListQuery {
     noderange: Option<String>,
     /// Only nodes in this provisioning state.
     state: Option<String>,
+    /// Only nodes whose last known power state is this (`on`, `off`,
+    /// `unknown`).
+    power_state: Option<String>,
 }
 
-/// `GET /nodes[?noderange=][&state=]` → `{"nodes": [names]}`; unknown
+/// Power states a node list can be filtered by (`unknown`: never read).
+const POWER_STATES: &[&str] = &["on", "off", "unknown"];
+
+/// `GET /nodes[?noderange=][&state=][&power_state=]` → `{"nodes": [names]}`; unknown
 /// names of a noderange are listed under `missing`.
 async fn list(
     State(st): State<AppState>,
@@ -71,7 +77,27 @@ async fn list(
         ),
         None => None,
     };
-    let keep = |n: &String| in_state.as_ref().is_none_or(|s| s.contains(n));
+    let with_power: Option<HashSet<String>> = match q.power_state.as_deref() {
+        Some(p) => {
+            if !POWER_STATES.contains(&p) {
+                return Err(ApiError::bad_request(format!(
+                    "power_state: `{p}` is not one of {}",
+                    POWER_STATES.join(", ")
+                )));
+            }
+            Some(
+                node_db::names_with_power(&st.db, p)
+                    .await?
+                    .into_iter()
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    let keep = |n: &String| {
+        in_state.as_ref().is_none_or(|s| s.contains(n))
+            && with_power.as_ref().is_none_or(|s| s.contains(n))
+    };
     let Some(range) = q.noderange else {
         let names: Vec<String> = all.into_iter().filter(keep).collect();
         return Ok(Json(json!({ "nodes": names })));
@@ -109,7 +135,7 @@ async fn show(
     Params(q): Params<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let fields = view::canonical_node_fields(parse_fields(q.fields.as_deref(), view::NODE_FIELDS)?);
-    let recs = node_db::load(&st.db, std::slice::from_ref(&name), true).await?;
+    let recs = node_db::load_resolved(&st.db, std::slice::from_ref(&name), true).await?;
     let rec = recs
         .first()
         .ok_or_else(|| ApiError::not_found(format!("Node {name} could not be found.")))?;
@@ -132,7 +158,7 @@ async fn info(
     let with_nics = fields
         .as_ref()
         .is_none_or(|f| f.iter().any(|x| x == "nics_info"));
-    let recs = node_db::load(&st.db, &names, with_nics).await?;
+    let recs = node_db::load_resolved(&st.db, &names, with_nics).await?;
     let images = osimage_names(&st, &recs).await?;
     let mut out: Vec<u8> = Vec::with_capacity(recs.len() * 400 + 64);
     out.extend_from_slice(b"{\"nodes\":[");

@@ -83,7 +83,7 @@ async fn load_hosts(st: &AppState, hosts: &str) -> ApiResult<Vec<String>> {
     if names.is_empty() {
         return Err(ApiError::bad_request("hosts: names no node"));
     }
-    let recs = node_db::load(&st.db, &names, false).await?;
+    let recs = node_db::load_resolved(&st.db, &names, false).await?;
     let by_name: HashMap<&str, &NodeRecord> =
         recs.iter().map(|r| (r.node.name.as_str(), r)).collect();
     for n in &names {
@@ -486,7 +486,7 @@ async fn remove(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
     check_count(&st, names.len())?;
-    let routes: BTreeMap<String, String> = node_db::load(&st.db, &names, false)
+    let routes: BTreeMap<String, String> = node_db::load_resolved(&st.db, &names, false)
         .await?
         .into_iter()
         .filter_map(|r| {

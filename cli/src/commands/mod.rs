@@ -109,8 +109,25 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             )
             .await
         }
-        List { noderange, state } => {
-            nodes::list(c, noderange.as_deref(), state.as_deref(), json).await
+        List {
+            noderange,
+            state,
+            power,
+            long,
+            columns,
+            sort,
+        } => {
+            let columns = columns.or_else(|| {
+                long.then(|| nodes::LONG_COLUMNS.split(',').map(str::to_string).collect())
+            });
+            let options = nodes::ListOptions {
+                range: noderange.as_deref(),
+                state: state.as_deref(),
+                power: power.as_deref(),
+                columns,
+                sort: sort.as_deref(),
+            };
+            nodes::list(c, options, json).await
         }
         Show { noderange, fields } => nodes::show(c, &noderange, fields.as_deref()).await,
         Update {
@@ -122,6 +139,19 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
         Export { noderange, output } => nodes::export(c, &noderange, &output).await,
         NetworkCreate { name, attributes } => {
             resources::create(c, &resources::NETWORK, &name, &attributes).await
+        }
+        GroupCreate {
+            name,
+            attributes,
+            control,
+        } => resources::group_create(c, &name, &attributes, control.as_deref()).await,
+        GroupDelete { name } => resources::delete(c, &resources::GROUP, &name).await,
+        GroupList => resources::list(c, &resources::GROUP, json).await,
+        GroupShow { name, fields } => {
+            resources::show(c, &resources::GROUP, &name, fields.as_deref()).await
+        }
+        GroupUpdate { name, attributes } => {
+            resources::update(c, &resources::GROUP, &name, &attributes).await
         }
         NetworkDelete { name } => resources::delete(c, &resources::NETWORK, &name).await,
         NetworkList => resources::list(c, &resources::NETWORK, json).await,

@@ -62,6 +62,32 @@ async fn post_nodes(c: &Client, nodes: Vec<Value>) -> anyhow::Result<Value> {
     Ok(json!({ "nodes": merged }))
 }
 
+/// The writable attributes of `create` (nodes and groups alike):
+/// `arch=`, `netboot=`, `mgt=`, `type=`, `groups=` (nodes only), and
+/// `-c k=v,..` for control_info.
+pub fn attributes(
+    what: &str,
+    attrs: &[String],
+    control: Option<&str>,
+    fields: &[&str],
+) -> anyhow::Result<Map<String, Value>> {
+    let mut base = Map::new();
+    for a in attrs {
+        let (k, v) = kv::split_raw(a)?;
+        if !fields.contains(&k.as_str()) {
+            bail!(
+                "{what}: unsupported attribute `{k}` (use {}; -c for control_info)",
+                fields.join(", ")
+            );
+        }
+        base.insert(k, Value::String(v.to_string()));
+    }
+    if let Some(ctl) = control {
+        base.insert("control_info".into(), Value::Object(kv::dict(ctl)?));
+    }
+    Ok(base)
+}
+
 pub async fn create(
     c: &Client,
     range: &str,
@@ -70,21 +96,8 @@ pub async fn create(
     nics: &[String],
     json: bool,
 ) -> anyhow::Result<bool> {
-    const FIELDS: &[&str] = &["arch", "netboot", "mgt", "type"];
-    let mut base = Map::new();
-    for a in attrs {
-        let (k, v) = kv::split_raw(a)?;
-        if !FIELDS.contains(&k.as_str()) {
-            bail!(
-                "create: unsupported attribute `{k}` (use {}; -c for control_info, -i for nics)",
-                FIELDS.join(", ")
-            );
-        }
-        base.insert(k, Value::String(v.to_string()));
-    }
-    if let Some(ctl) = control {
-        base.insert("control_info".into(), Value::Object(kv::dict(ctl)?));
-    }
+    const FIELDS: &[&str] = &["arch", "netboot", "mgt", "type", "groups"];
+    let mut base = attributes("create", attrs, control, FIELDS)?;
     if !nics.is_empty() {
         let list: Vec<Value> = nics
             .iter()
@@ -105,40 +118,160 @@ pub async fn create(
     Ok(output::node_results(&reply, json))
 }
 
-pub async fn list(
-    c: &Client,
-    range: Option<&str>,
-    state: Option<&str>,
-    json: bool,
-) -> anyhow::Result<bool> {
+/// What `list` prints and filters.
+pub struct ListOptions<'a> {
+    pub range: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub power: Option<&'a str>,
+    /// Table columns (`-o`); `None` without `-l`/`-o`: `name (node)` lines.
+    pub columns: Option<Vec<String>>,
+    pub sort: Option<&'a str>,
+}
+
+/// `list -o` columns: the header, the node fields it needs, and how to
+/// read its cell from a node of `/nodes/info`.
+type Column = (&'static str, &'static str, fn(&Value) -> String);
+
+const COLUMNS: &[Column] = &[
+    ("name", "name", |n| text(&n["name"])),
+    ("state", "state", |n| {
+        n["state"].as_str().unwrap_or("available").to_string()
+    }),
+    ("power", "power_state", |n| text(&n["power_state"])),
+    ("mgt", "mgt", |n| text(&n["mgt"])),
+    ("arch", "arch", |n| text(&n["arch"])),
+    ("netboot", "netboot", |n| text(&n["netboot"])),
+    ("type", "type", |n| text(&n["type"])),
+    ("groups", "groups", |n| text(&n["groups"])),
+    ("osimage", "osimage", |n| text(&n["osimage"])),
+    ("conductor", "conductor", |n| text(&n["conductor"])),
+    ("reservation", "reservation", |n| text(&n["reservation"])),
+    ("bmc", "control_info", |n| {
+        text(&n["control_info"]["bmc_address"])
+    }),
+    ("mac", "nics_info", |n| primary_nic(n, "mac")),
+    ("ip", "nics_info", |n| primary_nic(n, "ip")),
+    ("error", "last_error", |n| text(&n["last_error"])),
+];
+
+/// The columns of `list -l`.
+pub const LONG_COLUMNS: &str = "name,state,power,mgt,arch,groups,bmc,mac,ip";
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+fn primary_nic(n: &Value, key: &str) -> String {
+    let nics = n["nics_info"]["nics"].as_array();
+    nics.and_then(|l| {
+        l.iter()
+            .find(|x| x["primary"] == true)
+            .or(l.first())
+            .map(|x| text(&x[key]))
+    })
+    .unwrap_or_default()
+}
+
+pub async fn list(c: &Client, o: ListOptions<'_>, json: bool) -> anyhow::Result<bool> {
     let mut query: Vec<String> = Vec::new();
-    if let Some(r) = range {
+    if let Some(r) = o.range {
         query.push(range_q(r));
     }
-    if let Some(s) = state {
+    if let Some(s) = o.state {
         query.push(format!("state={}", encode(s)));
+    }
+    if let Some(p) = o.power {
+        query.push(format!("power_state={}", encode(p)));
     }
     let reply = if query.is_empty() {
         c.get("/nodes").await?
     } else {
         c.get(&format!("/nodes?{}", query.join("&"))).await?
     };
+    let names: Vec<String> = reply
+        .get("nodes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    let Some(columns) = o.columns else {
+        if o.sort.is_some() {
+            bail!("list: --sort needs a table (-l or -o COLUMNS)");
+        }
+        if json {
+            output::print_json(&reply);
+        } else {
+            output::lines(names.iter().map(|n| format!("{n} (node)")));
+        }
+        return Ok(report_missing(&reply));
+    };
+    let picked: Vec<&Column> = columns
+        .iter()
+        .map(|c| {
+            COLUMNS.iter().find(|(h, _, _)| h == c).ok_or_else(|| {
+                let known: Vec<&str> = COLUMNS.iter().map(|(h, _, _)| *h).collect();
+                anyhow::anyhow!("list: unknown column `{c}` (known: {})", known.join(", "))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let sort_at = match o.sort {
+        None => None,
+        Some(key) => Some(columns.iter().position(|c| c == key).ok_or_else(|| {
+            anyhow::anyhow!(
+                "list: --sort {key}: not one of the columns ({})",
+                columns.join(",")
+            )
+        })?),
+    };
+    let mut fields: Vec<&str> = vec!["name"];
+    fields.extend(picked.iter().map(|(_, f, _)| *f));
+    fields.sort();
+    fields.dedup();
+    let nodes = node_info(c, &names, &fields.join(",")).await?;
     if json {
-        output::print_json(&reply);
-    } else {
-        let names = reply
-            .get("nodes")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        output::lines(
-            names
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|n| format!("{n} (node)")),
-        );
+        output::print_json(&json!({ "nodes": nodes }));
+        return Ok(report_missing(&reply));
     }
+    let mut rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| picked.iter().map(|(_, _, cell)| cell(n)).collect())
+        .collect();
+    if let Some(i) = sort_at {
+        rows.sort_by(|a, b| noderange::natural_cmp(&a[i], &b[i]));
+    }
+    let header: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
+    output::table_dyn(&header, &rows);
     Ok(report_missing(&reply))
+}
+
+/// `/nodes/info` for `names`, in batches, in their order.
+async fn node_info(c: &Client, names: &[String], fields: &str) -> anyhow::Result<Vec<Value>> {
+    let mut replies = futures_util::stream::iter(names.chunks(BATCH))
+        .map(|chunk| async move {
+            let body =
+                json!({ "nodes": chunk.iter().map(|n| json!({"name": n})).collect::<Vec<_>>() });
+            c.call(
+                Method::GET,
+                &format!("/nodes/info?fields={}", encode(fields)),
+                Some(&body),
+            )
+            .await
+        })
+        .buffered(PARALLEL);
+    let mut out = Vec::with_capacity(names.len());
+    while let Some(reply) = replies.next().await {
+        if let Some(list) = reply?.body.get("nodes").and_then(Value::as_array) {
+            out.extend(list.iter().cloned());
+        }
+    }
+    Ok(out)
 }
 
 /// Warns about names of the noderange that do not exist; false if any.
@@ -244,11 +377,35 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-/// Writes `{"nodes":[{name,mgt,netboot,type,arch,control_info,nics_info}]}`.
+/// Removes what a node inherits from its groups (`inherited` names each
+/// value), so an import gives it its own values and its groups again.
+fn own_values_only(node: &mut Value) {
+    let Some(o) = node.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(inherited)) = o.remove("inherited") else {
+        return;
+    };
+    for path in inherited.keys() {
+        match path.split_once('.') {
+            None => {
+                o.remove(path);
+            }
+            Some((info, key)) => {
+                if let Some(m) = o.get_mut(info).and_then(Value::as_object_mut) {
+                    m.remove(key);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `{"nodes":[{name,mgt,netboot,type,arch,control_info,console_info,
+/// nics_info,groups}]}`: each node's own values (not its groups').
 /// The API never returns secrets, so masked values are left out (and named
 /// on stderr) rather than written as fake passwords.
 pub async fn export(c: &Client, range: &str, out: &Path) -> anyhow::Result<bool> {
-    let fields = "name,mgt,netboot,type,arch,nics_info,control_info";
+    let fields = "name,mgt,netboot,type,arch,nics_info,control_info,console_info,groups,inherited";
     let reply = c
         .call(
             Method::GET,
@@ -264,6 +421,7 @@ pub async fn export(c: &Client, range: &str, out: &Path) -> anyhow::Result<bool>
         .unwrap_or_default();
     let mut dropped = std::collections::BTreeSet::new();
     for n in &mut nodes {
+        own_values_only(n);
         if let Some(ci) = n.get_mut("control_info").and_then(Value::as_object_mut) {
             ci.retain(|k, v| {
                 let masked = v.as_str() == Some(MASK);

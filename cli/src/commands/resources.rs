@@ -1,4 +1,5 @@
-//! Single-resource commands: networks, nics, passwds, osimages, services.
+//! Single-resource commands: groups, networks, nics, passwds, osimages,
+//! services.
 
 use anyhow::bail;
 use reqwest::Method;
@@ -24,6 +25,12 @@ pub const NETWORK: Kind = Kind {
     list_key: "networks",
     id_field: "name",
     label: "network",
+};
+pub const GROUP: Kind = Kind {
+    path: "/groups",
+    list_key: "groups",
+    id_field: "name",
+    label: "group",
 };
 pub const NIC: Kind = Kind {
     path: "/nics",
@@ -108,6 +115,24 @@ pub async fn create(c: &Client, k: &Kind, id: &str, attrs: &[String]) -> anyhow:
     }
     let reply = c
         .call(Method::POST, k.path, Some(&Value::Object(body)))
+        .await?;
+    output::print_json(&reply.body);
+    Ok(true)
+}
+
+/// `group-create NAME mgt=.. -c k=v,..`: the node attributes a group
+/// can hold, read as `create` reads them.
+pub async fn group_create(
+    c: &Client,
+    name: &str,
+    attrs: &[String],
+    control: Option<&str>,
+) -> anyhow::Result<bool> {
+    const FIELDS: &[&str] = &["arch", "netboot", "mgt", "type"];
+    let mut body = super::nodes::attributes("group-create", attrs, control, FIELDS)?;
+    body.insert("name".into(), Value::String(name.to_string()));
+    let reply = c
+        .call(Method::POST, GROUP.path, Some(&Value::Object(body)))
         .await?;
     output::print_json(&reply.body);
     Ok(true)

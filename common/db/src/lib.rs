@@ -6,6 +6,7 @@
 //! database itself failed.
 
 pub mod entity;
+pub mod groups;
 pub mod history;
 pub mod locks;
 mod migration;

@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use super::entity::{nic, node};
 use super::{Db, DbError, IN_CHUNK, placeholders, quote, retrying, rows_per_chunk};
-use xcat3_common::model::{Arch, Mgt, Netboot, NicSpec, NodeSpec, ProvisionState, tokens};
+use xcat3_common::model::{
+    Arch, Inherited, Mgt, Netboot, NicSpec, NodeSpec, ProvisionState, tokens,
+};
 
 /// Per-node outcome of a bulk write: `Ok` or the message for that node.
 pub type Outcomes = BTreeMap<String, Result<(), String>>;
@@ -24,6 +26,9 @@ pub type Outcomes = BTreeMap<String, Result<(), String>>;
 pub struct NodeRecord {
     pub node: node::Model,
     pub nics: Vec<nic::Model>,
+    /// Values the node's groups gave it (empty unless loaded with
+    /// [`load_resolved`]; `node` then holds the resolved values).
+    pub inherited: Inherited,
 }
 
 impl NodeRecord {
@@ -52,8 +57,24 @@ impl NodeRecord {
             control_info: parse_map(&n.control_info),
             console_info: parse_map(&n.console_info),
             nics: self.nics.iter().map(nic_spec).collect(),
+            groups: group_list(n.groups.as_deref()),
         }
     }
+}
+
+/// A stored `groups` column as names, first one first.
+pub fn group_list(stored: Option<&str>) -> Vec<String> {
+    stored
+        .unwrap_or("")
+        .split(',')
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Names as a `groups` column (NULL for none).
+fn group_column(groups: &[String]) -> Option<String> {
+    (!groups.is_empty()).then(|| groups.join(","))
 }
 
 fn nic_spec(n: &nic::Model) -> NicSpec {
@@ -117,6 +138,19 @@ pub async fn names_in_state(db: &Db, state: ProvisionState) -> Result<Vec<String
     Ok(q.into_tuple::<String>().all(db.conn()).await?)
 }
 
+/// Names of the nodes whose last known power state is `power` (`on`,
+/// `off`; `unknown` for nodes never read).
+pub async fn names_with_power(db: &Db, power: &str) -> Result<Vec<String>, DbError> {
+    let q = node::Entity::find()
+        .select_only()
+        .column(node::Column::Name);
+    let q = match power {
+        "unknown" => q.filter(node::Column::PowerState.is_null()),
+        p => q.filter(node::Column::PowerState.eq(p)),
+    };
+    Ok(q.into_tuple::<String>().all(db.conn()).await?)
+}
+
 /// Which of `names` exist.
 pub async fn existing(db: &Db, names: &[String]) -> Result<HashSet<String>, DbError> {
     existing_in(db.conn(), names).await
@@ -158,11 +192,26 @@ pub async fn load(db: &Db, names: &[String], with_nics: bool) -> Result<Vec<Node
         .map(|node| NodeRecord {
             nics: Vec::new(),
             node,
+            inherited: Inherited::default(),
         })
         .collect();
     if with_nics {
         load_nics(db, &mut records, |_| true).await?;
     }
+    Ok(records)
+}
+
+/// [`load`], with each node's groups applied: `node` holds the values the
+/// node acts with (its own, else its first group's that sets one) and
+/// `inherited` says which came from a group. Groups are read in one query.
+/// For reading and acting; a write edits the node's own values ([`load`]).
+pub async fn load_resolved(
+    db: &Db,
+    names: &[String],
+    with_nics: bool,
+) -> Result<Vec<NodeRecord>, DbError> {
+    let mut records = load(db, names, with_nics).await?;
+    super::groups::resolve(db, &mut records).await?;
     Ok(records)
 }
 
@@ -240,11 +289,19 @@ async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Out
     let mut claimed_macs: HashMap<String, String> = HashMap::new();
     let mut claimed_uuids: HashSet<String> = HashSet::new();
     let mut accepted: Vec<&NodeSpec> = Vec::with_capacity(specs.len());
+    let groups = super::groups::existing_in(&txn, &names).await?;
     for spec in specs {
         if existing.contains(&spec.name) {
             out.insert(
                 spec.name.clone(),
                 Err("Error: duplicate name: a node with this name already exists".into()),
+            );
+            continue;
+        }
+        if groups.contains(&spec.name) {
+            out.insert(
+                spec.name.clone(),
+                Err("Error: duplicate name: a group has this name (groups and nodes share noderanges)".into()),
             );
             continue;
         }
@@ -291,6 +348,7 @@ async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Out
             deploy_token: Set(None),
             state_changed_at: Set(None),
             last_error: Set(None),
+            groups: Set(group_column(&s.groups)),
             created_at: Set(now),
             updated_at: Set(now),
         });
@@ -471,6 +529,7 @@ const UPDATABLE: &[(&str, ColumnValue)] = &[
     ("type", |s| s.node_type.clone().into()),
     ("control_info", |s| to_text(&s.control_info).into()),
     ("console_info", |s| to_text(&s.console_info).into()),
+    ("groups", |s| group_column(&s.groups).into()),
 ];
 
 async fn try_update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError> {

@@ -6,6 +6,7 @@
 //! error, naming the field, instead of failing the whole body.
 
 mod fields;
+mod group;
 mod libvirt_uri;
 mod network;
 mod node;
@@ -17,6 +18,9 @@ mod vm;
 
 pub use fields::{
     Arch, FieldError, Mgt, Netboot, check_hostname, check_node_name, normalize_mac, parse_ip,
+};
+pub use group::{
+    GroupAttrs, GroupSpec, INHERITED_FIELDS, Inherited, MAX_GROUPS_PER_NODE, inherit, parse_groups,
 };
 pub use libvirt_uri::{LibvirtUri, Transport as LibvirtTransport, check_key_file, check_user};
 pub use network::{NetworkSpec, OsImageSpec, PasswdSpec};

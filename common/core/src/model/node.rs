@@ -42,6 +42,8 @@ pub struct NodeSpec {
     pub control_info: Map<String, Value>,
     pub console_info: Map<String, Value>,
     pub nics: Vec<NicSpec>,
+    /// The groups the node inherits from, first one first.
+    pub groups: Vec<String>,
 }
 
 /// A validated network interface of a node.
@@ -70,6 +72,7 @@ impl NodeSpec {
         "control_info",
         "console_info",
         "nics_info",
+        "groups",
     ];
 
     /// Validates one node object. Errors name the field (`nics_info.nics[1].mac`).
@@ -110,6 +113,7 @@ impl NodeSpec {
         check_control_info(&control_info)?;
         let console_info = info_map(obj, "console_info")?;
         let nics = parse_nics(obj.get("nics_info"))?;
+        let groups = super::group::parse_groups(obj.get("groups"))?;
         Ok(NodeSpec {
             name: name.to_string(),
             mgt,
@@ -119,6 +123,7 @@ impl NodeSpec {
             control_info,
             console_info,
             nics,
+            groups,
         })
     }
 
@@ -133,6 +138,7 @@ impl NodeSpec {
             "control_info": self.control_info,
             "console_info": self.console_info,
             "nics_info": {"nics": self.nics.iter().map(NicSpec::to_json).collect::<Vec<_>>()},
+            "groups": self.groups,
         })
     }
 }

@@ -32,6 +32,8 @@ pub struct Model {
     pub state_changed_at: Option<DateTimeUtc>,
     /// Why the last deploy failed.
     pub last_error: Option<String>,
+    /// The node's groups, comma-separated, first one first (NULL: none).
+    pub groups: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

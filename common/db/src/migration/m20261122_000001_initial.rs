@@ -101,7 +101,7 @@ enum Passwds {
     UpdatedAt,
 }
 
-fn id<T: IntoIden>(col: T) -> ColumnDef {
+pub(super) fn id<T: IntoIden>(col: T) -> ColumnDef {
     ColumnDef::new(col)
         .big_integer()
         .not_null()
@@ -110,13 +110,13 @@ fn id<T: IntoIden>(col: T) -> ColumnDef {
         .to_owned()
 }
 
-fn string(col: impl IntoIden, len: u32) -> ColumnDef {
+pub(super) fn string(col: impl IntoIden, len: u32) -> ColumnDef {
     ColumnDef::new(col).string_len(len).not_null().to_owned()
 }
 
 /// A case-sensitive key column: MySQL's default collation compares
 /// case-insensitively, SQLite's does not; names must behave the same on both.
-fn key(col: impl IntoIden, len: u32, backend: DbBackend) -> ColumnDef {
+pub(super) fn key(col: impl IntoIden, len: u32, backend: DbBackend) -> ColumnDef {
     let mut c = string(col, len);
     if backend == DbBackend::MySql {
         c.extra("COLLATE utf8mb4_bin");
@@ -124,22 +124,22 @@ fn key(col: impl IntoIden, len: u32, backend: DbBackend) -> ColumnDef {
     c
 }
 
-fn string_null(col: impl IntoIden, len: u32) -> ColumnDef {
+pub(super) fn string_null(col: impl IntoIden, len: u32) -> ColumnDef {
     ColumnDef::new(col).string_len(len).null().to_owned()
 }
 
-fn text(col: impl IntoIden) -> ColumnDef {
+pub(super) fn text(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).text().not_null().to_owned()
 }
 
-fn stamp(col: impl IntoIden) -> ColumnDef {
+pub(super) fn stamp(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col)
         .timestamp_with_time_zone()
         .not_null()
         .to_owned()
 }
 
-fn index(
+pub(super) fn index(
     table: impl IntoIden + 'static,
     name: &str,
     cols: &[&'static str],

@@ -11,6 +11,7 @@ mod m20261122_000002_conductor;
 mod m20261123_000003_deploy;
 mod m20261123_000004_operations;
 mod m20261201_000005_error_kind;
+mod m20261201_000006_groups;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_deploy::Migration),
             Box::new(m20261123_000004_operations::Migration),
             Box::new(m20261201_000005_error_kind::Migration),
+            Box::new(m20261201_000006_groups::Migration),
         ]
     }
 }
