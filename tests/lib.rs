@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// Servers the tests start read no power states on their own: the example
+/// inventory's BMC addresses (11.x) are not on loopback, and a periodic
+/// sync would send them packets. The test of the sync turns it on (a
+/// test's `env` comes after this).
+const NO_POWER_SYNC: (&str, &str) = ("XCAT3_POWER_SYNC_INTERVAL", "0");
+
 /// The directory holding the workspace's binaries (next to `deps/`),
 /// brought up to date first: `cargo test` builds test harnesses, not the
 /// other packages' executables, so the tests build them once per process
@@ -146,6 +152,7 @@ impl Api {
     fn spawn(netns: Option<&str>, args: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> Api {
         let mut cmd = in_netns(netns, &bin_dir().join("xcat3-api"));
         cmd.args(args)
+            .env(NO_POWER_SYNC.0, NO_POWER_SYNC.1)
             .envs(env.iter().copied())
             .stdout(Stdio::piped());
         match log {
@@ -691,6 +698,7 @@ impl Conductor {
             .env("XCAT3_BOOT_TFTP_ROOT", tree("tftpboot"))
             .env("XCAT3_BOOT_HTTP_ROOT", tree("httpboot"))
             .env("XCAT3_DHCP_DIR", tree("dhcp"))
+            .env(NO_POWER_SYNC.0, NO_POWER_SYNC.1)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info,sqlx=warn,sea_orm=warn,lapin=warn")
             .stdout(Stdio::null())
@@ -735,6 +743,18 @@ impl Conductor {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// CPU seconds (user + system) the conductor has used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let pid = self.child.as_ref().expect("running conductor").id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+        // Fields after the command name (which may hold spaces): utime is
+        // the 12th, stime the 13th; in clock ticks of 1/100 s on Linux.
+        let rest = stat.rsplit_once(')').expect("stat format").1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        ticks as f64 / 100.0
     }
 
     /// Sum of `handled=N` over this conductor's `request done` log lines.

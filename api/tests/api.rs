@@ -14,6 +14,8 @@ async fn state() -> AppState {
     db.migrate().await.unwrap();
     let mut config = Config::default();
     config.api.max_nodes_per_request = 20_000;
+    // No periodic power reads behind the tests' backs.
+    config.power.sync_interval = 0;
     let bus = xcat3_bus::connect("memory").await.unwrap();
     AppState::new(db, config, bus)
 }

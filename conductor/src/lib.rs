@@ -17,6 +17,7 @@ pub mod drivers;
 pub mod images;
 pub mod listener;
 pub mod membership;
+pub mod power_sync;
 pub mod provision;
 pub mod runner;
 pub mod service;

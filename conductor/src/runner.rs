@@ -7,6 +7,7 @@
 //! an action leaves out gets an internal error in the last batch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +57,8 @@ pub struct Runner {
     permits: Arc<Semaphore>,
     /// Upper bound on one driver call.
     call_timeout: Duration,
+    /// Requests running now (the power sync pauses while any does).
+    active: AtomicUsize,
 }
 
 impl Runner {
@@ -75,11 +78,22 @@ impl Runner {
             in_flight: Mutex::new(HashSet::new()),
             permits: Arc::new(Semaphore::new(workers.max(1))),
             call_timeout,
+            active: AtomicUsize::new(0),
         }
     }
 
     pub fn actors(&self) -> &Actors {
         &self.actors
+    }
+
+    /// Upper bound on one driver call.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// Whether some request is running on this conductor now.
+    pub fn busy(&self) -> bool {
+        self.active.load(Ordering::Relaxed) > 0
     }
 
     /// Nodes being acted on right now (reported in heartbeats).
@@ -98,7 +112,9 @@ impl Runner {
     pub async fn run(self: &Arc<Self>, req: Request, responder: &dyn Responder) {
         let span =
             tracing::info_span!("request", request_id = %req.request_id, nodes = req.nodes.len());
-        self.run_in_span(req, responder).instrument(span).await
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.run_in_span(req, responder).instrument(span).await;
+        self.active.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Ends this conductor's in-process claims on `names`.
@@ -310,6 +326,22 @@ impl Runner {
         names: &[String],
         with_nics: bool,
     ) -> Result<Batch<'r>, xcat3_db::DbError> {
+        let (records, vm_hosts) = self.load_for_drivers(names, with_nics).await?;
+        Ok(Batch {
+            request: req,
+            records,
+            vm_hosts,
+        })
+    }
+
+    /// The nodes' rows with their groups applied (with every nic, or KVM
+    /// guests' only), and the `control_info` of the hypervisors their
+    /// `vm_host` names: what [`node_info`] needs.
+    pub async fn load_for_drivers(
+        &self,
+        names: &[String],
+        with_nics: bool,
+    ) -> Result<(Vec<NodeRecord>, HashMap<String, Map<String, Value>>), xcat3_db::DbError> {
         let mut records = node_db::load_resolved(&self.db, names, with_nics).await?;
         if !with_nics {
             node_db::load_nics(&self.db, &mut records, |n| {
@@ -318,11 +350,7 @@ impl Runner {
             .await?;
         }
         let vm_hosts = self.load_vm_hosts(&records).await?;
-        Ok(Batch {
-            request: req,
-            records,
-            vm_hosts,
-        })
+        Ok((records, vm_hosts))
     }
 
     /// The `control_info` of the hypervisors named by the records'

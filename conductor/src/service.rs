@@ -91,6 +91,7 @@ pub async fn run_until(
     if let Err(e) = provisioner.sync_subnets().await {
         tracing::error!(error = %e, "DHCP server not brought up to date at start");
     }
+    let power = config.power.clone();
     let config = config.conductor;
     let host = host_name(&config);
     let cleared = locks::release_all(&db, &host)
@@ -134,6 +135,11 @@ pub async fn run_until(
         host.clone(),
         runner.clone(),
         config.heartbeat_interval,
+    ));
+    periodic.spawn(crate::power_sync::run(
+        runner.clone(),
+        Duration::from_secs(power.sync_interval),
+        power.sync_workers,
     ));
     periodic.spawn(sweep_loop(
         db.clone(),

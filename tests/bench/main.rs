@@ -6,7 +6,7 @@
 //!
 //! `scripts/bench NAME [ROUNDS]` is the entry point: it provides the
 //! servers (`XCAT3_BENCH_DB_URL`, `XCAT3_BENCH_AMQP_URL`) and runs this
-//! for `seed-table`, `inventory` and `power`.
+//! for `seed-table`, `inventory`, `power` and `power-sync`.
 
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,10 @@ fn main() {
         Some("seed-table") => seed_table(rounds),
         Some("inventory") => inventory(rounds),
         Some("power") => power(rounds),
+        Some("power-sync") => power_sync(rounds),
         _ => {
             eprintln!(
-                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power [ROUNDS]"
+                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync [ROUNDS]"
             );
             std::process::exit(2);
         }
@@ -356,5 +357,105 @@ fn power(rounds: usize) {
     );
     println!(
         "DB statements per request (MariaDB Questions, incl. background heartbeats): status {q_status}, power on {q_on}"
+    );
+}
+
+/// The periodic power-state sync of 10,000 simulated IPMI BMCs (xcat3-sim
+/// on loopback) by two conductors: how long one sync takes and what it
+/// costs in CPU, against the same reads asked for by a user (`power
+/// status`), and how much a user's request is slowed while a sync runs.
+fn power_sync(rounds: usize) {
+    const INTERVAL: u64 = 20;
+    let interval = INTERVAL.to_string();
+    let c = Cluster::start(
+        &[
+            ("XCAT3_POWER_SYNC_INTERVAL", interval.as_str()),
+            ("XCAT3_CONDUCTOR_CALL_TIMEOUT", "30"),
+        ],
+        None,
+    );
+    let api = &c.api;
+    let fleet = Sim::start_without_state(c.dir.path(), "127.34.0.1", N as u32);
+    api.xcat3(&["import", fleet.export.to_str().expect("utf-8 path")])
+        .ok();
+    let all = format!("sim[00001-{N:05}]");
+    let some = "sim[00001-00100]";
+    // A user's request on an idle conductor pair, for the comparison below.
+    let idle: Vec<f64> = (0..rounds.max(3))
+        .map(|_| timed(api, 100, &["power", some, "status"]))
+        .collect();
+    let user_all = median(
+        (0..rounds)
+            .map(|_| timed(api, N, &["power", &all, "status"]))
+            .collect(),
+    );
+    // Syncs: wait for `rounds` more on each conductor, timing small user
+    // requests meanwhile (some of them land inside a sync).
+    let done = |c: &Conductor| c.log_text().matches("power sync done").count();
+    let start: Vec<usize> = c.conductors.iter().map(done).collect();
+    let cpu0: Vec<f64> = c.conductors.iter().map(Conductor::cpu_seconds).collect();
+    let mut during = Vec::new();
+    wait_until(INTERVAL * (rounds as u64 + 2) + 60, "the syncs", || {
+        during.push(timed(api, 100, &["power", some, "status"]));
+        std::thread::sleep(Duration::from_millis(300));
+        c.conductors
+            .iter()
+            .zip(&start)
+            .all(|(c, s)| done(c) >= s + rounds)
+            .then_some(())
+    });
+    let cpu: f64 = c
+        .conductors
+        .iter()
+        .zip(&cpu0)
+        .map(|(c, t0)| c.cpu_seconds() - t0)
+        .sum();
+    let mut lines = Vec::new();
+    for c in &c.conductors {
+        let log = c.log_text();
+        for l in log.lines().filter(|l| l.contains("power sync done")).skip(1) {
+            let field = |k: &str| -> u64 {
+                l.split(&format!("{k}="))
+                    .nth(1)
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            lines.push((field("read"), field("failed"), field("ms")));
+        }
+    }
+    let read: u64 = lines.iter().map(|l| l.0).sum();
+    let failed: u64 = lines.iter().map(|l| l.1).sum();
+    let sync_ms: Vec<f64> = lines.iter().map(|l| l.2 as f64).collect();
+    let syncs = sync_ms.len().max(1) as f64;
+    println!();
+    println!(
+        "power-state sync, {N} xcat3-sim IPMI BMCs, 2 conductors, sync_workers 16, interval {INTERVAL} s"
+    );
+    println!(
+        "{:<52} {:>8.3}",
+        "one sync per conductor (median, s)",
+        median(sync_ms) / 1000.0
+    );
+    println!(
+        "{:<52} {:>8}",
+        "BMCs read per sync (both conductors, failed)",
+        format!("{} ({})", read as f64 / syncs * 2.0, failed)
+    );
+    println!(
+        "{:<52} {:>8.2}",
+        "conductor CPU per sync of 10,000 (s)",
+        cpu / syncs * 2.0
+    );
+    println!(
+        "{:<52} {user_all:>8.3}",
+        "user `power status` of all 10,000 (median, s)"
+    );
+    println!(
+        "{:<52} {:>8.3} / {:>6.3} / {:>6.3}",
+        "user status of 100: idle median / during median / max",
+        median(idle),
+        median(during.clone()),
+        during.iter().cloned().fold(0.0, f64::max)
     );
 }

@@ -387,3 +387,82 @@ fn error_kinds_tell_unreachable_from_wrong_credentials() {
         run.stdout()
     );
 }
+
+/// The periodic power-state sync: BMCs switched off behind xcat3's back
+/// (by real ipmitool) show `off` in the inventory within a few sync
+/// intervals, without any xcat3 command; the changes are counted in
+/// /metrics.
+#[cfg(feature = "servers")]
+#[test]
+fn power_sync_sees_bmcs_switched_off_behind_its_back() {
+    let dir = TempDir::new("power-sync");
+    let sim = Sim::start(dir.path(), "127.32.0.1", 40, &[]);
+    let data = dir.path().join("data");
+    let api = Api::start(
+        &[
+            "--standalone",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("XCAT3_CONDUCTOR_HOST", "local"),
+            ("XCAT3_POWER_SYNC_INTERVAL", "1"),
+            ("XCAT3_POWER_SYNC_WORKERS", "4"),
+        ],
+    );
+    assert_eq!(
+        api.xcat3(&["import", sim.export.to_str().unwrap()])
+            .summary(),
+        (40, 40)
+    );
+    assert_eq!(
+        api.xcat3(&["power", "sim[00001-00040]", "on"]).summary(),
+        (40, 40)
+    );
+    assert_eq!(api.xcat3(&["list", "--power", "off"]).ok(), "");
+    // Five BMCs switched off by someone else.
+    for ip in [
+        "127.32.0.1",
+        "127.32.0.7",
+        "127.32.0.8",
+        "127.32.0.20",
+        "127.32.0.40",
+    ] {
+        let out = std::process::Command::new("ipmitool")
+            .args(["-I", "lanplus", "-C", "3", "-H", ip, "-p"])
+            .arg(sim.port.to_string())
+            .args(["-U", "admin", "-P", "secret", "chassis", "power", "off"])
+            .output()
+            .expect("run ipmitool (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let off = xcat3_tests::wait_until(30, "the sync to record 5 nodes off", || {
+        let list = api.xcat3(&["list", "--power", "off"]).ok();
+        (list.lines().count() == 5).then_some(list)
+    });
+    assert_eq!(
+        off,
+        "sim00001 (node)\nsim00007 (node)\nsim00008 (node)\nsim00020 (node)\nsim00040 (node)\n"
+    );
+    assert_eq!(
+        api.xcat3(&["list", "--power", "on"]).ok().lines().count(),
+        35
+    );
+    let metrics = std::process::Command::new("curl")
+        .args(["-sf", &format!("{}/metrics", api.url)])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    let changes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("xcat3_conductor_power_sync_changes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sync counter in /metrics:\n{metrics}"));
+    assert!(changes >= 5, "{changes}");
+}

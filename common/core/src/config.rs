@@ -142,14 +142,32 @@ impl Default for ConductorConfig {
 /// Limits on powering nodes on, so that a site's breakers survive
 /// `xcat3 power <10,000 nodes> on` (xCAT's `syspowermaxnodes` /
 /// `syspowerinterval`). Per conductor; they apply to `on`, `boot` and
-/// `cycle`, the actions that can start a machine.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// `cycle`, the actions that can start a machine. And the periodic
+/// power-state sync (Ironic's `sync_power_state_interval`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PowerConfig {
     /// Power-on actions in flight at once; 0 means no limit beyond `workers`.
     pub max_concurrent: usize,
     /// Milliseconds between the starts of two power-on actions; 0 means none.
     pub stagger_ms: u64,
+    /// Seconds between two reads of the power state of every node a
+    /// conductor owns (a node switched off by hand shows `off`); 0 = never.
+    pub sync_interval: u64,
+    /// Power-state reads of one sync in flight at once. They use none of
+    /// the `workers` that serve requests, and pause while a request runs.
+    pub sync_workers: usize,
+}
+
+impl Default for PowerConfig {
+    fn default() -> Self {
+        PowerConfig {
+            max_concurrent: 0,
+            stagger_ms: 0,
+            sync_interval: 60,
+            sync_workers: 16,
+        }
+    }
 }
 
 /// The IPMI (lanplus) client's retransmission schedule.

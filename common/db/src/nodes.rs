@@ -739,6 +739,60 @@ pub async fn record(
     set_columns(db, &[col], &rows, None).await.map(|_| ())
 }
 
+/// One node's power state as a sync read it: what the inventory said when
+/// the sync loaded the node, and what its BMC says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerChange {
+    pub name: String,
+    pub was: Option<String>,
+    pub now: String,
+}
+
+/// Records power states a periodic sync read, each only if the node still
+/// holds the state the sync loaded and is not locked: an action that ran
+/// meanwhile recorded a newer truth, which a sync must not overwrite.
+/// One `UPDATE ... WHERE name IN (...)` per (was, now) pair and 5,000
+/// nodes. Returns how many nodes changed.
+pub async fn record_power_changes(db: &Db, changes: &[PowerChange]) -> Result<u64, DbError> {
+    let backend = db.backend();
+    let mut by_pair: BTreeMap<(Option<&str>, &str), Vec<&str>> = BTreeMap::new();
+    for c in changes
+        .iter()
+        .filter(|c| c.was.as_deref() != Some(c.now.as_str()))
+    {
+        by_pair
+            .entry((c.was.as_deref(), c.now.as_str()))
+            .or_default()
+            .push(c.name.as_str());
+    }
+    let (col, name) = (quote(backend, "power_state"), quote(backend, "name"));
+    let mut changed = 0;
+    for ((was, now), names) in by_pair {
+        for chunk in names.chunks(IN_CHUNK) {
+            let guard = match was {
+                Some(_) => format!("{col} = ?"),
+                None => format!("{col} IS NULL"),
+            };
+            let sql = format!(
+                "UPDATE {} SET {col} = ? WHERE {name} IN ({}) AND {} IS NULL AND {guard}",
+                quote(backend, "nodes"),
+                placeholders(chunk.len()),
+                quote(backend, "reservation"),
+            );
+            let mut params: Vec<Value> = vec![now.into()];
+            params.extend(chunk.iter().map(|n| Value::from(*n)));
+            if let Some(w) = was {
+                params.push(w.into());
+            }
+            let stmt = Statement::from_sql_and_values(backend, sql, params);
+            changed += retrying(|_| db.conn().execute_raw(stmt.clone()))
+                .await?
+                .rows_affected();
+        }
+    }
+    Ok(changed)
+}
+
 /// Sets `columns` of many nodes, one row of values per node (in the
 /// columns' order): one `UPDATE nodes SET a = CASE name WHEN ? THEN ? ...
 /// END, b = ... WHERE name IN (...)` per 1,000 nodes. With `only_if =

@@ -131,6 +131,7 @@ mod tests {
         let gate = Arc::new(PowerGate::new(&PowerConfig {
             max_concurrent: 2,
             stagger_ms: 100,
+            ..PowerConfig::default()
         }));
         let t0 = Instant::now();
         let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
