@@ -205,6 +205,25 @@ impl Api {
         Run(cmd.output().expect("run xcat3"))
     }
 
+    /// Runs the prototype's Python client (`tests/peers/python-xcat3client`,
+    /// in the venv `scripts/test` makes) against this API. Its
+    /// `rstrip('/v1')` eats a port's trailing `1`s: start the API with
+    /// [`v1_client_port`].
+    pub fn v1_client(&self, args: &[&str]) -> Run {
+        let python = std::env::var("XCAT3_TEST_V1CLIENT_PYTHON").expect(
+            "XCAT3_TEST_V1CLIENT_PYTHON is not set: run scripts/test, which makes the v1 client's venv",
+        );
+        let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/python-xcat3client");
+        let out = Command::new(python)
+            .args(["-c", "from xcat3client.shell import main; main()"])
+            .args(args)
+            .env("PYTHONPATH", peer)
+            .env("XCAT3_URL", &self.url)
+            .output()
+            .expect("run the v1 client");
+        Run(out)
+    }
+
     /// SIGKILL: the API dies mid-request, without draining (reaped on drop).
     pub fn kill9(&self) {
         let ok = Command::new("kill")
@@ -875,6 +894,17 @@ impl Drop for Broker {
 }
 
 /// A TCP port free on loopback now.
+/// A free TCP port the v1 client can be pointed at: not ending in `1`
+/// (its `rstrip('/v1')` would eat it).
+pub fn v1_client_port() -> u16 {
+    loop {
+        let p = free_tcp_port();
+        if p % 10 != 1 {
+            return p;
+        }
+    }
+}
+
 pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())

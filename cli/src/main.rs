@@ -96,15 +96,21 @@ pub enum Command {
     Delete {
         noderange: String,
     },
-    /// Import nodes from a JSON file in the export format.
+    /// Import nodes from a JSON file in the export format (masked secrets,
+    /// as the v1 client exports them, are left unset and named).
     Import {
         file: PathBuf,
     },
-    /// Export nodes to a JSON file (secrets are not exported).
+    /// Export nodes to a JSON file: each node's own values and groups.
+    /// Secrets are left out unless --with-secrets.
     Export {
         noderange: String,
         #[arg(short, long)]
         output: PathBuf,
+        /// Include the secrets (admin role; the export is recorded in the
+        /// request history; the file is written mode 0600).
+        #[arg(long)]
+        with_secrets: bool,
     },
     /// Power: power NODERANGE on|off|soft|reset|cycle|boot|status, or
     /// power --retry-failed REQUEST [STATE] to run a past request again on

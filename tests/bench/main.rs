@@ -413,7 +413,11 @@ fn power_sync(rounds: usize) {
     let mut lines = Vec::new();
     for c in &c.conductors {
         let log = c.log_text();
-        for l in log.lines().filter(|l| l.contains("power sync done")).skip(1) {
+        for l in log
+            .lines()
+            .filter(|l| l.contains("power sync done"))
+            .skip(1)
+        {
             let field = |k: &str| -> u64 {
                 l.split(&format!("{k}="))
                     .nth(1)

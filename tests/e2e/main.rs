@@ -18,3 +18,5 @@ mod netboot;
 mod operations;
 mod redfish;
 mod security;
+#[cfg(feature = "servers")]
+mod v1client;

@@ -11,15 +11,19 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
-use xcat3_common::model::{NodeSpec, ProvisionState, apply_patches, parse_patches, tokens};
+use xcat3_common::model::{
+    MASK, NodeSpec, ProvisionState, apply_patches, parse_patches, strip_masked, tokens,
+};
 use xcat3_common::noderange;
+use xcat3_common::rpc::ErrorKind;
+use xcat3_db::history::{self, NodeOutcome};
 use xcat3_db::nodes::{self as node_db, NodeRecord, NodeUpdate, Outcomes};
 use xcat3_db::resources;
 
 use super::{ListQuery, check_count, check_names, expand_range, parse_fields, requested_names};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Params, Path};
+use crate::extract::{JsonBody, Origin, Params, Path};
 use crate::view;
 
 pub fn routes() -> Router<AppState> {
@@ -29,6 +33,7 @@ pub fn routes() -> Router<AppState> {
             get(list).post(create).patch(update).delete(delete),
         )
         .route("/nodes/info", get(info))
+        .route("/nodes/export", get(export))
         .route("/nodes/{name}", get(show))
 }
 
@@ -234,6 +239,7 @@ async fn create(
         }
     }
     let mut specs = Vec::with_capacity(list.len());
+    let mut notes = Map::new();
     for (i, v) in list.iter().enumerate() {
         let key = v
             .get("name")
@@ -250,8 +256,22 @@ async fn create(
             );
             continue;
         }
-        match NodeSpec::from_json(v) {
-            Ok(spec) => specs.push(spec),
+        // A file written from masked replies (the v1 client's export)
+        // holds the mask where secrets were: those keys are left unset and
+        // said so, the node is still created.
+        let mut v = v.clone();
+        let unset = strip_masked(&mut v);
+        match NodeSpec::from_json(&v) {
+            Ok(spec) => {
+                if !unset.is_empty() {
+                    let note = format!(
+                        "left unset: {} (the file held the mask {MASK}, not the secret)",
+                        unset.join(", ")
+                    );
+                    notes.insert(spec.name.clone(), note.into());
+                }
+                specs.push(spec);
+            }
             Err(e) => {
                 outcomes.insert(key, Err(e.to_string()));
             }
@@ -260,7 +280,77 @@ async fn create(
     if !specs.is_empty() {
         outcomes.extend(node_db::create(&st.db, &specs).await?);
     }
-    Ok((StatusCode::CREATED, Json(reply(outcomes, tokens::OK))))
+    let mut out = reply(outcomes, tokens::OK);
+    // Notes only for nodes that were created.
+    notes.retain(|name, _| out["nodes"][name.as_str()] == tokens::OK);
+    if !notes.is_empty() {
+        out["notes"] = Value::Object(notes);
+    }
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `GET /nodes/export` with a node list → `{"nodes": [..]}`: each node's
+/// own writable fields (not what its groups give it) with its secrets in
+/// clear, for a backup that imports back whole. Admin only; each call is
+/// in the request history, naming its caller.
+async fn export(
+    State(st): State<AppState>,
+    origin: Origin,
+    Params(q): Params<ListQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    if q.fields.is_some() {
+        return Err(ApiError::bad_request(
+            "fields: not accepted here; an export holds every writable field",
+        ));
+    }
+    let names = requested_names(&st, q.noderange.as_deref(), &body).await?;
+    history::start(
+        &st.db,
+        &origin.request_id,
+        "export --with-secrets",
+        origin.caller.as_deref(),
+        names.len(),
+    )
+    .await?;
+    let recs = node_db::load(&st.db, &names, true).await?;
+    let found: HashSet<&str> = recs.iter().map(|r| r.node.name.as_str()).collect();
+    let outcomes: Vec<NodeOutcome> = names
+        .iter()
+        .map(|n| {
+            let ok = found.contains(n.as_str());
+            NodeOutcome {
+                node: n.clone(),
+                ok,
+                result: if ok { tokens::OK } else { tokens::NOT_FOUND }.to_string(),
+                kind: (!ok).then_some(ErrorKind::NotFound),
+            }
+        })
+        .collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !found.contains(n.as_str()))
+        .collect();
+    history::finish(&st.db, &origin.request_id, &outcomes, missing.len()).await?;
+    let mut out = json!({
+        "nodes": recs.iter().map(|r| r.to_spec().to_json()).collect::<Vec<_>>(),
+    });
+    if !missing.is_empty() {
+        out["missing"] = noderange::fold(&missing).into();
+    }
+    tracing::info!(
+        caller = origin.caller.as_deref().unwrap_or("-"),
+        nodes = recs.len(),
+        "export with secrets"
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        out.to_string(),
+    )
+        .into_response())
 }
 
 /// `PATCH /nodes` `{"nodes":[{"name"}..], "patches":[{op,path,value}..]}`.

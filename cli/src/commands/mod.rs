@@ -136,7 +136,11 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
         } => nodes::update(c, &noderange, &attributes, json).await,
         Delete { noderange } => nodes::delete(c, &noderange, json).await,
         Import { file } => nodes::import(c, &file, json).await,
-        Export { noderange, output } => nodes::export(c, &noderange, &output).await,
+        Export {
+            noderange,
+            output,
+            with_secrets,
+        } => nodes::export(c, &noderange, &output, with_secrets).await,
         NetworkCreate { name, attributes } => {
             resources::create(c, &resources::NETWORK, &name, &attributes).await
         }

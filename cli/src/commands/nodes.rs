@@ -37,6 +37,7 @@ async fn post_nodes(c: &Client, nodes: Vec<Value>) -> anyhow::Result<Value> {
         b
     });
     let mut merged = Map::new();
+    let mut notes = Map::new();
     // A few batches in flight at once: the API works on them in parallel,
     // and each node is still created atomically with its nics.
     let mut replies = futures_util::stream::iter(nodes.chunks(BATCH))
@@ -49,8 +50,12 @@ async fn post_nodes(c: &Client, nodes: Vec<Value>) -> anyhow::Result<Value> {
         })
         .buffer_unordered(PARALLEL);
     while let Some((n, reply)) = replies.next().await {
-        if let Some(m) = reply?.body.get("nodes").and_then(Value::as_object) {
+        let body = reply?.body;
+        if let Some(m) = body.get("nodes").and_then(Value::as_object) {
             merged.extend(m.clone());
+        }
+        if let Some(m) = body.get("notes").and_then(Value::as_object) {
+            notes.extend(m.clone());
         }
         if let Some(b) = &bar {
             b.inc(n as u64);
@@ -59,7 +64,16 @@ async fn post_nodes(c: &Client, nodes: Vec<Value>) -> anyhow::Result<Value> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(json!({ "nodes": merged }))
+    let mut noted: Vec<(&String, &Value)> = notes.iter().collect();
+    noted.sort_by(|a, b| noderange::natural_cmp(a.0, b.0));
+    for (name, note) in noted {
+        eprintln!("{name}: {}", note.as_str().unwrap_or_default());
+    }
+    let mut out = json!({ "nodes": merged });
+    if !notes.is_empty() {
+        out["notes"] = Value::Object(notes);
+    }
+    Ok(out)
 }
 
 /// The writable attributes of `create` (nodes and groups alike):
@@ -377,6 +391,43 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
+/// `export --with-secrets`: the API's admin-only export (each node's own
+/// values, secrets in clear), written with owner-only permissions.
+async fn export_with_secrets(c: &Client, range: &str, out: &Path) -> anyhow::Result<bool> {
+    let reply = c
+        .call(
+            Method::GET,
+            &format!("/nodes/export?{}", range_q(range)),
+            None,
+        )
+        .await?
+        .body;
+    let count = reply
+        .get("nodes")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let text = serde_json::to_string(&json!({ "nodes": reply["nodes"] }))?;
+    write_private(out, text.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "Export nodes data successfully: {count} node(s) to {} (with secrets: keep it safe)",
+        out.display()
+    );
+    Ok(report_missing(&reply))
+}
+
+/// Writes a file only its owner can read (it holds secrets).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
 /// Removes what a node inherits from its groups (`inherited` names each
 /// value), so an import gives it its own values and its groups again.
 fn own_values_only(node: &mut Value) {
@@ -404,7 +455,15 @@ fn own_values_only(node: &mut Value) {
 /// nics_info,groups}]}`: each node's own values (not its groups').
 /// The API never returns secrets, so masked values are left out (and named
 /// on stderr) rather than written as fake passwords.
-pub async fn export(c: &Client, range: &str, out: &Path) -> anyhow::Result<bool> {
+pub async fn export(
+    c: &Client,
+    range: &str,
+    out: &Path,
+    with_secrets: bool,
+) -> anyhow::Result<bool> {
+    if with_secrets {
+        return export_with_secrets(c, range, out).await;
+    }
     let fields = "name,mgt,netboot,type,arch,nics_info,control_info,console_info,groups,inherited";
     let reply = c
         .call(

@@ -75,7 +75,14 @@ string_enum!(
 );
 
 /// Words that are routes under `/v1/nodes/`; a node so named would be shadowed.
-const RESERVED_NODE_NAMES: &[&str] = &["info", "power", "provision", "boot_device", "callback"];
+const RESERVED_NODE_NAMES: &[&str] = &[
+    "info",
+    "power",
+    "provision",
+    "boot_device",
+    "callback",
+    "export",
+];
 
 /// A node name is a DNS host name (labels of letters, digits and inner
 /// hyphens, joined by dots), at most 253 bytes, and not a route word. That

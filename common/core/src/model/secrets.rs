@@ -46,6 +46,47 @@ pub fn mask_secrets(map: &mut Map<String, Value>) {
     }
 }
 
+/// Removes every secret whose value is [`MASK`] from `value` (any depth,
+/// lists too) and returns the removed paths (`control_info.bmc_password`,
+/// `nics_info.nics[0].extra.key`). A file written from masked replies (the
+/// v1 client's `export`) then imports with those secrets unset, instead
+/// of storing the mask as a password.
+pub fn strip_masked(value: &mut Value) -> Vec<String> {
+    let mut removed = Vec::new();
+    strip_at(value, "", &mut removed);
+    removed
+}
+
+fn strip_at(value: &mut Value, path: &str, removed: &mut Vec<String>) {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match value {
+        Value::Object(map) => {
+            map.retain(|k, v| {
+                let masked = is_secret_key(k) && v.as_str() == Some(MASK);
+                if masked {
+                    removed.push(join(k));
+                }
+                !masked
+            });
+            for (k, v) in map.iter_mut() {
+                strip_at(v, &join(k), removed);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                strip_at(v, &format!("{path}[{i}]"), removed);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn mask_value(v: &mut Value) {
     match v {
         Value::Object(inner) => mask_secrets(inner),
@@ -90,6 +131,22 @@ mod tests {
                 "ssh_key_filename": "/root/.ssh/id_rsa", "key": MASK,
                 "credentials": MASK, "vlan": 12,
             })
+        );
+    }
+
+    #[test]
+    fn masked_secrets_are_stripped_and_named() {
+        let mut v = json!({"name": "n1", "control_info": {
+            "bmc_address": "10.0.0.1", "bmc_password": MASK, "bmc_username": MASK},
+            "nics_info": {"nics": [{"mac": "aa:bb:cc:dd:ee:ff", "extra": {"key": MASK}}]}});
+        assert_eq!(
+            strip_masked(&mut v),
+            ["control_info.bmc_password", "nics_info.nics[0].extra.key"]
+        );
+        assert_eq!(
+            v,
+            json!({"name": "n1", "control_info": {"bmc_address": "10.0.0.1", "bmc_username": MASK},
+                   "nics_info": {"nics": [{"mac": "aa:bb:cc:dd:ee:ff", "extra": {}}]}})
         );
     }
 }
