@@ -153,6 +153,10 @@ impl Api {
         let mut cmd = in_netns(netns, &bin_dir().join("xcat3-api"));
         cmd.args(args)
             .env(NO_POWER_SYNC.0, NO_POWER_SYNC.1)
+            // Standalone serves boot files on a fixed port by default;
+            // tests run side by side and take a free one (a test's `env`
+            // may name its own).
+            .env("XCAT3_BOOT_HTTP_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdout(Stdio::piped());
         match log {

@@ -164,6 +164,10 @@ fn main() -> ExitCode {
     xcat3_common::process::service_main("xcat3-api", run(args))
 }
 
+/// Where standalone mode serves boot files unless `[boot] http_listen`
+/// says otherwise.
+const STANDALONE_BOOT_HTTP: &str = "0.0.0.0:3080";
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
     if args.standalone {
@@ -190,6 +194,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         if config.api.install_dir == defaults.api.install_dir {
             config.api.install_dir = inside("install");
+        }
+        // Standalone is one host: it serves boot files itself, so a deploy
+        // works without setting anything (nodes' answer files are served
+        // to their own reserved address only).
+        if config.boot.http_listen.is_empty() {
+            config.boot.http_listen = STANDALONE_BOOT_HTTP.to_string();
         }
     }
     if let Some(listen) = args.listen {

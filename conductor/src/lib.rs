@@ -16,6 +16,7 @@ pub mod boot;
 pub mod drivers;
 pub mod images;
 pub mod listener;
+pub mod local_addrs;
 pub mod membership;
 pub mod power_sync;
 pub mod provision;

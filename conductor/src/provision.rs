@@ -26,7 +26,7 @@ use xcat3_db::{Db, DbError, resources};
 
 use crate::answers::{Answers, ImageContext, NodeContext};
 use crate::boot::{BootEntry, BootFiles, Install};
-use crate::drivers::dhcp::{self, BootLoader, DhcpBackend, Reservation, Subnet};
+use crate::drivers::dhcp::{self, BootLoader, DhcpBackend, Reservation, Subnet, Unserved};
 use crate::images::{Image, Images};
 
 /// The `passwds` entry whose password becomes the installed root password.
@@ -94,16 +94,17 @@ impl Provisioner {
 
     /// Brings the DHCP server up to date with the networks table (at start,
     /// so a managed dnsmasq serves existing reservations at once).
-    pub async fn sync_subnets(&self) -> Result<Vec<Subnet>, String> {
+    pub async fn sync_subnets(&self) -> Result<(Vec<Subnet>, Vec<Unserved>), String> {
         let rows = resources::networks(&self.db)
             .await
             .map_err(|e| format!("reading networks: {e}"))?;
-        let subnets = Subnet::from_rows(&rows, &self.boot);
+        let own = crate::local_addrs::ipv4_addresses();
+        let (subnets, unserved) = Subnet::from_rows(&rows, &self.boot, &own);
         self.dhcp
             .sync_subnets(&subnets)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(subnets)
+        Ok((subnets, unserved))
     }
 
     /// `dhcp`, `un_dhcp`/`un_nodeset` and the local boot after a callback.
@@ -687,7 +688,10 @@ fn fail_all(records: &[NodeRecord], why: &str) -> Vec<Outcome> {
 
 /// The node's reservation: its primary nic (or its only one) with a MAC
 /// and an IPv4 address inside a known network.
-fn reservation(r: &NodeRecord, subnets: &[Subnet]) -> Result<Reservation, String> {
+fn reservation(
+    r: &NodeRecord,
+    (subnets, unserved): &(Vec<Subnet>, Vec<Unserved>),
+) -> Result<Reservation, String> {
     let (i, nic) = r
         .nics
         .iter()
@@ -711,10 +715,14 @@ fn reservation(r: &NodeRecord, subnets: &[Subnet]) -> Result<Reservation, String
     let subnet = subnets
         .iter()
         .find(|s| s.contains(ip))
-        .ok_or_else(|| {
-            format!(
-                "{field}: {ip} is outside every network with a next-server (see `xcat3 network-list`)"
-            )
+        .ok_or_else(|| match unserved.iter().find(|u| u.contains(ip)) {
+            Some(u) => format!(
+                "{field}: {ip} is in network {}, which has no next_server, and this conductor has \
+                 no address in {}/{}: set one (`xcat3 network-update {} next_server=IP`) or \
+                 [boot] server_address",
+                u.name, u.network, u.netmask, u.name
+            ),
+            None => format!("{field}: {ip} is outside every network (see `xcat3 network-list`)"),
         })?
         .clone();
     let loader = match r

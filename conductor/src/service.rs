@@ -55,6 +55,22 @@ pub async fn run_until(
     mut shutdown: watch::Receiver<bool>,
     ready: Option<oneshot::Sender<()>>,
 ) -> anyhow::Result<()> {
+    let mut config = config;
+    // The boot HTTP listener is bound first: with port 0 the port it got
+    // is the one boot files and iPXE scripts name.
+    let http = match config.boot.http_listen.as_str() {
+        "" => None,
+        listen => {
+            let addr: std::net::SocketAddr = listen
+                .parse()
+                .with_context(|| format!("[boot] http_listen: `{listen}` is not ADDRESS:PORT"))?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("[boot] http_listen: binding {addr}"))?;
+            config.boot.http_listen = l.local_addr()?.to_string();
+            Some(l)
+        }
+    };
     let drivers = Drivers::builtin(&config);
     let power_gate = PowerGate::new(&config.power);
     let provisioner = Arc::new(
@@ -67,24 +83,23 @@ pub async fn run_until(
         .context("preparing DHCP and boot files")?,
     );
     let mut servers = JoinSet::new();
-    for (what, listen) in [
-        ("tftp", &config.boot.tftp_listen),
-        ("http", &config.boot.http_listen),
-    ] {
-        if listen.is_empty() {
-            continue;
-        }
+    if !config.boot.tftp_listen.is_empty() {
+        let listen = &config.boot.tftp_listen;
         let addr: std::net::SocketAddr = listen
             .parse()
-            .with_context(|| format!("[boot] {what}_listen: `{listen}` is not ADDRESS:PORT"))?;
+            .with_context(|| format!("[boot] tftp_listen: `{listen}` is not ADDRESS:PORT"))?;
         let files = provisioner.files().clone();
         servers.spawn(async move {
-            let r = match what {
-                "tftp" => boot::serve_tftp(addr, files).await,
-                _ => boot::serve_http(addr, files).await,
-            };
-            if let Err(e) = r {
-                tracing::error!(error = %format!("{e:#}"), %addr, "{what} boot server stopped");
+            if let Err(e) = boot::serve_tftp(addr, files).await {
+                tracing::error!(error = %format!("{e:#}"), %addr, "tftp boot server stopped");
+            }
+        });
+    }
+    if let Some(listener) = http {
+        let files = provisioner.files().clone();
+        servers.spawn(async move {
+            if let Err(e) = boot::serve_http(listener, files).await {
+                tracing::error!(error = %format!("{e:#}"), "http boot server stopped");
             }
         });
     }

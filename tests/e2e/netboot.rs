@@ -150,7 +150,7 @@ fn reserve_first_four(api: &Api) {
     );
     assert_eq!(
         r["n4"],
-        "nics_info.nics[0].ip: 10.9.9.9 is outside every network with a next-server (see `xcat3 network-list`)"
+        "nics_info.nics[0].ip: 10.9.9.9 is outside every network (see `xcat3 network-list`)"
     );
     let shown = api.xcat3(&["show", "n1", "-i", "state"]).ok();
     assert!(shown.contains("dhcp"), "{shown}");
@@ -526,4 +526,70 @@ fn qemu_guest_pxe_boots_into_its_installer() {
     );
     let shown = api.xcat3(&["show", "n1", "-i", "state"]).ok();
     assert!(shown.contains("deploying"), "{shown}");
+}
+
+/// A fresh standalone with nothing set but a network without a
+/// next-server: `deploy --state dhcp` and `deploy --osimage` work; the
+/// next-server is the conductor's own address on that network, and boot
+/// files are served over HTTP on the standalone default port (3080).
+#[test]
+fn a_fresh_standalone_deploys_with_nothing_set() {
+    let net = NetnsPair::new("fresh");
+    let dir = TempDir::new("fresh-standalone");
+    let data = dir.path().join("data");
+    let api = Api::start_in(
+        Some(&net.server),
+        &[
+            "--standalone",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        // What a fresh machine has: no [boot] http_listen (the test
+        // harness otherwise picks a free port for parallel tests).
+        &[("XCAT3_BOOT_HTTP_LISTEN", "")],
+    );
+    let kernel = vec![7u8; 4096];
+    let iso = xcat3_tests::make_rocky_iso(dir.path(), &kernel, &kernel);
+    api.xcat3(&["copycds", iso.to_str().unwrap()]).ok();
+    api.xcat3(&[
+        "network-create",
+        "lab",
+        "subnet=192.0.2.0",
+        "netmask=255.255.255.0",
+    ])
+    .ok();
+    api.xcat3(&[
+        "passwd-create",
+        "system",
+        "username=root",
+        "password=cluster",
+    ])
+    .ok();
+    let nodes = json!({"nodes": [
+        {"name": "n1", "mgt": "fake", "nics_info": {"nics": [{"mac": MAC1, "ip": "192.0.2.10", "primary": true}]}},
+        {"name": "n2", "mgt": "fake", "nics_info": {"nics": [{"mac": MAC2, "ip": "192.0.2.11", "primary": true}]}},
+    ]});
+    let f = dir.path().join("nodes.json");
+    std::fs::write(&f, nodes.to_string()).unwrap();
+    api.xcat3(&["import", f.to_str().unwrap()]).ok();
+
+    let run = api.xcat3(&["deploy", "n1", "--state", "dhcp"]);
+    assert_eq!(run.summary(), (1, 1), "{}", run.stdout());
+    let run = api.xcat3(&["deploy", "n2", "--osimage", "rocky9.3-x86_64"]);
+    assert_eq!(run.summary(), (1, 1), "{}", run.stdout());
+
+    // The node fetches its iPXE script from the default port, and the
+    // script names the conductor's own address as the server.
+    net.set_client_addr("192.0.2.11/24");
+    let url = format!("http://192.0.2.1:3080/ipxe/{}", MAC2.replace(':', "-"));
+    let out = net.client_run(&["busybox", "wget", "-q", "-O", "-", &url]);
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(script.contains("http://192.0.2.1:3080/"), "{script}");
 }

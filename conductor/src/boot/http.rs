@@ -69,7 +69,8 @@ fn not_found() -> Response {
 }
 
 /// Serves the boot files on `listen` until the task is dropped.
-pub async fn serve(listen: SocketAddr, files: BootFiles) -> anyhow::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, files: BootFiles) -> anyhow::Result<()> {
+    let listen = listener.local_addr()?;
     let root = files.http_root().to_path_buf();
     let app = Router::new()
         .route("/ipxe/{name}", get(node_file))
@@ -82,7 +83,6 @@ pub async fn serve(listen: SocketAddr, files: BootFiles) -> anyhow::Result<()> {
         .with_state(files)
         .fallback_service(ServeDir::new(&root))
         .layer(middleware::from_fn(log_fetch));
-    let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, root = %root.display(), "HTTP serving boot files");
     // The provisioning network is hostile: timeouts and connection caps.
     crate::listener::serve(

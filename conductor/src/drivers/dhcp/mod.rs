@@ -38,36 +38,72 @@ pub struct Subnet {
     pub next_server: Ipv4Addr,
 }
 
+/// A network nodes cannot boot from: it has no next-server, none is
+/// configured, and this conductor has no address in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unserved {
+    pub name: String,
+    pub network: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+}
+
+impl Unserved {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & u32::from(self.netmask) == u32::from(self.network)
+    }
+}
+
 impl Subnet {
     /// The networks usable for DHCP: those with a subnet and netmask (the
-    /// API validated them) and a next-server (theirs or `[boot]`'s).
-    pub fn from_rows(rows: &[network::Model], boot: &BootConfig) -> Vec<Subnet> {
+    /// API validated them) and a next-server: the network's own, else
+    /// `[boot] server_address`, else this conductor's address on it
+    /// (`own`). The others come back apart, named, for error messages.
+    pub fn from_rows(
+        rows: &[network::Model],
+        boot: &BootConfig,
+        own: &[Ipv4Addr],
+    ) -> (Vec<Subnet>, Vec<Unserved>) {
         let ip = |s: &Option<String>| s.as_deref().and_then(|v| v.parse::<Ipv4Addr>().ok());
         let fallback = boot.server_address.parse::<Ipv4Addr>().ok();
-        rows.iter()
-            .filter_map(|r| {
-                Some(Subnet {
-                    id: r.id,
+        let mut usable = Vec::new();
+        let mut unserved = Vec::new();
+        for r in rows {
+            let (Some(network), Some(netmask)) = (ip(&r.subnet), ip(&r.netmask)) else {
+                continue;
+            };
+            let next_server = ip(&r.next_server)
+                .or(fallback)
+                .or_else(|| crate::local_addrs::address_in(own, network, netmask));
+            let Some(next_server) = next_server else {
+                unserved.push(Unserved {
                     name: r.name.clone(),
-                    network: ip(&r.subnet)?,
-                    netmask: ip(&r.netmask)?,
-                    gateway: ip(&r.gateway),
-                    nameservers: r
-                        .nameservers
-                        .as_deref()
-                        .unwrap_or("")
-                        .split(',')
-                        .filter_map(|s| s.trim().parse().ok())
-                        .collect(),
-                    domain: r.domain.clone(),
-                    dynamic_range: r.dynamic_range.as_deref().and_then(|d| {
-                        let (a, b) = d.split_once('-')?;
-                        Some((a.parse().ok()?, b.parse().ok()?))
-                    }),
-                    next_server: ip(&r.next_server).or(fallback)?,
-                })
-            })
-            .collect()
+                    network,
+                    netmask,
+                });
+                continue;
+            };
+            usable.push(Subnet {
+                id: r.id,
+                name: r.name.clone(),
+                network,
+                netmask,
+                gateway: ip(&r.gateway),
+                nameservers: r
+                    .nameservers
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(|s| s.trim().parse().ok())
+                    .collect(),
+                domain: r.domain.clone(),
+                dynamic_range: r.dynamic_range.as_deref().and_then(|d| {
+                    let (a, b) = d.split_once('-')?;
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                }),
+                next_server,
+            });
+        }
+        (usable, unserved)
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
