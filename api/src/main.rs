@@ -41,6 +41,24 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Secrets at rest (`[secrets] key_file`).
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsAction {
+    /// Write a new random key file (mode 0600; never overwrites one).
+    NewKey { file: PathBuf },
+    /// Re-encrypt every stored secret under the key in NEW_KEY_FILE (the
+    /// configured key must open them). Stop the API and conductors first,
+    /// then point `[secrets] key_file` at the new file.
+    Rotate {
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +219,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if config.boot.http_listen.is_empty() {
             config.boot.http_listen = STANDALONE_BOOT_HTTP.to_string();
         }
+        // Secrets are encrypted at rest with a key of the data dir's own.
+        if config.secrets.key_file.is_empty() {
+            let key = dir.join("secrets.key");
+            if !key.exists() {
+                xcat3_db::secrets::Cipher::create_file(&key)?;
+            }
+            config.secrets.key_file = key.display().to_string();
+        }
     }
     if let Some(listen) = args.listen {
         config.api.listen = listen;
@@ -209,12 +235,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
         p.parse::<std::net::IpAddr>()
             .map_err(|_| anyhow::anyhow!("[api] trusted_proxies: `{p}` is not an IP address"))?;
     }
-    let db = Db::connect(&config.database.url).await.with_context(|| {
-        format!(
-            "connecting to the database ({})",
-            redact(&config.database.url)
-        )
-    })?;
+    if let Some(Command::Secrets {
+        action: SecretsAction::NewKey { file },
+    }) = &args.command
+    {
+        xcat3_db::secrets::Cipher::create_file(file)?;
+        println!(
+            "wrote {} (keep it safe: it opens every stored secret)",
+            file.display()
+        );
+        return Ok(());
+    }
+    let cipher = xcat3_db::secrets::from_config(&config.secrets.key_file)?;
+    if cipher.is_none() {
+        tracing::warn!("[secrets] key_file is not set: secrets are stored unencrypted");
+    }
+    let db = Db::connect(&config.database.url)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to the database ({})",
+                redact(&config.database.url)
+            )
+        })?
+        .with_cipher(cipher);
 
     if let Some(Command::Db { action }) = args.command {
         return match action {
@@ -240,6 +284,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ensure_schema(&db, config.database.auto_migrate).await?;
     if let Some(Command::Token { action }) = args.command {
         return token_command(&db, action).await;
+    }
+    if let Some(Command::Secrets {
+        action: SecretsAction::Rotate { new_key_file },
+    }) = &args.command
+    {
+        let new = xcat3_db::secrets::Cipher::from_file(new_key_file)?;
+        let done = xcat3_db::secrets::seal_stored(&db, Some(&new)).await?;
+        println!(
+            "re-encrypted the secrets of {} node(s) and {} group(s) under {}; now set [secrets] key_file = {:?} everywhere and start the services",
+            done.nodes,
+            done.groups,
+            new_key_file.display(),
+            new_key_file.display().to_string()
+        );
+        return Ok(());
+    }
+    // A wrong key is an error here, not a failure of each later request;
+    // secrets written before the key was set are encrypted now.
+    let sealed = xcat3_db::secrets::seal_stored(&db, None)
+        .await
+        .context("opening the stored secrets with [secrets] key_file")?;
+    if sealed.nodes + sealed.groups > 0 {
+        tracing::info!(
+            nodes = sealed.nodes,
+            groups = sealed.groups,
+            "encrypted secrets stored in clear"
+        );
     }
     let addr: SocketAddr =
         config.api.listen.parse().with_context(|| {

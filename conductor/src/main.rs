@@ -38,12 +38,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "[bus] url = \"memory\" only works inside `xcat3-api --standalone`; give an amqp:// URL"
         );
     }
+    let cipher = xcat3_db::secrets::from_config(&config.secrets.key_file)?;
     let db = Db::connect(&config.database.url)
         .await
-        .context("connecting to the database")?;
+        .context("connecting to the database")?
+        .with_cipher(cipher);
     if config.database.auto_migrate {
         db.migrate().await.context("running migrations")?;
     }
+    xcat3_db::secrets::verify(&db)
+        .await
+        .context("opening the stored secrets with [secrets] key_file")?;
     let bus = xcat3_bus::connect(&config.bus.url)
         .await
         .context("connecting to the bus")?;

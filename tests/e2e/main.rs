@@ -17,6 +17,7 @@ mod mariadb;
 mod netboot;
 mod operations;
 mod redfish;
+mod secrets;
 mod security;
 #[cfg(feature = "servers")]
 mod v1client;

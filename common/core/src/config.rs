@@ -20,6 +20,18 @@ pub struct Config {
     pub kvm: KvmConfig,
     pub dhcp: DhcpConfig,
     pub boot: BootConfig,
+    pub secrets: SecretsConfig,
+}
+
+/// Secrets at rest (BMC and other passwords in `control_info`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// A file of 64 hex digits (`xcat3-api secrets new-key FILE`): the
+    /// AES-256 key secrets are stored encrypted with. API and conductors
+    /// read the same file. Empty: secrets are stored as given (standalone
+    /// makes `<data-dir>/secrets.key` itself).
+    pub key_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -338,6 +350,7 @@ impl Config {
                 "kvm",
                 "dhcp",
                 "boot",
+                "secrets",
             ]
             .contains(&section)
             {

@@ -14,15 +14,34 @@ use serde_json::{Map, Value};
 
 use super::entity::{node, nodegroup};
 use super::nodes::{NodeRecord, group_list, parse_map};
+use super::secrets::{open_text, seal_text};
 use super::{Db, DbError, IN_CHUNK, is_unique_violation};
 use xcat3_common::model::{GroupAttrs, GroupSpec, inherit};
 
 /// Every group, in creation order.
 pub async fn list(db: &Db) -> Result<Vec<nodegroup::Model>, DbError> {
-    Ok(nodegroup::Entity::find()
+    nodegroup::Entity::find()
         .order_by_asc(nodegroup::Column::Id)
         .all(db.conn())
-        .await?)
+        .await?
+        .into_iter()
+        .map(|g| opened(db, g))
+        .collect()
+}
+
+/// A stored group with its secrets decrypted.
+fn opened(db: &Db, mut g: nodegroup::Model) -> Result<nodegroup::Model, DbError> {
+    open_text(
+        db,
+        &format!("group {}: control_info", g.name),
+        &mut g.control_info,
+    )?;
+    open_text(
+        db,
+        &format!("group {}: console_info", g.name),
+        &mut g.console_info,
+    )?;
+    Ok(g)
 }
 
 /// One group by name.
@@ -32,6 +51,7 @@ pub async fn get(db: &Db, name: &str) -> Result<nodegroup::Model, DbError> {
         .one(db.conn())
         .await?
         .ok_or_else(|| DbError::NotFound(format!("group {name} could not be found")))
+        .and_then(|g| opened(db, g))
 }
 
 /// Every group name (the table is small: one row per group, not per node).
@@ -65,15 +85,15 @@ pub(crate) async fn existing_in<C: ConnectionTrait>(
     Ok(out)
 }
 
-fn fields(am: &mut nodegroup::ActiveModel, s: &GroupSpec) {
+fn fields(db: &Db, am: &mut nodegroup::ActiveModel, s: &GroupSpec) {
     let a = &s.attrs;
     am.name = Set(s.name.clone());
     am.mgt = Set(a.mgt.map(|v| v.as_str().to_string()));
     am.netboot = Set(a.netboot.map(|v| v.as_str().to_string()));
     am.arch = Set(a.arch.map(|v| v.as_str().to_string()));
     am.node_type = Set(a.node_type.clone());
-    am.control_info = Set(Value::Object(a.control_info.clone()).to_string());
-    am.console_info = Set(Value::Object(a.console_info.clone()).to_string());
+    am.control_info = Set(seal_text(db, &a.control_info));
+    am.console_info = Set(seal_text(db, &a.console_info));
     am.updated_at = Set(Utc::now());
 }
 
@@ -94,7 +114,7 @@ pub async fn create(db: &Db, s: &GroupSpec) -> Result<(), DbError> {
         created_at: Set(Utc::now()),
         ..Default::default()
     };
-    fields(&mut am, s);
+    fields(db, &mut am, s);
     am.insert(db.conn()).await.map_err(|e| {
         if is_unique_violation(&e) {
             DbError::Conflict(format!("group {} already exists", s.name))
@@ -112,7 +132,7 @@ pub async fn update(
     s: &GroupSpec,
 ) -> Result<nodegroup::Model, DbError> {
     let mut am = old.into_active_model();
-    fields(&mut am, s);
+    fields(db, &mut am, s);
     Ok(am.update(db.conn()).await?)
 }
 
@@ -191,7 +211,10 @@ pub async fn resolve(db: &Db, records: &mut [NodeRecord]) -> Result<(), DbError>
             .filter(nodegroup::Column::Name.is_in(chunk.iter().cloned()))
             .all(db.conn())
             .await?;
-        groups.extend(rows.into_iter().map(|g| (g.name.clone(), Attrs::of(g))));
+        for g in rows {
+            let g = opened(db, g)?;
+            groups.insert(g.name.clone(), Attrs::of(g));
+        }
     }
     for r in records.iter_mut() {
         apply(r, &groups);

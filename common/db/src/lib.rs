@@ -12,6 +12,7 @@ pub mod locks;
 mod migration;
 pub mod nodes;
 pub mod resources;
+pub mod secrets;
 pub mod services;
 pub mod tokens;
 
@@ -51,6 +52,8 @@ pub(crate) const IN_CHUNK: usize = 5_000;
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// Encrypts secrets at rest (`[secrets] key_file`); none: stored as given.
+    cipher: Option<secrets::Cipher>,
 }
 
 impl Db {
@@ -80,7 +83,7 @@ impl Db {
                 conn.execute_unprepared(pragma).await?;
             }
         }
-        Ok(Db { conn })
+        Ok(Db { conn, cipher: None })
     }
 
     /// Applies pending migrations; a no-op when the schema is current.
@@ -96,6 +99,16 @@ impl Db {
             .iter()
             .map(|m| m.name().to_string())
             .collect())
+    }
+
+    /// This handle with secrets sealed and opened by `cipher`.
+    pub fn with_cipher(mut self, cipher: Option<secrets::Cipher>) -> Db {
+        self.cipher = cipher;
+        self
+    }
+
+    pub fn cipher(&self) -> Option<&secrets::Cipher> {
+        self.cipher.as_ref()
     }
 
     pub fn conn(&self) -> &DatabaseConnection {

@@ -13,6 +13,7 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use super::entity::{nic, node};
+use super::secrets::{open_text, seal_text};
 use super::{Db, DbError, IN_CHUNK, placeholders, quote, retrying, rows_per_chunk};
 use xcat3_common::model::{
     Arch, Inherited, Mgt, Netboot, NicSpec, NodeSpec, ProvisionState, tokens,
@@ -103,6 +104,14 @@ fn case_rows(params_per_row: usize) -> usize {
 /// record of 5,000 nodes in one CASE was slower still.
 const CASE_ARMS: usize = 1_000;
 
+/// A column value holding a JSON object's text, as the object.
+fn u_map(v: &Value) -> Map<String, Json> {
+    match v {
+        Value::String(Some(t)) => parse_map(t),
+        _ => Map::new(),
+    }
+}
+
 /// Parses a stored JSON object column; an unreadable one reads as empty.
 pub fn parse_map(s: &str) -> Map<String, Json> {
     serde_json::from_str(s).unwrap_or_default()
@@ -183,6 +192,18 @@ pub async fn load(db: &Db, names: &[String], with_nics: bool) -> Result<Vec<Node
             .all(db.conn())
             .await?;
         by_name.extend(rows.into_iter().map(|n| (n.name.clone(), n)));
+    }
+    for n in by_name.values_mut() {
+        open_text(
+            db,
+            &format!("node {}: control_info", n.name),
+            &mut n.control_info,
+        )?;
+        open_text(
+            db,
+            &format!("node {}: console_info", n.name),
+            &mut n.console_info,
+        )?;
     }
     let mut seen = HashSet::new();
     let mut records: Vec<NodeRecord> = names
@@ -340,8 +361,8 @@ async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Out
             state: Set(None),
             power_state: Set(None),
             boot_device: Set(None),
-            control_info: Set(to_text(&s.control_info)),
-            console_info: Set(to_text(&s.console_info)),
+            control_info: Set(seal_text(db, &s.control_info)),
+            console_info: Set(seal_text(db, &s.console_info)),
             reservation: Set(None),
             conductor_affinity: Set(None),
             osimage_id: Set(None),
@@ -596,6 +617,12 @@ async fn try_update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError
                 .filter_map(|(u, old)| {
                     let v = get(&u.new);
                     (v != get(old)).then_some((u.old.node.id, v))
+                })
+                .map(|(id, v)| match *col {
+                    // Compared in clear, stored sealed.
+                    "control_info" => (id, seal_text(db, &u_map(&v)).into()),
+                    "console_info" => (id, seal_text(db, &u_map(&v)).into()),
+                    _ => (id, v),
                 })
                 .collect();
             if changed.is_empty() {
