@@ -93,14 +93,10 @@ pub enum Command {
         attributes: Vec<String>,
     },
     /// Delete nodes.
-    Delete {
-        noderange: String,
-    },
+    Delete { noderange: String },
     /// Import nodes from a JSON file in the export format (masked secrets,
     /// as the v1 client exports them, are left unset and named).
-    Import {
-        file: PathBuf,
-    },
+    Import { file: PathBuf },
     /// Export nodes to a JSON file: each node's own values and groups.
     /// Secrets are left out unless --with-secrets.
     Export {
@@ -223,13 +219,9 @@ pub enum Command {
     /// The hardware types (one per mgt) and the interfaces they offer.
     DriverList,
     /// A hardware type's interfaces and the control_info keys each reads.
-    DriverShow {
-        name: String,
-    },
+    DriverShow { name: String },
     /// Which conductor owns each node: `n1: c2`.
-    Ring {
-        noderange: String,
-    },
+    Ring { noderange: String },
     /// Create a node group: group-create NAME [mgt=..] [arch=..]
     /// [netboot=..] [type=..] [-c k=v,..]. Its member nodes (those listing
     /// it in `groups`) inherit every attribute they do not set.
@@ -241,9 +233,7 @@ pub enum Command {
         control: Option<String>,
     },
     /// Delete a group (refused while nodes list it).
-    GroupDelete {
-        name: String,
-    },
+    GroupDelete { name: String },
     /// List groups.
     GroupList,
     /// Show a group, with its members as a noderange.
@@ -263,15 +253,17 @@ pub enum Command {
         name: String,
         attributes: Vec<String>,
     },
-    NetworkDelete {
-        name: String,
-    },
+    /// Delete a network.
+    NetworkDelete { name: String },
+    /// List networks.
     NetworkList,
+    /// Show a network.
     NetworkShow {
         name: String,
         #[arg(long)]
         fields: Option<String>,
     },
+    /// Update a network: network-update NAME key=value.. (empty value removes).
     NetworkUpdate {
         name: String,
         #[arg(required = true)]
@@ -282,10 +274,11 @@ pub enum Command {
         #[arg(required = true)]
         attributes: Vec<String>,
     },
-    NicDelete {
-        uuid: String,
-    },
+    /// Delete a nic by uuid.
+    NicDelete { uuid: String },
+    /// List nics: uuid and MAC.
     NicList,
+    /// Show a nic, by uuid or --mac.
     NicShow {
         uuid: Option<String>,
         #[arg(long)]
@@ -293,6 +286,7 @@ pub enum Command {
         #[arg(long)]
         fields: Option<String>,
     },
+    /// Update a nic: nic-update UUID key=value.. (empty value removes).
     NicUpdate {
         uuid: String,
         #[arg(required = true)]
@@ -303,37 +297,46 @@ pub enum Command {
         key: String,
         attributes: Vec<String>,
     },
-    PasswdDelete {
-        key: String,
-    },
+    /// Delete a password entry.
+    PasswdDelete { key: String },
+    /// List password entries (passwords are never shown).
     PasswdList,
+    /// Show a password entry (the password masked).
     PasswdShow {
         key: String,
         #[arg(long)]
         fields: Option<String>,
     },
+    /// Update a password entry: passwd-update KEY key=value..
     PasswdUpdate {
         key: String,
         #[arg(required = true)]
         attributes: Vec<String>,
     },
+    /// List OS images (copycds makes them).
     OsimageList,
+    /// Show an OS image.
     OsimageShow {
         name: String,
         #[arg(long)]
         fields: Option<String>,
     },
+    /// Update an OS image: osimage-update NAME key=value..
     OsimageUpdate {
         name: String,
         #[arg(required = true)]
         attributes: Vec<String>,
     },
-    OsimageDelete {
-        name: String,
-    },
+    /// Delete an OS image and its install tree.
+    OsimageDelete { name: String },
+    /// List conductors and whether each is online.
     ServiceList,
-    ServiceShow {
-        hostname: String,
+    /// Show one conductor's services.
+    ServiceShow { hostname: String },
+    /// Print a shell completion script: `source <(xcat3 completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -370,4 +373,21 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let c = Client::new(&cli.xcat3_url, cli.max_retries, cli.token)?;
     commands::run(&c, cli.command, cli.json).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_subcommand_says_what_it_does() {
+        let cli = super::Cli::command();
+        let silent: Vec<&str> = cli
+            .get_subcommands()
+            .filter(|c| c.get_about().is_none())
+            .map(|c| c.get_name())
+            .collect();
+        assert!(silent.is_empty(), "no help text: {silent:?}");
+        cli.debug_assert();
+    }
 }

@@ -307,3 +307,40 @@ fn groups_and_tables_through_the_cli() {
         run.stderr()
     );
 }
+
+/// `xcat3 completion bash` is a script bash loads and that completes
+/// subcommands; zsh and fish get theirs.
+#[test]
+fn shell_completion_completes_subcommands() {
+    let xcat3 = xcat3_tests::bin_dir().join("xcat3");
+    let script = format!(
+        "source <({} completion bash) && COMP_WORDS=(xcat3 group-) COMP_CWORD=1 && _xcat3 xcat3 group- xcat3 && echo \"${{COMPREPLY[@]}}\"",
+        xcat3.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let words = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        words.split_whitespace().collect::<Vec<_>>(),
+        [
+            "group-create",
+            "group-delete",
+            "group-list",
+            "group-show",
+            "group-update"
+        ],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let out = std::process::Command::new(&xcat3)
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("group-create")
+        );
+    }
+}

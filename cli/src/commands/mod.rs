@@ -46,6 +46,15 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             device,
             persistent,
         } => nodes::bootdev(c, &noderange, &device, persistent, json).await,
+        Completion { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut crate::Cli::command(), "xcat3", &mut script);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(&script);
+            Ok(true)
+        }
         DriverList => drivers::list(c, json).await,
         DriverShow { name } => drivers::show(c, &name, json).await,
         Ring { noderange } => nodes::ring(c, &noderange, json).await,
