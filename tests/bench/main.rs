@@ -6,7 +6,7 @@
 //!
 //! `scripts/bench NAME [ROUNDS]` is the entry point: it provides the
 //! servers (`XCAT3_BENCH_DB_URL`, `XCAT3_BENCH_AMQP_URL`) and runs this
-//! for `seed-table`, `inventory`, `power` and `power-sync`.
+//! for `seed-table`, `inventory`, `power`, `power-sync` and `groups`.
 
 use std::time::{Duration, Instant};
 
@@ -29,9 +29,10 @@ fn main() {
         Some("inventory") => inventory(rounds),
         Some("power") => power(rounds),
         Some("power-sync") => power_sync(rounds),
+        Some("groups") => groups(rounds),
         _ => {
             eprintln!(
-                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync [ROUNDS]"
+                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync|groups [ROUNDS]"
             );
             std::process::exit(2);
         }
@@ -462,4 +463,66 @@ fn power_sync(rounds: usize) {
         median(during.clone()),
         during.iter().cloned().fold(0.0, f64::max)
     );
+}
+
+/// Groups at 100,000 nodes (API only, MariaDB and standalone SQLite):
+/// each node in `compute` (mgt, arch and a BMC user and password) and one
+/// of 100 racks of 1,000 (netboot). Times the import, noderanges that
+/// name groups (membership: one query), and listing every node with the
+/// values it inherits (resolution: one group query per 5,000 nodes).
+fn groups(rounds: usize) {
+    const NODES: usize = 100_000;
+    const RACKS: usize = 100;
+    let dir = TempDir::new("bench-groups");
+    let file = dir.path().join("nodes.json");
+    let nodes: Vec<serde_json::Value> = (1..=NODES)
+        .map(|i| {
+            let rack = (i - 1) / (NODES / RACKS) + 1;
+            serde_json::json!({"name": format!("n{i:06}"), "groups": format!("rack{rack},compute")})
+        })
+        .collect();
+    std::fs::write(&file, serde_json::json!({ "nodes": nodes }).to_string()).unwrap();
+    let file = file.to_str().expect("utf-8 path").to_string();
+    let run = |name: &str, api: Api| {
+        api.xcat3(&[
+            "group-create",
+            "compute",
+            "mgt=fake",
+            "arch=x86_64",
+            "-c",
+            "bmc_username=admin,bmc_password=pw",
+        ])
+        .ok();
+        for r in 1..=RACKS {
+            api.xcat3(&["group-create", &format!("rack{r}"), "netboot=pxe"])
+                .ok();
+        }
+        let import = timed(&api, NODES, &["import", &file]);
+        let lines = |args: &[&str], n: usize| -> f64 {
+            let mut t = Vec::new();
+            for _ in 0..rounds {
+                let t0 = Instant::now();
+                let out = api.xcat3(args).ok();
+                t.push(t0.elapsed().as_secs_f64());
+                assert_eq!(out.lines().count(), n, "xcat3 {}", args.join(" "));
+            }
+            median(t)
+        };
+        let minus = lines(&["list", "compute,-rack1"], NODES - NODES / RACKS);
+        let at = lines(&["list", "compute@rack7"], NODES / RACKS);
+        let all = lines(&["list", "compute", "-o", "name,mgt,arch,netboot"], NODES + 1);
+        println!("{name:<10} {import:>8.3} {minus:>10.3} {at:>10.3} {all:>12.3}");
+    };
+    println!();
+    println!(
+        "groups, {NODES} nodes in `compute` and 100 racks, through the CLI (median of {rounds}, seconds)"
+    );
+    println!(
+        "{:<10} {:>8} {:>10} {:>10} {:>12}",
+        "backend", "import", "c,-rack1", "c@rack7", "list -o all"
+    );
+    let db = TestDb::create_on(&env("XCAT3_BENCH_DB_URL"));
+    run("MariaDB", Api::with_db(&db.url));
+    run("SQLite", Api::standalone(&dir.path().join("standalone")));
+    println!("(list -o reads every node's inherited values: 20 /nodes/info calls of 5,000)");
 }
