@@ -487,7 +487,7 @@ fn groups(rounds: usize) {
         api.xcat3(&[
             "group-create",
             "compute",
-            "mgt=fake",
+            "mgt=ipmi",
             "arch=x86_64",
             "-c",
             "bmc_username=admin,bmc_password=pw",
