@@ -510,7 +510,10 @@ fn groups(rounds: usize) {
         };
         let minus = lines(&["list", "compute,-rack1"], NODES - NODES / RACKS);
         let at = lines(&["list", "compute@rack7"], NODES / RACKS);
-        let all = lines(&["list", "compute", "-o", "name,mgt,arch,netboot"], NODES + 1);
+        let all = lines(
+            &["list", "compute", "-o", "name,mgt,arch,netboot"],
+            NODES + 1,
+        );
         println!("{name:<10} {import:>8.3} {minus:>10.3} {at:>10.3} {all:>12.3}");
     };
     println!();
