@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 use xcat3_common::model::{
-    MASK, NodeSpec, ProvisionState, apply_patches, parse_patches, strip_masked, tokens,
+    MASK, NodeSpec, ProvisionState, apply_patches, has_masked, parse_patches, strip_masked, tokens,
 };
 use xcat3_common::noderange;
 use xcat3_common::rpc::ErrorKind;
@@ -259,9 +259,14 @@ async fn create(
         // A file written from masked replies (the v1 client's export)
         // holds the mask where secrets were: those keys are left unset and
         // said so, the node is still created.
-        let mut v = v.clone();
-        let unset = strip_masked(&mut v);
-        match NodeSpec::from_json(&v) {
+        let mut cleaned = None;
+        let mut unset = Vec::new();
+        if has_masked(v) {
+            let mut c = v.clone();
+            unset = strip_masked(&mut c);
+            cleaned = Some(c);
+        }
+        match NodeSpec::from_json(cleaned.as_ref().unwrap_or(v)) {
             Ok(spec) => {
                 if !unset.is_empty() {
                     let note = format!(

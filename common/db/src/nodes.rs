@@ -105,7 +105,7 @@ fn case_rows(params_per_row: usize) -> usize {
 const CASE_ARMS: usize = 1_000;
 
 /// A column value holding a JSON object's text, as the object.
-fn u_map(v: &Value) -> Map<String, Json> {
+fn object_of_text(v: &Value) -> Map<String, Json> {
     match v {
         Value::String(Some(t)) => parse_map(t),
         _ => Map::new(),
@@ -620,8 +620,9 @@ async fn try_update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError
                 })
                 .map(|(id, v)| match *col {
                     // Compared in clear, stored sealed.
-                    "control_info" => (id, seal_text(db, &u_map(&v)).into()),
-                    "console_info" => (id, seal_text(db, &u_map(&v)).into()),
+                    "control_info" | "console_info" => {
+                        (id, seal_text(db, &object_of_text(&v)).into())
+                    }
                     _ => (id, v),
                 })
                 .collect();

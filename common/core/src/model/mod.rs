@@ -27,7 +27,7 @@ pub use network::{NetworkSpec, OsImageSpec, PasswdSpec};
 pub use node::{NicSpec, NodeSpec, check_install_value};
 pub use osimage::{Detected, Installer, MANIFEST, Manifest, TEMPLATE_OVERRIDE};
 pub use patch::{PatchOp, apply_patches, parse_patches};
-pub use secrets::{MASK, is_secret_key, mask_secrets, strip_masked};
+pub use secrets::{MASK, has_masked, is_secret_key, mask_secrets, strip_masked};
 pub use state::{ProvisionEvent, ProvisionState};
 pub use vm::{HypervisorCapacity, VM_KEYS, VmDisk, VmNetwork, VmShape, parse_size, vm_host};
 

@@ -57,6 +57,17 @@ pub fn strip_masked(value: &mut Value) -> Vec<String> {
     removed
 }
 
+/// Whether [`strip_masked`] would remove anything (no copy, no allocation).
+pub fn has_masked(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| (is_secret_key(k) && v.as_str() == Some(MASK)) || has_masked(v)),
+        Value::Array(items) => items.iter().any(has_masked),
+        _ => false,
+    }
+}
+
 fn strip_at(value: &mut Value, path: &str, removed: &mut Vec<String>) {
     let join = |k: &str| {
         if path.is_empty() {
