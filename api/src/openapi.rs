@@ -74,6 +74,7 @@ pub fn document() -> Value {
     };
     let (networks, network) = single("Network", "name", "networks");
     let (passwds, passwd) = single("Passwd", "key", "passwds");
+    let (groups, group) = single("Group", "name", "groups");
     json!({
         "openapi": "3.1.0",
         "info": {"title": "xcat3 API", "version": "1.1",
@@ -83,13 +84,16 @@ pub fn document() -> Value {
             "/v1": {"get": op("v1 links", vec![], None, json!({"200": {"description": "links"}}))},
             "/v1/openapi.json": {"get": op("this document", vec![], None, json!({"200": {"description": "OpenAPI"}}))},
             "/v1/nodes": {
-                "get": op("list node names", vec![range(), q("state", "only nodes in this provisioning state: available, dhcp, deploying, deployed, deploy failed", false)], None, ok("200", "names", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "string"}}, "missing": {"type": "string"}}}))),
+                "get": op("list node names", vec![range(), q("state", "only nodes in this provisioning state: available, dhcp, deploying, deployed, deploy failed", false), q("power_state", "only nodes whose last known power state is this: on, off, unknown (kept by actions and the periodic sync)", false)], None, ok("200", "names", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "string"}}, "missing": {"type": "string"}}}))),
                 "post": op("create nodes (bulk)", vec![], Some(body(json!({"type": "object", "required": ["nodes"], "properties": {"nodes": {"type": "array", "items": r("Node")}}}))), ok("201", "per-node ok or error", results.clone())),
                 "patch": op("update nodes (bulk) with JSON patch", vec![range()], Some(body(json!({"type": "object", "required": ["patches"], "properties": {"nodes": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}, "patches": r("Patches")}}))), ok("200", "per-node updated or error", results.clone())),
                 "delete": op("delete nodes (bulk)", vec![range()], Some(body(r("NodeNames"))), ok("202", "per-node deleted or error", results.clone())),
             },
             "/v1/nodes/info": {"get": op("show nodes (bulk)", vec![range(), fields()], Some(body(r("NodeNames"))), ok("200", "nodes", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": r("Node")}, "missing": {"type": "string"}}})))},
             "/v1/nodes/{name}": {"get": op("show a node", vec![p("name"), fields()], None, ok("200", "node", r("Node")))},
+            "/v1/nodes/export": {"get": op("each node's own writable fields with its secrets in clear, for a backup (admin only; recorded in the request history)", vec![range()], Some(body(r("NodeNames"))), ok("200", "nodes", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": r("Node")}, "missing": {"type": "string"}}})))},
+            "/v1/groups": groups,
+            "/v1/groups/{name}": group,
             "/v1/nodes/power": {
                 "get": op("power state of nodes", vec![range()], Some(body(r("NodeNames"))), ok("200", "per-node on / off or error; ndjson batches with Accept: application/x-ndjson", results.clone())),
                 "put": op("change power", vec![q("target", "on, off, soft, reset, cycle, boot", true), range()], Some(body(r("NodeNames"))), ok("202", "per-node ok or error", results.clone())),
@@ -192,7 +196,18 @@ pub fn document() -> Value {
                 "power_state": {"type": "string", "readOnly": true},
                 "reservation": {"type": "string", "readOnly": true},
                 "conductor": {"type": "string", "readOnly": true},
-                "osimage": {"type": "string", "readOnly": true}}},
+                "osimage": {"type": "string", "readOnly": true},
+                "groups": {"type": "array", "items": {"type": "string"}, "description": "groups the node inherits from, first one first (also accepted as \"a,b\")"},
+                "inherited": {"type": "object", "readOnly": true, "description": "field or control_info.KEY -> the group its value came from", "additionalProperties": {"type": "string"}}}},
+            "Group": {"type": "object", "required": ["name"], "description": "attributes member nodes inherit where they set none", "properties": {
+                "name": {"type": "string"},
+                "mgt": {"enum": ["ipmi", "kvm", "redfish", "fake"]},
+                "netboot": {"enum": ["pxe", "ipxe", "grub2", "petitboot"]},
+                "arch": {"enum": ["x86_64", "ppc64le", "aarch64"]},
+                "type": {"type": "string"},
+                "control_info": {"type": "object"},
+                "console_info": {"type": "object"},
+                "members": {"type": "string", "readOnly": true, "description": "member nodes as a noderange"}}},
             "Nic": {"type": "object", "required": ["mac"], "properties": {
                 "uuid": {"type": "string", "format": "uuid"}, "mac": {"type": "string", "description": "normalized to aa:bb:cc:dd:ee:ff"},
                 "name": {"type": "string"}, "ip": {"type": "string"}, "netmask": {"type": "string"},
