@@ -1997,3 +1997,45 @@ async fn groups_give_their_members_attributes_and_name_them_in_noderanges() {
         "groups: must be a list of group names or a comma-separated string"
     );
 }
+
+#[tokio::test]
+async fn a_name_that_looks_like_a_range_is_taken_literally_without_reading_every_name() {
+    let st = state().await;
+    let nodes: Vec<Value> = ["n1", "n2", "n1-n2", "r1", "r2", "r3"]
+        .iter()
+        .map(|n| json!({"name": n}))
+        .collect();
+    call(&st, "POST", "/v1/nodes", Some(json!({"nodes": nodes}))).await;
+    let names = |v: &Value| -> Vec<String> {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, v) = call(
+        &st,
+        "GET",
+        "/v1/nodes/info?fields=name&noderange=n1-n2",
+        None,
+    )
+    .await;
+    assert_eq!(names(&v), ["n1-n2"], "a stored name wins over the range");
+    let (_, v) = call(
+        &st,
+        "GET",
+        "/v1/nodes/info?fields=name&noderange=r1-r3,-r2",
+        None,
+    )
+    .await;
+    assert_eq!(names(&v), ["r1", "r3"]);
+    let (_, v) = call(
+        &st,
+        "GET",
+        "/v1/nodes/info?fields=name&noderange=/%5En%5Cd$",
+        None,
+    )
+    .await;
+    assert_eq!(names(&v), ["n1", "n2"], "a regex still sees every name");
+}

@@ -170,6 +170,26 @@ pub async fn expand_range(
     .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+/// The stored names expanding `range` needs: every name when it holds a
+/// regex (`/...`); otherwise only which of its atoms that could also be
+/// ranges (`n1-n2`, `a:b`) are literal node names, looked up with one
+/// `IN` query, so `node[1-100000],-node7` never reads the whole table.
+pub async fn names_for(st: &AppState, range: &str) -> ApiResult<HashSet<String>> {
+    if range.contains('/') {
+        return Ok(node_db::list_names(&st.db).await?.into_iter().collect());
+    }
+    let ambiguous: Vec<String> = range
+        .split([',', '@'])
+        .map(|a| a.trim().trim_start_matches('-'))
+        .filter(|a| a.contains(['-', ':']) && !a.contains('['))
+        .map(str::to_string)
+        .collect();
+    if ambiguous.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(node_db::existing(&st.db, &ambiguous).await?)
+}
+
 /// The node names a multi-node request is about: `?noderange=` (expanded
 /// here) or the v1 body `{"nodes":[{"name":..},..]}`, deduplicated in order.
 pub async fn requested_names(
@@ -185,12 +205,7 @@ pub async fn requested_names(
             ));
         }
         (Some(range), None) => {
-            let needs_names = range.contains(['/', '-', ':', '@']);
-            let names = if needs_names {
-                node_db::list_names(&state.db).await?.into_iter().collect()
-            } else {
-                HashSet::new()
-            };
+            let names = names_for(state, range).await?;
             expand_range(state, range, Arc::new(names)).await?
         }
         (None, Some(list)) => {

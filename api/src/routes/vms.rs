@@ -76,7 +76,7 @@ async fn collect(mut rx: tokio::sync::mpsc::Receiver<Results>) -> BTreeMap<Strin
 
 /// The hypervisors named by `hosts`, checked to be `type=hypervisor`.
 async fn load_hosts(st: &AppState, hosts: &str) -> ApiResult<Vec<String>> {
-    let known: HashSet<String> = node_db::list_names(&st.db).await?.into_iter().collect();
+    let known = super::names_for(st, hosts).await?;
     let names = expand_range(st, hosts, Arc::new(known))
         .await
         .map_err(|e| ApiError::bad_request(format!("hosts: {}", e.message)))?;
