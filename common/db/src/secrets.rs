@@ -142,11 +142,13 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Encrypts every plain secret value in `map` (any depth, lists too).
-/// Values already encrypted are kept.
+/// Encrypts every secret value in `map` (any depth, lists too). `map` is
+/// always plain text (opened, or a client's): a value that merely looks
+/// sealed (`enc:v1:...` sent by a client) is sealed like any other, so it
+/// can never make a later read fail.
 pub fn seal(cipher: &Cipher, map: &mut Map<String, Value>) {
     for (k, v) in map.iter_mut() {
-        if is_secret_key(k) && !v.is_null() && !is_sealed(v) {
+        if is_secret_key(k) && !v.is_null() {
             *v = Value::String(cipher.seal_value(k, v));
         } else {
             walk(v, &mut |m| seal(cipher, m));
@@ -177,10 +179,6 @@ pub fn open(cipher: Option<&Cipher>, map: &mut Map<String, Value>) -> Result<(),
         }
     }
     Ok(())
-}
-
-fn is_sealed(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| s.starts_with(PREFIX))
 }
 
 fn walk(v: &mut Value, f: &mut dyn FnMut(&mut Map<String, Value>)) {
@@ -418,6 +416,15 @@ mod tests {
                 .unwrap_err()
                 .contains("no [secrets] key_file")
         );
+        // A client's value that looks sealed is sealed again and reads
+        // back as the text it was.
+        let mut fake = json!({"bmc_password": "enc:v1:00ff"})
+            .as_object()
+            .unwrap()
+            .clone();
+        seal(&c, &mut fake);
+        open(Some(&c), &mut fake).unwrap();
+        assert_eq!(fake["bmc_password"], "enc:v1:00ff");
         let mut moved = m.clone();
         let v = moved.remove("bmc_password").unwrap();
         moved.insert("ssh_password".into(), v);
