@@ -274,13 +274,30 @@ fn an_interrupted_import_leaves_nothing() {
     )
     .unwrap();
     s.write_all(&bytes).unwrap();
-    wait_until(60, "bsdtar to unpack the ISO", || {
+    let unpacking = || {
         std::fs::read_dir(&install)
-            .ok()?
+            .into_iter()
+            .flatten()
             .flatten()
             .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-            .then_some(())
-    });
+    };
+    let t0 = std::time::Instant::now();
+    while !unpacking() {
+        if t0.elapsed() > Duration::from_secs(60) {
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let mut reply = vec![0u8; 4096];
+            let n = s.read(&mut reply).unwrap_or(0);
+            panic!(
+                "bsdtar did not start unpacking in 60 s; the API answered: {}; install dir: {:?}",
+                String::from_utf8_lossy(&reply[..n]),
+                std::fs::read_dir(&install)
+                    .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            );
+        }
+        // The unpack of this medium can take well under a second when
+        // the page cache is warm: look often, or it is missed.
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(s);
     wait_until(
         30,
