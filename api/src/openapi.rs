@@ -91,7 +91,7 @@ pub fn document() -> Value {
             },
             "/v1/nodes/info": {"get": op("show nodes (bulk)", vec![range(), fields()], Some(body(r("NodeNames"))), ok("200", "nodes", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": r("Node")}, "missing": {"type": "string"}}})))},
             "/v1/nodes/{name}": {"get": op("show a node", vec![p("name"), fields()], None, ok("200", "node", r("Node")))},
-            "/v1/nodes/export": {"get": op("each node's own writable fields with its secrets in clear, for a backup (admin only; recorded in the request history)", vec![range()], Some(body(r("NodeNames"))), ok("200", "nodes", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": r("Node")}, "missing": {"type": "string"}}})))},
+            "/v1/nodes/export": {"get": op("each node's own writable fields and the groups they list, secrets in clear, for a backup (admin only; recorded in the request history)", vec![range()], Some(body(r("NodeNames"))), ok("200", "nodes", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": r("Node")}, "groups": {"type": "array", "items": r("Group")}, "missing": {"type": "string"}}})))},
             "/v1/groups": groups,
             "/v1/groups/{name}": group,
             "/v1/nodes/power": {

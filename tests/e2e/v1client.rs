@@ -83,6 +83,13 @@ fn export_with_secrets_is_a_lossless_backup() {
         api.xcat3(&["import", file.to_str().unwrap()]).summary(),
         (20, 20)
     );
+    // A group with a secret of its own, listed by five nodes.
+    api.xcat3(&["group-create", "lab", "-c", "ssh_password=Group-Secret"])
+        .ok();
+    assert_eq!(
+        api.xcat3(&["update", "node[1-5]", "groups=lab"]).summary(),
+        (5, 5)
+    );
     let first = dir.path().join("backup.json");
     api.xcat3(&[
         "export",
@@ -107,7 +114,13 @@ fn export_with_secrets_is_a_lossless_backup() {
     assert!(want.is_string());
     assert_eq!(&n3["control_info"]["bmc_password"], want);
 
+    assert_eq!(backup["groups"][0]["name"], "lab");
+    assert_eq!(
+        backup["groups"][0]["control_info"]["ssh_password"],
+        "Group-Secret"
+    );
     assert_eq!(api.xcat3(&["delete", "node[1-20]"]).summary(), (20, 20));
+    api.xcat3(&["group-delete", "lab"]).ok();
     assert_eq!(
         api.xcat3(&["import", first.to_str().unwrap()]).summary(),
         (20, 20)

@@ -82,9 +82,9 @@ fn named(name: Option<&Value>, e: FieldError) -> ApiError {
     }
 }
 
-/// The stored group as the document a PATCH edits (secrets in clear: it
-/// never leaves the server).
-fn document(g: &nodegroup::Model) -> Value {
+/// The stored group as the document a PATCH edits and an export holds
+/// (secrets in clear: only the admin-only export sends it).
+pub fn document(g: &nodegroup::Model) -> Value {
     json!({
         "name": g.name, "mgt": g.mgt, "netboot": g.netboot, "arch": g.arch,
         "type": g.node_type,

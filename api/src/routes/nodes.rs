@@ -294,9 +294,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-/// `GET /nodes/export` with a node list → `{"nodes": [..]}`: each node's
-/// own writable fields (not what its groups give it) with its secrets in
-/// clear, for a backup that imports back whole. Admin only; each call is
+/// `GET /nodes/export` with a node list → `{"nodes": [..], "groups":
+/// [..]}`: each node's own writable fields (not what its groups give it)
+/// and the groups they list, secrets in clear, for a backup that imports
+/// back whole. Admin only; each call is
 /// in the request history, naming its caller.
 async fn export(
     State(st): State<AppState>,
@@ -337,8 +338,25 @@ async fn export(
         .filter(|n| !found.contains(n.as_str()))
         .collect();
     history::finish(&st.db, &origin.request_id, &outcomes, missing.len()).await?;
+    // The groups these nodes list, so the backup restores what they
+    // inherit too.
+    let listed: HashSet<String> = recs
+        .iter()
+        .flat_map(|r| node_db::group_list(r.node.groups.as_deref()))
+        .collect();
+    let groups: Vec<Value> = if listed.is_empty() {
+        Vec::new()
+    } else {
+        xcat3_db::groups::list(&st.db)
+            .await?
+            .iter()
+            .filter(|g| listed.contains(&g.name))
+            .map(super::groups::document)
+            .collect()
+    };
     let mut out = json!({
         "nodes": recs.iter().map(|r| r.to_spec().to_json()).collect::<Vec<_>>(),
+        "groups": groups,
     });
     if !missing.is_empty() {
         out["missing"] = noderange::fold(&missing).into();

@@ -376,8 +376,14 @@ pub async fn import(c: &Client, file: &Path, json: bool) -> anyhow::Result<bool>
     if nodes.is_empty() {
         bail!("{}: no nodes", file.display());
     }
+    let groups = data
+        .get("groups")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let groups_ok = import_groups(c, &groups).await?;
     let reply = post_nodes(c, nodes).await?;
-    Ok(output::node_results(&reply, json))
+    Ok(output::node_results(&reply, json) && groups_ok)
 }
 
 fn truthy(v: &Value) -> bool {
@@ -406,7 +412,8 @@ async fn export_with_secrets(c: &Client, range: &str, out: &Path) -> anyhow::Res
         .get("nodes")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
-    let text = serde_json::to_string(&json!({ "nodes": reply["nodes"] }))?;
+    let text =
+        serde_json::to_string(&json!({ "nodes": reply["nodes"], "groups": reply["groups"] }))?;
     write_private(out, text.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
     println!(
         "Export nodes data successfully: {count} node(s) to {} (with secrets: keep it safe)",
@@ -426,6 +433,68 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(bytes)
+}
+
+/// The definitions of the groups `nodes` list (secrets masked, as the
+/// API shows them).
+async fn listed_groups(c: &Client, nodes: &[Value]) -> anyhow::Result<Vec<Value>> {
+    let listed: std::collections::HashSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n["groups"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    if listed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fields = "name,mgt,netboot,arch,type,control_info,console_info";
+    let reply = c.get(&format!("/groups?fields={}", encode(fields))).await?;
+    Ok(reply["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["name"].as_str().is_some_and(|n| listed.contains(n)))
+        .cloned()
+        .collect())
+}
+
+/// Creates the groups of an export file that do not exist yet, before its
+/// nodes (which inherit from them); says on stderr what happened to each.
+/// False if one could not be created.
+async fn import_groups(c: &Client, groups: &[Value]) -> anyhow::Result<bool> {
+    if groups.is_empty() {
+        return Ok(true);
+    }
+    let existing = c.get("/groups").await?;
+    let existing: std::collections::HashSet<&str> = existing["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    let mut all_ok = true;
+    for g in groups {
+        let name = g["name"].as_str().unwrap_or("?");
+        if existing.contains(name) {
+            eprintln!("group {name}: exists");
+            continue;
+        }
+        let body = Value::Object(
+            g.as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| truthy(v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        match c.call(Method::POST, "/groups", Some(&body)).await {
+            Ok(_) => eprintln!("group {name}: ok"),
+            Err(e) => {
+                all_ok = false;
+                eprintln!("group {name}: {e:#}");
+            }
+        }
+    }
+    Ok(all_ok)
 }
 
 /// Removes what a node inherits from its groups (`inherited` names each
@@ -452,7 +521,8 @@ fn own_values_only(node: &mut Value) {
 }
 
 /// Writes `{"nodes":[{name,mgt,netboot,type,arch,control_info,console_info,
-/// nics_info,groups}]}`: each node's own values (not its groups').
+/// nics_info,groups}], "groups": [..]}`: each node's own values (not its
+/// groups'), and the groups they list.
 /// The API never returns secrets, so masked values are left out (and named
 /// on stderr) rather than written as fake passwords.
 pub async fn export(
@@ -491,8 +561,20 @@ pub async fn export(
             });
         }
     }
+    let mut groups = listed_groups(c, &nodes).await?;
+    for g in &mut groups {
+        if let Some(ci) = g.get_mut("control_info").and_then(Value::as_object_mut) {
+            ci.retain(|k, v| {
+                let masked = v.as_str() == Some(MASK);
+                if masked {
+                    dropped.insert(k.clone());
+                }
+                !masked
+            });
+        }
+    }
     let count = nodes.len();
-    let text = serde_json::to_string(&json!({ "nodes": nodes }))?;
+    let text = serde_json::to_string(&json!({ "nodes": nodes, "groups": groups }))?;
     std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
     if !dropped.is_empty() {
         eprintln!(
