@@ -37,11 +37,16 @@ pub fn ipv4_addresses() -> Vec<Ipv4Addr> {
 
 /// The first of `addrs` inside `network`/`netmask`.
 pub fn address_in(addrs: &[Ipv4Addr], network: Ipv4Addr, netmask: Ipv4Addr) -> Option<Ipv4Addr> {
-    let mask = u32::from(netmask);
     addrs
         .iter()
         .copied()
-        .find(|a| u32::from(*a) & mask == u32::from(network) & mask)
+        .find(|a| in_subnet(*a, network, netmask))
+}
+
+/// Whether `ip` lies in `network`/`netmask`.
+pub fn in_subnet(ip: Ipv4Addr, network: Ipv4Addr, netmask: Ipv4Addr) -> bool {
+    let mask = u32::from(netmask);
+    u32::from(ip) & mask == u32::from(network) & mask
 }
 
 #[cfg(test)]

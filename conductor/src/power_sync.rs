@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use xcat3_common::metrics;
 use xcat3_db::nodes::{self as node_db, PowerChange};
 
+use crate::actions::{NodeStep, PowerStatus};
 use crate::runner::{Runner, node_info};
 
 /// Nodes loaded and read per slice (one load, one record per slice).
@@ -94,11 +95,9 @@ pub async fn sync_once(runner: &Runner, workers: usize) -> Result<SyncReport, xc
         let reads = futures_util::stream::iter(nodes)
             .map(|node| async move {
                 wait_while_busy(runner).await;
-                let read = async {
-                    let d = runner.actors().drivers.power(&node)?;
-                    d.validate(&node)?;
-                    d.get_power(&node).await
-                };
+                // The same read as a user's `power status`, without its
+                // worker permit.
+                let read = PowerStatus.run(&runner.actors().drivers, &node);
                 let state = tokio::time::timeout(runner.call_timeout(), read).await;
                 (node, state)
             })
@@ -108,12 +107,12 @@ pub async fn sync_once(runner: &Runner, workers: usize) -> Result<SyncReport, xc
         let mut changes = Vec::new();
         for (node, state) in reads {
             match state {
-                Ok(Ok(s)) => {
+                Ok(Ok((now, _))) => {
                     report.read += 1;
                     changes.push(PowerChange {
                         name: node.name,
                         was: node.power_state,
-                        now: s.as_str().to_string(),
+                        now,
                     });
                 }
                 _ => report.failed += 1,

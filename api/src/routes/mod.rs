@@ -107,13 +107,19 @@ impl Resolver for DbNames<'_> {
     }
 }
 
+/// A noderange's atoms, without their exclusion mark: what may name a
+/// node or a group (`compute`, `n1-n2`), a bracket range or a regex.
+fn atoms(range: &str) -> impl Iterator<Item = &str> {
+    range
+        .split([',', '@'])
+        .map(|a| a.trim().trim_start_matches('-'))
+}
+
 /// The members of every group `range` names as an atom (`compute`,
 /// `-rack3`, `gpu@rack1`): the group table is read once, and members only
 /// when some atom is a group (one query for all of them).
 async fn groups_named(st: &AppState, range: &str) -> ApiResult<HashMap<String, Vec<String>>> {
-    let atoms: HashSet<&str> = range
-        .split([',', '@'])
-        .map(|a| a.trim().trim_start_matches('-'))
+    let atoms: HashSet<&str> = atoms(range)
         .filter(|a| !a.is_empty() && !a.starts_with('/'))
         .collect();
     if atoms.iter().all(|a| a.contains('[')) {
@@ -178,9 +184,7 @@ pub async fn names_for(st: &AppState, range: &str) -> ApiResult<HashSet<String>>
     if range.contains('/') {
         return Ok(node_db::list_names(&st.db).await?.into_iter().collect());
     }
-    let ambiguous: Vec<String> = range
-        .split([',', '@'])
-        .map(|a| a.trim().trim_start_matches('-'))
+    let ambiguous: Vec<String> = atoms(range)
         .filter(|a| a.contains(['-', ':']) && !a.contains('['))
         .map(str::to_string)
         .collect();

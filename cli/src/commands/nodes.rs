@@ -361,18 +361,7 @@ pub async fn import(c: &Client, file: &Path, json: bool) -> anyhow::Result<bool>
     let Some(list) = data.get("nodes").and_then(Value::as_array) else {
         bail!("{}: expected {{\"nodes\": [...]}}", file.display());
     };
-    let nodes: Vec<Value> = list
-        .iter()
-        .map(|n| match n {
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .filter(|(_, v)| truthy(v))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            other => other.clone(),
-        })
-        .collect();
+    let nodes: Vec<Value> = list.iter().map(without_falsy).collect();
     if nodes.is_empty() {
         bail!("{}: no nodes", file.display());
     }
@@ -384,6 +373,20 @@ pub async fn import(c: &Client, file: &Path, json: bool) -> anyhow::Result<bool>
     let groups_ok = import_groups(c, &groups).await?;
     let reply = post_nodes(c, nodes).await?;
     Ok(output::node_results(&reply, json) && groups_ok)
+}
+
+/// An exported object without its empty values (as the v1 client's
+/// import drops them): `null`, `""`, `[]`, `{}`, `false`.
+fn without_falsy(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| truthy(v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 fn truthy(v: &Value) -> bool {
@@ -435,6 +438,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)
 }
 
+/// Removes the masked values of a node's or group's `control_info`
+/// (the API never shows secrets), naming their keys in `dropped`.
+fn drop_masked(doc: &mut Value, dropped: &mut std::collections::BTreeSet<String>) {
+    if let Some(ci) = doc.get_mut("control_info").and_then(Value::as_object_mut) {
+        ci.retain(|k, v| {
+            let masked = v.as_str() == Some(MASK);
+            if masked {
+                dropped.insert(k.clone());
+            }
+            !masked
+        });
+    }
+}
+
 /// The definitions of the groups `nodes` list (secrets masked, as the
 /// API shows them).
 async fn listed_groups(c: &Client, nodes: &[Value]) -> anyhow::Result<Vec<Value>> {
@@ -478,15 +495,10 @@ async fn import_groups(c: &Client, groups: &[Value]) -> anyhow::Result<bool> {
             eprintln!("group {name}: exists");
             continue;
         }
-        let body = Value::Object(
-            g.as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, v)| truthy(v))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        );
-        match c.call(Method::POST, "/groups", Some(&body)).await {
+        match c
+            .call(Method::POST, "/groups", Some(&without_falsy(g)))
+            .await
+        {
             Ok(_) => eprintln!("group {name}: ok"),
             Err(e) => {
                 all_ok = false;
@@ -551,27 +563,11 @@ pub async fn export(
     let mut dropped = std::collections::BTreeSet::new();
     for n in &mut nodes {
         own_values_only(n);
-        if let Some(ci) = n.get_mut("control_info").and_then(Value::as_object_mut) {
-            ci.retain(|k, v| {
-                let masked = v.as_str() == Some(MASK);
-                if masked {
-                    dropped.insert(k.clone());
-                }
-                !masked
-            });
-        }
+        drop_masked(n, &mut dropped);
     }
     let mut groups = listed_groups(c, &nodes).await?;
     for g in &mut groups {
-        if let Some(ci) = g.get_mut("control_info").and_then(Value::as_object_mut) {
-            ci.retain(|k, v| {
-                let masked = v.as_str() == Some(MASK);
-                if masked {
-                    dropped.insert(k.clone());
-                }
-                !masked
-            });
-        }
+        drop_masked(g, &mut dropped);
     }
     let count = nodes.len();
     let text = serde_json::to_string(&json!({ "nodes": nodes, "groups": groups }))?;

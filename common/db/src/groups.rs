@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::entity::{node, nodegroup};
 use super::nodes::{NodeRecord, group_list, parse_map};
-use super::secrets::{open_text, seal_text};
+use super::secrets::{open_infos, seal_text};
 use super::{Db, DbError, IN_CHUNK, is_unique_violation};
 use xcat3_common::model::{GroupAttrs, GroupSpec, inherit};
 
@@ -31,14 +31,10 @@ pub async fn list(db: &Db) -> Result<Vec<nodegroup::Model>, DbError> {
 
 /// A stored group with its secrets decrypted.
 fn opened(db: &Db, mut g: nodegroup::Model) -> Result<nodegroup::Model, DbError> {
-    open_text(
+    open_infos(
         db,
-        &format!("group {}: control_info", g.name),
+        ("group", &g.name),
         &mut g.control_info,
-    )?;
-    open_text(
-        db,
-        &format!("group {}: console_info", g.name),
         &mut g.console_info,
     )?;
     Ok(g)

@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use super::entity::{nic, node};
-use super::secrets::{open_text, seal_text};
+use super::secrets::{open_infos, seal_text};
 use super::{Db, DbError, IN_CHUNK, placeholders, quote, retrying, rows_per_chunk};
 use xcat3_common::model::{
     Arch, Inherited, Mgt, Netboot, NicSpec, NodeSpec, ProvisionState, tokens,
@@ -194,14 +194,10 @@ pub async fn load(db: &Db, names: &[String], with_nics: bool) -> Result<Vec<Node
         by_name.extend(rows.into_iter().map(|n| (n.name.clone(), n)));
     }
     for n in by_name.values_mut() {
-        open_text(
+        open_infos(
             db,
-            &format!("node {}: control_info", n.name),
+            ("node", &n.name),
             &mut n.control_info,
-        )?;
-        open_text(
-            db,
-            &format!("node {}: console_info", n.name),
             &mut n.console_info,
         )?;
     }

@@ -193,7 +193,7 @@ fn walk(v: &mut Value, f: &mut dyn FnMut(&mut Map<String, Value>)) {
 /// is set; as given otherwise.
 pub(crate) fn seal_text(db: &Db, map: &Map<String, Value>) -> String {
     match db.cipher() {
-        Some(c) if has_secret(map) => {
+        Some(c) if secret_count(map) > 0 => {
             let mut m = map.clone();
             seal(c, &mut m);
             Value::Object(m).to_string()
@@ -202,23 +202,49 @@ pub(crate) fn seal_text(db: &Db, map: &Map<String, Value>) -> String {
     }
 }
 
-/// A stored info column opened: its secrets decrypted.
-pub(crate) fn open_text(db: &Db, what: &str, text: &mut String) -> Result<(), DbError> {
-    if !text.contains(PREFIX) {
-        return Ok(());
+/// A stored row's two info columns opened: their secrets decrypted.
+/// `row` (`node n1`) only names the row in an error, so the common case,
+/// nothing sealed, costs a substring search per column and nothing else.
+pub(crate) fn open_infos(
+    db: &Db,
+    row: (&str, &str),
+    control_info: &mut String,
+    console_info: &mut String,
+) -> Result<(), DbError> {
+    for (field, text) in [
+        ("control_info", control_info),
+        ("console_info", console_info),
+    ] {
+        if !text.contains(PREFIX) {
+            continue;
+        }
+        let mut m = super::nodes::parse_map(text);
+        open(db.cipher(), &mut m)
+            .map_err(|e| DbError::Invalid(format!("{} {}: {field}.{e}", row.0, row.1)))?;
+        *text = Value::Object(m).to_string();
     }
-    let mut m = super::nodes::parse_map(text);
-    open(db.cipher(), &mut m).map_err(|e| DbError::Invalid(format!("{what}.{e}")))?;
-    *text = Value::Object(m).to_string();
     Ok(())
 }
 
-fn has_secret(map: &Map<String, Value>) -> bool {
-    map.iter().any(|(k, v)| {
-        (is_secret_key(k) && !v.is_null())
-            || matches!(v, Value::Object(m) if has_secret(m))
-            || matches!(v, Value::Array(a) if a.iter().any(|i| matches!(i, Value::Object(m) if has_secret(m))))
-    })
+/// How many secret values `map` holds (any depth, lists too).
+fn secret_count(m: &Map<String, Value>) -> usize {
+    m.iter()
+        .map(|(k, v)| {
+            if is_secret_key(k) && !v.is_null() {
+                1
+            } else {
+                match v {
+                    Value::Object(m) => secret_count(m),
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(Value::as_object)
+                        .map(secret_count)
+                        .sum(),
+                    _ => 0,
+                }
+            }
+        })
+        .sum()
 }
 
 /// The cipher `[secrets] key_file` names (none when it is empty).
@@ -231,28 +257,45 @@ pub fn from_config(key_file: &str) -> Result<Option<Cipher>, SecretsError> {
 
 /// At start: an error naming a row if the stored secrets cannot be opened
 /// with this handle's key (a wrong key, or none while some are sealed).
-/// Reads one sealed value per table.
+/// Reads one sealed row per table.
 pub async fn verify(db: &Db) -> Result<(), DbError> {
     use sea_orm::ColumnTrait;
+    use sea_orm::Condition;
     use sea_orm::QueryFilter;
     let pattern = format!("%{PREFIX}%");
-    let node: Option<(String, String)> = node::Entity::find()
+    let node: Option<(String, String, String)> = node::Entity::find()
         .select_only()
-        .columns([node::Column::Name, node::Column::ControlInfo])
-        .filter(node::Column::ControlInfo.like(pattern.clone()))
+        .columns([
+            node::Column::Name,
+            node::Column::ControlInfo,
+            node::Column::ConsoleInfo,
+        ])
+        .filter(
+            Condition::any()
+                .add(node::Column::ControlInfo.like(pattern.clone()))
+                .add(node::Column::ConsoleInfo.like(pattern.clone())),
+        )
         .into_tuple()
         .one(db.conn())
         .await?;
-    let group: Option<(String, String)> = nodegroup::Entity::find()
+    let group: Option<(String, String, String)> = nodegroup::Entity::find()
         .select_only()
-        .columns([nodegroup::Column::Name, nodegroup::Column::ControlInfo])
-        .filter(nodegroup::Column::ControlInfo.like(pattern))
+        .columns([
+            nodegroup::Column::Name,
+            nodegroup::Column::ControlInfo,
+            nodegroup::Column::ConsoleInfo,
+        ])
+        .filter(
+            Condition::any()
+                .add(nodegroup::Column::ControlInfo.like(pattern.clone()))
+                .add(nodegroup::Column::ConsoleInfo.like(pattern)),
+        )
         .into_tuple()
         .one(db.conn())
         .await?;
     for (what, row) in [("node", node), ("group", group)] {
-        if let Some((name, mut text)) = row {
-            open_text(db, &format!("{what} {name}: control_info"), &mut text)?;
+        if let Some((name, mut control, mut console)) = row {
+            open_infos(db, (what, &name), &mut control, &mut console)?;
         }
     }
     Ok(())
@@ -271,8 +314,13 @@ pub struct Sealed {
 /// re-encrypts everything under that new key (rotation). Bulk: one read
 /// per table, one `UPDATE ... CASE` per 1,000 changed rows.
 pub async fn seal_stored(db: &Db, reseal_with: Option<&Cipher>) -> Result<Sealed, DbError> {
+    let Some(target) = reseal_with.or(db.cipher()) else {
+        // No key: nothing to seal; only sealed rows could fail, and one
+        // of them says so as well as all of them.
+        verify(db).await?;
+        return Ok(Sealed::default());
+    };
     let mut out = Sealed::default();
-    let target = reseal_with.or(db.cipher());
     for table in ["nodes", "nodegroups"] {
         let rows: Vec<(i64, String, String, String)> = if table == "nodes" {
             node::Entity::find()
@@ -309,9 +357,8 @@ pub async fn seal_stored(db: &Db, reseal_with: Option<&Cipher>) -> Result<Sealed
                 open(db.cipher(), &mut m).map_err(|e| {
                     DbError::Invalid(format!("{} {name}: {field}.{e}", &table[..table.len() - 1]))
                 })?;
-                let Some(c) = target else { continue };
-                if has_secret(&m) && (reseal_with.is_some() || !all_sealed(text, &m)) {
-                    seal(c, &mut m);
+                if secret_count(&m) > 0 && (reseal_with.is_some() || !all_sealed(text, &m)) {
+                    seal(target, &mut m);
                     *text = Value::Object(m).to_string();
                     dirty = true;
                 }
@@ -365,22 +412,7 @@ pub async fn seal_stored(db: &Db, reseal_with: Option<&Cipher>) -> Result<Sealed
 /// is its decrypted map): the count of sealed values equals the count of
 /// secrets.
 fn all_sealed(text: &str, open: &Map<String, Value>) -> bool {
-    fn secrets(m: &Map<String, Value>) -> usize {
-        m.iter()
-            .map(|(k, v)| {
-                if is_secret_key(k) && !v.is_null() {
-                    1
-                } else {
-                    match v {
-                        Value::Object(m) => secrets(m),
-                        Value::Array(a) => a.iter().filter_map(Value::as_object).map(secrets).sum(),
-                        _ => 0,
-                    }
-                }
-            })
-            .sum()
-    }
-    text.matches(PREFIX).count() == secrets(open)
+    text.matches(PREFIX).count() == secret_count(open)
 }
 
 #[cfg(test)]

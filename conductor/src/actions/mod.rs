@@ -30,7 +30,7 @@ use xcat3_db::nodes::{NodeRecord, Observed};
 use crate::drivers::{DriverError, Drivers, NodeInfo};
 use crate::runner::Runner;
 
-pub use power::PowerGate;
+pub use power::{PowerGate, Status as PowerStatus};
 
 /// An outcome the runner observed and will record in the node table
 /// (`None` as the value clears the column).

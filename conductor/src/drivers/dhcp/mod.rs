@@ -49,7 +49,7 @@ pub struct Unserved {
 
 impl Unserved {
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & u32::from(self.netmask) == u32::from(self.network)
+        crate::local_addrs::in_subnet(ip, self.network, self.netmask)
     }
 }
 
@@ -107,7 +107,7 @@ impl Subnet {
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & u32::from(self.netmask) == u32::from(self.network)
+        crate::local_addrs::in_subnet(ip, self.network, self.netmask)
     }
 }
 
