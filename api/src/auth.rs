@@ -99,9 +99,11 @@ pub fn required_role(method: &Method, route: &str) -> Option<Role> {
     }
     let action = matches!(
         route,
-        "/nodes/power" | "/nodes/boot_device" | "/nodes/provision"
+        "/nodes/power" | "/nodes/boot_device" | "/nodes/provision" | "/nodes/beacon"
     );
-    Some(if action && method == Method::PUT {
+    // Clearing event logs is an operator's hardware action too.
+    let clear_log = route == "/nodes/eventlog" && method == Method::DELETE;
+    Some(if (action && method == Method::PUT) || clear_log {
         Role::Operator
     } else {
         Role::Admin

@@ -67,6 +67,8 @@ pub async fn dispatch(
 
 /// Whether `action` is an operator's request, kept in the history (not a
 /// query the API makes for itself, nor a follow-up of a callback).
+/// Hardware reads (inventory, sensors, event logs, health) are not kept:
+/// they change nothing and their results are documents, not outcomes.
 fn recorded(action: &Action) -> bool {
     !matches!(
         action,
@@ -74,6 +76,10 @@ fn recorded(action: &Action) -> bool {
             | Action::Provision {
                 target: ProvisionTarget::LocalBoot | ProvisionTarget::Takeover
             }
+            | Action::Inventory
+            | Action::Vitals { .. }
+            | Action::EventLog { clear: false, .. }
+            | Action::Health
     )
 }
 

@@ -131,8 +131,32 @@ async fn count_request(req: axum::extract::Request, next: Next) -> Response {
     resp
 }
 
-/// `GET /metrics`: Prometheus text format.
-async fn metrics() -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+/// `GET /metrics`: Prometheus text format. Node counts per health verdict
+/// are read from the database at each scrape (one grouped count), so every
+/// API serves the same figures; no per-node labels.
+async fn metrics(
+    axum::extract::State(st): axum::extract::State<AppState>,
+) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    match xcat3_db::inventory::health_counts(&st.db).await {
+        Ok(counts) => {
+            for h in xcat3_common::inspect::Health::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == h.as_str())
+                    .map_or(0, |(_, n)| *n);
+                xcat3_common::metrics::gauge(
+                    "xcat3_nodes_health",
+                    "Nodes by their last health verdict (xcat3 health).",
+                    &[("health", h.as_str())],
+                    n as f64,
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "counting node health for /metrics");
+            xcat3_common::metrics::db_error("health_counts");
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -20,6 +20,7 @@ pub const NODE_FIELDS: &[&str] = &[
     "state",
     "last_error",
     "power_state",
+    "health",
     "reservation",
     "control_info",
     "console_info",
@@ -30,7 +31,17 @@ pub const NODE_FIELDS: &[&str] = &[
     "osimage",
     "groups",
     "inherited",
+    "inventory",
 ];
+
+/// The stored inventory as a view shows it: the document plus `read_at`.
+pub fn inventory(data: &str, read_at_ms: i64) -> Value {
+    let mut v: Value = serde_json::from_str(data).unwrap_or_else(|_| json!({}));
+    if let Some(at) = chrono::DateTime::from_timestamp_millis(read_at_ms) {
+        v["read_at"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    v
+}
 
 /// Maps the client's aliases to field names.
 pub fn canonical_node_fields(fields: Option<Vec<String>>) -> Option<Vec<String>> {
@@ -79,6 +90,7 @@ pub fn node(rec: &NodeRecord, osimages: &HashMap<i64, String>, fields: Option<&[
         put("last_error", n.last_error.clone().into());
     }
     put("power_state", n.power_state.clone().into());
+    put("health", n.health.clone().into());
     put("reservation", n.reservation.clone().into());
     put("control_info", masked(&n.control_info));
     put("console_info", masked(&n.console_info));

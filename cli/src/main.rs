@@ -68,6 +68,10 @@ pub enum Command {
         /// Only nodes whose last known power state is this (on, off).
         #[arg(long)]
         power: Option<String>,
+        /// Only nodes whose last health verdict is this (ok, warning,
+        /// critical, unknown).
+        #[arg(long)]
+        health: Option<String>,
         /// A table of the usual columns (name,state,power,mgt,arch,groups,bmc,mac,ip).
         #[arg(short = 'l', long)]
         long: bool,
@@ -108,6 +112,37 @@ pub enum Command {
         #[arg(long)]
         with_secrets: bool,
     },
+    /// Hardware inventory: BMC firmware, FRU (system, board, chassis),
+    /// GUID; on Redfish also processors, memory, disks, MACs, firmware.
+    /// From the database unless --refresh reads the BMCs (and stores it).
+    Inventory {
+        noderange: String,
+        /// Read every BMC now instead of the stored inventory.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Sensor readings: one line per sensor (name: value unit (status)).
+    Vitals {
+        noderange: String,
+        /// temp, fan, voltage, power or all.
+        #[arg(default_value = "all")]
+        sensors: String,
+    },
+    /// The BMC event log (SEL): the newest entries, oldest first.
+    Eventlog {
+        noderange: String,
+        /// How many entries (newest).
+        #[arg(short = 'n', long = "count", default_value_t = 20)]
+        count: u32,
+        /// Clear the log after reading it.
+        #[arg(long)]
+        clear: bool,
+    },
+    /// The identify LED: beacon NODERANGE on|off|blink.
+    Beacon { noderange: String, state: String },
+    /// ok, warning or critical per node, from its sensors and the last
+    /// day's events (recorded: list --health critical).
+    Health { noderange: String },
     /// Power: power NODERANGE on|off|soft|reset|cycle|boot|status, or
     /// power --retry-failed REQUEST [STATE] to run a past request again on
     /// its failed nodes only.

@@ -513,6 +513,7 @@ pub fn node_info(rec: &NodeRecord, hosts: &HashMap<String, Map<String, Value>>) 
         power_state: n.power_state.clone(),
         boot_device: n.boot_device.clone(),
         primary_mac: rec.primary_mac(),
+        nic_macs: rec.nics.iter().map(|n| n.mac.clone()).collect(),
         vm_host,
     }
 }

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::board::{Board, Identify};
 use xcat3_ipmi::cmd::{self, BootFlags, ChassisControl, Privilege, cc};
 use xcat3_ipmi::crypto::{CipherSuite, SessionKeys, codes_equal};
 use xcat3_ipmi::rakp::{
@@ -39,6 +41,10 @@ pub struct Chassis {
     pub boot_efi: bool,
     /// Chassis Control commands executed, by name, in order (last 16).
     pub history: Vec<&'static str>,
+    /// The identify LED (`off`, `blink`, `on`).
+    pub identify: &'static str,
+    /// Entries in the System Event Log.
+    pub sel_entries: usize,
 }
 
 /// Counters a test or benchmark can read.
@@ -125,10 +131,13 @@ pub struct Bmc {
     pub stats: Stats,
     /// Share of commands answered with "unspecified error" (0xff).
     fail_rate: f64,
+    /// FRU, sensors, event log, identify LED.
+    board: Board,
 }
 
 impl Bmc {
-    pub fn new(creds: Credentials, fail_rate: f64) -> Bmc {
+    /// BMC `index` of its fleet; a `hot` one has an overheating CPU.
+    pub fn new(creds: Credentials, fail_rate: f64, index: u32, hot: bool) -> Bmc {
         let mut guid = [0u8; 16];
         random_bytes(&mut guid);
         Bmc {
@@ -138,12 +147,16 @@ impl Bmc {
             chassis: Chassis::default(),
             stats: Stats::default(),
             fail_rate,
+            board: Board::new(index, hot),
         }
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&mut self) -> Snapshot {
+        let mut chassis = self.chassis.clone();
+        chassis.identify = self.board.identify().as_str();
+        chassis.sel_entries = self.board.sel_len();
         Snapshot {
-            chassis: self.chassis.clone(),
+            chassis,
             stats: self.stats.clone(),
         }
     }
@@ -460,7 +473,33 @@ impl Bmc {
                 Response::to(req, cc::UNSPECIFIED, vec![])
             }
             (cmd::NETFN_CHASSIS, cmd::GET_CHASSIS_STATUS) => {
-                ok(vec![u8::from(self.chassis.power_on), 0, 0, 0])
+                // Misc. chassis state: identify state reported (bit 6) in
+                // bits 5:4 (0 off, 1 temporary, 2 indefinite).
+                let identify = match self.board.identify() {
+                    Identify::Off => 0,
+                    Identify::Temporary(_) => 1,
+                    Identify::On => 2,
+                };
+                ok(vec![
+                    u8::from(self.chassis.power_on),
+                    0,
+                    0x40 | identify << 4,
+                    0,
+                ])
+            }
+            (cmd::NETFN_CHASSIS, cmd::CHASSIS_IDENTIFY) => {
+                let interval = req.data.first().copied().unwrap_or(15);
+                let force = req.data.get(1).is_some_and(|f| f & 1 != 0);
+                self.board.set_identify(interval, force);
+                ok(vec![])
+            }
+            (cmd::NETFN_APP, cmd::GET_SYSTEM_GUID) => ok(self.guid.to_vec()),
+            (cmd::NETFN_STORAGE, c) => self.storage(req, c),
+            (cmd::NETFN_SENSOR, cmd::GET_SENSOR_READING) => {
+                answer(req, self.board.reading(&req.data, self.chassis.power_on))
+            }
+            (cmd::NETFN_SENSOR, cmd::GET_SENSOR_THRESHOLDS) => {
+                answer(req, self.board.thresholds(&req.data))
             }
             (cmd::NETFN_CHASSIS, cmd::CHASSIS_CONTROL) => {
                 match req.data.first().and_then(|&b| ChassisControl::from_u8(b)) {
@@ -475,6 +514,27 @@ impl Bmc {
             (cmd::NETFN_CHASSIS, cmd::GET_BOOT_OPTIONS) => self.get_boot_option(req),
             _ => Response::to(req, cc::INVALID_COMMAND, vec![]),
         }
+    }
+
+    /// FRU, SDR repository and SEL commands.
+    fn storage(&mut self, req: &Request, c: u8) -> Response {
+        let b = &mut self.board;
+        answer(
+            req,
+            match c {
+                cmd::GET_FRU_AREA_INFO => b.fru_info(&req.data),
+                cmd::READ_FRU_DATA => b.read_fru(&req.data),
+                cmd::GET_SDR_REPOSITORY_INFO => Ok(b.sdr_info()),
+                cmd::RESERVE_SDR_REPOSITORY => Ok(b.reserve_sdr()),
+                cmd::GET_SDR => b.get_sdr(&req.data),
+                cmd::GET_SEL_INFO => Ok(b.sel_info()),
+                cmd::RESERVE_SEL => Ok(b.reserve_sel()),
+                cmd::GET_SEL_ENTRY => b.sel_entry(&req.data),
+                cmd::CLEAR_SEL => b.clear_sel(&req.data),
+                cmd::GET_SEL_TIME => Ok(b.sel_time()),
+                _ => Err(cc::INVALID_COMMAND),
+            },
+        )
     }
 
     fn chassis_control(&mut self, c: ChassisControl) {
@@ -504,6 +564,7 @@ impl Bmc {
             self.chassis.history.remove(0);
         }
         self.chassis.history.push(name);
+        self.board.power_event(name);
     }
 
     fn set_boot_option(&mut self, req: &Request) -> Response {
@@ -547,5 +608,13 @@ impl Bmc {
         let mut data = vec![0x01, cmd::BOOT_PARAM_FLAGS];
         data.extend_from_slice(&flags.encode());
         Response::to(req, cc::OK, data)
+    }
+}
+
+/// A command's data, or its completion code.
+fn answer(req: &Request, r: Result<Vec<u8>, u8>) -> Response {
+    match r {
+        Ok(data) => Response::to(req, cc::OK, data),
+        Err(code) => Response::to(req, code, vec![]),
     }
 }

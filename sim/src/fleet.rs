@@ -27,6 +27,9 @@ pub struct FleetConfig {
     pub drop_rate: f64,
     /// Share of BMCs that never answer (chosen by index, reproducibly).
     pub unreachable_rate: f64,
+    /// Share of BMCs whose CPU1 runs above its critical temperature and
+    /// logged it (chosen by index, reproducibly).
+    pub hot_rate: f64,
     pub seed: u64,
 }
 
@@ -44,6 +47,15 @@ impl FleetConfig {
         }
         let mut rng = fastrand::Rng::with_seed(self.seed ^ (u64::from(i) << 20 | 0x5151));
         rng.f64() < self.unreachable_rate
+    }
+
+    /// Whether BMC `i` is one of the overheating ones (as [`unreachable`](Self::unreachable)).
+    pub fn hot(&self, i: u32) -> bool {
+        if self.hot_rate <= 0.0 {
+            return false;
+        }
+        let mut rng = fastrand::Rng::with_seed(self.seed ^ (u64::from(i) << 20 | 0x4040));
+        rng.f64() < self.hot_rate
     }
 }
 
@@ -77,7 +89,12 @@ pub async fn start(cfg: &FleetConfig) -> anyhow::Result<Vec<Member>> {
         let sock = UdpSocket::bind(addr)
             .await
             .with_context(|| format!("binding {addr} (port < 1024 needs root; try --port)"))?;
-        let bmc = Arc::new(Mutex::new(Bmc::new(cfg.creds.clone(), cfg.fail_rate)));
+        let bmc = Arc::new(Mutex::new(Bmc::new(
+            cfg.creds.clone(),
+            cfg.fail_rate,
+            i,
+            cfg.hot(i),
+        )));
         tokio::spawn(serve(
             Arc::new(sock),
             bmc.clone(),
@@ -199,4 +216,35 @@ pub fn export_ipmi_nodes(cfg: &FleetConfig, path: &Path) -> anyhow::Result<()> {
         }
         Ok(control)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_and_unreachable_members_follow_their_rates() {
+        let cfg = FleetConfig {
+            count: 2000,
+            first_ip: Ipv4Addr::new(127, 1, 0, 1),
+            port: 623,
+            creds: Credentials {
+                user: vec![],
+                password: vec![],
+            },
+            latency: Duration::ZERO,
+            fail_rate: 0.0,
+            drop_rate: 0.0,
+            unreachable_rate: 0.1,
+            hot_rate: 0.05,
+            seed: 3,
+        };
+        let hot = (0..cfg.count).filter(|&i| cfg.hot(i)).count();
+        let down = (0..cfg.count).filter(|&i| cfg.unreachable(i)).count();
+        assert!((50..150).contains(&hot), "{hot} hot of 2000 at 5%");
+        assert!(
+            (120..280).contains(&down),
+            "{down} unreachable of 2000 at 10%"
+        );
+    }
 }

@@ -7,6 +7,7 @@
 //! loopback address, and writes the xcat3 import file for them.
 
 mod bmc;
+mod board;
 mod fleet;
 mod redfish;
 
@@ -95,7 +96,11 @@ struct IpmiArgs {
     /// Share (0-1) of BMCs that never answer.
     #[arg(long, default_value_t = 0.0)]
     unreachable_rate: f64,
-    /// Seed choosing the unreachable BMCs.
+    /// Share (0-1) of BMCs whose CPU1 runs above its critical
+    /// temperature, with the event in their SEL.
+    #[arg(long, default_value_t = 0.0)]
+    hot_rate: f64,
+    /// Seed choosing the unreachable and hot BMCs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Write an xcat3 import file for the fleet (sim00001 ...) and go on.
@@ -197,6 +202,7 @@ async fn run_ipmi(a: IpmiArgs) -> anyhow::Result<()> {
         fail_rate: rate("fail-rate", a.fail_rate)?,
         drop_rate: rate("drop-rate", a.drop_rate)?,
         unreachable_rate: rate("unreachable-rate", a.unreachable_rate)?,
+        hot_rate: rate("hot-rate", a.hot_rate)?,
         seed: a.seed,
     };
     let last = cfg.address(cfg.count.saturating_sub(1))?;

@@ -53,6 +53,17 @@ struct ActionQuery {
     subnet: Option<String>,
 }
 
+/// How a node's result goes on the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    /// v1's text (`"on"`, `"ok"`, an error message).
+    Text,
+    /// A successful result is the JSON document the conductor sent
+    /// (inventory, readings, events); a failure is its message, with its
+    /// kind in `error_kinds`, in plain replies too.
+    Json,
+}
+
 /// Runs `action` and answers with every node's result (or streams them).
 async fn act(
     st: AppState,
@@ -63,9 +74,22 @@ async fn act(
     status: StatusCode,
 ) -> ApiResult<Response> {
     let names = requested_names(&st, q.noderange.as_deref(), body).await?;
-    let mut rx = dispatch::dispatch(&st, action, names, &origin).await?;
+    run(&st, &origin, names, action, status, Shape::Text).await
+}
+
+/// Dispatches `action` on `names`; the reply streams when the caller
+/// asked for ndjson.
+pub(super) async fn run(
+    st: &AppState,
+    origin: &Origin,
+    names: Vec<String>,
+    action: Action,
+    status: StatusCode,
+    shape: Shape,
+) -> ApiResult<Response> {
+    let mut rx = dispatch::dispatch(st, action, names, origin).await?;
     if origin.stream {
-        let stream = async_stream(rx);
+        let stream = async_stream(rx, shape);
         let body = Body::from_stream(stream);
         return Ok((
             status,
@@ -73,6 +97,13 @@ async fn act(
             body,
         )
             .into_response());
+    }
+    if shape == Shape::Json {
+        let mut all = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            all.extend(batch);
+        }
+        return Ok((status, Json(results_json(all, shape))).into_response());
     }
     // The plain reply is exactly v1's; the kinds are in the stream and in
     // the history (`GET /v1/requests/{id}`, the id in the reply header).
@@ -86,15 +117,22 @@ async fn act(
 /// A stream line: v1's `{"nodes": {node: text}}`, plus (an addition)
 /// `"error_kinds": {node: kind}` when some failed: `unreachable`,
 /// `authentication`, `unsupported`, `timeout`, `invalid`, `bmc_error`,
-/// `locked`, `not_found` or `internal`.
-fn results_json(results: Results) -> Value {
+/// `locked`, `not_found` or `internal`. With [`Shape::Json`], a
+/// successful node's value is its result document.
+pub(super) fn results_json(results: Results, shape: Shape) -> Value {
     let mut nodes = serde_json::Map::new();
     let mut kinds = serde_json::Map::new();
     for (name, r) in results {
         if let Some(kind) = r.kind() {
             kinds.insert(name.clone(), Value::String(kind.as_str().into()));
         }
-        nodes.insert(name, Value::String(r.into_text()));
+        let ok = r.is_ok();
+        let text = r.into_text();
+        let value = match shape {
+            Shape::Json if ok => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            _ => Value::String(text),
+        };
+        nodes.insert(name, value);
     }
     let mut v = json!({ "nodes": nodes });
     if !kinds.is_empty() {
@@ -106,10 +144,11 @@ fn results_json(results: Results) -> Value {
 /// Turns result batches into ndjson lines, each as [`results_json`].
 fn async_stream(
     rx: tokio::sync::mpsc::Receiver<Results>,
+    shape: Shape,
 ) -> impl futures_util::Stream<Item = Result<String, std::convert::Infallible>> {
-    futures_util::stream::unfold(rx, |mut rx| async move {
+    futures_util::stream::unfold(rx, move |mut rx| async move {
         let batch = rx.recv().await?;
-        let line = format!("{}\n", results_json(batch));
+        let line = format!("{}\n", results_json(batch, shape));
         Some((Ok(line), rx))
     })
 }

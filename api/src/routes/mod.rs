@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod drivers;
 pub mod groups;
+pub mod inspect;
 pub mod networks;
 pub mod nics;
 pub mod nodes;
@@ -32,6 +33,7 @@ pub fn v1() -> Router<AppState> {
         .route("/openapi.json", get(root::openapi))
         .merge(nodes::routes())
         .merge(actions::routes())
+        .merge(inspect::routes())
         .merge(nics::routes())
         .merge(networks::routes())
         .merge(groups::routes())

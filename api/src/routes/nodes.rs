@@ -47,12 +47,18 @@ struct NodeListQuery {
     /// Only nodes whose last known power state is this (`on`, `off`,
     /// `unknown`).
     power_state: Option<String>,
+    /// Only nodes whose last health verdict is this (`ok`, `warning`,
+    /// `critical`, `unknown`).
+    health: Option<String>,
 }
+
+/// Health verdicts a node list can be filtered by (`unknown`: never judged).
+const HEALTH_STATES: &[&str] = &["ok", "warning", "critical", "unknown"];
 
 /// Power states a node list can be filtered by (`unknown`: never read).
 const POWER_STATES: &[&str] = &["on", "off", "unknown"];
 
-/// `GET /nodes[?noderange=][&state=][&power_state=]` → `{"nodes": [names]}`; unknown
+/// `GET /nodes[?noderange=][&state=][&power_state=][&health=]` → `{"nodes": [names]}`; unknown
 /// names of a noderange are listed under `missing`.
 async fn list(
     State(st): State<AppState>,
@@ -99,9 +105,27 @@ async fn list(
         }
         None => None,
     };
+    let with_health: Option<HashSet<String>> = match q.health.as_deref() {
+        Some(h) => {
+            if !HEALTH_STATES.contains(&h) {
+                return Err(ApiError::bad_request(format!(
+                    "health: `{h}` is not one of {}",
+                    HEALTH_STATES.join(", ")
+                )));
+            }
+            Some(
+                node_db::names_with_health(&st.db, h)
+                    .await?
+                    .into_iter()
+                    .collect(),
+            )
+        }
+        None => None,
+    };
     let keep = |n: &String| {
         in_state.as_ref().is_none_or(|s| s.contains(n))
             && with_power.as_ref().is_none_or(|s| s.contains(n))
+            && with_health.as_ref().is_none_or(|s| s.contains(n))
     };
     let Some(range) = q.noderange else {
         let names: Vec<String> = all.into_iter().filter(keep).collect();
@@ -145,7 +169,33 @@ async fn show(
         .first()
         .ok_or_else(|| ApiError::not_found(format!("Node {name} could not be found.")))?;
     let images = osimage_names(&st, &recs).await?;
-    Ok(Json(view::node(rec, &images, fields.as_deref())))
+    let stored = inventories_for(&st, fields.as_deref(), std::slice::from_ref(&name)).await?;
+    let mut v = view::node(rec, &images, fields.as_deref());
+    put_inventory(&mut v, &name, &stored);
+    Ok(Json(v))
+}
+
+/// The stored inventories of `names` when `fields` names `inventory`
+/// (never by default: it is the largest part of a node).
+async fn inventories_for(
+    st: &AppState,
+    fields: Option<&[String]>,
+    names: &[String],
+) -> ApiResult<Option<HashMap<String, (String, i64)>>> {
+    if !fields.is_some_and(|f| f.iter().any(|x| x == "inventory")) {
+        return Ok(None);
+    }
+    Ok(Some(xcat3_db::inventory::load(&st.db, names).await?))
+}
+
+/// Puts `name`'s stored inventory (or null) into its view `v`.
+fn put_inventory(v: &mut Value, name: &str, stored: &Option<HashMap<String, (String, i64)>>) {
+    if let Some(stored) = stored {
+        v["inventory"] = stored
+            .get(name)
+            .map(|(data, at)| view::inventory(data, *at))
+            .unwrap_or(Value::Null);
+    }
 }
 
 /// `GET /nodes/info?fields=` with a node list (body or `?noderange=`) →
@@ -165,15 +215,18 @@ async fn info(
         .is_none_or(|f| f.iter().any(|x| x == "nics_info"));
     let recs = node_db::load_resolved(&st.db, &names, with_nics).await?;
     let images = osimage_names(&st, &recs).await?;
+    let stored = inventories_for(&st, fields.as_deref(), &names).await?;
     let mut out: Vec<u8> = Vec::with_capacity(recs.len() * 400 + 64);
     out.extend_from_slice(b"{\"nodes\":[");
     for (i, r) in recs.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, &view::node(r, &images, fields.as_deref())).map_err(
-            |e| ApiError::bad_request(format!("cannot encode node {}: {e}", r.node.name)),
-        )?;
+        let mut v = view::node(r, &images, fields.as_deref());
+        put_inventory(&mut v, &r.node.name, &stored);
+        serde_json::to_writer(&mut out, &v).map_err(|e| {
+            ApiError::bad_request(format!("cannot encode node {}: {e}", r.node.name))
+        })?;
     }
     out.push(b']');
     if recs.len() < names.len() {

@@ -1,6 +1,7 @@
 //! One function per command; `run` dispatches.
 
 mod drivers;
+mod inspect;
 mod nodes;
 mod resources;
 
@@ -122,6 +123,7 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             noderange,
             state,
             power,
+            health,
             long,
             columns,
             sort,
@@ -133,12 +135,22 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
                 range: noderange.as_deref(),
                 state: state.as_deref(),
                 power: power.as_deref(),
+                health: health.as_deref(),
                 columns,
                 sort: sort.as_deref(),
             };
             nodes::list(c, options, json).await
         }
         Show { noderange, fields } => nodes::show(c, &noderange, fields.as_deref()).await,
+        Inventory { noderange, refresh } => inspect::inventory(c, &noderange, refresh, json).await,
+        Vitals { noderange, sensors } => inspect::vitals(c, &noderange, &sensors, json).await,
+        Eventlog {
+            noderange,
+            count,
+            clear,
+        } => inspect::eventlog(c, &noderange, count, clear, json).await,
+        Beacon { noderange, state } => inspect::beacon(c, &noderange, &state, json).await,
+        Health { noderange } => inspect::health(c, &noderange, json).await,
         Update {
             noderange,
             attributes,

@@ -22,7 +22,7 @@ const BATCH: usize = 5_000;
 /// Batches in flight at once.
 const PARALLEL: usize = 4;
 
-fn range_q(noderange: &str) -> String {
+pub(crate) fn range_q(noderange: &str) -> String {
     format!("noderange={}", encode(noderange))
 }
 
@@ -137,6 +137,7 @@ pub struct ListOptions<'a> {
     pub range: Option<&'a str>,
     pub state: Option<&'a str>,
     pub power: Option<&'a str>,
+    pub health: Option<&'a str>,
     /// Table columns (`-o`); `None` without `-l`/`-o`: `name (node)` lines.
     pub columns: Option<Vec<String>>,
     pub sort: Option<&'a str>,
@@ -152,6 +153,7 @@ const COLUMNS: &[Column] = &[
         n["state"].as_str().unwrap_or("available").to_string()
     }),
     ("power", "power_state", |n| text(&n["power_state"])),
+    ("health", "health", |n| text(&n["health"])),
     ("mgt", "mgt", |n| text(&n["mgt"])),
     ("arch", "arch", |n| text(&n["arch"])),
     ("netboot", "netboot", |n| text(&n["netboot"])),
@@ -201,6 +203,9 @@ pub async fn list(c: &Client, o: ListOptions<'_>, json: bool) -> anyhow::Result<
     }
     if let Some(p) = o.power {
         query.push(format!("power_state={}", encode(p)));
+    }
+    if let Some(h) = o.health {
+        query.push(format!("health={}", encode(h)));
     }
     let reply = if query.is_empty() {
         c.get("/nodes").await?
@@ -601,6 +606,28 @@ async fn action_on(
     body: Option<&Value>,
     json: bool,
 ) -> anyhow::Result<bool> {
+    let (reply, id) = gather(c, method, path, body).await?;
+    let all_ok = output::node_results(&reply, json);
+    if let Some(id) = id.filter(|_| !all_ok) {
+        let retry = if path.starts_with("/nodes/power?target=") {
+            format!("; retry them: xcat3 power --retry-failed {id}")
+        } else {
+            String::new()
+        };
+        eprintln!("request {id}: `xcat3 history {id}` shows its results{retry}");
+    }
+    Ok(all_ok)
+}
+
+/// Runs a multi-node request with streamed results (a progress spinner
+/// on a terminal): every line's `nodes` and `error_kinds` merged, and the
+/// request id.
+pub(crate) async fn gather(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(Value, Option<String>)> {
     let bar = progress_allowed().then(|| {
         let b = ProgressBar::new_spinner();
         b.set_style(
@@ -630,16 +657,7 @@ async fn action_on(
     if !kinds.is_empty() {
         reply["error_kinds"] = Value::Object(kinds);
     }
-    let all_ok = output::node_results(&reply, json);
-    if let Some(id) = id.filter(|_| !all_ok) {
-        let retry = if path.starts_with("/nodes/power?target=") {
-            format!("; retry them: xcat3 power --retry-failed {id}")
-        } else {
-            String::new()
-        };
-        eprintln!("request {id}: `xcat3 history {id}` shows its results{retry}");
-    }
-    Ok(all_ok)
+    Ok((reply, id))
 }
 
 const POWER_STATES: &[&str] = &[

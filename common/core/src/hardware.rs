@@ -260,6 +260,7 @@ pub const TYPES: &[HardwareType] = &[
         interfaces: &[
             iface(Interface::Power, "ipmi", &[IPMI]),
             iface(Interface::Management, "ipmi", &[IPMI]),
+            iface(Interface::Inspect, "ipmi", &[IPMI]),
         ],
     },
     HardwareType {
@@ -268,6 +269,7 @@ pub const TYPES: &[HardwareType] = &[
         interfaces: &[
             iface(Interface::Power, "redfish", &[REDFISH]),
             iface(Interface::Management, "redfish", &[REDFISH]),
+            iface(Interface::Inspect, "redfish", &[REDFISH]),
         ],
     },
     HardwareType {

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod crypt;
 pub mod hardware;
+pub mod inspect;
 pub mod metrics;
 pub mod model;
 pub mod noderange;

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::inspect::{Beacon, SensorFilter};
+
 /// What a conductor is asked to do for every node of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -41,6 +43,23 @@ pub enum Action {
         #[serde(default)]
         purge: bool,
     },
+    /// Read the hardware inventory from the BMCs and store it (result: an
+    /// `inspect::Inventory` as JSON).
+    Inventory,
+    /// Read sensors (result: a JSON list of `inspect::Reading`).
+    Vitals { sensors: SensorFilter },
+    /// Read the newest `count` event-log entries; with `clear`, clear the
+    /// log after reading it (result: an `inspect::EventLog` as JSON).
+    EventLog {
+        count: u32,
+        #[serde(default)]
+        clear: bool,
+    },
+    /// Set the identify LED.
+    Beacon { state: Beacon },
+    /// Sensors and the last day's events → ok / warning / critical,
+    /// recorded per node (result: an `inspect::HealthReport` as JSON).
+    Health,
 }
 
 impl Action {
@@ -55,6 +74,12 @@ impl Action {
             Action::HypervisorInfo => "hypervisor_info",
             Action::VmCreate { .. } => "vm_create",
             Action::VmRemove { .. } => "vm_remove",
+            Action::Inventory => "inventory",
+            Action::Vitals { .. } => "vitals",
+            Action::EventLog { clear: false, .. } => "eventlog",
+            Action::EventLog { clear: true, .. } => "eventlog_clear",
+            Action::Beacon { .. } => "beacon",
+            Action::Health => "health",
         }
     }
 
@@ -84,6 +109,16 @@ impl Action {
             Action::VmRemove { purge } => {
                 format!("rmvm{}", if *purge { " --purge" } else { "" })
             }
+            Action::Inventory => "inventory --refresh".into(),
+            Action::Vitals { sensors } => format!("vitals {}", sensors.as_str()),
+            Action::EventLog { count, clear } => {
+                format!(
+                    "eventlog -n {count}{}",
+                    if *clear { " --clear" } else { "" }
+                )
+            }
+            Action::Beacon { state } => format!("beacon {}", state.as_str()),
+            Action::Health => "health".into(),
         }
     }
 }

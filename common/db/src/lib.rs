@@ -8,6 +8,7 @@
 pub mod entity;
 pub mod groups;
 pub mod history;
+pub mod inventory;
 pub mod locks;
 mod migration;
 pub mod nodes;

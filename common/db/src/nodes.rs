@@ -12,7 +12,7 @@ use sea_orm::{
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
-use super::entity::{nic, node};
+use super::entity::{nic, node, node_inventory};
 use super::secrets::{open_infos, seal_text};
 use super::{Db, DbError, IN_CHUNK, placeholders, quote, retrying, rows_per_chunk};
 use xcat3_common::model::{
@@ -156,6 +156,19 @@ pub async fn names_with_power(db: &Db, power: &str) -> Result<Vec<String>, DbErr
     let q = match power {
         "unknown" => q.filter(node::Column::PowerState.is_null()),
         p => q.filter(node::Column::PowerState.eq(p)),
+    };
+    Ok(q.into_tuple::<String>().all(db.conn()).await?)
+}
+
+/// Names of nodes whose last health verdict is `health` (`unknown`:
+/// never judged).
+pub async fn names_with_health(db: &Db, health: &str) -> Result<Vec<String>, DbError> {
+    let q = node::Entity::find()
+        .select_only()
+        .column(node::Column::Name);
+    let q = match health {
+        "unknown" => q.filter(node::Column::Health.is_null()),
+        h => q.filter(node::Column::Health.eq(h)),
     };
     Ok(q.into_tuple::<String>().all(db.conn()).await?)
 }
@@ -366,6 +379,7 @@ async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Out
             state_changed_at: Set(None),
             last_error: Set(None),
             groups: Set(group_column(&s.groups)),
+            health: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         });
@@ -666,6 +680,10 @@ async fn try_update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError
             .filter(nic::Column::NodeId.is_in(chunk.iter().copied()))
             .exec(&txn)
             .await?;
+        node_inventory::Entity::delete_many()
+            .filter(node_inventory::Column::NodeId.is_in(chunk.iter().copied()))
+            .exec(&txn)
+            .await?;
     }
     let rows: Vec<(i64, &NicSpec)> = replaced
         .iter()
@@ -723,6 +741,10 @@ pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
             .filter(nic::Column::NodeId.is_in(chunk.iter().copied()))
             .exec(&txn)
             .await?;
+        node_inventory::Entity::delete_many()
+            .filter(node_inventory::Column::NodeId.is_in(chunk.iter().copied()))
+            .exec(&txn)
+            .await?;
         node::Entity::delete_many()
             .filter(node::Column::Id.is_in(chunk.iter().copied()))
             .filter(node::Column::Reservation.is_null())
@@ -742,6 +764,10 @@ pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
 pub enum Observed {
     PowerState,
     BootDevice,
+    /// The last health verdict.
+    Health,
+    /// An inventory read from the BMC (kept in `node_inventory`).
+    Inventory,
 }
 
 /// Records what drivers observed (`power_state`, `boot_device`;
@@ -755,6 +781,8 @@ pub async fn record(
     let col = match what {
         Observed::PowerState => "power_state",
         Observed::BootDevice => "boot_device",
+        Observed::Health => "health",
+        Observed::Inventory => return crate::inventory::store(db, values).await,
     };
     let rows: Vec<(String, Vec<Value>)> = values
         .iter()

@@ -5,9 +5,12 @@
 use xcat3_common::rpc::BootDevice;
 
 pub const NETFN_CHASSIS: u8 = 0x00;
+pub const NETFN_SENSOR: u8 = 0x04;
 pub const NETFN_APP: u8 = 0x06;
+pub const NETFN_STORAGE: u8 = 0x0a;
 
 pub const GET_DEVICE_ID: u8 = 0x01;
+pub const GET_SYSTEM_GUID: u8 = 0x37;
 pub const GET_CHANNEL_AUTH_CAPABILITIES: u8 = 0x38;
 pub const SET_SESSION_PRIVILEGE: u8 = 0x3b;
 pub const CLOSE_SESSION: u8 = 0x3c;
@@ -16,6 +19,23 @@ pub const GET_CHASSIS_STATUS: u8 = 0x01;
 pub const CHASSIS_CONTROL: u8 = 0x02;
 pub const SET_BOOT_OPTIONS: u8 = 0x08;
 pub const GET_BOOT_OPTIONS: u8 = 0x09;
+pub const CHASSIS_IDENTIFY: u8 = 0x04;
+
+/// Sensor/Event netfn.
+pub const GET_SENSOR_THRESHOLDS: u8 = 0x27;
+pub const GET_SENSOR_READING: u8 = 0x2d;
+
+/// Storage netfn: FRU, SDR repository, SEL.
+pub const GET_FRU_AREA_INFO: u8 = 0x10;
+pub const READ_FRU_DATA: u8 = 0x11;
+pub const GET_SDR_REPOSITORY_INFO: u8 = 0x20;
+pub const RESERVE_SDR_REPOSITORY: u8 = 0x22;
+pub const GET_SDR: u8 = 0x23;
+pub const GET_SEL_INFO: u8 = 0x40;
+pub const RESERVE_SEL: u8 = 0x42;
+pub const GET_SEL_ENTRY: u8 = 0x43;
+pub const CLEAR_SEL: u8 = 0x47;
+pub const GET_SEL_TIME: u8 = 0x48;
 
 /// Boot option parameters (Set/Get System Boot Options).
 pub const BOOT_PARAM_SET_IN_PROGRESS: u8 = 0;
@@ -26,6 +46,9 @@ pub const BOOT_PARAM_FLAGS: u8 = 5;
 /// Completion codes used by the simulator.
 pub mod cc {
     pub const OK: u8 = 0x00;
+    pub const RESERVATION_CANCELLED: u8 = 0xc5;
+    pub const CANNOT_RETURN_BYTES: u8 = 0xca;
+    pub const NOT_PRESENT: u8 = 0xcb;
     pub const INVALID_COMMAND: u8 = 0xc1;
     pub const REQUEST_DATA_LENGTH: u8 = 0xc7;
     pub const PARAMETER_OUT_OF_RANGE: u8 = 0xc9;
@@ -91,9 +114,11 @@ impl Privilege {
     /// The least privilege a command needs (IPMI v2.0 Appendix G).
     pub fn required(netfn: u8, cmd: u8) -> Privilege {
         match (netfn, cmd) {
-            (NETFN_CHASSIS, CHASSIS_CONTROL | SET_BOOT_OPTIONS | GET_BOOT_OPTIONS) => {
-                Privilege::Operator
-            }
+            (
+                NETFN_CHASSIS,
+                CHASSIS_CONTROL | SET_BOOT_OPTIONS | GET_BOOT_OPTIONS | CHASSIS_IDENTIFY,
+            ) => Privilege::Operator,
+            (NETFN_STORAGE, CLEAR_SEL) => Privilege::Operator,
             (NETFN_CHASSIS, _) => Privilege::User,
             (NETFN_APP, GET_CHANNEL_AUTH_CAPABILITIES | CLOSE_SESSION) => Privilege::Callback,
             (NETFN_APP, SET_SESSION_PRIVILEGE) => Privilege::User,

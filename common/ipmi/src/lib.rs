@@ -9,11 +9,16 @@
 //! - [`wire`]: RMCP/ASF, v1.5 and v2.0 session framing, LAN messages;
 //! - [`rakp`]: Open Session and RAKP 1–4, and the codes computed over them;
 //! - [`crypto`]: cipher suites (1, 2, 3, 17), HMAC, session keys, AES-CBC;
-//! - [`cmd`]: command numbers, completion codes, chassis and boot flags.
+//! - [`cmd`]: command numbers, completion codes, chassis and boot flags;
+//! - [`fru`], [`sdr`], [`sel`]: FRU inventory, sensor records and readings,
+//!   event log entries.
 
 pub mod cmd;
 pub mod crypto;
+pub mod fru;
 pub mod rakp;
+pub mod sdr;
+pub mod sel;
 pub mod wire;
 
 /// A datagram we cannot accept.

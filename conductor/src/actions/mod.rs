@@ -14,6 +14,7 @@
 
 mod boot_device;
 mod hypervisor;
+mod inspect;
 mod power;
 mod provision;
 mod vm;
@@ -79,6 +80,14 @@ pub fn of(action: &Action) -> Box<dyn ActionModule> {
             source: source.clone(),
         }),
         Action::VmRemove { purge } => Box::new(vm::Guests::Remove { purge: *purge }),
+        Action::Inventory => Box::new(PerNode(inspect::Inventory)),
+        Action::Vitals { sensors } => Box::new(PerNode(inspect::Vitals { which: *sensors })),
+        Action::EventLog { count, clear } => Box::new(PerNode(inspect::Log {
+            count: *count,
+            clear: *clear,
+        })),
+        Action::Beacon { state } => Box::new(PerNode(inspect::SetBeacon { state: *state })),
+        Action::Health => Box::new(PerNode(inspect::Health)),
     }
 }
 
@@ -95,6 +104,11 @@ pub trait NodeStep: Send + Sync {
 
     /// Whether it changes the node (and so the runner must hold its lock).
     fn writes(&self) -> bool;
+
+    /// Whether it reads the node's nics ([`NodeInfo::nic_macs`]).
+    fn needs_nics(&self) -> bool {
+        false
+    }
 
     /// Runs on one node: the result text and what to record.
     async fn run(
@@ -114,7 +128,7 @@ impl<S: NodeStep + Clone + 'static> ActionModule for PerNode<S> {
     }
 
     fn needs_nics(&self) -> bool {
-        false
+        self.0.needs_nics()
     }
 
     async fn run(&self, runner: &Arc<Runner>, batch: Batch<'_>, out: &Results) {

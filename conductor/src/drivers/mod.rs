@@ -3,7 +3,7 @@
 //!
 //! A hardware type (one per `mgt`, declared with its properties in
 //! `xcat3_common::hardware`) offers optional interfaces: [`Power`],
-//! [`Management`] and [`Vm`] today; console and inspect are the next.
+//! [`Management`], [`Inspect`] and [`Vm`] today; console is the next.
 //! [`Drivers`] holds this conductor's implementation of each; a test checks
 //! it offers exactly what the declarations say, with the same properties.
 //!
@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use xcat3_common::config::Config;
 use xcat3_common::hardware::{self, Interface, Property};
+use xcat3_common::inspect::{Beacon, EventLog, HealthReport, Inventory, Reading, SensorFilter};
 use xcat3_common::model::{HypervisorCapacity, Mgt};
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
@@ -44,6 +45,8 @@ pub struct NodeInfo {
     pub boot_device: Option<String>,
     /// MAC of the primary nic; loaded only for drivers that need it (kvm).
     pub primary_mac: Option<String>,
+    /// Every nic's MAC, when the action loaded nics (inventory).
+    pub nic_macs: Vec<String>,
     /// For a KVM guest with `control_info.vm_host`: that hypervisor node.
     pub vm_host: Option<VmHost>,
 }
@@ -113,6 +116,47 @@ pub trait Management: Send + Sync {
     ) -> Result<(), DriverError>;
 }
 
+/// Hardware inspection: what the machine is, how its sensors read, what
+/// its event log says, and its identify LED. Parts a BMC cannot tell are
+/// values in the result (`notes`, `na`), never failures; only a BMC that
+/// cannot be reached or refuses fails the node.
+#[async_trait]
+pub trait Inspect: Send + Sync {
+    /// The keys it reads.
+    fn properties(&self) -> Properties;
+    fn validate(&self, node: &NodeInfo) -> Result<(), DriverError>;
+    /// Reads the inventory (`nic_macs`: the node's nics, to compare).
+    async fn inventory(
+        &self,
+        node: &NodeInfo,
+        nic_macs: &[String],
+    ) -> Result<Inventory, DriverError>;
+    async fn vitals(
+        &self,
+        node: &NodeInfo,
+        which: SensorFilter,
+    ) -> Result<Vec<Reading>, DriverError>;
+    /// The newest `count` entries, oldest first; with `clear`, the log is
+    /// cleared after they were read.
+    async fn event_log(
+        &self,
+        node: &NodeInfo,
+        count: u32,
+        clear: bool,
+    ) -> Result<EventLog, DriverError>;
+    async fn set_beacon(&self, node: &NodeInfo, state: Beacon) -> Result<(), DriverError>;
+    /// Every sensor and the last [`HEALTH_EVENTS`] events, judged at
+    /// `now` (Unix seconds). Drivers that can do both in one visit do.
+    async fn health(&self, node: &NodeInfo, now: i64) -> Result<HealthReport, DriverError> {
+        let readings = self.vitals(node, SensorFilter::All).await?;
+        let log = self.event_log(node, HEALTH_EVENTS, false).await?;
+        Ok(HealthReport::assess(&readings, &log, now))
+    }
+}
+
+/// Events `health` looks at: the newest ones.
+pub const HEALTH_EVENTS: u32 = 20;
+
 /// Guests on hypervisors (`mkvm`, `clonevm`, `rmvm`) and the hypervisors'
 /// capacity. A batch is the guests of one request on one hypervisor.
 #[async_trait]
@@ -176,6 +220,7 @@ pub(crate) fn uefi_boot(node: &NodeInfo) -> Result<bool, DriverError> {
 pub struct Drivers {
     power: HashMap<Mgt, Arc<dyn Power>>,
     management: HashMap<Mgt, Arc<dyn Management>>,
+    inspect: HashMap<Mgt, Arc<dyn Inspect>>,
     vm: HashMap<Mgt, Arc<dyn Vm>>,
 }
 
@@ -186,6 +231,7 @@ impl Drivers {
         let mut d = Drivers {
             power: HashMap::new(),
             management: HashMap::new(),
+            inspect: HashMap::new(),
             vm: HashMap::new(),
         };
         let fake = Arc::new(Fake);
@@ -193,7 +239,8 @@ impl Drivers {
         d.management.insert(Mgt::Fake, fake);
         let ipmi = Arc::new(Ipmi::new(&config.ipmi));
         d.power.insert(Mgt::Ipmi, ipmi.clone());
-        d.management.insert(Mgt::Ipmi, ipmi);
+        d.management.insert(Mgt::Ipmi, ipmi.clone());
+        d.inspect.insert(Mgt::Ipmi, ipmi);
         // One libvirt driver: the same connections serve power, boot order
         // and guests.
         let kvm = Arc::new(Kvm::new(&config.kvm));
@@ -202,7 +249,8 @@ impl Drivers {
         d.vm.insert(Mgt::Kvm, kvm);
         let redfish = Arc::new(Redfish::new());
         d.power.insert(Mgt::Redfish, redfish.clone());
-        d.management.insert(Mgt::Redfish, redfish);
+        d.management.insert(Mgt::Redfish, redfish.clone());
+        d.inspect.insert(Mgt::Redfish, redfish);
         d
     }
 
@@ -212,6 +260,10 @@ impl Drivers {
 
     pub fn management(&self, node: &NodeInfo) -> Result<&Arc<dyn Management>, DriverError> {
         pick(&self.management, node, Interface::Management)
+    }
+
+    pub fn inspect(&self, node: &NodeInfo) -> Result<&Arc<dyn Inspect>, DriverError> {
+        pick(&self.inspect, node, Interface::Inspect)
     }
 
     /// The VM interface that defines guests and reads hypervisors (KVM's:
@@ -229,7 +281,8 @@ impl Drivers {
             Interface::Power => self.power.get(&mgt).map(|d| d.properties()),
             Interface::Management => self.management.get(&mgt).map(|d| d.properties()),
             Interface::Vm => self.vm.get(&mgt).map(|d| d.properties()),
-            Interface::Console | Interface::Inspect => None,
+            Interface::Inspect => self.inspect.get(&mgt).map(|d| d.properties()),
+            Interface::Console => None,
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod network;
 pub mod nic;
 pub mod node;
+pub mod node_inventory;
 pub mod nodegroup;
 pub mod osimage;
 pub mod passwd;

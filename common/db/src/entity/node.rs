@@ -34,6 +34,8 @@ pub struct Model {
     pub last_error: Option<String>,
     /// The node's groups, comma-separated, first one first (NULL: none).
     pub groups: Option<String>,
+    /// The last `health` verdict: `ok`, `warning` or `critical`.
+    pub health: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -12,6 +12,7 @@ mod m20261123_000003_deploy;
 mod m20261123_000004_operations;
 mod m20261201_000005_error_kind;
 mod m20261201_000006_groups;
+mod m20261201_000007_inspect;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_operations::Migration),
             Box::new(m20261201_000005_error_kind::Migration),
             Box::new(m20261201_000006_groups::Migration),
+            Box::new(m20261201_000007_inspect::Migration),
         ]
     }
 }

@@ -1,4 +1,5 @@
-//! `mgt=ipmi`: power and boot device over IPMI v2.0 lanplus (RMCP+), with
+//! `mgt=ipmi`: power, boot device and inspection (`inspect.rs`) over IPMI
+//! v2.0 lanplus (RMCP+), with
 //! our own async client: thousands of sessions in flight on a few UDP
 //! sockets, at most one session per BMC, retransmits on a schedule, and a
 //! per-node error that names the BMC and the step that failed.
@@ -7,6 +8,7 @@
 //! `bmc_password`, optional `bmc_port` (623), `cipher_suite` (3; also 1, 2,
 //! 17) and `boot_mode` (`bios` or `uefi`: the EFI flag of boot overrides).
 
+mod inspect;
 mod session;
 mod transport;
 
@@ -32,6 +34,7 @@ use xcat3_common::hardware;
 pub struct Ipmi {
     transport: OnceCell<Arc<Transport>>,
     retry: Retry,
+    sdr_cache: inspect::SdrCache,
 }
 
 /// What a node's `control_info` says, checked.
@@ -111,6 +114,7 @@ impl Ipmi {
                 interval: Duration::from_millis(config.retry_interval_ms.max(1)),
                 retries: config.retries,
             },
+            sdr_cache: inspect::SdrCache::default(),
         }
     }
 

@@ -60,6 +60,12 @@ pub enum SessionError {
     },
     #[error("BMC {bmc}: {0}", bmc = .1)]
     Io(std::io::Error, SocketAddr),
+    #[error("BMC {bmc}: {command}: {why}")]
+    BadAnswer {
+        bmc: SocketAddr,
+        command: &'static str,
+        why: String,
+    },
 }
 
 impl SessionError {
@@ -88,6 +94,7 @@ impl SessionError {
                     ErrorKind::BmcError
                 }
             }
+            SessionError::BadAnswer { .. } => ErrorKind::BmcError,
             SessionError::Completion { code, .. } => match *code {
                 // Invalid command; parameter not supported.
                 0xc1 | 0x80 => ErrorKind::Unsupported,
@@ -330,6 +337,20 @@ impl Session {
             .await?;
         }
         Ok(s)
+    }
+
+    /// The BMC's address, for error messages.
+    pub fn bmc(&self) -> SocketAddr {
+        self.ch.bmc()
+    }
+
+    /// An answer we cannot use, as an error naming the command.
+    pub fn bad_answer(&self, command: &'static str, why: impl std::fmt::Display) -> SessionError {
+        SessionError::BadAnswer {
+            bmc: self.bmc(),
+            command,
+            why: why.to_string(),
+        }
     }
 
     /// Runs one command; returns its response data (completion code 0).

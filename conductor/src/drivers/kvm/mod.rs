@@ -428,6 +428,7 @@ mod tests {
             power_state: None,
             boot_device: None,
             primary_mac: Some("52:54:00:00:00:01".into()),
+            nic_macs: vec![],
             vm_host: None,
         }
     }

@@ -1,4 +1,5 @@
-//! `mgt=redfish`: power and boot override through a Redfish BMC.
+//! `mgt=redfish`: power, boot override and inspection (`inspect.rs`)
+//! through a Redfish BMC.
 //!
 //! `control_info`: `bmc_address` (host, `host:port`, or a full
 //! `https://…`/`http://…` base URL), `bmc_username`, `bmc_password`,
@@ -22,6 +23,8 @@ use super::{
     DriverError, Management, NodeInfo, Power, PowerState, Properties, control_str, uefi_boot,
 };
 use xcat3_common::hardware;
+
+mod inspect;
 
 /// How long one HTTP exchange with a BMC may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -224,6 +227,25 @@ impl Redfish {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, DriverError> {
+        self.exchange(t, method, path, body, false)
+            .await
+            .map(|v| v.unwrap_or(Value::Null))
+    }
+
+    /// GET `path`; None when the BMC has no such resource (404): parts a
+    /// BMC does not offer are values to report, not failures.
+    async fn get_optional(&self, t: &Target, path: &str) -> Result<Option<Value>, DriverError> {
+        self.exchange(t, Method::GET, path, None, true).await
+    }
+
+    async fn exchange(
+        &self,
+        t: &Target,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        missing_ok: bool,
+    ) -> Result<Option<Value>, DriverError> {
         let path = bmc_path(t, path)?;
         for attempt in 0..2 {
             let auth = self.auth(t).await?;
@@ -246,6 +268,9 @@ impl Redfish {
                 // The session expired: forget it and log in again.
                 self.auth.lock().expect("auth cache").remove(&t.auth_key());
                 continue;
+            }
+            if missing_ok && status == StatusCode::NOT_FOUND {
+                return Ok(None);
             }
             if !status.is_success() {
                 let detail = resp.text().await.unwrap_or_default();
@@ -281,7 +306,7 @@ impl Redfish {
                 ));
             }
             let bytes = resp.bytes().await.map_err(|e| unreachable(t, &e))?;
-            return Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            return Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
         }
         unreachable!("the loop returns on its second pass")
     }
@@ -505,6 +530,7 @@ mod tests {
                 power_state: None,
                 boot_device: None,
                 primary_mac: None,
+                nic_macs: vec![],
                 vm_host: None,
             })
             .unwrap()
