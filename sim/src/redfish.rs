@@ -1,7 +1,10 @@
 //! The Redfish fleet: N BMCs, each an HTTP server on its own loopback
 //! address, with one ComputerSystem (`/redfish/v1/Systems/1`): power
 //! state, reset actions (advertised in `ResetType@Redfish.AllowableValues`),
-//! boot override, sessions (`X-Auth-Token`) and HTTP basic auth.
+//! boot override, the indicator LED, sessions (`X-Auth-Token`) and HTTP
+//! basic auth; for inspection its Processors, Memory, Storage and
+//! EthernetInterfaces, a chassis with Thermal and Power, a manager, a
+//! firmware inventory, and a log service that resets write to.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -39,9 +42,36 @@ pub struct Chassis {
     pub boot_mode: String,
     /// Reset types applied, in order (last 16).
     pub history: Vec<String>,
+    /// `Off`, `Lit` or `Blinking`.
+    pub indicator_led: String,
+    /// Log entries (Id, Created, Severity, Message), oldest first.
+    #[serde(skip)]
+    pub log: Vec<Value>,
+    pub log_entries: usize,
+    #[serde(skip)]
+    next_log_id: u64,
+}
+
+impl Chassis {
+    fn log(&mut self, severity: &str, message: &str) {
+        if self.log.len() == 512 {
+            self.log.remove(0);
+        }
+        self.next_log_id += 1;
+        let id = self.next_log_id;
+        self.log.push(json!({
+            "@odata.id": format!("{SYSTEM}/LogServices/Log/Entries/{id}"),
+            "Id": id.to_string(), "Name": format!("Log Entry {id}"),
+            "EntryType": "Event", "Severity": severity, "Message": message,
+            "Created": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }));
+        self.log_entries = self.log.len();
+    }
 }
 
 struct Bmc {
+    /// Its place in the fleet (serials, MACs).
+    index: u32,
     user: String,
     password: String,
     latency: Duration,
@@ -113,6 +143,9 @@ async fn root() -> Json<Value> {
     Json(
         json!({"@odata.id": "/redfish/v1", "RedfishVersion": "1.6.0",
         "Systems": {"@odata.id": "/redfish/v1/Systems"},
+        "Chassis": {"@odata.id": "/redfish/v1/Chassis"},
+        "Managers": {"@odata.id": "/redfish/v1/Managers"},
+        "UpdateService": {"@odata.id": "/redfish/v1/UpdateService"},
         "SessionService": {"@odata.id": "/redfish/v1/SessionService"}}),
     )
 }
@@ -152,11 +185,36 @@ async fn systems() -> Json<Value> {
     )
 }
 
+/// The MAC of the node's first nic as `xcat3-sim --export-nodes` writes it.
+fn nic_mac(index: u32, second: bool) -> String {
+    let n = index + 1;
+    format!(
+        "02:{:02x}:5e:{:02x}:{:02x}:{:02x}",
+        u8::from(second),
+        (n >> 16) & 0xff,
+        (n >> 8) & 0xff,
+        n & 0xff
+    )
+}
+
 async fn system(State(bmc): State<Shared>) -> Json<Value> {
     let c = bmc.chassis.lock().expect("chassis").clone();
+    let link = |p: &str| json!({"@odata.id": format!("{SYSTEM}/{p}")});
     Json(json!({
         "@odata.id": SYSTEM, "Id": "1", "Name": "xcat3-sim",
+        "Manufacturer": "xCAT3 Sim", "Model": "SimServer 2000",
+        "SerialNumber": format!("RF{:06}", bmc.index + 1),
+        "PartNumber": "XS-2000-01",
+        "UUID": format!("5a1e0000-0000-4000-8000-{:012x}", bmc.index + 1),
+        "BiosVersion": "2.4.1",
         "PowerState": if c.power_on { "On" } else { "Off" },
+        "IndicatorLED": c.indicator_led,
+        "ProcessorSummary": {"Count": 2, "Model": "Sim Xeon 6430"},
+        "MemorySummary": {"TotalSystemMemoryGiB": 128},
+        "Processors": link("Processors"), "Memory": link("Memory"),
+        "Storage": link("Storage"), "EthernetInterfaces": link("EthernetInterfaces"),
+        "LogServices": link("LogServices"),
+        "Links": {"Chassis": [{"@odata.id": CHASSIS}], "ManagedBy": [{"@odata.id": MANAGER}]},
         "Boot": {
             "BootSourceOverrideTarget": c.boot_target,
             "BootSourceOverrideEnabled": c.boot_enabled,
@@ -168,6 +226,130 @@ async fn system(State(bmc): State<Shared>) -> Json<Value> {
             "ResetType@Redfish.AllowableValues": RESETS,
         }},
     }))
+}
+
+const CHASSIS: &str = "/redfish/v1/Chassis/1";
+const MANAGER: &str = "/redfish/v1/Managers/1";
+
+fn collection(path: &str, members: &[String]) -> Json<Value> {
+    Json(json!({
+        "@odata.id": path, "Members@odata.count": members.len(),
+        "Members": members.iter().map(|m| json!({"@odata.id": m})).collect::<Vec<_>>(),
+    }))
+}
+
+/// `/redfish/v1/...` resources for inspection, by path under the system,
+/// chassis, manager and update service.
+async fn resource(
+    State(bmc): State<Shared>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+) -> Response {
+    let path = format!("/redfish/v1/{rest}");
+    let on = bmc.chassis.lock().expect("chassis").power_on;
+    let i = bmc.index;
+    let members = |base: &str, ids: &[&str]| -> Vec<String> {
+        ids.iter().map(|id| format!("{base}/{id}")).collect()
+    };
+    let v = match rest.as_str() {
+        "Chassis" => return collection(&path, &[CHASSIS.to_string()]).into_response(),
+        "Managers" => return collection(&path, &[MANAGER.to_string()]).into_response(),
+        "Systems/1/Processors" => {
+            return collection(&path, &members(&path, &["CPU1", "CPU2"])).into_response();
+        }
+        "Systems/1/Memory" => {
+            return collection(&path, &members(&path, &["DIMM_A1", "DIMM_B1", "DIMM_C1", "DIMM_D1"]))
+                .into_response();
+        }
+        "Systems/1/Storage" => return collection(&path, &members(&path, &["1"])).into_response(),
+        "Systems/1/EthernetInterfaces" => {
+            return collection(&path, &members(&path, &["1", "2"])).into_response();
+        }
+        "Systems/1/LogServices" => return collection(&path, &members(&path, &["Log"])).into_response(),
+        "UpdateService/FirmwareInventory" => {
+            return collection(&path, &members(&path, &["BMC", "BIOS"])).into_response();
+        }
+        "Systems/1/Processors/CPU1" | "Systems/1/Processors/CPU2" => json!({
+            "Id": &rest[rest.len() - 4..], "Socket": &rest[rest.len() - 4..],
+            "Manufacturer": "Sim", "Model": "Sim Xeon 6430", "TotalCores": 32,
+            "TotalThreads": 64, "MaxSpeedMHz": 4000, "Status": {"State": "Enabled", "Health": "OK"},
+        }),
+        r if r.starts_with("Systems/1/Memory/DIMM_") => {
+            let id = &r["Systems/1/Memory/".len()..];
+            // One slot is empty, as in most servers.
+            if id == "DIMM_D1" {
+                json!({"Id": id, "Status": {"State": "Absent"}})
+            } else {
+                json!({"Id": id, "CapacityMiB": 32768, "MemoryDeviceType": "DDR5",
+                    "OperatingSpeedMhz": 4800, "Manufacturer": "Sim",
+                    "SerialNumber": format!("M{i:06}{id}"), "Status": {"State": "Enabled", "Health": "OK"}})
+            }
+        }
+        "Systems/1/Storage/1" => json!({
+            "Id": "1", "Name": "Sim RAID",
+            "Drives": [{"@odata.id": format!("{path}/Drives/0")}, {"@odata.id": format!("{path}/Drives/1")}],
+        }),
+        "Systems/1/Storage/1/Drives/0" | "Systems/1/Storage/1/Drives/1" => json!({
+            "Id": &rest[rest.len() - 1..], "Model": "Sim NVMe 1.92TB", "CapacityBytes": 1_920_383_410_176u64,
+            "MediaType": "SSD", "Protocol": "NVMe", "SerialNumber": format!("D{i:06}{}", &rest[rest.len() - 1..]),
+        }),
+        "Systems/1/EthernetInterfaces/1" | "Systems/1/EthernetInterfaces/2" => {
+            let second = rest.ends_with('2');
+            json!({"Id": &rest[rest.len() - 1..], "MACAddress": nic_mac(i, second).to_uppercase(),
+                "Status": {"State": "Enabled"}})
+        }
+        "Systems/1/LogServices/Log" => json!({
+            "Id": "Log", "Name": "System Event Log",
+            "Entries": {"@odata.id": format!("{path}/Entries")},
+            "Actions": {"#LogService.ClearLog": {"target": format!("{path}/Actions/LogService.ClearLog")}},
+        }),
+        "Systems/1/LogServices/Log/Entries" => {
+            let log = bmc.chassis.lock().expect("chassis").log.clone();
+            json!({"@odata.id": path, "Members@odata.count": log.len(), "Members": log})
+        }
+        "Chassis/1" => json!({
+            "Id": "1", "Name": "Sim Chassis", "ChassisType": "RackMount",
+            "Thermal": {"@odata.id": format!("{CHASSIS}/Thermal")},
+            "Power": {"@odata.id": format!("{CHASSIS}/Power")},
+        }),
+        "Chassis/1/Thermal" => {
+            let t = |name: &str, c: u32, nc: u32, cr: u32| json!({"Name": name,
+                "ReadingCelsius": if on { Some(c + i % 4) } else { None },
+                "UpperThresholdNonCritical": nc, "UpperThresholdCritical": cr,
+                "Status": {"State": if on { "Enabled" } else { "StandbyOffline" }, "Health": "OK"}});
+            let fan = |name: &str, rpm: u32| json!({"Name": name,
+                "Reading": if on { Some(rpm + 40 * (i % 5)) } else { None }, "ReadingUnits": "RPM",
+                "LowerThresholdCritical": 800,
+                "Status": {"State": if on { "Enabled" } else { "StandbyOffline" }, "Health": "OK"}});
+            json!({"Temperatures": [t("CPU1 Temp", 47, 85, 95), t("CPU2 Temp", 49, 85, 95),
+                    json!({"Name": "Inlet Temp", "ReadingCelsius": 23 + i % 3,
+                        "UpperThresholdNonCritical": 40, "UpperThresholdCritical": 45,
+                        "Status": {"State": "Enabled", "Health": "OK"}})],
+                "Fans": [fan("FAN1", 5400), fan("FAN2", 5480)]})
+        }
+        "Chassis/1/Power" => json!({
+            "Voltages": [{"Name": "12V", "ReadingVolts": 12.06, "LowerThresholdCritical": 10.8,
+                "UpperThresholdCritical": 13.2, "Status": {"State": "Enabled", "Health": "OK"}}],
+            "PowerControl": [{"Name": "System Power", "PowerConsumedWatts": if on { 410 + i % 20 } else { 12 }}],
+            "PowerSupplies": [{"Name": "PSU1", "PowerInputWatts": if on { 215 } else { 8 },
+                "Status": {"State": "Enabled", "Health": "OK"}},
+                {"Name": "PSU2", "Status": {"State": "Absent"}}],
+        }),
+        "Managers/1" => json!({"Id": "1", "Model": "Sim BMC", "FirmwareVersion": "5.10.2"}),
+        "UpdateService" => json!({"FirmwareInventory": {"@odata.id": "/redfish/v1/UpdateService/FirmwareInventory"}}),
+        "UpdateService/FirmwareInventory/BMC" => json!({"Id": "BMC", "Name": "BMC", "Version": "5.10.2"}),
+        "UpdateService/FirmwareInventory/BIOS" => json!({"Id": "BIOS", "Name": "BIOS", "Version": "2.4.1"}),
+        _ => return (StatusCode::NOT_FOUND, Json(error(&format!("{path} not found")))).into_response(),
+    };
+    let mut v = v;
+    v["@odata.id"] = json!(path);
+    Json(v).into_response()
+}
+
+async fn clear_log(State(bmc): State<Shared>) -> StatusCode {
+    let mut c = bmc.chassis.lock().expect("chassis");
+    c.log.clear();
+    c.log("OK", "Log cleared");
+    StatusCode::NO_CONTENT
 }
 
 async fn reset(State(bmc): State<Shared>, Json(body): Json<Value>) -> Response {
@@ -194,14 +376,28 @@ async fn reset(State(bmc): State<Shared>, Json(body): Json<Value>) -> Response {
         c.history.remove(0);
     }
     c.history.push(kind.to_string());
+    c.log("OK", &format!("System reset: {kind}"));
     StatusCode::NO_CONTENT.into_response()
 }
 
 async fn patch_system(State(bmc): State<Shared>, Json(body): Json<Value>) -> Response {
+    if let Some(led) = body.get("IndicatorLED") {
+        return match led.as_str() {
+            Some(v @ ("Off" | "Lit" | "Blinking")) => {
+                bmc.chassis.lock().expect("chassis").indicator_led = v.to_string();
+                StatusCode::NO_CONTENT.into_response()
+            }
+            _ => (
+                StatusCode::BAD_REQUEST,
+                Json(error("IndicatorLED: one of Off, Lit, Blinking")),
+            )
+                .into_response(),
+        };
+    }
     let Some(boot) = body.get("Boot") else {
         return (
             StatusCode::BAD_REQUEST,
-            Json(error("only Boot can be changed")),
+            Json(error("only Boot and IndicatorLED can be changed")),
         )
             .into_response();
     };
@@ -254,6 +450,11 @@ fn app(bmc: Shared) -> Router {
             &format!("{SYSTEM}/Actions/ComputerSystem.Reset"),
             post(reset),
         )
+        .route(
+            &format!("{SYSTEM}/LogServices/Log/Actions/LogService.ClearLog"),
+            post(clear_log),
+        )
+        .route("/redfish/v1/{*rest}", get(resource))
         .layer(middleware::from_fn_with_state(bmc.clone(), gate))
         .with_state(bmc)
 }
@@ -268,23 +469,30 @@ pub async fn start(
     latency: Duration,
 ) -> anyhow::Result<Vec<Member>> {
     let mut members = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        let ip = crate::fleet::nth_loopback(first, i)?;
+    for index in 0..count {
+        let ip = crate::fleet::nth_loopback(first, index)?;
         let addr = SocketAddr::new(ip.into(), port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
+        let mut chassis = Chassis {
+            power_on: false,
+            boot_target: "None".into(),
+            boot_enabled: "Disabled".into(),
+            boot_mode: "UEFI".into(),
+            history: vec![],
+            indicator_led: "Off".into(),
+            log: vec![],
+            log_entries: 0,
+            next_log_id: 0,
+        };
+        chassis.log("OK", "Log cleared");
         let bmc = Arc::new(Bmc {
+            index,
             user: user.to_string(),
             password: password.to_string(),
             latency,
-            chassis: Mutex::new(Chassis {
-                power_on: false,
-                boot_target: "None".into(),
-                boot_enabled: "Disabled".into(),
-                boot_mode: "UEFI".into(),
-                history: vec![],
-            }),
+            chassis: Mutex::new(chassis),
             tokens: Mutex::default(),
         });
         let router = app(bmc.clone());
