@@ -1072,6 +1072,14 @@ pub struct IpmiSim {
 
 impl IpmiSim {
     pub fn start(dir: &Path) -> IpmiSim {
+        IpmiSim::start_with(
+            dir,
+            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n",
+        )
+    }
+
+    /// With `emu` as the emulator file (sensors, FRU data, SEL entries).
+    pub fn start_with(dir: &Path, emu: &str) -> IpmiSim {
         let port = free_udp_port();
         let script = dir.join("chassis.sh");
         std::fs::write(
@@ -1125,11 +1133,7 @@ set_working_mc 0x20
             ),
         )
         .expect("write lan.conf");
-        std::fs::write(
-            dir.join("bmc.emu"),
-            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n",
-        )
-        .expect("write bmc.emu");
+        std::fs::write(dir.join("bmc.emu"), emu).expect("write bmc.emu");
         std::fs::create_dir_all(dir.join("state")).expect("state dir");
         let log = std::fs::File::create(dir.join("ipmi_sim.log")).expect("log file");
         let child = Command::new("ipmi_sim")

@@ -54,8 +54,12 @@ impl FleetConfig {
         if self.hot_rate <= 0.0 {
             return false;
         }
-        let mut rng = fastrand::Rng::with_seed(self.seed ^ (u64::from(i) << 20 | 0x4040));
-        rng.f64() < self.hot_rate
+        // splitmix64's finalizer: nearby seeds give unrelated draws.
+        let mut z = self.seed ^ (u64::from(i) << 32 | 0x4040).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.hot_rate
     }
 }
 
@@ -246,5 +250,18 @@ mod tests {
             (120..280).contains(&down),
             "{down} unreachable of 2000 at 10%"
         );
+        // Any seed gives some: the draws do not follow the index.
+        for seed in [1u64, 3, 7] {
+            let c = FleetConfig {
+                seed,
+                hot_rate: 0.2,
+                ..cfg.clone()
+            };
+            let hot = (0..40).filter(|&i| c.hot(i)).count();
+            assert!(
+                (2..20).contains(&hot),
+                "seed {seed}: {hot} hot of 40 at 20%"
+            );
+        }
     }
 }

@@ -257,14 +257,19 @@ async fn resource(
             return collection(&path, &members(&path, &["CPU1", "CPU2"])).into_response();
         }
         "Systems/1/Memory" => {
-            return collection(&path, &members(&path, &["DIMM_A1", "DIMM_B1", "DIMM_C1", "DIMM_D1"]))
-                .into_response();
+            return collection(
+                &path,
+                &members(&path, &["DIMM_A1", "DIMM_B1", "DIMM_C1", "DIMM_D1"]),
+            )
+            .into_response();
         }
         "Systems/1/Storage" => return collection(&path, &members(&path, &["1"])).into_response(),
         "Systems/1/EthernetInterfaces" => {
             return collection(&path, &members(&path, &["1", "2"])).into_response();
         }
-        "Systems/1/LogServices" => return collection(&path, &members(&path, &["Log"])).into_response(),
+        "Systems/1/LogServices" => {
+            return collection(&path, &members(&path, &["Log"])).into_response();
+        }
         "UpdateService/FirmwareInventory" => {
             return collection(&path, &members(&path, &["BMC", "BIOS"])).into_response();
         }
@@ -312,14 +317,18 @@ async fn resource(
             "Power": {"@odata.id": format!("{CHASSIS}/Power")},
         }),
         "Chassis/1/Thermal" => {
-            let t = |name: &str, c: u32, nc: u32, cr: u32| json!({"Name": name,
+            let t = |name: &str, c: u32, nc: u32, cr: u32| {
+                json!({"Name": name,
                 "ReadingCelsius": if on { Some(c + i % 4) } else { None },
                 "UpperThresholdNonCritical": nc, "UpperThresholdCritical": cr,
-                "Status": {"State": if on { "Enabled" } else { "StandbyOffline" }, "Health": "OK"}});
-            let fan = |name: &str, rpm: u32| json!({"Name": name,
+                "Status": {"State": if on { "Enabled" } else { "StandbyOffline" }, "Health": "OK"}})
+            };
+            let fan = |name: &str, rpm: u32| {
+                json!({"Name": name,
                 "Reading": if on { Some(rpm + 40 * (i % 5)) } else { None }, "ReadingUnits": "RPM",
                 "LowerThresholdCritical": 800,
-                "Status": {"State": if on { "Enabled" } else { "StandbyOffline" }, "Health": "OK"}});
+                "Status": {"State": if on { "Enabled" } else { "StandbyOffline" }, "Health": "OK"}})
+            };
             json!({"Temperatures": [t("CPU1 Temp", 47, 85, 95), t("CPU2 Temp", 49, 85, 95),
                     json!({"Name": "Inlet Temp", "ReadingCelsius": 23 + i % 3,
                         "UpperThresholdNonCritical": 40, "UpperThresholdCritical": 45,
@@ -335,10 +344,22 @@ async fn resource(
                 {"Name": "PSU2", "Status": {"State": "Absent"}}],
         }),
         "Managers/1" => json!({"Id": "1", "Model": "Sim BMC", "FirmwareVersion": "5.10.2"}),
-        "UpdateService" => json!({"FirmwareInventory": {"@odata.id": "/redfish/v1/UpdateService/FirmwareInventory"}}),
-        "UpdateService/FirmwareInventory/BMC" => json!({"Id": "BMC", "Name": "BMC", "Version": "5.10.2"}),
-        "UpdateService/FirmwareInventory/BIOS" => json!({"Id": "BIOS", "Name": "BIOS", "Version": "2.4.1"}),
-        _ => return (StatusCode::NOT_FOUND, Json(error(&format!("{path} not found")))).into_response(),
+        "UpdateService" => {
+            json!({"FirmwareInventory": {"@odata.id": "/redfish/v1/UpdateService/FirmwareInventory"}})
+        }
+        "UpdateService/FirmwareInventory/BMC" => {
+            json!({"Id": "BMC", "Name": "BMC", "Version": "5.10.2"})
+        }
+        "UpdateService/FirmwareInventory/BIOS" => {
+            json!({"Id": "BIOS", "Name": "BIOS", "Version": "2.4.1"})
+        }
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(error(&format!("{path} not found"))),
+            )
+                .into_response();
+        }
     };
     let mut v = v;
     v["@odata.id"] = json!(path);

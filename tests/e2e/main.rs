@@ -7,6 +7,7 @@ mod copycds;
 mod deploy;
 #[cfg(feature = "servers")]
 mod faults;
+mod inspect;
 mod inventory;
 mod ipmi;
 #[cfg(feature = "servers")]

@@ -144,34 +144,36 @@ pub fn decode_area(kind: AreaKind, data: &[u8]) -> Result<Area, FruError> {
         }
         AreaKind::Product => 3,
     };
-    let mut named = kind.fields().iter();
-    // The last byte is the checksum; fields end with the 0xc1 marker.
-    while pos < len - 1 {
-        let Some(text) = field(data, &mut pos, name)? else {
+    // The named fields are read by position, as ipmitool does: 0xc1 there
+    // is a one-character field, not the end marker, which only ends the
+    // custom fields after them. The last byte is the checksum.
+    for key in kind.fields() {
+        if pos >= len - 1 {
             break;
-        };
-        match named.next() {
-            Some(key) if !text.is_empty() => area.fields.push((key, text)),
-            Some(_) => {}
-            None if !text.is_empty() => area.custom.push(text),
-            None => {}
+        }
+        let text = field(data, &mut pos, name)?;
+        if !text.is_empty() {
+            area.fields.push((key, text));
+        }
+    }
+    while pos < len - 1 && data[pos] != 0xc1 {
+        let text = field(data, &mut pos, name)?;
+        if !text.is_empty() {
+            area.custom.push(text);
         }
     }
     Ok(area)
 }
 
-/// One type/length-coded field at `*pos` (None: the end marker).
-fn field(data: &[u8], pos: &mut usize, area: &'static str) -> Result<Option<String>, FruError> {
+/// One type/length-coded field at `*pos`.
+fn field(data: &[u8], pos: &mut usize, area: &'static str) -> Result<String, FruError> {
     let tl = data[*pos];
-    if tl == 0xc1 {
-        return Ok(None);
-    }
     let len = usize::from(tl & 0x3f);
     let bytes = data
         .get(*pos + 1..*pos + 1 + len)
         .ok_or(FruError::Truncated(area))?;
     *pos += 1 + len;
-    Ok(Some(match tl >> 6 {
+    Ok(match tl >> 6 {
         0 => bytes.iter().map(|b| format!("{b:02x}")).collect(),
         1 => bcd_plus(bytes),
         2 => six_bit_ascii(bytes),
@@ -182,7 +184,7 @@ fn field(data: &[u8], pos: &mut usize, area: &'static str) -> Result<Option<Stri
             .collect::<String>()
             .trim_end_matches(['\0', ' '])
             .to_string(),
-    }))
+    })
 }
 
 fn bcd_plus(bytes: &[u8]) -> String {
@@ -293,6 +295,19 @@ mod tests {
         let p = area(h.product, AreaKind::Product);
         assert_eq!(p.get("asset_tag"), Some("tag1"));
         assert_eq!(p.get("version"), Some("1.0"));
+    }
+
+    #[test]
+    fn a_one_character_named_field_is_not_the_end_marker() {
+        // Version "2" is type/length 0xc1, the end marker's value.
+        let image = encode(&Contents {
+            product: Some(["Acme", "IPMI", "P-100", "2", "1234", "", ""]),
+            ..Contents::default()
+        });
+        let at = decode_header(&image).unwrap().product.unwrap();
+        let p = decode_area(AreaKind::Product, &image[at..]).unwrap();
+        assert_eq!(p.get("version"), Some("2"));
+        assert_eq!(p.get("serial"), Some("1234"));
     }
 
     #[test]

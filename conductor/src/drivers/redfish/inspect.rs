@@ -14,8 +14,27 @@ use xcat3_common::inspect::{
     Beacon, Event, EventLog, Fields, Health, Inventory, NicCheck, Reading, SensorFilter, SensorKind,
 };
 
+use xcat3_common::rpc::ErrorKind;
+
 use super::{Redfish, Target};
 use crate::drivers::{DriverError, Inspect, NodeInfo, Properties};
+
+/// A part's read: a BMC-side failure (HTTP 5xx, an odd answer) becomes a
+/// note naming the part; only a BMC that cannot be reached or refuses us
+/// fails the node.
+fn soften<T>(
+    r: Result<Option<T>, DriverError>,
+    what: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<T>, DriverError> {
+    match r {
+        Err(e) if matches!(e.kind, ErrorKind::BmcError | ErrorKind::Unsupported) => {
+            notes.push(format!("{what}: {}", e.message));
+            Ok(None)
+        }
+        r => r,
+    }
+}
 
 /// Members of one collection followed at most.
 const MAX_MEMBERS: usize = 256;
@@ -199,7 +218,14 @@ impl Redfish {
         notes: &mut Vec<String>,
     ) -> Result<Vec<Value>, DriverError> {
         let found = match link(owner, key) {
-            Some(p) => self.members(t, p).await?,
+            Some(p) => {
+                let before = notes.len();
+                let r = soften(self.members(t, p).await, key, notes)?;
+                if notes.len() > before {
+                    return Ok(Vec::new());
+                }
+                r
+            }
             None => None,
         };
         Ok(found.unwrap_or_else(|| {
@@ -341,7 +367,7 @@ impl Inspect for Redfish {
                 .take(MAX_MEMBERS)
                 .collect();
             for d in drives {
-                let Some(d) = self.get_optional(&t, d).await? else {
+                let Some(d) = soften(self.get_optional(&t, d).await, "drive", &mut notes)? else {
                     continue;
                 };
                 let mut f = Fields::new();
@@ -376,7 +402,7 @@ impl Inspect for Redfish {
         if let Some(m) = sys
             .pointer("/Links/ManagedBy/0/@odata.id")
             .and_then(Value::as_str)
-            && let Some(manager) = self.get_optional(&t, m).await?
+            && let Some(manager) = soften(self.get_optional(&t, m).await, "manager", &mut notes)?
         {
             copy(
                 &manager,
@@ -384,11 +410,13 @@ impl Inspect for Redfish {
                 &mut inv.bmc,
             );
         }
-        let firmware = match self.get_optional(&t, "/redfish/v1/UpdateService").await? {
-            Some(u) => match link(&u, "FirmwareInventory") {
-                Some(p) => self.members(&t, p).await?,
-                None => None,
-            },
+        let update = soften(
+            self.get_optional(&t, "/redfish/v1/UpdateService").await,
+            "UpdateService",
+            &mut notes,
+        )?;
+        let firmware = match update.as_ref().and_then(|u| link(u, "FirmwareInventory")) {
+            Some(p) => soften(self.members(&t, p).await, "FirmwareInventory", &mut notes)?,
             None => None,
         };
         match firmware {

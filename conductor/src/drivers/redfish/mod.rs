@@ -232,8 +232,8 @@ impl Redfish {
             .map(|v| v.unwrap_or(Value::Null))
     }
 
-    /// GET `path`; None when the BMC has no such resource (404): parts a
-    /// BMC does not offer are values to report, not failures.
+    /// GET `path`; None when the BMC has no such resource (404, 501):
+    /// parts a BMC does not offer are values to report, not failures.
     async fn get_optional(&self, t: &Target, path: &str) -> Result<Option<Value>, DriverError> {
         self.exchange(t, Method::GET, path, None, true).await
     }
@@ -269,7 +269,7 @@ impl Redfish {
                 self.auth.lock().expect("auth cache").remove(&t.auth_key());
                 continue;
             }
-            if missing_ok && status == StatusCode::NOT_FOUND {
+            if missing_ok && matches!(status, StatusCode::NOT_FOUND | StatusCode::NOT_IMPLEMENTED) {
                 return Ok(None);
             }
             if !status.is_success() {
@@ -375,7 +375,7 @@ fn bmc_path<'a>(t: &Target, path: &'a str) -> Result<&'a str, DriverError> {
         && !p.contains("//")
         && !p.split('/').any(|seg| seg == ".." || seg == ".")
         && p.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~%".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~%:".contains(&b));
     if ok {
         Ok(p)
     } else {
