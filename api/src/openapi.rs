@@ -72,10 +72,49 @@ pub fn document() -> Value {
             }),
         )
     };
+    // Hardware inspection (routes/inspect.rs): a successful node's value
+    // is its result document, a failure its message (kind in error_kinds).
+    let per_node = |schema: Value| {
+        json!({"type": "object", "properties": {
+            "nodes": {"type": "object", "additionalProperties": {"oneOf": [schema, {"type": "string", "description": "the node's error"}]}},
+            "error_kinds": {"type": "object", "additionalProperties": r("ErrorKind")}}})
+    };
+    let inspect = json!({
+        "/v1/nodes/inventory": {"get": op("hardware inventory per node: stored (with read_at), or read from the BMCs now with refresh=true (and stored)", vec![range(), q("refresh", "true: read every BMC now", false)], Some(body(r("NodeNames"))), ok("200", "per-node inventory or error", per_node(r("Inventory"))))},
+        "/v1/nodes/vitals": {"get": op("sensor readings per node", vec![range(), q("sensors", "temp, fan, voltage, power or all (default)", false)], Some(body(r("NodeNames"))), ok("200", "per-node readings or error", per_node(json!({"type": "array", "items": r("Reading")}))))},
+        "/v1/nodes/eventlog": {
+            "get": op("the newest event-log (SEL) entries per node, oldest first", vec![range(), q("count", "entries (1-4096, default 20)", false)], Some(body(r("NodeNames"))), ok("200", "per-node log or error", per_node(r("EventLog")))),
+            "delete": op("read, then clear each node's event log (operator)", vec![range(), q("count", "entries to return (1-4096, default 20)", false)], Some(body(r("NodeNames"))), ok("200", "per-node log as read before clearing, or error", per_node(r("EventLog")))),
+        },
+        "/v1/nodes/beacon": {"put": op("the identify LED (operator)", vec![q("target", "on, off, blink", true), range()], Some(body(r("NodeNames"))), ok("202", "per-node on / off / blink or error", results.clone()))},
+        "/v1/nodes/health": {"get": op("ok / warning / critical per node from its sensors and the last day's events; recorded (GET /v1/nodes?health=)", vec![range()], Some(body(r("NodeNames"))), ok("200", "per-node verdict or error", per_node(r("HealthReport"))))},
+    });
+    let inspect_schemas = json!({
+            "Inventory": {"type": "object", "description": "sections of name -> value; parts the BMC cannot tell are absent or in notes", "properties": {
+                "bmc": {"type": "object"}, "system": {"type": "object"}, "board": {"type": "object"}, "chassis": {"type": "object"},
+                "processors": {"type": "array", "items": {"type": "object"}}, "memory": {"type": "array", "items": {"type": "object"}},
+                "storage": {"type": "array", "items": {"type": "object"}}, "firmware": {"type": "object"},
+                "macs": {"type": "array", "items": {"type": "string"}},
+                "nics": {"type": "object", "properties": {"missing": {"type": "array", "items": {"type": "string"}}, "unknown": {"type": "array", "items": {"type": "string"}}}},
+                "notes": {"type": "array", "items": {"type": "string"}},
+                "read_at": {"type": "string", "format": "date-time"}}},
+            "Reading": {"type": "object", "required": ["name", "kind", "status"], "properties": {
+                "name": {"type": "string"}, "kind": {"enum": ["temp", "fan", "voltage", "power", "other"]},
+                "value": {"type": "number"}, "unit": {"type": "string"}, "state": {"type": "string", "description": "discrete sensors: the asserted state bits"},
+                "status": {"enum": ["ok", "warning", "critical", "na"]}}},
+            "EventLog": {"type": "object", "properties": {
+                "total": {"type": "integer"}, "cleared": {"type": "boolean"},
+                "events": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "time": {"type": "integer", "description": "Unix seconds"},
+                    "source": {"type": "string"}, "message": {"type": "string"},
+                    "severity": {"enum": ["ok", "warning", "critical"]}, "asserted": {"type": "boolean"}}}}}},
+            "HealthReport": {"type": "object", "properties": {
+                "health": {"enum": ["ok", "warning", "critical"]}, "reasons": {"type": "array", "items": {"type": "string"}}}},
+    });
     let (networks, network) = single("Network", "name", "networks");
     let (passwds, passwd) = single("Passwd", "key", "passwds");
     let (groups, group) = single("Group", "name", "groups");
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "xcat3 API", "version": "1.1",
                  "description": "Wire-compatible with xcat3 v1. Multi-node requests take {\"nodes\":[{\"name\":..}]} (also on GET) or ?noderange=, and answer one result per node."},
@@ -84,7 +123,7 @@ pub fn document() -> Value {
             "/v1": {"get": op("v1 links", vec![], None, json!({"200": {"description": "links"}}))},
             "/v1/openapi.json": {"get": op("this document", vec![], None, json!({"200": {"description": "OpenAPI"}}))},
             "/v1/nodes": {
-                "get": op("list node names", vec![range(), q("state", "only nodes in this provisioning state: available, dhcp, deploying, deployed, deploy failed", false), q("power_state", "only nodes whose last known power state is this: on, off, unknown (kept by actions and the periodic sync)", false)], None, ok("200", "names", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "string"}}, "missing": {"type": "string"}}}))),
+                "get": op("list node names", vec![range(), q("state", "only nodes in this provisioning state: available, dhcp, deploying, deployed, deploy failed", false), q("power_state", "only nodes whose last known power state is this: on, off, unknown (kept by actions and the periodic sync)", false), q("health", "only nodes whose last health verdict is this: ok, warning, critical, unknown", false)], None, ok("200", "names", json!({"type": "object", "properties": {"nodes": {"type": "array", "items": {"type": "string"}}, "missing": {"type": "string"}}}))),
                 "post": op("create nodes (bulk)", vec![], Some(body(json!({"type": "object", "required": ["nodes"], "properties": {"nodes": {"type": "array", "items": r("Node")}}}))), ok("201", "per-node ok or error", results.clone())),
                 "patch": op("update nodes (bulk) with JSON patch", vec![range()], Some(body(json!({"type": "object", "required": ["patches"], "properties": {"nodes": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}, "patches": r("Patches")}}))), ok("200", "per-node updated or error", results.clone())),
                 "delete": op("delete nodes (bulk)", vec![range()], Some(body(r("NodeNames"))), ok("202", "per-node deleted or error", results.clone())),
@@ -166,7 +205,7 @@ pub fn document() -> Value {
         },
         "security": [{}, {"bearer": []}],
         "components": {
-          "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "with [api] auth = \"token\": a token from `xcat3-api token create`; readers may GET, operators also PUT power/boot_device/provision, admins everything"}},
+          "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "with [api] auth = \"token\": a token from `xcat3-api token create`; readers may GET, operators also PUT power/boot_device/provision/beacon and DELETE eventlog, admins everything"}},
           "schemas": {
             "Request": {"type": "object", "properties": {
                 "id": {"type": "string"}, "action": {"type": "string", "example": "power on"},
@@ -227,5 +266,13 @@ pub fn document() -> Value {
             "Service": {"type": "object", "properties": {
                 "hostname": {"type": "string"}, "type": {"type": "string"}, "online": {"type": "boolean"}, "workers": {"type": ["integer", "null"]}}},
         }},
-    })
+    });
+    if let (Some(all), Value::Object(more)) = (
+        doc.pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut),
+        inspect_schemas,
+    ) {
+        all.extend(more);
+    }
+    doc
 }

@@ -140,7 +140,7 @@ proptest! {
     #[test]
     fn noderanges_stay_within_budget(
         range in hostile_range(),
-        path in prop::sample::select(vec!["/v1/nodes", "/v1/nodes/info", "/v1/nodes/power", "/v1/ring"]),
+        path in prop::sample::select(vec!["/v1/nodes", "/v1/nodes/info", "/v1/nodes/power", "/v1/nodes/inventory", "/v1/ring"]),
     ) {
         let uri = format!("{path}?noderange={range}");
         let (status, peak) = measure("GET", &uri, Vec::new());
