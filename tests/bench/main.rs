@@ -6,7 +6,8 @@
 //!
 //! `scripts/bench NAME [ROUNDS]` is the entry point: it provides the
 //! servers (`XCAT3_BENCH_DB_URL`, `XCAT3_BENCH_AMQP_URL`) and runs this
-//! for `seed-table`, `inventory`, `power`, `power-sync` and `groups`.
+//! for `seed-table`, `inventory`, `power`, `power-sync`, `groups` and
+//! `inspect`.
 
 use std::time::{Duration, Instant};
 
@@ -30,9 +31,10 @@ fn main() {
         Some("power") => power(rounds),
         Some("power-sync") => power_sync(rounds),
         Some("groups") => groups(rounds),
+        Some("inspect") => inspect(rounds),
         _ => {
             eprintln!(
-                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync|groups [ROUNDS]"
+                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync|groups|inspect [ROUNDS]"
             );
             std::process::exit(2);
         }
@@ -463,6 +465,104 @@ fn power_sync(rounds: usize) {
         median(during.clone()),
         during.iter().cloned().fold(0.0, f64::max)
     );
+}
+
+/// Seeing 10,000 xcat3-sim BMCs (34 sensors, FRU, SEL each) through 2
+/// conductors: `vitals all` with an empty SDR cache (each conductor reads
+/// the model's SDR once) and cached, `inventory --refresh` and `eventlog
+/// -n 20`; beside `ipmitool sdr list` fanned out with `xargs -P 64` over
+/// 1,000 of the same BMCs, and our cached `vitals` of those 1,000.
+fn inspect(rounds: usize) {
+    let c = Cluster::start(&[("XCAT3_CONDUCTOR_CALL_TIMEOUT", "60")], None);
+    let api = &c.api;
+    let fleet = Sim::start_without_state(c.dir.path(), "127.35.0.1", N as u32);
+    api.xcat3(&["import", fleet.export.to_str().expect("utf-8 path")])
+        .ok();
+    let all = format!("sim[00001-{N:05}]");
+    let some = "sim[00001-01000]";
+    // Powered on, every sensor has a reading.
+    check(&api.xcat3(&["power", &all, "on"]), N, &["power"]);
+    let cpu = |c: &Cluster| -> f64 { c.conductors.iter().map(Conductor::cpu_seconds).sum() };
+    let cpu0 = cpu(&c);
+    let first = timed(api, N, &["vitals", &all]);
+    let first_cpu = cpu(&c) - cpu0;
+    let cpu0 = cpu(&c);
+    let cached = median(
+        (0..rounds)
+            .map(|_| timed(api, N, &["vitals", &all]))
+            .collect(),
+    );
+    let cached_cpu = (cpu(&c) - cpu0) / rounds as f64;
+    let lines = api.xcat3(&["vitals", &all]).stdout().lines().count();
+    let temp = median(
+        (0..rounds)
+            .map(|_| timed(api, N, &["vitals", &all, "temp"]))
+            .collect(),
+    );
+    let inventory = median(
+        (0..rounds)
+            .map(|_| timed(api, N, &["inventory", &all, "--refresh"]))
+            .collect(),
+    );
+    let stored = median(
+        (0..rounds)
+            .map(|_| timed(api, N, &["inventory", &all]))
+            .collect(),
+    );
+    let events = median(
+        (0..rounds)
+            .map(|_| timed(api, N, &["eventlog", &all, "-n", "20"]))
+            .collect(),
+    );
+    let ours_1000 = median(
+        (0..rounds)
+            .map(|_| timed(api, 1000, &["vitals", some]))
+            .collect(),
+    );
+    // ipmitool, one process per BMC, 64 at a time, over the same 1,000.
+    let first_ip: std::net::Ipv4Addr = "127.35.0.1".parse().expect("address");
+    let ips: Vec<String> = (0..1000u32)
+        .map(|i| std::net::Ipv4Addr::from(u32::from(first_ip) + i).to_string())
+        .collect();
+    let list = c.dir.path().join("bmcs.txt");
+    std::fs::write(&list, ips.join("\n")).expect("write the BMC list");
+    let ipmitool = median(
+        (0..rounds)
+            .map(|_| {
+                let t0 = Instant::now();
+                let status = std::process::Command::new("xargs")
+                    .args(["-P", "64", "-I", "{}", "-a"])
+                    .arg(&list)
+                    .args(["ipmitool", "-I", "lanplus", "-C", "3", "-H", "{}", "-p"])
+                    .arg(fleet.port.to_string())
+                    .args(["-U", "admin", "-P", "secret", "sdr", "list"])
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("run xargs ipmitool (scripts/test installs ipmitool)");
+                assert!(status.success(), "some ipmitool sdr list failed");
+                t0.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    println!();
+    println!("inspection, {N} xcat3-sim IPMI BMCs (34 sensors each), 2 conductors, MariaDB, RabbitMQ");
+    println!("{:<56} {:>8.3}", "vitals all, empty SDR cache (s)", first);
+    println!("{:<56} {:>8.2}", "  conductor CPU (s)", first_cpu);
+    println!("{:<56} {:>8.3}", "vitals all, cached SDR (median, s)", cached);
+    println!("{:<56} {:>8.2}", "  conductor CPU (s)", cached_cpu);
+    println!("{:<56} {:>8}", "  lines printed", lines);
+    println!("{:<56} {:>8.3}", "vitals temp, cached (median, s)", temp);
+    println!("{:<56} {:>8.3}", "inventory --refresh (median, s)", inventory);
+    println!("{:<56} {:>8.3}", "inventory, stored (median, s)", stored);
+    println!("{:<56} {:>8.3}", "eventlog -n 20 (median, s)", events);
+    println!();
+    println!("1,000 of the same BMCs");
+    println!("{:<56} {:>8.3}", "xcat3 vitals all, cached (median, s)", ours_1000);
+    println!(
+        "{:<56} {:>8.3}",
+        "ipmitool sdr list, xargs -P 64 (median, s)", ipmitool
+    );
+    println!("{:<56} {:>7.1}x", "ratio", ipmitool / ours_1000);
 }
 
 /// Groups at 100,000 nodes (API only, MariaDB and standalone SQLite):
