@@ -177,6 +177,14 @@ fn xcat3_and_ipmitool_read_the_same_hardware_from_the_simulator() {
         shown[0]["attr"]["inventory"]["system"]["serial"],
         "SIM000002"
     );
+    // An update keeps a node's inventory; deleting the node removes it.
+    api.xcat3(&["update", node, "type=storage"]).ok();
+    let kept = nodes_json(&api, &["inventory", node]);
+    assert_eq!(kept[node]["system"]["serial"], "SIM000002");
+    api.xcat3(&["delete", "sim00003"]).ok();
+    api.xcat3(&["create", "sim00003", "mgt=ipmi"]).ok();
+    let gone = node_results(&api.xcat3(&["inventory", "sim00003"]).ok_or_code(1));
+    assert!(gone["sim00003"].contains("no inventory stored yet"), "{gone:?}");
 
     // Sensors, off (most read `na`) and on.
     for state in ["off", "on"] {

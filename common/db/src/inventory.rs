@@ -36,7 +36,7 @@ pub async fn store(db: &Db, values: &[(String, Option<String>)]) -> Result<(), D
             })
         })
         .collect();
-    for chunk in rows.chunks(rows_per_chunk(3)) {
+    for chunk in by_size(&rows, rows_per_chunk(3)) {
         node_inventory::Entity::insert_many(chunk.to_vec())
             .on_conflict(
                 OnConflict::column(node_inventory::Column::NodeId)
@@ -47,6 +47,36 @@ pub async fn store(db: &Db, values: &[(String, Option<String>)]) -> Result<(), D
             .await?;
     }
     Ok(())
+}
+
+/// Bytes of inventory text per statement: well under MySQL's and
+/// MariaDB's default `max_allowed_packet` (16 MiB), whatever the size of
+/// each node's inventory.
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
+
+/// `rows` in runs of at most `max_rows` rows and about
+/// [`MAX_STATEMENT_BYTES`] of data each (a run holds at least one row).
+fn by_size(
+    rows: &[node_inventory::ActiveModel],
+    max_rows: usize,
+) -> Vec<&[node_inventory::ActiveModel]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, r) in rows.iter().enumerate() {
+        let len = match &r.data {
+            sea_orm::ActiveValue::Set(d) => d.len(),
+            _ => 0,
+        };
+        if i > start && (bytes + len > MAX_STATEMENT_BYTES || i - start == max_rows) {
+            out.push(&rows[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
 }
 
 /// The stored inventory of each of `names` that has one: JSON and when
@@ -88,4 +118,28 @@ pub async fn health_counts(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
         .into_tuple::<(String, i64)>()
         .all(db.conn())
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(len: usize) -> node_inventory::ActiveModel {
+        node_inventory::ActiveModel {
+            node_id: sea_orm::ActiveValue::Set(1),
+            data: sea_orm::ActiveValue::Set("x".repeat(len)),
+            read_at: sea_orm::ActiveValue::Set(0),
+        }
+    }
+
+    #[test]
+    fn statements_stay_under_the_packet_limit() {
+        let rows: Vec<_> = (0..10).map(|_| row(1 << 20)).collect();
+        let runs = by_size(&rows, 1000);
+        assert_eq!(runs.iter().map(|r| r.len()).collect::<Vec<_>>(), [4, 4, 2]);
+        let small: Vec<_> = (0..5).map(|_| row(10)).collect();
+        assert_eq!(by_size(&small, 2).len(), 3);
+        let huge = vec![row(8 << 20)];
+        assert_eq!(by_size(&huge, 10).len(), 1);
+    }
 }

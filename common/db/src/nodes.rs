@@ -680,10 +680,6 @@ async fn try_update(db: &Db, updates: &[NodeUpdate]) -> Result<Outcomes, DbError
             .filter(nic::Column::NodeId.is_in(chunk.iter().copied()))
             .exec(&txn)
             .await?;
-        node_inventory::Entity::delete_many()
-            .filter(node_inventory::Column::NodeId.is_in(chunk.iter().copied()))
-            .exec(&txn)
-            .await?;
     }
     let rows: Vec<(i64, &NicSpec)> = replaced
         .iter()
