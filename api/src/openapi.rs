@@ -267,12 +267,20 @@ pub fn document() -> Value {
                 "hostname": {"type": "string"}, "type": {"type": "string"}, "online": {"type": "boolean"}, "workers": {"type": ["integer", "null"]}}},
         }},
     });
-    if let (Some(all), Value::Object(more)) = (
-        doc.pointer_mut("/components/schemas")
-            .and_then(Value::as_object_mut),
-        inspect_schemas,
-    ) {
-        all.extend(more);
+    // Added apart: one json! this large overflows the macro's recursion.
+    if let Some(node) = doc.pointer_mut("/components/schemas/Node/properties") {
+        node["health"] = json!({"type": ["string", "null"], "readOnly": true, "description": "the last health verdict"});
+        node["inventory"] = json!({"type": "object", "readOnly": true, "description": "only with fields=inventory: the stored inventory"});
+    }
+    for (at, more) in [
+        ("/paths", inspect),
+        ("/components/schemas", inspect_schemas),
+    ] {
+        if let (Some(all), Value::Object(more)) =
+            (doc.pointer_mut(at).and_then(Value::as_object_mut), more)
+        {
+            all.extend(more);
+        }
     }
     doc
 }

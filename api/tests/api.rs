@@ -996,6 +996,11 @@ async fn openapi_lists_every_route() {
         "/v1/services/hostname",
         "/v1/requests",
         "/v1/requests/{id}",
+        "/v1/nodes/inventory",
+        "/v1/nodes/vitals",
+        "/v1/nodes/eventlog",
+        "/v1/nodes/beacon",
+        "/v1/nodes/health",
     ] {
         assert!(
             paths.contains_key(p),

@@ -545,19 +545,30 @@ fn inspect(rounds: usize) {
             .collect(),
     );
     println!();
-    println!("inspection, {N} xcat3-sim IPMI BMCs (34 sensors each), 2 conductors, MariaDB, RabbitMQ");
+    println!(
+        "inspection, {N} xcat3-sim IPMI BMCs (34 sensors each), 2 conductors, MariaDB, RabbitMQ"
+    );
     println!("{:<56} {:>8.3}", "vitals all, empty SDR cache (s)", first);
     println!("{:<56} {:>8.2}", "  conductor CPU (s)", first_cpu);
-    println!("{:<56} {:>8.3}", "vitals all, cached SDR (median, s)", cached);
+    println!(
+        "{:<56} {:>8.3}",
+        "vitals all, cached SDR (median, s)", cached
+    );
     println!("{:<56} {:>8.2}", "  conductor CPU (s)", cached_cpu);
     println!("{:<56} {:>8}", "  lines printed", lines);
     println!("{:<56} {:>8.3}", "vitals temp, cached (median, s)", temp);
-    println!("{:<56} {:>8.3}", "inventory --refresh (median, s)", inventory);
+    println!(
+        "{:<56} {:>8.3}",
+        "inventory --refresh (median, s)", inventory
+    );
     println!("{:<56} {:>8.3}", "inventory, stored (median, s)", stored);
     println!("{:<56} {:>8.3}", "eventlog -n 20 (median, s)", events);
     println!();
     println!("1,000 of the same BMCs");
-    println!("{:<56} {:>8.3}", "xcat3 vitals all, cached (median, s)", ours_1000);
+    println!(
+        "{:<56} {:>8.3}",
+        "xcat3 vitals all, cached (median, s)", ours_1000
+    );
     println!(
         "{:<56} {:>8.3}",
         "ipmitool sdr list, xargs -P 64 (median, s)", ipmitool

@@ -4,6 +4,8 @@
 //! prints for the same BMC), OpenIPMI's `ipmi_sim` (an emulator file with
 //! a FRU, sensors and SEL entries written byte by byte) and DMTF's
 //! sushy-emulator.
+// The ipmitool and ipmi_sim helpers serve the `servers` tests only.
+#![cfg_attr(not(feature = "servers"), allow(dead_code, unused_imports))]
 
 use std::collections::BTreeMap;
 
@@ -184,7 +186,10 @@ fn xcat3_and_ipmitool_read_the_same_hardware_from_the_simulator() {
     api.xcat3(&["delete", "sim00003"]).ok();
     api.xcat3(&["create", "sim00003", "mgt=ipmi"]).ok();
     let gone = node_results(&api.xcat3(&["inventory", "sim00003"]).ok_or_code(1));
-    assert!(gone["sim00003"].contains("no inventory stored yet"), "{gone:?}");
+    assert!(
+        gone["sim00003"].contains("no inventory stored yet"),
+        "{gone:?}"
+    );
 
     // Sensors, off (most read `na`) and on.
     for state in ["off", "on"] {
