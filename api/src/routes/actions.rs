@@ -103,7 +103,12 @@ pub(super) async fn run(
         while let Some(batch) = rx.recv().await {
             all.extend(batch);
         }
-        return Ok((status, Json(results_json(all, shape))).into_response());
+        return Ok((
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            documents_json(all),
+        )
+            .into_response());
     }
     // The plain reply is exactly v1's; the kinds are in the stream and in
     // the history (`GET /v1/requests/{id}`, the id in the reply header).
@@ -117,22 +122,15 @@ pub(super) async fn run(
 /// A stream line: v1's `{"nodes": {node: text}}`, plus (an addition)
 /// `"error_kinds": {node: kind}` when some failed: `unreachable`,
 /// `authentication`, `unsupported`, `timeout`, `invalid`, `bmc_error`,
-/// `locked`, `not_found` or `internal`. With [`Shape::Json`], a
-/// successful node's value is its result document.
-pub(super) fn results_json(results: Results, shape: Shape) -> Value {
+/// `locked`, `not_found` or `internal`.
+pub(super) fn results_json(results: Results) -> Value {
     let mut nodes = serde_json::Map::new();
     let mut kinds = serde_json::Map::new();
     for (name, r) in results {
         if let Some(kind) = r.kind() {
             kinds.insert(name.clone(), Value::String(kind.as_str().into()));
         }
-        let ok = r.is_ok();
-        let text = r.into_text();
-        let value = match shape {
-            Shape::Json if ok => serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            _ => Value::String(text),
-        };
-        nodes.insert(name, value);
+        nodes.insert(name, Value::String(r.into_text()));
     }
     let mut v = json!({ "nodes": nodes });
     if !kinds.is_empty() {
@@ -141,14 +139,60 @@ pub(super) fn results_json(results: Results, shape: Shape) -> Value {
     v
 }
 
-/// Turns result batches into ndjson lines, each as [`results_json`].
+/// [`results_json`] for [`Shape::Json`], as text: a successful node's
+/// document goes in as the conductor wrote it (checked to be JSON, not
+/// parsed into a tree and written out again: 10,000 nodes' readings are
+/// tens of megabytes); anything else is a JSON string.
+fn documents_json(results: Results) -> String {
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(
+        results
+            .iter()
+            .map(|(n, r)| n.len() + r.text().len() + 4)
+            .sum::<usize>()
+            + 32,
+    );
+    let mut kinds = serde_json::Map::new();
+    out.push_str("{\"nodes\":{");
+    for (i, (name, r)) in results.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&quoted(&name));
+        out.push(':');
+        if let Some(kind) = r.kind() {
+            kinds.insert(name, Value::String(kind.as_str().into()));
+        }
+        let ok = r.is_ok();
+        let text = r.into_text();
+        if ok && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
+            out.push_str(&text);
+        } else {
+            out.push_str(&quoted(&text));
+        }
+    }
+    out.push('}');
+    if !kinds.is_empty() {
+        out.push_str(",\"error_kinds\":");
+        out.push_str(&Value::Object(kinds).to_string());
+    }
+    out.push('}');
+    out
+}
+
+/// Turns result batches into ndjson lines ([`results_json`] or
+/// [`documents_json`]).
 fn async_stream(
     rx: tokio::sync::mpsc::Receiver<Results>,
     shape: Shape,
 ) -> impl futures_util::Stream<Item = Result<String, std::convert::Infallible>> {
     futures_util::stream::unfold(rx, move |mut rx| async move {
         let batch = rx.recv().await?;
-        let line = format!("{}\n", results_json(batch, shape));
+        let mut line = match shape {
+            Shape::Text => results_json(batch).to_string(),
+            Shape::Json => documents_json(batch),
+        };
+        line.push('\n');
         Some((Ok(line), rx))
     })
 }
@@ -467,6 +511,7 @@ async fn ring(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xcat3_common::rpc::{ErrorKind, NodeResult};
 
     #[test]
     fn the_callers_address_is_the_peer_unless_a_trusted_proxy_says_otherwise() {
@@ -496,5 +541,27 @@ mod tests {
             client_address(peer("127.0.0.1:5000"), &proxies, &empty),
             None
         );
+    }
+
+    /// Documents go in as values, failures and non-JSON text as strings,
+    /// names escaped; the whole is one JSON object.
+    #[test]
+    fn documents_are_embedded_not_reparsed() {
+        let results = vec![
+            (
+                "n1".to_string(),
+                NodeResult::Ok(r#"[{"name":"FAN1","value":5600.0}]"#.into()),
+            ),
+            ("n\"2".to_string(), NodeResult::Ok("not json {".into())),
+            (
+                "n3".to_string(),
+                NodeResult::error(ErrorKind::Unreachable, "BMC 10.0.0.3 did not answer"),
+            ),
+        ];
+        let v: Value = serde_json::from_str(&documents_json(results)).unwrap();
+        assert_eq!(v["nodes"]["n1"][0]["value"], 5600.0);
+        assert_eq!(v["nodes"]["n\"2"], "not json {");
+        assert_eq!(v["nodes"]["n3"], "BMC 10.0.0.3 did not answer");
+        assert_eq!(v["error_kinds"], json!({"n3": "unreachable"}));
     }
 }

@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::Value;
 use xcat3_common::inspect::{EventLog, HealthReport, Inventory, Reading};
 use xcat3_common::noderange::natural_cmp;
@@ -45,7 +46,7 @@ fn print_nodes(reply: &Value, json: bool, render: impl Fn(&Value) -> Vec<String>
 }
 
 fn inventory_lines(v: &Value) -> Vec<String> {
-    let Ok(inv) = serde_json::from_value::<Inventory>(v.clone()) else {
+    let Ok(inv) = Inventory::deserialize(v) else {
         return vec![v.to_string()];
     };
     let mut out = Vec::new();
@@ -93,7 +94,7 @@ pub async fn inventory(c: &Client, range: &str, refresh: bool, json: bool) -> an
 }
 
 fn vitals_lines(v: &Value) -> Vec<String> {
-    match serde_json::from_value::<Vec<Reading>>(v.clone()) {
+    match Vec::<Reading>::deserialize(v) {
         Ok(list) if list.is_empty() => vec!["no sensors".into()],
         Ok(list) => list
             .iter()
@@ -117,7 +118,7 @@ fn time_text(t: Option<i64>) -> String {
 }
 
 fn eventlog_lines(v: &Value) -> Vec<String> {
-    let Ok(log) = serde_json::from_value::<EventLog>(v.clone()) else {
+    let Ok(log) = EventLog::deserialize(v) else {
         return vec![v.to_string()];
     };
     let mut out: Vec<String> = log
@@ -166,7 +167,7 @@ pub async fn beacon(c: &Client, range: &str, state: &str, json: bool) -> anyhow:
 }
 
 fn health_lines(v: &Value) -> Vec<String> {
-    match serde_json::from_value::<HealthReport>(v.clone()) {
+    match HealthReport::deserialize(v) {
         Ok(r) if r.reasons.is_empty() => vec![r.health.as_str().into()],
         Ok(r) => vec![format!("{}: {}", r.health.as_str(), r.reasons.join("; "))],
         Err(_) => vec![v.to_string()],

@@ -639,14 +639,18 @@ pub(crate) async fn gather(
     let (mut all, mut kinds) = (Map::new(), Map::new());
     let id = c
         .stream(method, path, body, |line| {
-            if let Some(m) = line.get("nodes").and_then(Value::as_object) {
-                all.extend(m.clone());
+            // Taken, not copied: a line of readings holds megabytes.
+            let Value::Object(mut line) = line else {
+                return;
+            };
+            if let Some(Value::Object(m)) = line.remove("nodes") {
+                all.extend(m);
                 if let Some(b) = &bar {
                     b.set_position(all.len() as u64);
                 }
             }
-            if let Some(k) = line.get("error_kinds").and_then(Value::as_object) {
-                kinds.extend(k.clone());
+            if let Some(Value::Object(k)) = line.remove("error_kinds") {
+                kinds.extend(k);
             }
         })
         .await?;
