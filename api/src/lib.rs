@@ -13,6 +13,7 @@ pub mod extract;
 pub mod openapi;
 pub mod routes;
 pub mod view;
+pub mod wire;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -261,8 +261,8 @@ async fn bad_nodes_get_their_own_error_and_valid_ones_proceed() {
             dup_mac, bad_ip,
             example_node(4),                       // fine
             {"name": "info", "mgt": "ipmi"},       // shadows a route
-            {"name": "n5", "mgt": "ipmi", "colour": "red"},
-            {"mgt": "ipmi"},                       // no name
+            {"name": "n5", "mgt": "ipmi", "control_info": {"colour": "red"}},
+            {"name": "n6", "mgt": "ipmi", "nics_info": {"nics": [{"mac": "42:87:0a:05:00:66", "ip": "1.2.3"}]}},
             {"name": "dup"}, {"name": "dup"},
         ]})),
     )
@@ -293,10 +293,16 @@ async fn bad_nodes_get_their_own_error_and_valid_ones_proceed() {
         r["n5"]
             .as_str()
             .unwrap()
-            .starts_with("colour: unknown field"),
+            .starts_with("control_info.colour: unknown key for mgt=ipmi"),
         "{v}"
     );
-    assert_eq!(r["nodes[6]"], "name: is required");
+    assert!(
+        r["n6"]
+            .as_str()
+            .unwrap()
+            .starts_with("nics_info.nics[0].ip:"),
+        "{v}"
+    );
     assert!(r["dup"].as_str().unwrap().contains("given 2 times"), "{v}");
     assert_eq!(r.as_object().unwrap().len(), 8, "one result per node: {v}");
     // Nothing half-written: node2 and node3 do not exist, nor their nics.
@@ -304,6 +310,44 @@ async fn bad_nodes_get_their_own_error_and_valid_ones_proceed() {
     assert_eq!(v, json!({"nodes": ["node1", "node4"]}));
     let (_, v) = call(&st, "GET", "/v1/nics", None).await;
     assert_eq!(v["nics"].as_array().unwrap().len(), 4);
+
+    // A body not of the documented shape (an unknown field, no name, a
+    // wrong type) is refused whole, naming the node and the field, and
+    // writes nothing.
+    for (bad, expect) in [
+        (
+            json!({"name": "n7", "mgt": "ipmi", "colour": "red"}),
+            "node n7: nodes[1].colour: unknown field `colour`",
+        ),
+        (json!({"mgt": "ipmi"}), "nodes[1]: missing field `name`"),
+        (
+            json!({"name": "n7", "mgt": "ipmi2"}),
+            "node n7: nodes[1].mgt: `ipmi2` is not one of ipmi, kvm, redfish, fake",
+        ),
+        (
+            json!({"name": "n7", "nics_info": {"nics": [{"mac": 5}]}}),
+            "node n7: nodes[1].nics_info.nics[0].mac: invalid type",
+        ),
+        (json!([null]), "nodes[1]: must be a JSON object"),
+        (json!(["n7"]), "nodes[1]: must be a JSON object"),
+        (
+            json!({"name": "n7", "nics_info": {"nics": [{"mac": "zz"}]}}),
+            "node n7: nodes[1].nics_info.nics[0].mac: `zz` is not a MAC address",
+        ),
+    ] {
+        let (s, v) = call(
+            &st,
+            "POST",
+            "/v1/nodes",
+            Some(json!({"nodes": [example_node(8), bad]})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let text = v["faultstring"].as_str().unwrap();
+        assert!(text.starts_with(expect), "{text}");
+    }
+    let (_, v) = call(&st, "GET", "/v1/nodes", None).await;
+    assert_eq!(v, json!({"nodes": ["node1", "node4"]}));
 }
 
 #[tokio::test]
@@ -1990,16 +2034,17 @@ async fn groups_give_their_members_attributes_and_name_them_in_noderanges() {
             .starts_with("group g: control_info.bmc_adress"),
         "{v}"
     );
-    let (_, v) = call(
+    let (s, v) = call(
         &st,
         "POST",
         "/v1/nodes",
         Some(json!({"nodes": [{"name": "x", "groups": 5}]})),
     )
     .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(
-        v["nodes"]["x"],
-        "groups: must be a list of group names or a comma-separated string"
+        v["faultstring"],
+        "node x: nodes[0].groups: must be a list of group names or a comma-separated string"
     );
 }
 

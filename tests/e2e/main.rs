@@ -16,6 +16,8 @@ mod kvm;
 mod mariadb;
 #[cfg(feature = "servers")]
 mod netboot;
+#[cfg(feature = "servers")]
+mod openapi;
 mod operations;
 mod redfish;
 mod secrets;

@@ -25,6 +25,8 @@ use crate::AppState;
 use crate::dispatch::{self, Results};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Origin, Params};
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,6 +39,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/ring", get(ring))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(power_status, power_set, boot_get, boot_set, provision, callback, ring))]
+pub struct Doc;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +220,7 @@ fn reject_write_params(q: &ActionQuery, message: &str) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(get, path = "/v1/nodes/power", tag = "actions", operation_id = "power_status", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 200, description = "per node: on, off, or its error; with Accept: application/x-ndjson, one such object per line as batches finish", content((NodeResults = "application/json"), (NodeResults = "application/x-ndjson")))))]
 async fn power_status(
     State(st): State<AppState>,
     origin: Origin,
@@ -226,6 +234,7 @@ async fn power_status(
     act(st, origin, &q, &body, Action::PowerStatus, StatusCode::OK).await
 }
 
+#[utoipa::path(put, path = "/v1/nodes/power", tag = "actions", operation_id = "power_set", params(("target" = xcat3_common::rpc::PowerTarget, Query), ("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 202, description = "per node: ok, or its error; with Accept: application/x-ndjson, one such object per line as batches finish", content((NodeResults = "application/json"), (NodeResults = "application/x-ndjson")))))]
 async fn power_set(
     State(st): State<AppState>,
     origin: Origin,
@@ -247,6 +256,7 @@ async fn power_set(
     .await
 }
 
+#[utoipa::path(get, path = "/v1/nodes/boot_device", tag = "actions", operation_id = "boot_device_get", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 200, description = "per node: net, disk, cdrom, bios, or its error; with Accept: application/x-ndjson, one such object per line as batches finish", content((NodeResults = "application/json"), (NodeResults = "application/x-ndjson")))))]
 async fn boot_get(
     State(st): State<AppState>,
     origin: Origin,
@@ -260,6 +270,7 @@ async fn boot_get(
     act(st, origin, &q, &body, Action::BootDeviceGet, StatusCode::OK).await
 }
 
+#[utoipa::path(put, path = "/v1/nodes/boot_device", tag = "actions", operation_id = "boot_device_set", params(("target" = xcat3_common::rpc::BootDevice, Query), ("persistent" = Option<bool>, Query, description = "every boot, not only the next"), ("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 202, description = "per node: ok, or its error; with Accept: application/x-ndjson, one such object per line as batches finish", content((NodeResults = "application/json"), (NodeResults = "application/x-ndjson")))))]
 async fn boot_set(
     State(st): State<AppState>,
     origin: Origin,
@@ -283,6 +294,7 @@ async fn boot_set(
 /// the owning conductors write (or remove) each node's DHCP reservation
 /// and boot files; `nodeset` also its install entry, answer files and
 /// callback token, and sets its next boot to the network.
+#[utoipa::path(put, path = "/v1/nodes/provision", tag = "actions", operation_id = "provision", params(("target" = ProvisionWord, Query), ("osimage" = Option<String>, Query, description = "nodeset: the image (default: each node's own)"), ("subnet" = Option<String>, Query, description = "accepted for v1 clients and not needed: each node's network is the one holding its IP"), ("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 202, description = "per node: ok, or an error naming the field; with Accept: application/x-ndjson, one such object per line as batches finish", content((NodeResults = "application/json"), (NodeResults = "application/x-ndjson")))))]
 async fn provision(
     State(st): State<AppState>,
     origin: Origin,
@@ -336,10 +348,13 @@ struct CallbackQuery {
 
 /// The callback's body: the node's one-time token. Small and typed: this
 /// route is open to anyone on the provisioning network.
-#[derive(Deserialize)]
-struct CallbackBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CallbackBody {
+    /// The node's one-time token (kernel command line, answer file).
+    #[schema(required)]
     token: Option<String>,
     /// v1's key handout, refused by name.
+    #[schema(ignore)]
     fetch_ssh_pub: Option<serde::de::IgnoredAny>,
 }
 
@@ -391,6 +406,7 @@ fn client_address(
 /// credential, accepted only from one of the node's own addresses
 /// (`[boot] check_node_address`). v1's `fetch_ssh_pub` (root's public key
 /// for anyone) is gone.
+#[utoipa::path(put, path = "/v1/nodes/provision/callback", tag = "actions", operation_id = "provision_callback", params(("name" = String, Query, description = "the node calling back")), request_body = CallbackBody, responses((status = 200, description = "the node is deployed", body = NodeResults), (status = 401, description = "no token", body = Fault), (status = 403, description = "not the one-time token of a node deploying under this name, from its own address", body = Fault)))]
 async fn callback(
     State(st): State<AppState>,
     origin: Origin,
@@ -477,6 +493,7 @@ async fn callback(
 }
 
 /// `GET /ring?noderange=` → `{"nodes": {name: conductor}}`.
+#[utoipa::path(get, path = "/v1/ring", tag = "actions", operation_id = "ring", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 200, description = "the conductor owning each node", body = Placement)))]
 async fn ring(
     State(st): State<AppState>,
     Params(q): Params<ActionQuery>,

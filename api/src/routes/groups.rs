@@ -18,6 +18,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params, Path};
 use crate::view;
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,7 +27,13 @@ pub fn routes() -> Router<AppState> {
         .route("/groups/{name}", get(show).patch(update).delete(remove))
 }
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, create, update, remove))]
+pub struct Doc;
+
 /// `GET /groups[?fields=]` → `{"groups": [{"name"}..]}` (default: names).
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", operation_id = "list_groups", params(("fields" = Option<GroupFields>, Query, style = Form, explode = false)), responses((status = 200, description = "groups", body = GroupListOut)))]
 async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::GROUP_FIELDS)?
         .unwrap_or_else(|| vec!["name".to_string()]);
@@ -50,6 +58,7 @@ fn folded(members: &[String]) -> String {
 }
 
 /// `GET /groups/{name}` → the group with its `members` as a noderange.
+#[utoipa::path(get, path = "/v1/groups/{name}", tag = "groups", operation_id = "show_group", params(("name" = String, Path), ("fields" = Option<GroupFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the group", body = GroupOut)))]
 async fn show(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -63,6 +72,7 @@ async fn show(
 }
 
 /// `POST /groups` → 201 `{"group": {"<name>": "ok"}}`.
+#[utoipa::path(post, path = "/v1/groups", tag = "groups", operation_id = "create_group", request_body = GroupIn, responses((status = 201, description = "created: {\"group\": {name: \"ok\"}}", body = Created)))]
 async fn create(
     State(st): State<AppState>,
     JsonBody(body): JsonBody,
@@ -95,6 +105,7 @@ pub fn document(g: &nodegroup::Model) -> Value {
 
 /// `PATCH /groups/{name}` with a JSON-patch list → the updated group.
 /// Its members act with the new values from their next request on.
+#[utoipa::path(patch, path = "/v1/groups/{name}", tag = "groups", operation_id = "update_group", params(("name" = String, Path)), request_body = Vec<Patch>, responses((status = 200, description = "the group as updated", body = GroupOut)))]
 async fn update(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -117,6 +128,7 @@ async fn update(
 }
 
 /// `DELETE /groups/{name}` → 202; 409 while nodes still list it.
+#[utoipa::path(delete, path = "/v1/groups/{name}", tag = "groups", operation_id = "delete_group", params(("name" = String, Path)), responses((status = 202, description = "deleted")))]
 async fn remove(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     db::delete(&st.db, &name).await?;
     Ok(StatusCode::ACCEPTED)

@@ -27,6 +27,8 @@ use super::requested_names;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Origin, Params};
+#[allow(unused_imports)]
+use crate::wire::*;
 
 /// Event-log entries one request may ask for per node.
 pub const MAX_EVENTS: u32 = 4096;
@@ -42,6 +44,11 @@ pub fn routes() -> Router<AppState> {
         .route("/nodes/health", get(health))
 }
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(inventory, vitals, eventlog, eventlog_clear, beacon, health))]
+pub struct Doc;
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct InventoryQuery {
@@ -53,6 +60,7 @@ struct InventoryQuery {
 
 /// `GET /nodes/inventory?noderange=[&refresh=true]`: each node's
 /// inventory with `read_at`; without `refresh`, the stored one.
+#[utoipa::path(get, path = "/v1/nodes/inventory", tag = "inspect", operation_id = "inventory", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}"), ("refresh" = Option<bool>, Query, description = "read every BMC now (and store it) instead of answering the stored inventory")), responses((status = 200, description = "per node: its inventory, or its error", body = PerNodeInventory)))]
 async fn inventory(
     State(st): State<AppState>,
     origin: Origin,
@@ -112,6 +120,7 @@ struct VitalsQuery {
 
 /// `GET /nodes/vitals?noderange=[&sensors=temp]`: a list of readings per
 /// node (`name`, `kind`, `value`, `unit`, `status`).
+#[utoipa::path(get, path = "/v1/nodes/vitals", tag = "inspect", operation_id = "vitals", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}"), ("sensors" = Option<SensorWord>, Query)), responses((status = 200, description = "per node: its sensor readings, or its error", body = PerNodeVitals)))]
 async fn vitals(
     State(st): State<AppState>,
     origin: Origin,
@@ -156,6 +165,7 @@ fn event_count(q: &EventLogQuery) -> ApiResult<u32> {
 
 /// `GET /nodes/eventlog?noderange=[&count=20]`: per node, `total` and the
 /// newest `events` (oldest first).
+#[utoipa::path(get, path = "/v1/nodes/eventlog", tag = "inspect", operation_id = "eventlog", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}"), ("count" = Option<u32>, Query, minimum = 1, maximum = 4096, description = "the newest this many entries (default 20)")), responses((status = 200, description = "per node: total and the newest entries, oldest first, or its error", body = PerNodeEventLog)))]
 async fn eventlog(
     State(st): State<AppState>,
     origin: Origin,
@@ -180,6 +190,7 @@ async fn eventlog(
 
 /// `DELETE /nodes/eventlog?noderange=[&count=20]`: reads, then clears each
 /// node's log; answers what was read (`cleared: true`).
+#[utoipa::path(delete, path = "/v1/nodes/eventlog", tag = "inspect", operation_id = "eventlog_clear", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}"), ("count" = Option<u32>, Query, minimum = 1, maximum = 4096, description = "entries to return (default 20)")), responses((status = 200, description = "per node: the log as read before clearing, or its error", body = PerNodeEventLog)))]
 async fn eventlog_clear(
     State(st): State<AppState>,
     origin: Origin,
@@ -208,6 +219,7 @@ struct BeaconQuery {
 }
 
 /// `PUT /nodes/beacon?noderange=&target=on|off|blink`: the identify LED.
+#[utoipa::path(put, path = "/v1/nodes/beacon", tag = "inspect", operation_id = "beacon", params(("target" = xcat3_common::inspect::Beacon, Query), ("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 202, description = "per node: on, off, blink, or its error; with Accept: application/x-ndjson, one such object per line as batches finish", content((NodeResults = "application/json"), (NodeResults = "application/x-ndjson")))))]
 async fn beacon(
     State(st): State<AppState>,
     origin: Origin,
@@ -242,6 +254,7 @@ struct HealthQuery {
 /// `GET /nodes/health?noderange=`: `{"health": "ok|warning|critical",
 /// "reasons": [...]}` per node, judged now from sensors and the last
 /// day's events, and recorded (`GET /nodes?health=critical`).
+#[utoipa::path(get, path = "/v1/nodes/health", tag = "inspect", operation_id = "health", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 200, description = "per node: ok, warning or critical with reasons (recorded: GET /v1/nodes?health=), or its error", body = PerNodeHealth)))]
 async fn health(
     State(st): State<AppState>,
     origin: Origin,

@@ -70,11 +70,18 @@ pub struct ById {
 
 /// Splits `?fields=` into names, refusing any not in `known`.
 pub fn parse_fields(fields: Option<&str>, known: &[&str]) -> ApiResult<Option<Vec<String>>> {
-    let Some(f) = fields.filter(|f| !f.trim().is_empty()) else {
+    // Absent means every field; `fields=` or `a,,b` is a mistake.
+    let Some(f) = fields else {
         return Ok(None);
     };
     let mut out = Vec::new();
-    for name in f.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for name in f.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "fields: `{f}` holds an empty name (known: {})",
+                known.join(", ")
+            )));
+        }
         if !known.contains(&name) {
             return Err(ApiError::bad_request(format!(
                 "fields: unknown field `{name}` (known: {})",

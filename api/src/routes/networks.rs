@@ -14,6 +14,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params, Path};
 use crate::view;
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -21,7 +23,13 @@ pub fn routes() -> Router<AppState> {
         .route("/networks/{name}", get(show).patch(update).delete(remove))
 }
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, create, update, remove))]
+pub struct Doc;
+
 /// `GET /networks[?fields=]` → `{"networks": [{"name"}..]}` (v1 default: names).
+#[utoipa::path(get, path = "/v1/networks", tag = "networks", operation_id = "list_networks", params(("fields" = Option<NetworkFields>, Query, style = Form, explode = false)), responses((status = 200, description = "networks", body = NetworkListOut)))]
 async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::NETWORK_FIELDS)?
         .unwrap_or_else(|| vec!["name".to_string()]);
@@ -33,6 +41,7 @@ async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResul
     Ok(Json(json!({ "networks": nets })))
 }
 
+#[utoipa::path(get, path = "/v1/networks/{name}", tag = "networks", operation_id = "show_network", params(("name" = String, Path), ("fields" = Option<NetworkFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the network", body = NetworkOut)))]
 async fn show(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -44,6 +53,7 @@ async fn show(
 }
 
 /// `POST /networks` → 201 `{"network": {"<name>": "ok"}}`.
+#[utoipa::path(post, path = "/v1/networks", tag = "networks", operation_id = "create_network", request_body = NetworkIn, responses((status = 201, description = "created: {\"network\": {name: \"ok\"}}", body = Created)))]
 async fn create(
     State(st): State<AppState>,
     JsonBody(body): JsonBody,
@@ -64,6 +74,7 @@ fn with_name(body: &Value, e: xcat3_common::model::FieldError) -> ApiError {
 }
 
 /// `PATCH /networks/{name}` with a JSON-patch list → the updated network.
+#[utoipa::path(patch, path = "/v1/networks/{name}", tag = "networks", operation_id = "update_network", params(("name" = String, Path)), request_body = Vec<Patch>, responses((status = 200, description = "the network as updated", body = NetworkOut)))]
 async fn update(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -91,6 +102,7 @@ async fn update(
     Ok(Json(view::network(&saved, None)))
 }
 
+#[utoipa::path(delete, path = "/v1/networks/{name}", tag = "networks", operation_id = "delete_network", params(("name" = String, Path)), responses((status = 202, description = "deleted")))]
 async fn remove(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     db::delete_network(&st.db, &name).await?;
     Ok(StatusCode::ACCEPTED)

@@ -15,6 +15,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params, Path};
 use crate::view;
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -23,6 +25,11 @@ pub fn routes() -> Router<AppState> {
         .route("/nics/node", get(by_node))
         .route("/nics/{uuid}", get(show).patch(update).delete(remove))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, by_address, by_node, create, update, remove))]
+pub struct Doc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +45,7 @@ struct ByNode {
     fields: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/nics", tag = "nics", operation_id = "list_nics", responses((status = 200, description = "uuid and mac of every nic", body = NicListOut)))]
 async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let nics: Vec<Value> = db::nics(&st.db)
         .await?
@@ -47,6 +55,7 @@ async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "nics": nics })))
 }
 
+#[utoipa::path(get, path = "/v1/nics/{uuid}", tag = "nics", operation_id = "show_nic", params(("uuid" = String, Path), ("fields" = Option<NicFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the nic", body = NicOut)))]
 async fn show(
     State(st): State<AppState>,
     Path(uuid): Path<String>,
@@ -58,6 +67,7 @@ async fn show(
     Ok(Json(view::nic(&nic, &node.name, fields.as_deref())))
 }
 
+#[utoipa::path(get, path = "/v1/nics/address", tag = "nics", operation_id = "show_nic_by_mac", params(("mac" = Mac, Query), ("fields" = Option<NicFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the nic", body = NicOut)))]
 async fn by_address(
     State(st): State<AppState>,
     Params(q): Params<ByMac>,
@@ -69,6 +79,7 @@ async fn by_address(
     Ok(Json(view::nic(&nic, &node.name, fields.as_deref())))
 }
 
+#[utoipa::path(get, path = "/v1/nics/node", tag = "nics", operation_id = "list_nics_of_node", params(("node_name" = String, Query), ("fields" = Option<NicFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the node's nics", body = NicsOut)))]
 async fn by_node(State(st): State<AppState>, Params(q): Params<ByNode>) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::NIC_FIELDS)?;
     let node = db::node_by_name(&st.db, &q.node_name).await?;
@@ -102,6 +113,7 @@ fn split_owner(body: &Value) -> ApiResult<(Option<String>, Option<i64>, Value)> 
 }
 
 /// `POST /nics {mac, node, ...}` → 201 `{"<mac>": "ok"}`.
+#[utoipa::path(post, path = "/v1/nics", tag = "nics", operation_id = "create_nic", request_body = NicCreate, responses((status = 201, description = "created: {mac: \"ok\"}", body = MacCreated)))]
 async fn create(
     State(st): State<AppState>,
     JsonBody(body): JsonBody,
@@ -138,6 +150,7 @@ async fn create(
 }
 
 /// `PATCH /nics/{uuid}` with a JSON-patch list → the updated nic.
+#[utoipa::path(patch, path = "/v1/nics/{uuid}", tag = "nics", operation_id = "update_nic", params(("uuid" = String, Path)), request_body = Vec<Patch>, responses((status = 200, description = "the nic as updated", body = NicOut)))]
 async fn update(
     State(st): State<AppState>,
     Path(uuid): Path<String>,
@@ -163,6 +176,7 @@ async fn update(
     Ok(Json(view::nic(&saved, &new_owner.name, None)))
 }
 
+#[utoipa::path(delete, path = "/v1/nics/{uuid}", tag = "nics", operation_id = "delete_nic", params(("uuid" = String, Path)), responses((status = 202, description = "deleted")))]
 async fn remove(State(st): State<AppState>, Path(uuid): Path<String>) -> ApiResult<StatusCode> {
     db::delete_nic(&st.db, &uuid).await?;
     Ok(StatusCode::ACCEPTED)

@@ -25,6 +25,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Origin, Params, Path};
 use crate::view;
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,6 +38,11 @@ pub fn routes() -> Router<AppState> {
         .route("/nodes/export", get(export))
         .route("/nodes/{name}", get(show))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, info, create, export, update, delete))]
+pub struct Doc;
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,13 +60,14 @@ struct NodeListQuery {
 }
 
 /// Health verdicts a node list can be filtered by (`unknown`: never judged).
-const HEALTH_STATES: &[&str] = &["ok", "warning", "critical", "unknown"];
+pub(crate) const HEALTH_STATES: &[&str] = &["ok", "warning", "critical", "unknown"];
 
 /// Power states a node list can be filtered by (`unknown`: never read).
-const POWER_STATES: &[&str] = &["on", "off", "unknown"];
+pub(crate) const POWER_STATES: &[&str] = &["on", "off", "unknown"];
 
 /// `GET /nodes[?noderange=][&state=][&power_state=][&health=]` → `{"nodes": [names]}`; unknown
 /// names of a noderange are listed under `missing`.
+#[utoipa::path(get, path = "/v1/nodes", tag = "nodes", operation_id = "list_nodes", params(("noderange" = Option<NodeRange>, Query, description = "only these nodes"), ("state" = Option<StateWord>, Query), ("power_state" = Option<PowerStateWord>, Query), ("health" = Option<HealthWord>, Query)), responses((status = 200, description = "node names; with a noderange, its names with no node under missing", body = NodeNameList)))]
 async fn list(
     State(st): State<AppState>,
     Params(q): Params<NodeListQuery>,
@@ -158,6 +166,7 @@ async fn osimage_names(st: &AppState, recs: &[NodeRecord]) -> ApiResult<HashMap<
 }
 
 /// `GET /nodes/{name}?fields=a,b` → one node.
+#[utoipa::path(get, path = "/v1/nodes/{name}", tag = "nodes", operation_id = "show_node", params(("name" = String, Path), ("fields" = Option<NodeFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the node", body = NodeOut)))]
 async fn show(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -203,6 +212,7 @@ fn put_inventory(v: &mut Value, name: &str, stored: &Option<HashMap<String, (Str
 ///
 /// The reply is serialized node by node into one buffer, so 10,000 nodes
 /// never exist as a tree of JSON values at once (peak memory).
+#[utoipa::path(get, path = "/v1/nodes/info", tag = "nodes", operation_id = "show_nodes", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}"), ("fields" = Option<NodeFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the nodes; names with no node under missing", body = NodeList)))]
 async fn info(
     State(st): State<AppState>,
     Params(q): Params<ListQuery>,
@@ -261,22 +271,21 @@ fn reply(outcomes: Outcomes, ok: &str) -> Value {
 /// `POST /nodes` `{"nodes":[node..]}` → 201 with `ok` or an error per node.
 /// Valid nodes are created (with their nics, atomically) even when others
 /// in the request are refused.
+#[utoipa::path(post, path = "/v1/nodes", tag = "nodes", operation_id = "create_nodes", request_body = NodesCreate, responses((status = 201, description = "per node: ok, or the error that kept that node out (the others are created)", body = NodeResults)))]
 async fn create(
     State(st): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let list = body
-        .get("nodes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad_request("body must be {\"nodes\": [node, ...]}"))?;
-    if let Some(k) = body
-        .as_object()
-        .and_then(|o| o.keys().find(|k| *k != "nodes"))
-    {
+    // The documented shape first, for the whole request: a body that is
+    // not of it is refused before any node is written.
+    let list = body["nodes"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    // (serde would also read a node from a list of its field values)
+    if let Some(i) = list.iter().position(|v| !v.is_object()) {
         return Err(ApiError::bad_request(format!(
-            "{k}: unknown field (expected only \"nodes\")"
+            "nodes[{i}]: must be a JSON object"
         )));
     }
+    let _: NodesCreate = crate::wire::read(&body)?;
     if list.is_empty() {
         return Err(ApiError::bad_request("nodes: the list is empty"));
     }
@@ -352,6 +361,7 @@ async fn create(
 /// and the groups they list, secrets in clear, for a backup that imports
 /// back whole. Admin only; each call is
 /// in the request history, naming its caller.
+#[utoipa::path(get, path = "/v1/nodes/export", tag = "nodes", operation_id = "export_nodes", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 200, description = "each node's own writable fields and the groups they list, secrets in clear (admin; recorded in the request history)", body = NodeExport)))]
 async fn export(
     State(st): State<AppState>,
     origin: Origin,
@@ -432,19 +442,13 @@ async fn export(
 /// `PATCH /nodes` `{"nodes":[{"name"}..], "patches":[{op,path,value}..]}`.
 /// The same patches go to every node; each patched node is validated as a
 /// whole (as a create would be) and gets `updated` or its own error.
+#[utoipa::path(patch, path = "/v1/nodes", tag = "nodes", operation_id = "update_nodes", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), request_body = NodesPatch, responses((status = 200, description = "per node: updated, or the error that left it unchanged", body = NodeResults)))]
 async fn update(
     State(st): State<AppState>,
     Params(q): Params<ListQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    if let Some(k) = body.as_object().and_then(|o| {
-        o.keys()
-            .find(|k| !["nodes", "patches"].contains(&k.as_str()))
-    }) {
-        return Err(ApiError::bad_request(format!(
-            "{k}: unknown field (expected nodes, patches)"
-        )));
-    }
+    let _: NodesPatch = crate::wire::read(&body)?;
     let patches = parse_patches(
         body.get("patches").unwrap_or(&Value::Null),
         NodeSpec::PATCHABLE,
@@ -476,6 +480,7 @@ async fn update(
 }
 
 /// `DELETE /nodes` with a node list → 202, `deleted` or an error per node.
+#[utoipa::path(delete, path = "/v1/nodes", tag = "nodes", operation_id = "delete_nodes", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 202, description = "per node: deleted or an error", body = NodeResults)))]
 async fn delete(
     State(st): State<AppState>,
     Params(q): Params<ListQuery>,

@@ -15,6 +15,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params, Path};
 use crate::view;
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,6 +27,11 @@ pub fn routes() -> Router<AppState> {
         .route("/osimages/get_by_id", get(by_id))
         .route("/osimages/{name}", get(show).patch(update).delete(remove))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(copycds, list, show, by_id, update, remove))]
+pub struct Doc;
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +45,7 @@ struct CopycdsQuery {
 /// `POST /osimages?filename=F[&name=N]` with the ISO as the body
 /// (`application/octet-stream`, streamed to disk): copycds. 201 with the
 /// image (`result`: `created`, or `exists` for a medium imported before).
+#[utoipa::path(post, path = "/v1/osimages", tag = "osimages", operation_id = "copycds", params(("filename" = Option<String>, Query, description = "the ISO's file name (recorded as orig_name)"), ("name" = Option<String>, Query, description = "osimage name (default DISTROVERSION-ARCH)")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "an OS install ISO (Ubuntu, Debian, RHEL, Rocky, Alma, CentOS), unpacked under /install/NAME/ without mounting"), responses((status = 201, description = "the image: name, result (created | exists), distro, ver, arch, flavor, kernel, initrd", body = Object)))]
 async fn copycds(
     State(st): State<AppState>,
     Params(q): Params<CopycdsQuery>,
@@ -87,6 +95,7 @@ async fn copycds(
 }
 
 /// `GET /osimages` → `{"images": [{"name"}..]}` (v1 default: names).
+#[utoipa::path(get, path = "/v1/osimages", tag = "osimages", operation_id = "list_osimages", params(("fields" = Option<OsImageFields>, Query, style = Form, explode = false)), responses((status = 200, description = "images", body = OsImageListOut)))]
 async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::OSIMAGE_FIELDS)?
         .unwrap_or_else(|| vec!["name".to_string()]);
@@ -98,6 +107,7 @@ async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResul
     Ok(Json(json!({ "images": images })))
 }
 
+#[utoipa::path(get, path = "/v1/osimages/{name}", tag = "osimages", operation_id = "show_osimage", params(("name" = String, Path), ("fields" = Option<OsImageFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the image", body = OsImageOut)))]
 async fn show(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -110,6 +120,7 @@ async fn show(
     )))
 }
 
+#[utoipa::path(get, path = "/v1/osimages/get_by_id", tag = "osimages", operation_id = "show_osimage_by_id", params(("id" = i64, Query), ("fields" = Option<OsImageFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the image", body = OsImageOut)))]
 async fn by_id(State(st): State<AppState>, Params(q): Params<ById>) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::OSIMAGE_FIELDS)?;
     Ok(Json(view::osimage(
@@ -120,6 +131,7 @@ async fn by_id(State(st): State<AppState>, Params(q): Params<ById>) -> ApiResult
 
 /// `PATCH /osimages/{name}`: only profile, type, provmethod and rootfstype;
 /// the identity of the imported media is internal.
+#[utoipa::path(patch, path = "/v1/osimages/{name}", tag = "osimages", operation_id = "update_osimage", params(("name" = String, Path)), request_body = Vec<Patch>, responses((status = 200, description = "the image as updated (profile, type, provmethod, rootfstype)", body = OsImageOut)))]
 async fn update(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -146,6 +158,7 @@ async fn update(
     )))
 }
 
+#[utoipa::path(delete, path = "/v1/osimages/{name}", tag = "osimages", operation_id = "delete_osimage", params(("name" = String, Path)), responses((status = 202, description = "deleted")))]
 async fn remove(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     db::delete_osimage(&st.db, &name).await?;
     Ok(StatusCode::ACCEPTED)

@@ -15,6 +15,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Params, Path};
 use crate::view;
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -23,6 +25,12 @@ pub fn routes() -> Router<AppState> {
         .route("/passwds/{key}", get(show).patch(update).delete(remove))
 }
 
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, by_id, create, update, remove))]
+pub struct Doc;
+
+#[utoipa::path(get, path = "/v1/passwds", tag = "passwds", operation_id = "list_passwds", params(("fields" = Option<PasswdFields>, Query, style = Form, explode = false)), responses((status = 200, description = "password entries, passwords masked", body = PasswdListOut)))]
 async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::PASSWD_FIELDS)?;
     let items: Vec<Value> = db::passwds(&st.db)
@@ -33,6 +41,7 @@ async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResul
     Ok(Json(json!({ "passwds": items })))
 }
 
+#[utoipa::path(get, path = "/v1/passwds/{key}", tag = "passwds", operation_id = "show_passwd", params(("key" = String, Path), ("fields" = Option<PasswdFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the entry", body = PasswdOut)))]
 async fn show(
     State(st): State<AppState>,
     Path(key): Path<String>,
@@ -45,6 +54,7 @@ async fn show(
     )))
 }
 
+#[utoipa::path(get, path = "/v1/passwds/get_by_id", tag = "passwds", operation_id = "show_passwd_by_id", params(("id" = i64, Query), ("fields" = Option<PasswdFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the entry", body = PasswdOut)))]
 async fn by_id(State(st): State<AppState>, Params(q): Params<ById>) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::PASSWD_FIELDS)?;
     Ok(Json(view::passwd(
@@ -54,6 +64,7 @@ async fn by_id(State(st): State<AppState>, Params(q): Params<ById>) -> ApiResult
 }
 
 /// `POST /passwds` → 201 `{"passwd": {"<key>": "ok"}}`.
+#[utoipa::path(post, path = "/v1/passwds", tag = "passwds", operation_id = "create_passwd", request_body = PasswdIn, responses((status = 201, description = "created: {\"passwd\": {key: \"ok\"}}", body = Created)))]
 async fn create(
     State(st): State<AppState>,
     JsonBody(body): JsonBody,
@@ -67,6 +78,7 @@ async fn create(
     ))
 }
 
+#[utoipa::path(patch, path = "/v1/passwds/{key}", tag = "passwds", operation_id = "update_passwd", params(("key" = String, Path)), request_body = Vec<Patch>, responses((status = 200, description = "the entry as updated", body = PasswdOut)))]
 async fn update(
     State(st): State<AppState>,
     Path(key): Path<String>,
@@ -87,6 +99,7 @@ async fn update(
     )))
 }
 
+#[utoipa::path(delete, path = "/v1/passwds/{key}", tag = "passwds", operation_id = "delete_passwd", params(("key" = String, Path)), responses((status = 202, description = "deleted")))]
 async fn remove(State(st): State<AppState>, Path(key): Path<String>) -> ApiResult<StatusCode> {
     db::delete_passwd(&st.db, &key).await?;
     Ok(StatusCode::ACCEPTED)

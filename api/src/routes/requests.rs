@@ -14,12 +14,19 @@ use xcat3_db::history::{self, RequestRow};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Params, Path};
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/requests", get(list))
         .route("/requests/{id}", get(show))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show))]
+pub struct Doc;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +47,7 @@ fn summary(r: &RequestRow) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", operation_id = "list_requests", params(("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "how many (default 50), newest first")), responses((status = 200, description = "the latest bulk actions", body = RequestList)))]
 async fn list(State(st): State<AppState>, Params(q): Params<ListQuery>) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
@@ -56,6 +64,7 @@ async fn list(State(st): State<AppState>, Params(q): Params<ListQuery>) -> ApiRe
 /// One request with `results` (node → result, as the action replied),
 /// `failed_nodes`, the nodes whose result was an error, and `error_kinds`
 /// (failed node → kind).
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", operation_id = "show_request", params(("id" = String, Path, description = "an action reply's xcat3-request-id header")), responses((status = 200, description = "the action with every node's result", body = RequestDetail)))]
 async fn show(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (row, outcomes) = history::get(&st.db, &id)
         .await?

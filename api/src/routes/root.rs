@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::ApiError;
 
+#[utoipa::path(get, path = "/", tag = "meta", operation_id = "versions", responses((status = 200, description = "API versions", body = Object)))]
 pub async fn root() -> Json<Value> {
     Json(json!({
         "name": "xCAT3 API",
@@ -22,6 +23,7 @@ fn v1_version() -> Value {
            "links": [{"href": "/v1/", "rel": "self"}]})
 }
 
+#[utoipa::path(get, path = "/v1", tag = "meta", operation_id = "v1_links", responses((status = 200, description = "v1 links", body = Object)))]
 pub async fn v1() -> Json<Value> {
     Json(json!({
         "id": "v1",
@@ -30,8 +32,9 @@ pub async fn v1() -> Json<Value> {
     }))
 }
 
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", operation_id = "openapi", responses((status = 200, description = "this document", body = Object)))]
 pub async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+    Json(crate::openapi::document().clone())
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {
@@ -78,3 +81,8 @@ pub async fn readyz(
         Json(json!({"ready": ready, "database": db, "bus": bus, "live_conductors": conductors})),
     )
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(root, v1, openapi))]
+pub struct Doc;

@@ -15,12 +15,19 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::Params;
 use crate::view;
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/services", get(list))
         .route("/services/hostname", get(by_hostname))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, by_hostname))]
+pub struct Doc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +37,7 @@ struct ByHost {
 
 /// Every service; conductors also show `nodes` (how many the ring gives
 /// them now) and `in_flight` (nodes being worked on at the last heartbeat).
+#[utoipa::path(get, path = "/v1/services", tag = "services", operation_id = "list_services", responses((status = 200, description = "services", body = ServiceListOut)))]
 async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let now = Utc::now();
     let services = db::services(&st.db).await?;
@@ -53,6 +61,7 @@ async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "services": items })))
 }
 
+#[utoipa::path(get, path = "/v1/services/hostname", tag = "services", operation_id = "services_of_host", params(("name" = String, Query, description = "host name")), responses((status = 200, description = "the host's services", body = ServiceListOut)))]
 async fn by_hostname(
     State(st): State<AppState>,
     Params(q): Params<ByHost>,

@@ -28,12 +28,19 @@ use crate::AppState;
 use crate::dispatch::{self, Results};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Origin, Params};
+#[allow(unused_imports)]
+use crate::wire::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/nodes/vm", post(create).delete(remove))
         .route("/nodes/vm/clone", post(clone))
 }
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, clone, remove))]
+pub struct Doc;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +117,9 @@ async fn guest_names(
 ) -> ApiResult<Vec<String>> {
     if q.purge.is_some() {
         return Err(ApiError::bad_request("purge: only for DELETE (rmvm)"));
+    }
+    if !body.is_null() && !body.is_object() {
+        return Err(ApiError::bad_request("request body: must be a JSON object"));
     }
     if let Some(k) = body
         .as_object()
@@ -201,6 +211,7 @@ async fn place(
 /// `?noderange=`, and `hosts`, `memory`, `cpus`, `disk` | `disk_image`,
 /// `network`, `pool`, `boot`. Answers `created`, `exists` or an error per
 /// guest.
+#[utoipa::path(post, path = "/v1/nodes/vm", tag = "vms", operation_id = "mkvm", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), request_body = Option<VmCreate>, responses((status = 201, description = "per guest: created, exists, or an error (failed guests are left as they were)", body = NodeResults)))]
 async fn create(
     State(st): State<AppState>,
     origin: Origin,
@@ -439,6 +450,7 @@ async fn make_guests(
 /// the clones by `?noderange=` or `{"nodes": [...]}`. Clones are linked
 /// (qcow2 overlays on the source's disks) and live on the source's
 /// hypervisor, with its size, network and boot order.
+#[utoipa::path(post, path = "/v1/nodes/vm/clone", tag = "vms", operation_id = "clonevm", params(("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), request_body = VmClone, responses((status = 201, description = "per clone: created, exists, or an error", body = NodeResults)))]
 async fn clone(
     State(st): State<AppState>,
     origin: Origin,
@@ -478,6 +490,7 @@ async fn clone(
 /// `DELETE /nodes/vm?purge=true` (`xcat3 rmvm`): undefines the guests
 /// (stopping them), with `purge` deletes their disks; the nodes stay in
 /// the inventory. Answers `removed`, `absent` or an error per guest.
+#[utoipa::path(delete, path = "/v1/nodes/vm", tag = "vms", operation_id = "rmvm", params(("purge" = Option<bool>, Query, description = "delete the disks too"), ("noderange" = NodeRange, Query, description = "the nodes: an xCAT noderange. v1 clients may instead send a JSON body {\"nodes\": [{\"name\": ...}]}")), responses((status = 202, description = "per guest: removed, absent, or an error", body = NodeResults)))]
 async fn remove(
     State(st): State<AppState>,
     origin: Origin,

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Which sensors `vitals` reads (xCAT's `rvitals` groups).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SensorKind {
     Temp,
@@ -69,7 +69,18 @@ impl SensorFilter {
 
 /// How healthy a sensor, an event or a node is.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Default,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
@@ -96,7 +107,7 @@ impl Health {
 }
 
 /// One sensor, as read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reading {
     pub name: String,
     pub kind: SensorKind,
@@ -143,7 +154,7 @@ impl Reading {
 }
 
 /// One event-log entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// The BMC's record id.
     pub id: String,
@@ -164,7 +175,7 @@ fn yes() -> bool {
 }
 
 /// The newest entries of a node's event log, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct EventLog {
     /// Entries the log holds in all.
     pub total: u32,
@@ -175,7 +186,7 @@ pub struct EventLog {
 }
 
 /// A node's health and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HealthReport {
     pub health: Health,
     /// What made it warning or critical (empty when ok).
@@ -214,7 +225,7 @@ impl HealthReport {
 pub type Fields = std::collections::BTreeMap<String, String>;
 
 /// A node's hardware, as its BMC describes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Inventory {
     /// The BMC itself: firmware, manufacturer and product ids (IPMI), or
     /// the manager's model and firmware (Redfish).
@@ -249,7 +260,7 @@ pub struct Inventory {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct NicCheck {
     pub missing: Vec<String>,
     pub unknown: Vec<String>,
@@ -269,7 +280,7 @@ impl NicCheck {
 }
 
 /// `beacon on|off|blink`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Beacon {
     On,

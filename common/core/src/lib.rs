@@ -22,6 +22,7 @@ pub mod noderange;
 pub mod process;
 pub mod ring;
 pub mod rpc;
+pub mod schema;
 
 /// `s` percent-encoded for a URL query value: unreserved characters and
 /// those in `also_safe` stay as they are.

@@ -58,6 +58,17 @@ macro_rules! string_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// Read through `parse`, so a typed body refuses what `parse` refuses.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                Self::parse(stringify!($name), &text)
+                    .map_err(|e| serde::de::Error::custom(e.message))
+            }
+        }
+
+        crate::word_schema!($name, $name::ALL, "");
     };
 }
 
@@ -75,13 +86,19 @@ string_enum!(
 );
 
 /// Words that are routes under `/v1/nodes/`; a node so named would be shadowed.
-const RESERVED_NODE_NAMES: &[&str] = &[
+pub const RESERVED_NODE_NAMES: &[&str] = &[
     "info",
     "power",
     "provision",
     "boot_device",
     "callback",
     "export",
+    "inventory",
+    "vitals",
+    "eventlog",
+    "beacon",
+    "health",
+    "vm",
 ];
 
 /// A node name is a DNS host name (labels of letters, digits and inner
@@ -125,8 +142,30 @@ pub fn check_hostname(field: &str, name: &str) -> Result<(), FieldError> {
 }
 
 /// Accepts `aa:bb:cc:dd:ee:ff`, `AA-BB-CC-DD-EE-FF`, `aabb.ccdd.eeff` and
-/// `aabbccddeeff`; returns the lower-case colon form.
+/// `aabbccddeeff` (not all-zero or broadcast); returns the lower-case
+/// colon form.
 pub fn normalize_mac(field: &str, mac: &str) -> Result<String, FieldError> {
+    let hex = mac_digits(field, mac)?;
+    if hex == "000000000000" || hex == "ffffffffffff" {
+        return Err(FieldError::new(
+            field,
+            format!("`{mac}` is not a usable MAC address"),
+        ));
+    }
+    let mut out = String::with_capacity(17);
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push(pair[0] as char);
+        out.push(pair[1] as char);
+    }
+    Ok(out)
+}
+
+/// The twelve lower-case hex digits of a MAC in one of the spellings
+/// [`normalize_mac`] accepts, or an error naming `field`.
+pub fn mac_digits(field: &str, mac: &str) -> Result<String, FieldError> {
     let hex: String = mac
         .chars()
         .filter(|c| !matches!(c, ':' | '-' | '.'))
@@ -146,22 +185,7 @@ pub fn normalize_mac(field: &str, mac: &str) -> Result<String, FieldError> {
             format!("`{mac}` is not a MAC address (expected aa:bb:cc:dd:ee:ff)"),
         ));
     }
-    let hex = hex.to_ascii_lowercase();
-    if hex == "000000000000" || hex == "ffffffffffff" {
-        return Err(FieldError::new(
-            field,
-            format!("`{mac}` is not a usable MAC address"),
-        ));
-    }
-    let mut out = String::with_capacity(17);
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        out.push(pair[0] as char);
-        out.push(pair[1] as char);
-    }
-    Ok(out)
+    Ok(hex.to_ascii_lowercase())
 }
 
 /// Parses an IPv4 or IPv6 address, returning its canonical text.

@@ -17,7 +17,8 @@ mod state;
 mod vm;
 
 pub use fields::{
-    Arch, FieldError, Mgt, Netboot, check_hostname, check_node_name, normalize_mac, parse_ip,
+    Arch, FieldError, Mgt, Netboot, RESERVED_NODE_NAMES, check_hostname, check_node_name,
+    mac_digits, normalize_mac, parse_ip,
 };
 pub use group::{
     GroupAttrs, GroupSpec, INHERITED_FIELDS, Inherited, MAX_GROUPS_PER_NODE, inherit, parse_groups,
