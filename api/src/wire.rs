@@ -51,9 +51,7 @@ pub struct AnyObject;
 
 impl utoipa::PartialSchema for AnyObject {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::RefOr::T(
-            serde_json::from_value(serde_json::json!({"type": "object"})).expect("a valid schema"),
-        )
+        xcat3_common::schema::from_json(serde_json::json!({"type": "object"}))
     }
 }
 impl utoipa::ToSchema for AnyObject {}
@@ -123,7 +121,7 @@ impl utoipa::PartialSchema for Mac {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         let v = serde_json::json!({"type": "string", "pattern": MAC_PATTERN,
                                    "example": "52:54:00:12:34:56"});
-        utoipa::openapi::RefOr::T(serde_json::from_value(v).expect("a valid schema"))
+        xcat3_common::schema::from_json(v)
     }
 }
 impl ToSchema for Mac {}
@@ -701,7 +699,7 @@ impl utoipa::PartialSchema for NodeRange {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         let v = serde_json::json!({"type": "string", "minLength": 1,
             "example": "rack[1-2]n[01-48],-rack1n07"});
-        utoipa::openapi::RefOr::T(serde_json::from_value(v).expect("a valid schema"))
+        xcat3_common::schema::from_json(v)
     }
 }
 impl utoipa::ToSchema for NodeRange {}

@@ -5,13 +5,18 @@
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 
+/// A schema written as JSON (what the document shows, checked to parse).
+pub fn from_json(v: serde_json::Value) -> RefOr<Schema> {
+    RefOr::T(serde_json::from_value(v).expect("a valid schema"))
+}
+
 /// `{"type": "string", "enum": values}`.
 pub fn words(values: &[&str], description: &str) -> RefOr<Schema> {
     let mut v = serde_json::json!({"type": "string", "enum": values});
     if !description.is_empty() {
         v["description"] = description.into();
     }
-    RefOr::T(serde_json::from_value(v).expect("a string enum is a valid schema"))
+    from_json(v)
 }
 
 /// A comma-separated list of `values` (`?fields=name,mgt`): an array of
@@ -19,7 +24,7 @@ pub fn words(values: &[&str], description: &str) -> RefOr<Schema> {
 pub fn word_list(values: &[&str], description: &str) -> RefOr<Schema> {
     let v = serde_json::json!({"type": "array", "items": {"type": "string", "enum": values},
                                "minItems": 1, "description": description});
-    RefOr::T(serde_json::from_value(v).expect("a word list is a valid schema"))
+    from_json(v)
 }
 
 /// Implements `utoipa::ToSchema` for `$ty` from its list of accepted words.
