@@ -70,6 +70,8 @@ impl fmt::Display for Role {
 #[derive(Clone, Debug, Default)]
 pub struct Caller {
     pub name: Option<String>,
+    /// The token's role (none without authentication: every right).
+    pub role: Option<Role>,
 }
 
 /// The role `method` on `route` (a route pattern, as matched) needs, or
@@ -385,6 +387,7 @@ pub async fn authenticate(
     tracing::debug!(token = %row.name, %role, "authenticated");
     req.extensions_mut().insert(Caller {
         name: Some(row.name),
+        role: Some(role),
     });
     next.run(req).await
 }

@@ -80,6 +80,8 @@ fn recorded(action: &Action) -> bool {
             | Action::Vitals { .. }
             | Action::EventLog { clear: false, .. }
             | Action::Health
+            | Action::ConsoleList
+            | Action::ConsoleLog { .. }
     )
 }
 

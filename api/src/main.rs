@@ -213,6 +213,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if config.api.install_dir == defaults.api.install_dir {
             config.api.install_dir = inside("install");
         }
+        if config.console.log_dir == defaults.console.log_dir {
+            config.console.log_dir = inside("consoles");
+        }
         // Standalone is one host: it serves boot files itself, so a deploy
         // works without setting anything (nodes' answer files are served
         // to their own reserved address only).

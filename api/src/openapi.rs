@@ -60,6 +60,7 @@ fn build() -> Value {
         routes::nodes::Doc::openapi(),
         routes::actions::Doc::openapi(),
         routes::inspect::Doc::openapi(),
+        routes::console::Doc::openapi(),
         routes::groups::Doc::openapi(),
         routes::nics::Doc::openapi(),
         routes::networks::Doc::openapi(),

@@ -316,6 +316,21 @@ pub enum HealthOrError {
     Error(String),
 }
 
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PerNodeConsole {
+    pub nodes: BTreeMap<String, ConsoleOrError>,
+    pub error_kinds: Option<BTreeMap<String, ErrorKind>>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum ConsoleOrError {
+    State(xcat3_common::console::ConsoleState),
+    Error(String),
+}
+
 /// A nic as shown.
 #[derive(ToSchema)]
 #[allow(dead_code)]

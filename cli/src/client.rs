@@ -167,6 +167,49 @@ impl Client {
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         Ok(self.call(Method::GET, path, None).await?.body)
     }
+
+    /// A websocket to `/v1{path}` (`ws://` or `wss://` as the API's URL
+    /// says), with the token if there is one; a refusal is an error
+    /// holding the server's message.
+    pub async fn websocket(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    > {
+        use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
+        let url = format!("{}/v1{}", self.base, path);
+        let ws_url = if let Some(rest) = url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            url.clone()
+        };
+        let mut req = ws_url
+            .as_str()
+            .into_client_request()
+            .with_context(|| format!("GET {url}"))?;
+        if let Some(t) = &self.token {
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {t}")
+                    .parse()
+                    .context("the token is not a header value")?,
+            );
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tungstenite::Error::Http(resp)) => {
+                let status = reqwest::StatusCode::from_u16(resp.status().as_u16())
+                    .unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
+                Err(fault(status, resp.body().as_deref().unwrap_or_default()))
+            }
+            Err(e) => Err(anyhow!(e).context(format!("GET {url}"))),
+        }
+    }
 }
 
 /// An error reply as an error holding the server's `faultstring`.

@@ -138,6 +138,30 @@ pub enum Command {
         #[arg(long)]
         clear: bool,
     },
+    /// The node's serial console in this terminal (raw: every key goes to
+    /// the node); leave with Ctrl-E c . (Ctrl-E c ? lists the others).
+    /// With --log, its log instead (-f: then follow the live output).
+    Console {
+        node: String,
+        /// Watch without typing.
+        #[arg(long)]
+        read_only: bool,
+        /// Take the console over from another holder (operator).
+        #[arg(long)]
+        force: bool,
+        /// Print the end of the console log instead of attaching.
+        #[arg(long)]
+        log: bool,
+        /// With --log: how many lines.
+        #[arg(short = 'n', long = "lines", default_value_t = 100)]
+        lines: u32,
+        /// With --log: then follow the live output (read-only).
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Each node's console: connected or not, its conductor, viewers,
+    /// bytes, last output and last error.
+    ConsoleList { noderange: String },
     /// The identify LED: beacon NODERANGE on|off|blink.
     Beacon { noderange: String, state: String },
     /// ok, warning or critical per node, from its sensors and the last

@@ -13,6 +13,7 @@
 pub mod actions;
 pub mod answers;
 pub mod boot;
+pub mod console;
 pub mod drivers;
 pub mod images;
 pub mod listener;

@@ -173,7 +173,10 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Graceful shutdown by hand: hyper-util's helper does not take
+    // connections that may upgrade (websockets).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -186,6 +189,7 @@ pub async fn serve(
                     continue;
                 }
             },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             () = &mut shutdown => break,
         };
         let Ok(permit) = global.clone().try_acquire_owned() else {
@@ -203,17 +207,34 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
             });
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        // With upgrades: consoles are websockets (the API's and the
+        // conductor's console endpoint).
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+            .with_upgrades();
+        let mut stop = stop_rx.clone();
+        connections.spawn(async move {
             let _place = place;
-            if let Err(e) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            let mut stopping = false;
+            let result = loop {
+                let stop_now = tokio::select! {
+                    r = conn.as_mut() => break r,
+                    _ = stop.wait_for(|s| *s), if !stopping => true,
+                };
+                if stop_now {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
     Ok(())
 }
 

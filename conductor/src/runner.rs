@@ -41,6 +41,8 @@ pub struct Actors {
     pub drivers: Drivers,
     pub power_gate: PowerGate,
     pub provisioner: Arc<Provisioner>,
+    /// The console server (None when `[console] listen` is empty).
+    pub consoles: Option<Arc<crate::console::ConsoleServer>>,
 }
 
 /// What the runner needs; shared by every request on this conductor.

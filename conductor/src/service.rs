@@ -14,6 +14,7 @@ use xcat3_db::{Db, locks, services};
 
 use crate::actions::PowerGate;
 use crate::boot;
+use crate::console::ConsoleServer;
 use crate::drivers::Drivers;
 use crate::membership::Membership;
 use crate::provision::Provisioner;
@@ -21,6 +22,22 @@ use crate::runner::{Actors, Runner};
 
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The URL the API reaches our console endpoint at: `[console] advertise`,
+/// else the bound address with a wildcard replaced by our host name.
+fn console_url(
+    config: &xcat3_common::config::ConsoleConfig,
+    bound: std::net::SocketAddr,
+    host: &str,
+) -> String {
+    if !config.advertise.is_empty() {
+        return format!("ws://{}", config.advertise);
+    }
+    if bound.ip().is_unspecified() {
+        return format!("ws://{host}:{}", bound.port());
+    }
+    format!("ws://{bound}")
+}
 
 /// This conductor's name: `[conductor] host`, else the machine's hostname.
 pub fn host_name(config: &ConductorConfig) -> String {
@@ -72,6 +89,21 @@ pub async fn run_until(
         }
     };
     let drivers = Drivers::builtin(&config);
+    // The console endpoint is bound before registering: the API finds it
+    // (and its token) in our services row.
+    let console_listener = match config.console.listen.as_str() {
+        "" => None,
+        listen => {
+            let addr: std::net::SocketAddr = listen
+                .parse()
+                .with_context(|| format!("[console] listen: `{listen}` is not ADDRESS:PORT"))?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("[console] listen: binding {addr}"))?;
+            Some(l)
+        }
+    };
+    let console_config = config.console.clone();
     let power_gate = PowerGate::new(&config.power);
     let provisioner = Arc::new(
         Provisioner::new(
@@ -119,10 +151,40 @@ pub async fn run_until(
             "released locks left by an earlier run of this conductor"
         );
     }
-    services::register(&db, &host, config.workers as i32)
+    let console_endpoint = match &console_listener {
+        Some(l) => Some(services::ConsoleEndpoint {
+            url: console_url(&console_config, l.local_addr()?, &host),
+            token: xcat3_common::random_hex(32),
+        }),
+        None => None,
+    };
+    services::register(&db, &host, config.workers as i32, console_endpoint.as_ref())
         .await
         .context("registering in services")?;
     let membership = Arc::new(Membership::new(db.clone(), config.heartbeat_timeout));
+    let consoles = console_endpoint.as_ref().map(|_| {
+        ConsoleServer::new(
+            host.clone(),
+            db.clone(),
+            membership.clone(),
+            drivers.clone(),
+            console_config.clone(),
+        )
+    });
+    let (console_stop, console_stopped) = watch::channel(false);
+    if let (Some(l), Some(ep), Some(server)) = (console_listener, &console_endpoint, &consoles) {
+        tracing::info!(url = %ep.url, "console endpoint listening");
+        let (server, token) = (server.clone(), ep.token.clone());
+        let mut stopped = console_stopped.clone();
+        servers.spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = crate::console::serve(l, server, token, shutdown).await {
+                tracing::error!(error = %e, "console endpoint stopped");
+            }
+        });
+    }
     let runner = Arc::new(Runner::new(
         host.clone(),
         db.clone(),
@@ -131,6 +193,7 @@ pub async fn run_until(
             drivers,
             power_gate,
             provisioner,
+            consoles: consoles.clone(),
         },
         config.workers,
         Duration::from_secs(config.call_timeout),
@@ -156,6 +219,9 @@ pub async fn run_until(
         Duration::from_secs(power.sync_interval),
         power.sync_workers,
     ));
+    let console_run = consoles
+        .clone()
+        .map(|c| tokio::spawn(c.run(console_stopped.clone())));
     periodic.spawn(sweep_loop(
         db.clone(),
         host.clone(),
@@ -201,6 +267,12 @@ pub async fn run_until(
         requests.abort_all();
     }
     periodic.abort_all();
+    // Consoles let go of their BMCs (SOL deactivated, sessions closed).
+    let _ = console_stop.send(true);
+    if let Some(run) = console_run {
+        let _ = run.await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     servers.abort_all();
     locks::release_all(&db, &host).await.ok();
     services::deregister(&db, &host).await.ok();

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::board::{Board, Identify};
+use crate::serial::{Serial, SolStats};
 use xcat3_ipmi::cmd::{self, BootFlags, ChassisControl, Privilege, cc};
 use xcat3_ipmi::crypto::{CipherSuite, SessionKeys, codes_equal};
 use xcat3_ipmi::rakp::{
     Exchange, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3, Rakp4, status,
 };
+use xcat3_ipmi::sol::{self, Activated, Packet};
 use xcat3_ipmi::wire::{self, Frame, PayloadType, Request, Response};
 use xcat3_ipmi::{random_bytes, random_session_id};
 
@@ -62,6 +64,7 @@ pub struct Stats {
 pub struct Snapshot {
     pub chassis: Chassis,
     pub stats: Stats,
+    pub sol: SolStats,
 }
 
 enum Phase {
@@ -133,11 +136,26 @@ pub struct Bmc {
     fail_rate: f64,
     /// FRU, sensors, event log, identify LED.
     board: Board,
+    /// The serial port SOL carries.
+    serial: Serial,
+    /// The UDP port we serve (Activate Payload names it).
+    port: u16,
+}
+
+/// Who this BMC is within its fleet.
+pub struct Identity {
+    pub index: u32,
+    /// The node name the fleet's import file gives it (`sim00001`).
+    pub name: String,
+    pub port: u16,
+    pub hot: bool,
+    /// Print a numbered console line this often while on.
+    pub sol_line: Option<Duration>,
 }
 
 impl Bmc {
-    /// BMC `index` of its fleet; a `hot` one has an overheating CPU.
-    pub fn new(creds: Credentials, fail_rate: f64, index: u32, hot: bool) -> Bmc {
+    /// A BMC of its fleet; a `hot` one has an overheating CPU.
+    pub fn new(creds: Credentials, fail_rate: f64, id: Identity) -> Bmc {
         let mut guid = [0u8; 16];
         random_bytes(&mut guid);
         Bmc {
@@ -147,8 +165,37 @@ impl Bmc {
             chassis: Chassis::default(),
             stats: Stats::default(),
             fail_rate,
-            board: Board::new(index, hot),
+            board: Board::new(id.index, id.hot),
+            serial: Serial::new(id.name, id.sol_line),
+            port: id.port,
         }
+    }
+
+    /// The SOL datagram to send now (console output or a retransmit), and
+    /// to whom.
+    pub fn poll(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
+        let (sid, p) = self.serial.poll(now, self.chassis.power_on)?;
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            self.serial.deactivate();
+            return None;
+        };
+        let Phase::Active { keys, .. } = &s.phase else {
+            return None;
+        };
+        s.out_seq = s.out_seq.wrapping_add(1).max(1);
+        let d = wire::seal_v20(
+            PayloadType::Sol,
+            s.console_sid,
+            s.out_seq,
+            &p.encode(),
+            Some(keys),
+        );
+        Some((s.peer, d))
+    }
+
+    /// When [`poll`](Self::poll) next has something to send.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        self.serial.next_wakeup(self.chassis.power_on)
     }
 
     pub fn snapshot(&mut self) -> Snapshot {
@@ -158,6 +205,7 @@ impl Bmc {
         Snapshot {
             chassis,
             stats: self.stats.clone(),
+            sol: self.serial.stats.clone(),
         }
     }
 
@@ -203,10 +251,16 @@ impl Bmc {
                     return None;
                 };
                 let payload = f.open(Some(keys)).ok()?;
-                if f.payload_type != PayloadType::Ipmi || !s.accept_seq(f.seq) {
+                if !s.accept_seq(f.seq) {
                     return None;
                 }
                 s.last_seen = now;
+                if f.payload_type == PayloadType::Sol {
+                    return self.sol_packet(f.session_id, &payload);
+                }
+                if f.payload_type != PayloadType::Ipmi {
+                    return None;
+                }
                 let req = Request::decode(&payload).ok()?;
                 let bmc_sid = f.session_id;
                 let resp = self.command(bmc_sid, &req);
@@ -226,6 +280,9 @@ impl Bmc {
                 {
                     self.sessions.remove(&bmc_sid);
                     self.stats.sessions_now = self.sessions.len();
+                    if self.serial.holder() == Some(bmc_sid) {
+                        self.serial.deactivate();
+                    }
                 } else {
                     s.last_reply = Some(((req.rq_seq, req.cmd), resp));
                 }
@@ -238,6 +295,74 @@ impl Bmc {
         self.sessions
             .retain(|_, s| now.duration_since(s.last_seen) < SESSION_IDLE);
         self.stats.sessions_now = self.sessions.len();
+        if let Some(sid) = self.serial.holder()
+            && !self.sessions.contains_key(&sid)
+        {
+            self.serial.deactivate();
+        }
+    }
+
+    /// A SOL packet from session `bmc_sid`; the acknowledgement to send.
+    fn sol_packet(&mut self, bmc_sid: u32, payload: &[u8]) -> Option<Vec<u8>> {
+        if self.serial.holder() != Some(bmc_sid) {
+            return None;
+        }
+        let p = Packet::decode(payload).ok()?;
+        let ack = self.serial.receive(&p)?;
+        let s = self.sessions.get_mut(&bmc_sid)?;
+        let Phase::Active { keys, .. } = &s.phase else {
+            return None;
+        };
+        s.out_seq = s.out_seq.wrapping_add(1).max(1);
+        Some(wire::seal_v20(
+            PayloadType::Sol,
+            s.console_sid,
+            s.out_seq,
+            &ack.encode(),
+            Some(keys),
+        ))
+    }
+
+    /// Activate Payload, Deactivate Payload, Get Payload Instance Info and
+    /// Get Payload Activation Status, for SOL instance 1.
+    fn payload_command(&mut self, bmc_sid: u32, req: &Request) -> Response {
+        let (Some(&kind), Some(&instance)) = (req.data.first(), req.data.get(1)) else {
+            return Response::to(req, cc::REQUEST_DATA_LENGTH, vec![]);
+        };
+        if req.cmd == sol::GET_PAYLOAD_ACTIVATION_STATUS {
+            let active = u8::from(kind == sol::PAYLOAD_SOL && self.serial.holder().is_some());
+            return Response::to(req, cc::OK, vec![1, active, 0]);
+        }
+        if kind != sol::PAYLOAD_SOL || instance != sol::INSTANCE {
+            return Response::to(req, cc::INVALID_DATA_FIELD, vec![]);
+        }
+        match req.cmd {
+            sol::ACTIVATE_PAYLOAD => {
+                if self.serial.holder().is_some() {
+                    return Response::to(req, sol::activate_cc::ALREADY_ACTIVE, vec![]);
+                }
+                self.serial.activate(bmc_sid);
+                let a = Activated {
+                    inbound_max: 204,
+                    outbound_max: 204,
+                    port: self.port,
+                };
+                Response::to(req, cc::OK, a.encode())
+            }
+            sol::DEACTIVATE_PAYLOAD => {
+                if self.serial.holder().is_none() {
+                    // "Payload already deactivated".
+                    return Response::to(req, 0x80, vec![]);
+                }
+                self.serial.deactivate();
+                Response::to(req, cc::OK, vec![])
+            }
+            _ => {
+                let mut d = self.serial.holder().unwrap_or(0).to_le_bytes().to_vec();
+                d.extend_from_slice(&[0; 8]);
+                Response::to(req, cc::OK, d)
+            }
+        }
     }
 
     fn auth_capabilities(&self, req: &Request) -> Response {
@@ -494,6 +619,13 @@ impl Bmc {
                 ok(vec![])
             }
             (cmd::NETFN_APP, cmd::GET_SYSTEM_GUID) => ok(self.guid.to_vec()),
+            (
+                cmd::NETFN_APP,
+                sol::ACTIVATE_PAYLOAD
+                | sol::DEACTIVATE_PAYLOAD
+                | sol::GET_PAYLOAD_ACTIVATION_STATUS
+                | sol::GET_PAYLOAD_INSTANCE_INFO,
+            ) => self.payload_command(bmc_sid, req),
             (cmd::NETFN_STORAGE, c) => self.storage(req, c),
             (cmd::NETFN_SENSOR, cmd::GET_SENSOR_READING) => {
                 answer(req, self.board.reading(&req.data, self.chassis.power_on))
@@ -565,6 +697,9 @@ impl Bmc {
         }
         self.chassis.history.push(name);
         self.board.power_event(name);
+        if boots || !self.chassis.power_on {
+            self.serial.power(self.chassis.power_on, Instant::now());
+        }
     }
 
     fn set_boot_option(&mut self, req: &Request) -> Response {

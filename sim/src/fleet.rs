@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 
-use crate::bmc::{Bmc, Credentials};
+use crate::bmc::{Bmc, Credentials, Identity};
 
 /// How the fleet behaves (from the command line).
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct FleetConfig {
     /// logged it (chosen by index, reproducibly).
     pub hot_rate: f64,
     pub seed: u64,
+    /// While on, each node prints a numbered console line this often.
+    pub sol_line: Option<Duration>,
 }
 
 impl FleetConfig {
@@ -96,8 +98,13 @@ pub async fn start(cfg: &FleetConfig) -> anyhow::Result<Vec<Member>> {
         let bmc = Arc::new(Mutex::new(Bmc::new(
             cfg.creds.clone(),
             cfg.fail_rate,
-            i,
-            cfg.hot(i),
+            Identity {
+                index: i,
+                name: node_name(i, cfg.count),
+                port: cfg.port,
+                hot: cfg.hot(i),
+                sol_line: cfg.sol_line,
+            },
         )));
         tokio::spawn(serve(
             Arc::new(sock),
@@ -113,19 +120,55 @@ pub async fn start(cfg: &FleetConfig) -> anyhow::Result<Vec<Member>> {
     Ok(members)
 }
 
+/// The name the import file gives BMC `i` (0-based) of `count`.
+pub fn node_name(i: u32, count: u32) -> String {
+    let width = count.to_string().len().max(5);
+    format!("sim{:0width$}", i + 1)
+}
+
 async fn serve(sock: Arc<UdpSocket>, bmc: Arc<Mutex<Bmc>>, latency: Duration, drop_rate: f64) {
     let mut buf = vec![0u8; 1500];
     loop {
-        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+        // Console output is the one thing a BMC sends unasked: wake for it.
+        let wake = match bmc.lock() {
+            Ok(b) => b.next_wakeup(),
+            Err(_) => return,
+        };
+        let received = match wake {
+            None => Some(sock.recv_from(&mut buf).await),
+            Some(at) => tokio::select! {
+                r = sock.recv_from(&mut buf) => Some(r),
+                _ = tokio::time::sleep_until(at.into()) => None,
+            },
+        };
+        let Some(received) = received else {
+            let out = match bmc.lock() {
+                Ok(mut b) => b.poll(Instant::now()),
+                Err(_) => return,
+            };
+            if let Some((peer, d)) = out
+                && !(drop_rate > 0.0 && fastrand::f64() < drop_rate)
+            {
+                let _ = sock.send_to(&d, peer).await;
+            }
+            continue;
+        };
+        let Ok((n, peer)) = received else {
             continue;
         };
         if drop_rate > 0.0 && fastrand::f64() < drop_rate {
             continue;
         }
-        let reply = match bmc.lock() {
-            Ok(mut b) => b.handle(peer, &buf[..n], Instant::now()),
+        let (reply, output) = match bmc.lock() {
+            Ok(mut b) => {
+                let now = Instant::now();
+                (b.handle(peer, &buf[..n], now), b.poll(now))
+            }
             Err(_) => return,
         };
+        if let Some((to, d)) = output {
+            let _ = sock.send_to(&d, to).await;
+        }
         let Some(reply) = reply else { continue };
         if drop_rate > 0.0 && fastrand::f64() < drop_rate {
             continue;
@@ -181,13 +224,12 @@ pub fn export_nodes(
     mgt: &str,
     control: impl Fn(u32) -> anyhow::Result<Value>,
 ) -> anyhow::Result<()> {
-    let width = count.to_string().len().max(5);
     let mut nodes = Vec::with_capacity(count as usize);
     for i in 0..count {
         let n = i + 1;
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + n);
         nodes.push(json!({
-            "name": format!("sim{n:0width$}"),
+            "name": node_name(i, count),
             "mgt": mgt,
             "netboot": "pxe",
             "arch": "x86_64",
@@ -242,6 +284,7 @@ mod tests {
             unreachable_rate: 0.1,
             hot_rate: 0.05,
             seed: 3,
+            sol_line: None,
         };
         let hot = (0..cfg.count).filter(|&i| cfg.hot(i)).count();
         let down = (0..cfg.count).filter(|&i| cfg.unreachable(i)).count();

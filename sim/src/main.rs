@@ -10,6 +10,7 @@ mod bmc;
 mod board;
 mod fleet;
 mod redfish;
+mod serial;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -103,6 +104,10 @@ struct IpmiArgs {
     /// Seed choosing the unreachable and hot BMCs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// While on, each node prints a numbered console line this often (in
+    /// milliseconds; 0: only its boot log and echo).
+    #[arg(long, default_value_t = 0)]
+    sol_line_ms: u64,
     /// Write an xcat3 import file for the fleet (sim00001 ...) and go on.
     #[arg(long)]
     export_nodes: Option<PathBuf>,
@@ -204,6 +209,7 @@ async fn run_ipmi(a: IpmiArgs) -> anyhow::Result<()> {
         unreachable_rate: rate("unreachable-rate", a.unreachable_rate)?,
         hot_rate: rate("hot-rate", a.hot_rate)?,
         seed: a.seed,
+        sol_line: (a.sol_line_ms > 0).then(|| Duration::from_millis(a.sol_line_ms)),
     };
     let last = cfg.address(cfg.count.saturating_sub(1))?;
     raise_fd_limit(u64::from(cfg.count) + 256)?;

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource, and the helpers they share.
 
 pub mod actions;
+pub mod console;
 pub mod drivers;
 pub mod groups;
 pub mod inspect;
@@ -34,6 +35,7 @@ pub fn v1() -> Router<AppState> {
         .merge(nodes::routes())
         .merge(actions::routes())
         .merge(inspect::routes())
+        .merge(console::routes())
         .merge(nics::routes())
         .merge(networks::routes())
         .merge(groups::routes())

@@ -1,5 +1,6 @@
 //! One function per command; `run` dispatches.
 
+mod console;
 mod drivers;
 mod inspect;
 mod nodes;
@@ -57,6 +58,21 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             Ok(true)
         }
         DriverList => drivers::list(c, json).await,
+        Console {
+            node,
+            read_only,
+            force,
+            log,
+            lines,
+            follow,
+        } => {
+            if log {
+                console::log(c, &node, lines, follow).await
+            } else {
+                console::attach(c, &node, read_only, force).await
+            }
+        }
+        ConsoleList { noderange } => console::list(c, &noderange, json).await,
         DriverShow { name } => drivers::show(c, &name, json).await,
         Ring { noderange } => nodes::ring(c, &noderange, json).await,
         Copycds { iso, name } => resources::copycds(c, &iso, name.as_deref(), json).await,

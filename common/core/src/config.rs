@@ -21,6 +21,50 @@ pub struct Config {
     pub dhcp: DhcpConfig,
     pub boot: BootConfig,
     pub secrets: SecretsConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The console server in every conductor: serial consoles held by the
+/// node's owner, logged, shared by viewers who reach it through the API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Where the API reaches this conductor's console endpoint (websocket,
+    /// with a token the conductor registers); empty disables consoles here.
+    pub listen: String,
+    /// The address the API connects to, when `listen` is not it (a
+    /// wildcard address, NAT); empty: `listen`, with a wildcard replaced by
+    /// `[conductor] host`.
+    pub advertise: String,
+    /// One log file per node (`<node>.log`), rotated.
+    pub log_dir: String,
+    /// Bytes a node's log grows to before it is rotated to `<node>.log.1`.
+    pub log_max_bytes: u64,
+    /// Rotated logs kept per node.
+    pub log_keep: u32,
+    /// Bytes of recent output a viewer gets before live output.
+    pub replay_bytes: usize,
+    /// Seconds between checks of which consoles this conductor must hold
+    /// (a ring change is noticed within 2 s regardless).
+    pub reconcile_interval: u64,
+    /// Seconds an `on_demand` console stays connected after its last
+    /// viewer leaves.
+    pub linger: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            listen: "127.0.0.1:0".into(),
+            advertise: String::new(),
+            log_dir: "/var/log/xcat3/consoles".into(),
+            log_max_bytes: 16 << 20,
+            log_keep: 3,
+            replay_bytes: 16 << 10,
+            reconcile_interval: 30,
+            linger: 30,
+        }
+    }
 }
 
 /// Secrets at rest (BMC and other passwords in `control_info`).
@@ -351,6 +395,7 @@ impl Config {
                 "dhcp",
                 "boot",
                 "secrets",
+                "console",
             ]
             .contains(&section)
             {

@@ -260,6 +260,7 @@ pub const TYPES: &[HardwareType] = &[
         interfaces: &[
             iface(Interface::Power, "ipmi", &[IPMI]),
             iface(Interface::Management, "ipmi", &[IPMI]),
+            iface(Interface::Console, "ipmi-sol", &[IPMI]),
             iface(Interface::Inspect, "ipmi", &[IPMI]),
         ],
     },

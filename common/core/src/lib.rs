@@ -4,6 +4,7 @@
 //! - [`model`]: validated inventory specs built from untrusted JSON;
 //! - [`hardware`]: hardware types, their interfaces and the keys they read;
 //! - [`noderange`]: expand and fold xCAT noderanges;
+//! - [`console`]: serial consoles: logging modes, per-node state, the CLI's escape;
 //! - [`config`]: the TOML configuration with `XCAT3_<SECTION>_<KEY>` overrides;
 //! - [`ring`]: the tooz-compatible consistent hash ring;
 //! - [`rpc`]: the messages between API and conductors;
@@ -13,6 +14,7 @@
 //! in-process), `xcat3-ipmi` (the RMCP+ codec).
 
 pub mod config;
+pub mod console;
 pub mod crypt;
 pub mod hardware;
 pub mod inspect;

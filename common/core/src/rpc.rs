@@ -60,6 +60,12 @@ pub enum Action {
     /// Sensors and the last day's events → ok / warning / critical,
     /// recorded per node (result: an `inspect::HealthReport` as JSON).
     Health,
+    /// Each node's console as its conductor holds it (result: a
+    /// `console::ConsoleState` as JSON).
+    ConsoleList,
+    /// The last `lines` lines of each node's console log (result: the
+    /// text).
+    ConsoleLog { lines: u32 },
 }
 
 impl Action {
@@ -80,6 +86,8 @@ impl Action {
             Action::EventLog { clear: true, .. } => "eventlog_clear",
             Action::Beacon { .. } => "beacon",
             Action::Health => "health",
+            Action::ConsoleList => "console_list",
+            Action::ConsoleLog { .. } => "console_log",
         }
     }
 
@@ -119,6 +127,8 @@ impl Action {
             }
             Action::Beacon { state } => format!("beacon {}", state.as_str()),
             Action::Health => "health".into(),
+            Action::ConsoleList => "console-list".into(),
+            Action::ConsoleLog { lines } => format!("console --log -n {lines}"),
         }
     }
 }

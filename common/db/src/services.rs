@@ -15,8 +15,23 @@ use super::{Db, DbError};
 /// The `type` of conductor rows.
 pub const CONDUCTOR: &str = "conductor";
 
+/// A conductor's console server: where the API reaches it, and the token
+/// it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleEndpoint {
+    pub url: String,
+    pub token: String,
+}
+
 /// Registers (or re-registers) conductor `host` as online.
-pub async fn register(db: &Db, host: &str, workers: i32) -> Result<(), DbError> {
+pub async fn register(
+    db: &Db,
+    host: &str,
+    workers: i32,
+    console: Option<&ConsoleEndpoint>,
+) -> Result<(), DbError> {
+    let url = console.map(|c| c.url.clone());
+    let token = console.map(|c| c.token.clone());
     let now = Utc::now();
     let existing = service::Entity::find()
         .filter(service::Column::Hostname.eq(host))
@@ -30,6 +45,8 @@ pub async fn register(db: &Db, host: &str, workers: i32) -> Result<(), DbError> 
             am.workers = Set(Some(workers));
             am.in_flight = Set(0);
             am.updated_at = Set(now);
+            am.console_url = Set(url);
+            am.console_token = Set(token);
             am.update(db.conn()).await?;
         }
         None => {
@@ -42,6 +59,8 @@ pub async fn register(db: &Db, host: &str, workers: i32) -> Result<(), DbError> 
                 in_flight: Set(0),
                 created_at: Set(now),
                 updated_at: Set(now),
+                console_url: Set(url),
+                console_token: Set(token),
             }
             .insert(db.conn())
             .await?;
@@ -89,4 +108,21 @@ pub async fn live_conductors(db: &Db, timeout_s: u64) -> Result<Vec<String>, DbE
         .into_tuple()
         .all(db.conn())
         .await?)
+}
+
+/// The console server of conductor `host`, if it registered one.
+pub async fn console_endpoint(db: &Db, host: &str) -> Result<Option<ConsoleEndpoint>, DbError> {
+    let row: Option<(Option<String>, Option<String>)> = service::Entity::find()
+        .select_only()
+        .column(service::Column::ConsoleUrl)
+        .column(service::Column::ConsoleToken)
+        .filter(service::Column::Hostname.eq(host))
+        .filter(service::Column::ServiceType.eq(CONDUCTOR))
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    Ok(match row {
+        Some((Some(url), Some(token))) => Some(ConsoleEndpoint { url, token }),
+        _ => None,
+    })
 }

@@ -11,7 +11,8 @@
 //! - [`crypto`]: cipher suites (1, 2, 3, 17), HMAC, session keys, AES-CBC;
 //! - [`cmd`]: command numbers, completion codes, chassis and boot flags;
 //! - [`fru`], [`sdr`], [`sel`]: FRU inventory, sensor records and readings,
-//!   event log entries.
+//!   event log entries;
+//! - [`sol`]: Serial over LAN: payload activation and SOL packets.
 
 pub mod cmd;
 pub mod crypto;
@@ -19,6 +20,7 @@ pub mod fru;
 pub mod rakp;
 pub mod sdr;
 pub mod sel;
+pub mod sol;
 pub mod wire;
 
 /// A datagram we cannot accept.

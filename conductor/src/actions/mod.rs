@@ -13,6 +13,7 @@
 //! vm) act on the whole batch at once.
 
 mod boot_device;
+mod console;
 mod hypervisor;
 mod inspect;
 mod power;
@@ -31,6 +32,7 @@ use xcat3_db::nodes::{NodeRecord, Observed};
 use crate::drivers::{DriverError, Drivers, NodeInfo};
 use crate::runner::Runner;
 
+pub use console::MAX_LOG_LINES;
 pub use power::{PowerGate, Status as PowerStatus};
 
 /// An outcome the runner observed and will record in the node table
@@ -88,6 +90,8 @@ pub fn of(action: &Action) -> Box<dyn ActionModule> {
         })),
         Action::Beacon { state } => Box::new(PerNode(inspect::SetBeacon { state: *state })),
         Action::Health => Box::new(PerNode(inspect::Health)),
+        Action::ConsoleList => Box::new(console::Console::List),
+        Action::ConsoleLog { lines } => Box::new(console::Console::Log { lines: *lines }),
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! A hardware type (one per `mgt`, declared with its properties in
 //! `xcat3_common::hardware`) offers optional interfaces: [`Power`],
-//! [`Management`], [`Inspect`] and [`Vm`] today; console is the next.
+//! [`Management`], [`Console`], [`Inspect`] and [`Vm`].
 //! [`Drivers`] holds this conductor's implementation of each; a test checks
 //! it offers exactly what the declarations say, with the same properties.
 //!
@@ -154,6 +154,42 @@ pub trait Inspect: Send + Sync {
     }
 }
 
+/// A node's serial console (IPMI SOL, a KVM guest's serial port): a byte
+/// stream each way. The console server (`crate::console`) holds at most one
+/// link per node and shares it among viewers; a driver only connects.
+#[async_trait]
+pub trait Console: Send + Sync {
+    /// The keys it reads.
+    fn properties(&self) -> Properties;
+    fn validate(&self, node: &NodeInfo) -> Result<(), DriverError>;
+    /// Connects; with `force`, takes the console over from whoever holds
+    /// it (another console server, an admin's ipmitool).
+    async fn connect(&self, node: &NodeInfo, force: bool) -> Result<ConsoleLink, DriverError>;
+}
+
+/// One connected console. Dropping `input` closes it; `output` ends after
+/// a [`LinkEvent::Closed`] when the far side or the line goes away.
+pub struct ConsoleLink {
+    pub output: tokio::sync::mpsc::Receiver<LinkEvent>,
+    pub input: tokio::sync::mpsc::Sender<LinkInput>,
+}
+
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// What the node printed.
+    Data(Vec<u8>),
+    /// Why the link ended (names the BMC or hypervisor, never a secret).
+    Closed(String),
+}
+
+#[derive(Debug)]
+pub enum LinkInput {
+    /// Keys typed.
+    Data(Vec<u8>),
+    /// A serial break (SysRq on Linux).
+    Break,
+}
+
 /// Events `health` looks at: the newest ones.
 pub const HEALTH_EVENTS: u32 = 20;
 
@@ -221,6 +257,7 @@ pub struct Drivers {
     power: HashMap<Mgt, Arc<dyn Power>>,
     management: HashMap<Mgt, Arc<dyn Management>>,
     inspect: HashMap<Mgt, Arc<dyn Inspect>>,
+    console: HashMap<Mgt, Arc<dyn Console>>,
     vm: HashMap<Mgt, Arc<dyn Vm>>,
 }
 
@@ -232,6 +269,7 @@ impl Drivers {
             power: HashMap::new(),
             management: HashMap::new(),
             inspect: HashMap::new(),
+            console: HashMap::new(),
             vm: HashMap::new(),
         };
         let fake = Arc::new(Fake);
@@ -240,7 +278,8 @@ impl Drivers {
         let ipmi = Arc::new(Ipmi::new(&config.ipmi));
         d.power.insert(Mgt::Ipmi, ipmi.clone());
         d.management.insert(Mgt::Ipmi, ipmi.clone());
-        d.inspect.insert(Mgt::Ipmi, ipmi);
+        d.inspect.insert(Mgt::Ipmi, ipmi.clone());
+        d.console.insert(Mgt::Ipmi, ipmi);
         // One libvirt driver: the same connections serve power, boot order
         // and guests.
         let kvm = Arc::new(Kvm::new(&config.kvm));
@@ -266,6 +305,10 @@ impl Drivers {
         pick(&self.inspect, node, Interface::Inspect)
     }
 
+    pub fn console(&self, node: &NodeInfo) -> Result<&Arc<dyn Console>, DriverError> {
+        pick(&self.console, node, Interface::Console)
+    }
+
     /// The VM interface that defines guests and reads hypervisors (KVM's:
     /// a hypervisor node may have any `mgt`, its guests are `mgt=kvm`).
     pub fn hypervisors(&self) -> &Arc<dyn Vm> {
@@ -282,7 +325,7 @@ impl Drivers {
             Interface::Management => self.management.get(&mgt).map(|d| d.properties()),
             Interface::Vm => self.vm.get(&mgt).map(|d| d.properties()),
             Interface::Inspect => self.inspect.get(&mgt).map(|d| d.properties()),
-            Interface::Console => None,
+            Interface::Console => self.console.get(&mgt).map(|d| d.properties()),
         }
     }
 }

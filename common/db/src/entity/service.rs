@@ -15,6 +15,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Last heartbeat.
     pub updated_at: DateTimeUtc,
+    /// Where the API reaches this conductor's console server.
+    pub console_url: Option<String>,
+    /// The bearer token that console server accepts (from its last start).
+    pub console_token: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261123_000004_operations;
 mod m20261201_000005_error_kind;
 mod m20261201_000006_groups;
 mod m20261201_000007_inspect;
+mod m20261202_000008_console;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_error_kind::Migration),
             Box::new(m20261201_000006_groups::Migration),
             Box::new(m20261201_000007_inspect::Migration),
+            Box::new(m20261202_000008_console::Migration),
         ]
     }
 }

@@ -1,8 +1,9 @@
-//! `mgt=ipmi`: power, boot device and inspection (`inspect.rs`) over IPMI
-//! v2.0 lanplus (RMCP+), with
-//! our own async client: thousands of sessions in flight on a few UDP
-//! sockets, at most one session per BMC, retransmits on a schedule, and a
-//! per-node error that names the BMC and the step that failed.
+//! `mgt=ipmi`: power, boot device, inspection (`inspect.rs`) and the
+//! serial console (`sol.rs`) over IPMI v2.0 lanplus (RMCP+), with our own
+//! async client: thousands of sessions in flight on a few UDP sockets, one
+//! command session per BMC at a time (a console session beside it),
+//! retransmits on a schedule, and a per-node error that names the BMC and
+//! the step that failed.
 //!
 //! `control_info`: `bmc_address` (IP or host name), `bmc_username`,
 //! `bmc_password`, optional `bmc_port` (623), `cipher_suite` (3; also 1, 2,
@@ -10,6 +11,7 @@
 
 mod inspect;
 mod session;
+mod sol;
 mod transport;
 
 use std::net::SocketAddr;
@@ -27,7 +29,8 @@ use xcat3_ipmi::crypto::CipherSuite;
 use self::session::{Retry, Session, SessionError, Target};
 use self::transport::Transport;
 use super::{
-    DriverError, Management, NodeInfo, Power, PowerState, Properties, control_str, uefi_boot,
+    Console, ConsoleLink, DriverError, Management, NodeInfo, Power, PowerState, Properties,
+    control_str, uefi_boot,
 };
 use xcat3_common::hardware;
 
@@ -134,13 +137,14 @@ impl Ipmi {
             })
     }
 
-    /// Opens a session at `privilege`, runs `f` in it, closes it.
-    async fn with_session<T>(
+    /// Opens a session at `privilege`: a command session (taking its turn
+    /// on the BMC) or, with `console`, one that does not wait for others.
+    async fn open_session(
         &self,
         node: &NodeInfo,
         privilege: Privilege,
-        f: impl AsyncFnOnce(&mut Session) -> Result<T, SessionError>,
-    ) -> Result<T, DriverError> {
+        console: bool,
+    ) -> Result<Session, DriverError> {
         let bmc = Bmc::of(node)?;
         let addr = Ipmi::address(&bmc).await?;
         let transport = self
@@ -148,18 +152,30 @@ impl Ipmi {
             .get_or_try_init(|| async { Transport::start() })
             .await
             .map_err(|e| DriverError::internal(format!("ipmi: cannot open a UDP socket: {e}")))?;
-        let ch = transport
-            .channel(addr)
-            .await
-            .map_err(|e| DriverError::unreachable(format!("BMC {addr}: {e}")))?;
+        let ch = if console {
+            transport.console_channel(addr)
+        } else {
+            transport.channel(addr).await
+        }
+        .map_err(|e| DriverError::unreachable(format!("BMC {addr}: {e}")))?;
         let target = Target {
             username: bmc.username.as_bytes(),
             password: bmc.password.as_bytes(),
             suite: bmc.suite,
         };
-        let mut s = Session::open(ch, &target, privilege, self.retry)
+        Session::open(ch, &target, privilege, self.retry)
             .await
-            .map_err(failed)?;
+            .map_err(failed)
+    }
+
+    /// Opens a session at `privilege`, runs `f` in it, closes it.
+    async fn with_session<T>(
+        &self,
+        node: &NodeInfo,
+        privilege: Privilege,
+        f: impl AsyncFnOnce(&mut Session) -> Result<T, SessionError>,
+    ) -> Result<T, DriverError> {
+        let mut s = self.open_session(node, privilege, false).await?;
         let out = f(&mut s).await;
         s.close().await;
         out.map_err(failed)
@@ -319,5 +335,34 @@ impl Management for Ipmi {
             .map(drop)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Console for Ipmi {
+    fn properties(&self) -> Properties {
+        &[hardware::IPMI]
+    }
+
+    fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
+        Bmc::of(node).map(drop)
+    }
+
+    async fn connect(&self, node: &NodeInfo, force: bool) -> Result<ConsoleLink, DriverError> {
+        let mut s = self.open_session(node, sol::PRIVILEGE, true).await?;
+        let act = match sol::activate(&mut s, force).await {
+            Ok(a) => a,
+            Err(e) => {
+                s.close().await;
+                return Err(failed(e));
+            }
+        };
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel(64);
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(sol::run(s, act, self.retry, in_rx, out_tx));
+        Ok(ConsoleLink {
+            output: out_rx,
+            input: in_tx,
+        })
     }
 }

@@ -13,8 +13,8 @@ use xcat3_ipmi::rakp::{
     self, Exchange, NAME_ONLY_LOOKUP, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3,
     Rakp4,
 };
+use xcat3_ipmi::random_bytes;
 use xcat3_ipmi::wire::{self, Frame, PayloadType, Request, Response};
-use xcat3_ipmi::{random_bytes, random_session_id};
 
 use super::transport::Channel;
 
@@ -177,7 +177,7 @@ impl Session {
     ) -> Result<Session, SessionError> {
         let bmc = ch.bmc();
         let suite = target.suite;
-        let console_sid = random_session_id();
+        let console_sid = ch.sid();
 
         let open = wire::seal_v20(
             PayloadType::OpenSessionRequest,
@@ -403,6 +403,61 @@ impl Session {
             });
         }
         Ok(resp.data)
+    }
+
+    /// Whether the session's suite encrypts payloads, and whether it
+    /// authenticates them (SOL is activated to match).
+    pub fn sealing(&self) -> (bool, bool) {
+        (self.keys.encrypts(), self.keys.integrity_len() > 0)
+    }
+
+    /// Our session id, and the BMC's.
+    pub fn ids(&self) -> (u32, u32) {
+        (self.console_sid, self.bmc_sid)
+    }
+
+    /// A session packet of `payload_type`, sealed, with the next session
+    /// sequence number: for a caller that runs its own exchange (the SOL
+    /// loop, which must not drop console output while it waits).
+    pub fn seal(&mut self, payload_type: PayloadType, payload: &[u8]) -> Vec<u8> {
+        self.out_seq = self.out_seq.wrapping_add(1).max(1);
+        wire::seal_v20(
+            payload_type,
+            self.bmc_sid,
+            self.out_seq,
+            payload,
+            Some(&self.keys),
+        )
+    }
+
+    /// A command request with the next rqSeq, sealed; returns the rqSeq to
+    /// match the answer by.
+    pub fn seal_command(&mut self, netfn: u8, command: u8, data: &[u8]) -> (u8, Vec<u8>) {
+        self.rq_seq = (self.rq_seq + 1) & 0x3f;
+        let req = Request {
+            netfn,
+            cmd: command,
+            rq_seq: self.rq_seq,
+            data: data.to_vec(),
+        }
+        .encode();
+        (self.rq_seq, self.seal(PayloadType::Ipmi, &req))
+    }
+
+    /// The payload of a datagram of this session, checked and decrypted.
+    pub fn unseal(&self, d: &[u8]) -> Option<(PayloadType, Vec<u8>)> {
+        let Frame::V20(f) = wire::parse(d).ok()? else {
+            return None;
+        };
+        if f.session_id != self.console_sid {
+            return None;
+        }
+        Some((f.payload_type, f.open(Some(&self.keys)).ok()?))
+    }
+
+    /// The line to the BMC, for a caller running its own exchange.
+    pub fn channel(&mut self) -> &mut Channel {
+        &mut self.ch
     }
 
     /// Closes the session (one quick try; a lost close only leaves the

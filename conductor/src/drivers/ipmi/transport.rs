@@ -1,8 +1,11 @@
 //! A few UDP sockets shared by every IPMI session of this conductor.
 //!
-//! Replies are routed to the session that waits on their source address;
-//! a BMC address has at most one session at a time (a second caller waits
-//! its turn), which is also what keeps routing by address unambiguous.
+//! Datagrams are routed by source address and then by our session id (in
+//! the header of session packets, in the payload of the session-setup
+//! answers), so several sessions with one BMC coexist, as real BMCs allow:
+//! a serial console stays open while power actions come and go. Command
+//! sessions still take turns per BMC (a second caller waits), which keeps
+//! the number of sessions a BMC must hold small; a console does not wait.
 
 use std::collections::HashMap;
 use std::io;
@@ -12,6 +15,8 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedMutexGuard, mpsc};
+use xcat3_ipmi::random_session_id;
+use xcat3_ipmi::wire::{self, Frame, PayloadType};
 
 /// Receive buffer asked for per socket: thousands of BMCs answering at
 /// once must not overflow it (the kernel caps it at net.core.rmem_max).
@@ -19,7 +24,8 @@ const RECV_BUFFER: usize = 8 << 20;
 /// Sockets per address family; replies are spread over them by BMC address.
 const SOCKETS: usize = 2;
 
-type Routes = Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>;
+/// Per BMC address, per session id of ours: where its datagrams go.
+type Routes = Mutex<HashMap<SocketAddr, HashMap<u32, mpsc::UnboundedSender<Vec<u8>>>>>;
 
 pub struct Transport {
     v4: Vec<Arc<UdpSocket>>,
@@ -70,13 +76,28 @@ impl Transport {
         }))
     }
 
-    /// A channel to `bmc`, once no other session of ours uses it.
+    /// A channel to `bmc` for a command session, once no other command
+    /// session of ours uses it.
     pub async fn channel(self: &Arc<Self>, bmc: SocketAddr) -> io::Result<Channel> {
         let gate = {
             let mut gates = self.gates.lock().expect("gates lock");
             gates.entry(bmc).or_default().clone()
         };
         let guard = gate.lock_owned().await;
+        self.open(bmc, Some(guard))
+    }
+
+    /// A channel to `bmc` for a long-lived session (a serial console): it
+    /// does not wait for, nor hold up, command sessions.
+    pub fn console_channel(self: &Arc<Self>, bmc: SocketAddr) -> io::Result<Channel> {
+        self.open(bmc, None)
+    }
+
+    fn open(
+        self: &Arc<Self>,
+        bmc: SocketAddr,
+        guard: Option<OwnedMutexGuard<()>>,
+    ) -> io::Result<Channel> {
         let family = if bmc.is_ipv4() { &self.v4 } else { &self.v6 };
         if family.is_empty() {
             return Err(io::Error::new(
@@ -90,13 +111,25 @@ impl Transport {
         };
         let socket = family[pick % family.len()].clone();
         let (tx, rx) = mpsc::unbounded_channel();
-        self.routes.lock().expect("routes lock").insert(bmc, tx);
+        let sid = {
+            let mut routes = self.routes.lock().expect("routes lock");
+            let of_bmc = routes.entry(bmc).or_default();
+            let sid = loop {
+                let sid = random_session_id();
+                if !of_bmc.contains_key(&sid) {
+                    break sid;
+                }
+            };
+            of_bmc.insert(sid, tx);
+            sid
+        };
         Ok(Channel {
             transport: self.clone(),
             bmc,
+            sid,
             socket,
             rx,
-            guard: Some(guard),
+            guard,
         })
     }
 }
@@ -113,8 +146,21 @@ async fn receive(sock: Arc<UdpSocket>, routes: Arc<Routes>) {
                     },
                     v4 => v4,
                 };
-                if let Some(tx) = routes.lock().expect("routes lock").get(&from) {
-                    let _ = tx.send(buf[..n].to_vec());
+                let routes = routes.lock().expect("routes lock");
+                let Some(of_bmc) = routes.get(&from) else {
+                    continue;
+                };
+                match session_of(&buf[..n]).and_then(|sid| of_bmc.get(&sid)) {
+                    Some(tx) => {
+                        let _ = tx.send(buf[..n].to_vec());
+                    }
+                    // Not ours to route (a v1.5 answer, a pong, a refusal
+                    // without our id): each session's filter judges it.
+                    None => {
+                        for tx in of_bmc.values() {
+                            let _ = tx.send(buf[..n].to_vec());
+                        }
+                    }
                 }
             }
             // ICMP errors surface here on some kernels; the session's own
@@ -124,10 +170,34 @@ async fn receive(sock: Arc<UdpSocket>, routes: Arc<Routes>) {
     }
 }
 
-/// Exclusive use of one BMC address: send to it, receive what it sends.
+/// Our session id a datagram is for: the header's for session packets,
+/// the payload's for the answers that set a session up (Open Session
+/// Response, RAKP 2 and 4 carry it in bytes 4–7).
+fn session_of(d: &[u8]) -> Option<u32> {
+    let Frame::V20(f) = wire::parse(d).ok()? else {
+        return None;
+    };
+    if f.session_id != 0 {
+        return Some(f.session_id);
+    }
+    match f.payload_type {
+        PayloadType::OpenSessionResponse | PayloadType::Rakp2 | PayloadType::Rakp4 => {
+            let p = f.open(None).ok()?;
+            let sid = u32::from_le_bytes(p.get(4..8)?.try_into().ok()?);
+            (sid != 0).then_some(sid)
+        }
+        _ => None,
+    }
+}
+
+/// One session's line to a BMC address: send to it, receive what the BMC
+/// sends to this session.
 pub struct Channel {
     transport: Arc<Transport>,
     bmc: SocketAddr,
+    /// Our session id (the console's, in RMCP+ terms), chosen here so
+    /// replies can be routed before the session exists.
+    sid: u32,
     socket: Arc<UdpSocket>,
     rx: mpsc::UnboundedReceiver<Vec<u8>>,
     guard: Option<OwnedMutexGuard<()>>,
@@ -136,6 +206,11 @@ pub struct Channel {
 impl Channel {
     pub fn bmc(&self) -> SocketAddr {
         self.bmc
+    }
+
+    /// The session id the BMC addresses us by.
+    pub fn sid(&self) -> u32 {
+        self.sid
     }
 
     pub async fn send(&self, datagram: &[u8]) -> io::Result<()> {
@@ -153,11 +228,18 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        self.transport
-            .routes
-            .lock()
-            .expect("routes lock")
-            .remove(&self.bmc);
+        {
+            let mut routes = self.transport.routes.lock().expect("routes lock");
+            if let Some(of_bmc) = routes.get_mut(&self.bmc) {
+                of_bmc.remove(&self.sid);
+                if of_bmc.is_empty() {
+                    routes.remove(&self.bmc);
+                }
+            }
+        }
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
         let mut gates = self.transport.gates.lock().expect("gates lock");
         // The map and our guard hold the gate; more holders are waiters,
         // who keep it alive.
@@ -166,6 +248,6 @@ impl Drop for Channel {
         {
             gates.remove(&self.bmc);
         }
-        self.guard.take();
+        drop(guard);
     }
 }
