@@ -1080,6 +1080,21 @@ impl IpmiSim {
 
     /// With `emu` as the emulator file (sensors, FRU data, SEL entries).
     pub fn start_with(dir: &Path, emu: &str) -> IpmiSim {
+        IpmiSim::spawn(dir, emu, "")
+    }
+
+    /// With its SOL payload connected to `127.0.0.1:serial_port`, a TCP
+    /// server the test runs (ipmi_sim's `sol "telnet:..."`): the test is
+    /// the serial line of the simulated machine.
+    pub fn start_with_sol(dir: &Path, serial_port: u16) -> IpmiSim {
+        IpmiSim::spawn(
+            dir,
+            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n",
+            &format!("  sol \"telnet:127.0.0.1:{serial_port}\" 115200\n"),
+        )
+    }
+
+    fn spawn(dir: &Path, emu: &str, extra_conf: &str) -> IpmiSim {
         let port = free_udp_port();
         let script = dir.join("chassis.sh");
         std::fs::write(
@@ -1127,7 +1142,7 @@ set_working_mc 0x20
     guid a123456789abcdefa123456789abcdef
   endlan
   chassis_control "{script} 0x20"
-  user 2 true "admin" "secret" admin 10 none md2 md5 straight
+{extra_conf}  user 2 true "admin" "secret" admin 10 none md2 md5 straight
 "#,
                 script = script.display()
             ),
@@ -1227,4 +1242,126 @@ pub fn make_rocky_iso(dir: &Path, kernel: &[u8], initrd: &[u8]) -> PathBuf {
             ("images/pxeboot/initrd.img", initrd),
         ],
     )
+}
+
+/// A websocket viewer of a node's console (`GET /v1/nodes/NODE/console`),
+/// a real websocket client with a runtime of its own.
+pub struct Viewer {
+    rt: tokio::runtime::Runtime,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    /// Console bytes received so far, as text.
+    pub seen: String,
+    /// Text frames (notices) received so far.
+    pub notices: Vec<String>,
+}
+
+impl Viewer {
+    /// Attaches to `node` on the API at `url` with `query`
+    /// (`read_only=true`, ...); a refusal is `Err((status, body))`.
+    pub fn connect(
+        url: &str,
+        node: &str,
+        query: &str,
+        token: Option<&str>,
+    ) -> Result<Viewer, (u16, String)> {
+        use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let ws_url = format!(
+            "{}/v1/nodes/{node}/console?{query}",
+            url.replacen("http://", "ws://", 1)
+        );
+        let mut req = ws_url.as_str().into_client_request().expect("request");
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let ws = rt.block_on(async {
+            match tokio_tungstenite::connect_async(req).await {
+                Ok((ws, _)) => Ok(ws),
+                Err(tungstenite::Error::Http(r)) => Err((
+                    r.status().as_u16(),
+                    String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned(),
+                )),
+                Err(e) => Err((0, e.to_string())),
+            }
+        })?;
+        Ok(Viewer {
+            rt,
+            ws,
+            seen: String::new(),
+            notices: Vec::new(),
+        })
+    }
+
+    /// Reads until the console output holds `needle` (after `from` bytes
+    /// of it) or `secs` pass (a panic naming what was seen).
+    pub fn expect_after(&mut self, from: usize, needle: &str, secs: u64) -> usize {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(i) = self.seen.get(from..).and_then(|s| s.find(needle)) {
+                return from + i + needle.len();
+            }
+            let ws = &mut self.ws;
+            let next = self
+                .rt
+                .block_on(async { tokio::time::timeout_at(deadline, ws.next()).await });
+            match next {
+                Ok(Some(Ok(Message::Binary(b)))) => {
+                    self.seen.push_str(&String::from_utf8_lossy(&b))
+                }
+                Ok(Some(Ok(Message::Text(t)))) => self.notices.push(t.as_str().to_string()),
+                Ok(Some(Ok(_))) => {}
+                other => panic!(
+                    "console: waiting for {needle:?}: {other:?}; seen {:?}; notices {:?}",
+                    self.seen, self.notices
+                ),
+            }
+        }
+    }
+
+    /// [`expect_after`](Self::expect_after) from the start.
+    pub fn expect(&mut self, needle: &str, secs: u64) -> usize {
+        self.expect_after(0, needle, secs)
+    }
+
+    /// Reads whatever arrives within `secs`.
+    pub fn drain(&mut self, secs: u64) {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let ws = &mut self.ws;
+            let Ok(Some(Ok(m))) = self
+                .rt
+                .block_on(async { tokio::time::timeout_at(deadline, ws.next()).await })
+            else {
+                break;
+            };
+            match m {
+                Message::Binary(b) => self.seen.push_str(&String::from_utf8_lossy(&b)),
+                Message::Text(t) => self.notices.push(t.as_str().to_string()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Types `keys` (a binary frame).
+    pub fn send(&mut self, keys: &[u8]) {
+        use futures_util::SinkExt as _;
+        self.rt
+            .block_on(
+                self.ws
+                    .send(tokio_tungstenite::tungstenite::Message::Binary(
+                        keys.to_vec().into(),
+                    )),
+            )
+            .expect("send keys");
+    }
 }

@@ -196,7 +196,7 @@ pub fn write_state(members: &[Member], path: &Path) -> anyhow::Result<()> {
                     .lock()
                     .map_err(|_| anyhow::anyhow!("BMC state poisoned"))?
                     .snapshot();
-                json!({"reachable": true, "chassis": snap.chassis, "stats": snap.stats})
+                json!({"reachable": true, "chassis": snap.chassis, "stats": snap.stats, "sol": snap.sol})
             }
         };
         all.insert(m.addr.ip().to_string(), v);

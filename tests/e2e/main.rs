@@ -3,6 +3,7 @@
 
 #[cfg(feature = "servers")]
 mod conductors;
+mod console;
 mod copycds;
 mod deploy;
 #[cfg(feature = "servers")]

@@ -277,9 +277,13 @@ pub async fn log(c: &Client, node: &str, lines: u32, follow: bool) -> anyhow::Re
 pub async fn list(c: &Client, range: &str, json: bool) -> anyhow::Result<bool> {
     let path = format!("/consoles?{}", range_q(range));
     let (reply, _) = gather(c, Method::GET, &path, None).await?;
+    let failed = reply
+        .get("error_kinds")
+        .and_then(Value::as_object)
+        .is_some_and(|k| !k.is_empty());
     if json {
         output::print_json(&reply);
-        return Ok(reply.get("error_kinds").is_none());
+        return Ok(!failed);
     }
     let Some(nodes) = reply.get("nodes").and_then(Value::as_object) else {
         anyhow::bail!("the API answered without nodes");

@@ -408,6 +408,56 @@ pub fn backoff(failures: u32, held: usize) -> Duration {
 mod tests {
     use super::*;
 
+    fn node() -> NodeInfo {
+        NodeInfo {
+            name: "n1".into(),
+            mgt: None,
+            control_info: serde_json::Map::new(),
+            power_state: None,
+            boot_device: None,
+            primary_mac: None,
+            nic_macs: vec![],
+            vm_host: None,
+        }
+    }
+
+    /// A viewer that stops reading is dropped once its queue is full (and
+    /// told so through `dropped`); the others get every byte; a late
+    /// joiner gets the replay, capped, first.
+    #[tokio::test]
+    async fn a_stalled_viewer_is_dropped_and_the_others_keep_up() {
+        let (c, _input) = NodeConsole::new(node(), Logging::OnDemand);
+        let mut stalled = c.attach(true, false);
+        let mut live = c.attach(false, false);
+        assert!(stalled.input.is_none() && live.input.is_some());
+        let (mut sent, mut got) = (0usize, 0usize);
+        for i in 0..VIEWER_QUEUE * 2 {
+            let line = format!("line {i}\r\n").into_bytes();
+            sent += line.len();
+            c.output(line, &mut None, 4096);
+            while let Ok(chunk) = live.output.try_recv() {
+                got += chunk.len();
+            }
+        }
+        assert_eq!(got, sent, "the live viewer got every byte");
+        assert!(stalled.dropped.load(Ordering::Relaxed));
+        let mut queued = 0;
+        while stalled.output.recv().await.is_some() {
+            queued += 1;
+        }
+        assert_eq!(queued, VIEWER_QUEUE, "then its channel ends");
+        assert_eq!(c.state("h").viewers, 1);
+        assert_eq!(c.state("h").bytes, sent as u64);
+
+        let mut late = c.attach(true, false);
+        let replay = late.output.recv().await.unwrap();
+        assert_eq!(replay.len(), 4096);
+        assert!(
+            String::from_utf8_lossy(&replay)
+                .ends_with(&format!("line {}\r\n", VIEWER_QUEUE * 2 - 1))
+        );
+    }
+
     #[test]
     fn backoff_doubles_is_capped_by_fleet_size_and_jittered() {
         for _ in 0..100 {

@@ -1,0 +1,343 @@
+//! Serial consoles against real peers: ipmitool's `sol activate` against
+//! `xcat3-sim` (the simulator is right), our SOL client against OpenIPMI's
+//! `ipmi_sim` with its serial line held by the test, websocket viewers
+//! through the API (two at once, one read-only), the CLI in a terminal,
+//! and a console taken over when its conductor is killed.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use xcat3_tests::{Api, IpmiSim, Sim, TempDir, Viewer, free_tcp_port, wait_until};
+
+/// Runs `shell` under `script` (a pseudo-terminal, as an admin's), feeding
+/// it `input` step by step: (delay, bytes).
+fn in_terminal(shell: &str, input: &[(u64, &[u8])], env: &[(&str, &str)]) -> (String, bool) {
+    let mut child = Command::new("script")
+        .args(["-qefc", shell, "/dev/null"])
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for (ms, bytes) in input {
+        std::thread::sleep(Duration::from_millis(*ms));
+        let _ = stdin.write_all(bytes);
+        let _ = stdin.flush();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{shell}: did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    let mut err = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    (out + &err, status.success())
+}
+
+fn ipmitool_args(port: u16, ip: &str) -> String {
+    format!("ipmitool -I lanplus -C 3 -H {ip} -p {port} -U admin -P secret")
+}
+
+/// ipmitool's own SOL client against our simulated BMC: it activates the
+/// payload, sees the boot log a power cycle (from a second session)
+/// prints, types at the getty, and leaves with its escape.
+#[cfg(feature = "servers")]
+#[test]
+fn ipmitool_sol_activate_works_against_the_simulator() {
+    let dir = TempDir::new("sol-ipmitool");
+    let sim = Sim::start(dir.path(), "127.41.0.1", 1, &[]);
+    let ipmi = ipmitool_args(sim.port, "127.41.0.1");
+    let power_on = Command::new("sh")
+        .args(["-c", &format!("{ipmi} power on")])
+        .output()
+        .expect("ipmitool");
+    assert!(power_on.status.success(), "{power_on:?}");
+    let cycle = format!("{ipmi} power cycle");
+    // Cycle from another session while SOL is active.
+    let cycler = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        Command::new("sh")
+            .args(["-c", &cycle])
+            .output()
+            .expect("ipmitool")
+    });
+    let (out, ok) = in_terminal(
+        &format!("{ipmi} sol activate"),
+        &[(3000, b"root\r"), (1500, b"~.")],
+        &[],
+    );
+    let cycled = cycler.join().unwrap();
+    assert!(cycled.status.success(), "{cycled:?}");
+    assert!(ok, "ipmitool sol activate failed: {out}");
+    assert!(out.contains("SOL Session operational"), "{out}");
+    assert!(
+        out.contains("xcat3-sim BIOS 1.0: booting sim00001"),
+        "{out}"
+    );
+    assert!(out.contains("sim00001 login: root"), "{out}");
+    let bmc = sim.wait_bmc("127.41.0.1", "the typed keys counted", |b| {
+        b["sol"]["typed"].as_u64() >= Some(5)
+    });
+    assert_eq!(bmc["sol"]["activations"], 1, "{bmc}");
+    assert_eq!(bmc["sol"]["lost"], 0, "{bmc}");
+}
+
+/// Our SOL client against OpenIPMI's ipmi_sim, whose serial line is a
+/// socket this test holds: what the "machine" prints reaches the log and
+/// the websocket, what the viewer types reaches the machine; power
+/// actions run in sessions of their own beside the console.
+#[cfg(feature = "servers")]
+#[test]
+fn our_sol_client_against_openipmi_ipmi_sim() {
+    let dir = TempDir::new("sol-openipmi");
+    let serial_port = free_tcp_port();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", serial_port)).expect("bind");
+    let bmc = IpmiSim::start_with_sol(dir.path(), serial_port);
+    // ipmi_sim connects to its serial line at start.
+    let (mut serial, _) = listener.accept().expect("ipmi_sim connects its SOL line");
+    serial
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let api = Api::standalone(&dir.path().join("data"));
+    api.xcat3(&[
+        "create",
+        "bmc1",
+        "mgt=ipmi",
+        "-c",
+        &format!(
+            "bmc_address=127.0.0.1,bmc_port={},bmc_username=admin,bmc_password=secret",
+            bmc.port
+        ),
+    ])
+    .ok();
+
+    let mut viewer = Viewer::connect(&api.url, "bmc1", "", None).expect("attach");
+    // Connected when the log says so (on_demand: the viewer made it).
+    wait_until(20, "the console to connect", || {
+        let out = api.xcat3(&["console-list", "bmc1"]).ok();
+        out.contains("bmc1: connected").then_some(())
+    });
+    let banner = "[    0.000000] Linux version 6.1.0-openipmi-test\r\n";
+    serial.write_all(banner.as_bytes()).unwrap();
+    viewer.expect("Linux version 6.1.0-openipmi-test", 15);
+
+    // Keys typed reach the machine (ipmi_sim speaks telnet on its line:
+    // its option negotiation is skipped).
+    viewer.send(b"uname -a\r");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !String::from_utf8_lossy(&got).contains("uname -a\r") {
+        assert!(
+            Instant::now() < deadline,
+            "typed keys never reached the serial line: {got:?}"
+        );
+        let mut buf = [0u8; 256];
+        if let Ok(n) = serial.read(&mut buf) {
+            got.extend(buf[..n].iter().filter(|&&b| b < 0xf0));
+        }
+    }
+
+    // A power action beside the console (its own session).
+    let status = api.xcat3(&["power", "bmc1", "status"]).ok();
+    assert!(status.contains("bmc1: "), "{status}");
+    serial.write_all(b"after the power status\r\n").unwrap();
+    viewer.expect("after the power status", 15);
+
+    // The log holds the banner, stamped.
+    let log = wait_until(10, "the log to hold the banner", || {
+        let out = api.xcat3(&["console", "bmc1", "--log", "-n", "20"]).ok();
+        out.contains("Linux version 6.1.0-openipmi-test")
+            .then_some(out)
+    });
+    let line = log
+        .lines()
+        .find(|l| l.contains("Linux version 6.1.0-openipmi-test"))
+        .unwrap();
+    assert!(line.starts_with("[20"), "a timestamped line: {line:?}");
+    assert!(log.contains("[-- xcat3: connected"), "{log}");
+}
+
+/// Two websocket viewers through the API, one read-only, on a simulated
+/// BMC: both see the boot log a power cycle (through our IPMI driver, in
+/// a session beside the console's) prints; only the writer's keys reach
+/// the machine; a late joiner gets the recent screen first; the CLI in a
+/// terminal types and leaves with Ctrl-E c .
+#[test]
+fn two_viewers_one_read_only_and_the_cli_in_a_terminal() {
+    let dir = TempDir::new("console-viewers");
+    let sim = Sim::start(dir.path(), "127.42.0.1", 2, &[]);
+    let api = Api::standalone_with(
+        &dir.path().join("data"),
+        &[("XCAT3_CONSOLE_RECONCILE_INTERVAL", "1")],
+    );
+    api.xcat3(&["import", sim.export.to_str().unwrap()]).ok();
+    api.xcat3(&["power", "sim00001", "on"]).ok();
+
+    let mut writer = Viewer::connect(&api.url, "sim00001", "", None).expect("writer");
+    let mut reader = Viewer::connect(&api.url, "sim00001", "read_only=true", None).expect("reader");
+    wait_until(20, "the console to connect", || {
+        let out = api.xcat3(&["console-list", "sim00001"]).ok();
+        (out.contains("sim00001: connected") && out.contains("viewers=2")).then_some(())
+    });
+    api.xcat3(&["power", "sim00001", "cycle"]).ok();
+    for v in [&mut writer, &mut reader] {
+        v.expect("xcat3-sim BIOS 1.0: booting sim00001", 15);
+        v.expect("sim00001 login: ", 15);
+    }
+    assert!(
+        reader.notices.iter().any(|n| n.contains("read-only")),
+        "{:?}",
+        reader.notices
+    );
+    let typed_before = sim.bmc("127.42.0.1")["sol"]["typed"].as_u64().unwrap();
+    reader.send(b"ignored");
+    writer.send(b"root\r");
+    for v in [&mut writer, &mut reader] {
+        v.expect("sim00001 login: root", 15);
+    }
+    let bmc = sim.wait_bmc("127.42.0.1", "the writer's keys", |b| {
+        b["sol"]["typed"].as_u64() >= Some(typed_before + 5)
+    });
+    assert_eq!(
+        bmc["sol"]["typed"].as_u64().unwrap(),
+        typed_before + 5,
+        "only the writer's 5 keys were typed: {bmc}"
+    );
+    assert!(!writer.seen.contains("ignored") && !reader.seen.contains("ignored"));
+
+    // A late joiner sees the recent screen before anything new.
+    let mut late = Viewer::connect(&api.url, "sim00001", "read_only=true", None).expect("late");
+    late.expect("booting sim00001", 10);
+
+    // The CLI in a terminal: type, see the echo, leave with Ctrl-E c .
+    let cli = xcat3_tests::bin_dir().join("xcat3");
+    let (out, ok) = in_terminal(
+        &format!("{} console sim00001", cli.display()),
+        &[(1500, b"admin\r"), (1500, b"\x05c.")],
+        &[("XCAT3_URL", api.url.as_str())],
+    );
+    assert!(ok, "xcat3 console: {out}");
+    assert!(out.contains("sim00001 login: admin"), "{out}");
+    assert!(out.contains("left the console"), "{out}");
+    writer.expect("sim00001 login: admin", 10);
+
+    // Refusals name the node and the reason.
+    match Viewer::connect(&api.url, "nosuchnode", "", None) {
+        Err((404, body)) => assert!(body.contains("nosuchnode"), "{body}"),
+        other => panic!("unknown node: {:?}", other.err()),
+    }
+    let list = api.xcat3(&["console-list", "sim0000[1-2]"]).ok();
+    assert!(list.contains("sim00002: idle logging=on_demand"), "{list}");
+    assert!(list.contains("Success: 2  Total: 2"), "{list}");
+}
+
+/// The console server of a killed conductor is replaced: another takes
+/// the `always` consoles within heartbeat timeout + 10 s, and the node's
+/// log goes on (both boots in it).
+#[cfg(feature = "servers")]
+#[test]
+fn always_on_consoles_move_when_their_conductor_is_killed() {
+    use crate::conductors::{cluster_env, env_refs};
+    use xcat3_tests::{Conductor, TestDb, unique};
+
+    let db = TestDb::create();
+    let amqp = std::env::var("XCAT3_TEST_AMQP_URL").expect("XCAT3_TEST_AMQP_URL");
+    let dir = TempDir::new("console-takeover");
+    let logs = dir.path().join("consoles");
+    let mut env = cluster_env(&db.url, &amqp, 30);
+    env.push(("XCAT3_CONSOLE_RECONCILE_INTERVAL", "1".into()));
+    env.push(("XCAT3_CONSOLE_LOG_DIR", logs.display().to_string()));
+    let api = Api::start(&["--listen", "127.0.0.1:0"], &env_refs(&env));
+    let prefix = unique("con");
+    let conductors: Vec<Conductor> = (1..=2)
+        .map(|i| Conductor::start(&format!("{prefix}-{i}"), dir.path(), &env_refs(&env)))
+        .collect();
+    let sim = Sim::start(dir.path(), "127.43.0.1", 6, &[]);
+    // Every node's console always on.
+    let mut nodes: Value =
+        serde_json::from_str(&std::fs::read_to_string(&sim.export).unwrap()).unwrap();
+    for n in nodes["nodes"].as_array_mut().unwrap() {
+        n["console_info"] = serde_json::json!({"logging": "always"});
+    }
+    let file = dir.path().join("always.json");
+    std::fs::write(&file, nodes.to_string()).unwrap();
+    api.xcat3(&["import", file.to_str().unwrap()]).ok();
+    // Both conductors consuming: a power action answers everywhere.
+    wait_until(60, "the conductors to consume", || {
+        (api.xcat3(&["power", "sim0000[1-6]", "on"]).code() == 0).then_some(())
+    });
+    let states = |api: &Api| -> Value {
+        // Nodes of a dead conductor fail until the ring moves them.
+        let out = api
+            .xcat3(&["--json", "console-list", "sim0000[1-6]"])
+            .stdout();
+        serde_json::from_str::<Value>(&out).unwrap_or_default()["nodes"].clone()
+    };
+    let all_connected = |v: &Value| {
+        v.as_object()
+            .is_some_and(|m| m.values().all(|s| s["state"] == "connected"))
+    };
+    let before = wait_until(30, "every console connected", || {
+        let v = states(&api);
+        all_connected(&v).then_some(v)
+    });
+    // Kill the conductor holding sim00001, after its boot is logged.
+    let owner = before["sim00001"]["conductor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.xcat3(&["power", "sim00001", "cycle"]).ok();
+    wait_until(15, "the first boot in the log", || {
+        let out = api.xcat3(&["console", "sim00001", "--log"]).ok();
+        out.contains("booting sim00001").then_some(())
+    });
+    let victim = conductors.iter().find(|c| c.host == owner).unwrap();
+    let killed = Instant::now();
+    victim.kill9();
+    let after = wait_until(40, "the consoles to move", || {
+        let v = states(&api);
+        (all_connected(&v)
+            && v.as_object()
+                .unwrap()
+                .values()
+                .all(|s| s["conductor"] != owner.as_str()))
+        .then_some(v)
+    });
+    let took = killed.elapsed();
+    assert!(
+        took <= Duration::from_secs(4 + 10),
+        "takeover took {took:?} (heartbeat timeout 4 s + 10 s): {after}"
+    );
+    // The log goes on: the second boot is logged after the first.
+    api.xcat3(&["power", "sim00001", "cycle"]).ok();
+    let log = wait_until(15, "the second boot in the log", || {
+        let out = api
+            .xcat3(&["console", "sim00001", "--log", "-n", "200"])
+            .ok();
+        (out.matches("booting sim00001").count() >= 2).then_some(out)
+    });
+    assert!(log.contains("took the console over"), "{log}");
+    println!(
+        "console takeover after SIGKILL: {:.1} s",
+        took.as_secs_f64()
+    );
+}
