@@ -5,6 +5,7 @@
 //! and a console taken over when its conductor is killed.
 
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -340,4 +341,184 @@ fn always_on_consoles_move_when_their_conductor_is_killed() {
         "console takeover after SIGKILL: {:.1} s",
         took.as_secs_f64()
     );
+}
+
+/// A `newc` cpio archive (what the kernel unpacks as its initramfs) of
+/// `files`: (path, mode, contents); directories have no contents.
+fn newc(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut entry = |name: &str, mode: u32, data: &[u8], ino: u32| {
+        let header = format!(
+            "070701{ino:08x}{mode:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
+        );
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(data);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    };
+    for (i, (name, mode, data)) in files.iter().enumerate() {
+        entry(name, *mode, data, i as u32 + 1);
+    }
+    entry("TRAILER!!!", 0, &[], 0);
+    out
+}
+
+/// An initramfs whose init mounts /proc and /dev and runs a busybox
+/// shell on the serial console (Debian's busybox and the libraries it
+/// links).
+fn shell_initramfs() -> Vec<u8> {
+    let ldd = Command::new("ldd")
+        .arg("/bin/busybox")
+        .output()
+        .expect("ldd");
+    let libs: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(str::to_string)
+        .collect();
+    assert!(!libs.is_empty(), "busybox's libraries: {ldd:?}");
+    let init = b"#!/bin/busybox sh\n\
+        /bin/busybox mount -t proc proc /proc\n\
+        /bin/busybox mount -t devtmpfs dev /dev\n\
+        echo xcat3 test guest up\n\
+        exec /bin/busybox sh\n";
+    let busybox = std::fs::read("/bin/busybox").expect("busybox");
+    let contents: Vec<(String, Vec<u8>)> = libs
+        .iter()
+        .map(|l| {
+            (
+                l.trim_start_matches('/').to_string(),
+                std::fs::read(l).expect("library"),
+            )
+        })
+        .collect();
+    let mut dirs: Vec<String> = vec!["bin".into(), "proc".into(), "dev".into()];
+    for (path, _) in &contents {
+        let mut d = Path::new(path).parent();
+        while let Some(p) = d.filter(|p| !p.as_os_str().is_empty()) {
+            dirs.push(p.display().to_string());
+            d = p.parent();
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    let mut files: Vec<(&str, u32, &[u8])> = dirs
+        .iter()
+        .map(|d| (d.as_str(), 0o040755, &[][..]))
+        .collect();
+    files.push(("init", 0o100755, init));
+    files.push(("bin/busybox", 0o100755, &busybox));
+    for (path, data) in &contents {
+        files.push((path.as_str(), 0o100755, data));
+    }
+    newc(&files)
+}
+
+/// A KVM guest's console through libvirt (`virDomainOpenConsole`): a tiny
+/// guest on the machine's libvirtd booting Debian's kernel with
+/// `console=ttyS0` and a busybox initramfs; its kernel banner reaches the
+/// node's log, typing reaches its shell, and the log goes on across a
+/// power cycle.
+#[cfg(feature = "servers")]
+#[test]
+fn kvm_guest_console_through_libvirt() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let kernel = std::env::var("XCAT3_TEST_KERNEL").expect(
+        "XCAT3_TEST_KERNEL is not set: scripts/test fetches Debian's kernel for the console test",
+    );
+    let dir = TempDir::new("kvm-console");
+    // libvirt's qemu runs as its own user: the files must be readable.
+    for p in [dir.path(), dir.path().parent().unwrap()] {
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
+    }
+    let vmlinuz = dir.path().join("vmlinuz");
+    std::fs::copy(&kernel, &vmlinuz).expect("copy the kernel");
+    let initrd = dir.path().join("initrd.cpio");
+    std::fs::write(&initrd, shell_initramfs()).unwrap();
+    for f in [&vmlinuz, &initrd] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let name = xcat3_tests::unique("xc3con");
+    let xml = format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{}</kernel><initrd>{}</initrd>\
+         <cmdline>console=ttyS0 panic=-1</cmdline></os>\
+         <devices><serial type='pty'/><console type='pty'/></devices></domain>",
+        vmlinuz.display(),
+        initrd.display()
+    );
+    let xml_file = dir.path().join("guest.xml");
+    std::fs::write(&xml_file, xml).unwrap();
+    let virsh = |args: &[&str]| {
+        Command::new("virsh")
+            .args(["-c", "qemu:///system"])
+            .args(args)
+            .output()
+            .expect("virsh")
+    };
+    let defined = virsh(&["define", xml_file.to_str().unwrap()]);
+    assert!(defined.status.success(), "{defined:?}");
+    struct Undefine<'a>(&'a dyn Fn(&[&str]) -> std::process::Output, String);
+    impl Drop for Undefine<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["destroy", &self.1]);
+            (self.0)(&["undefine", &self.1]);
+        }
+    }
+    let _guard = Undefine(&virsh, name.clone());
+
+    let api = Api::standalone_with(
+        &dir.path().join("data"),
+        &[("XCAT3_CONSOLE_RECONCILE_INTERVAL", "1")],
+    );
+    api.xcat3(&[
+        "create",
+        "guest1",
+        "mgt=kvm",
+        "-c",
+        &format!("libvirt_uri=qemu:///system,domain={name}"),
+    ])
+    .ok();
+    api.xcat3(&["update", "guest1", "console_info/logging=always"])
+        .ok();
+    api.xcat3(&["power", "guest1", "on"]).ok();
+    let log = wait_until(90, "the kernel banner in the console log", || {
+        let out = api.xcat3(&["console", "guest1", "--log", "-n", "400"]).ok();
+        out.contains("Linux version 6.").then_some(out)
+    });
+    assert!(
+        log.contains("console [ttyS0] enabled") || log.contains("ttyS0"),
+        "{log}"
+    );
+    let mut viewer = Viewer::connect(&api.url, "guest1", "", None).expect("attach");
+    viewer.expect("xcat3 test guest up", 90);
+    viewer.send(b"echo xcat3-$((6*7))\r");
+    viewer.expect("xcat3-42", 30);
+
+    // A power cycle restarts qemu: the console reconnects and the log
+    // holds both boots.
+    api.xcat3(&["power", "guest1", "cycle"]).ok();
+    wait_until(90, "the second boot in the log", || {
+        let out = api
+            .xcat3(&["console", "guest1", "--log", "-n", "2000"])
+            .ok();
+        (out.matches("Linux version 6.").count() >= 2).then_some(())
+    });
 }

@@ -279,6 +279,7 @@ pub const TYPES: &[HardwareType] = &[
         interfaces: &[
             iface(Interface::Power, "libvirt", &[KVM_GUEST, LIBVIRT]),
             iface(Interface::Management, "libvirt", &[KVM_GUEST, LIBVIRT]),
+            iface(Interface::Console, "libvirt", &[KVM_GUEST, LIBVIRT]),
             iface(Interface::Vm, "libvirt", &[VM]),
         ],
     },

@@ -109,6 +109,12 @@ pub trait NodeStep: Send + Sync {
     /// Whether it changes the node (and so the runner must hold its lock).
     fn writes(&self) -> bool;
 
+    /// Whether the node (re)starts when it succeeds: its console, waiting
+    /// to reconnect, is told to try at once so the boot is not missed.
+    fn starts_node(&self) -> bool {
+        false
+    }
+
     /// Whether it reads the node's nics ([`NodeInfo::nic_macs`]).
     fn needs_nics(&self) -> bool {
         false
@@ -156,6 +162,12 @@ pub async fn per_node(
         let (runner, step, out) = (runner.clone(), step.clone(), out.clone());
         tasks.spawn(async move {
             let (result, observed) = runner.act(&info, step.as_ref(), deadline_ms).await;
+            if step.starts_node()
+                && matches!(result, NodeResult::Ok(_))
+                && let Some(consoles) = &runner.actors().consoles
+            {
+                consoles.nudge(&info.name);
+            }
             let _ = out.send((info.name, result, observed));
         });
     }

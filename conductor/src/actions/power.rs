@@ -67,6 +67,10 @@ impl NodeStep for Set {
         true
     }
 
+    fn starts_node(&self) -> bool {
+        self.powers_on() || self.target == PowerTarget::Reset
+    }
+
     async fn run(
         &self,
         drivers: &Drivers,

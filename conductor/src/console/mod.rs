@@ -252,6 +252,14 @@ impl ConsoleServer {
         Ok(self.console(node).await?.attach(read_only, force))
     }
 
+    /// The node was just (re)started by an action here: its console, if
+    /// it waits to reconnect, tries at once.
+    pub fn nudge(&self, node: &str) {
+        if let Some(c) = self.consoles.lock().expect("consoles lock").get(node) {
+            c.nudge();
+        }
+    }
+
     /// `node`'s console as this conductor sees it (`logging` from its
     /// record, for a console not held).
     pub fn state(&self, node: &str, logging: Logging) -> ConsoleState {

@@ -51,6 +51,9 @@ struct Inner {
     last_error: Option<String>,
     /// Take the console over from another holder at the next attempt.
     force_next: bool,
+    /// Retry now rather than at the end of the backoff (the node was
+    /// just started).
+    retry_now: bool,
     /// When the last viewer left (for `linger`).
     left_at: Option<Instant>,
     stop: bool,
@@ -108,6 +111,7 @@ impl NodeConsole {
                 last_output: None,
                 last_error: None,
                 force_next: false,
+                retry_now: false,
                 left_at: None,
                 stop: false,
             }),
@@ -128,6 +132,12 @@ impl NodeConsole {
         i.info = info;
         i.logging = logging;
         drop(i);
+        self.wake.notify_one();
+    }
+
+    /// Cuts a reconnect backoff short.
+    pub fn nudge(&self) {
+        self.lock().retry_now = true;
         self.wake.notify_one();
     }
 
@@ -273,6 +283,7 @@ impl NodeConsole {
             let (info, force) = {
                 let mut i = self.lock();
                 i.state = Connection::Connecting;
+                i.retry_now = false;
                 let force = std::mem::take(&mut i.force_next)
                     || (i.logging == Logging::Always && may_force);
                 (i.info.clone(), force)
@@ -339,10 +350,11 @@ impl NodeConsole {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = notified => {
-                    // A viewer asking for --force, or a stop, cuts it short.
+                    // A viewer asking for --force, the node just started,
+                    // or a stop cuts it short.
                     let cut = {
-                        let i = self.lock();
-                        i.force_next || i.stop
+                        let mut i = self.lock();
+                        std::mem::take(&mut i.retry_now) || i.force_next || i.stop
                     };
                     if !cut {
                         tokio::time::sleep(pause / 2).await;

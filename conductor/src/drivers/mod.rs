@@ -285,6 +285,7 @@ impl Drivers {
         let kvm = Arc::new(Kvm::new(&config.kvm));
         d.power.insert(Mgt::Kvm, kvm.clone());
         d.management.insert(Mgt::Kvm, kvm.clone());
+        d.console.insert(Mgt::Kvm, kvm.clone());
         d.vm.insert(Mgt::Kvm, kvm);
         let redfish = Arc::new(Redfish::new());
         d.power.insert(Mgt::Redfish, redfish.clone());

@@ -142,20 +142,7 @@ impl Hypervisor {
         {
             return Err(why.clone());
         }
-        let creds = self
-            .endpoint
-            .password
-            .as_ref()
-            .map(|(user, pass)| -> Result<Credentials, DriverError> {
-                let bad = |f: &str| {
-                    DriverError::invalid(format!("control_info.{f}: contains a NUL byte"))
-                };
-                Ok(Credentials {
-                    username: CString::new(user.as_str()).map_err(|_| bad("ssh_username"))?,
-                    password: CString::new(pass.as_str()).map_err(|_| bad("ssh_password"))?,
-                })
-            })
-            .transpose()?;
+        let creds = self.credentials()?;
         let started = Instant::now();
         match Connection::open(&self.endpoint.uri, creds.as_ref()) {
             Ok(conn) => {
@@ -171,6 +158,32 @@ impl Hypervisor {
                 Err(why)
             }
         }
+    }
+
+    /// What libvirt's password prompts are answered with, if anything.
+    fn credentials(&self) -> Result<Option<Credentials>, DriverError> {
+        self.endpoint
+            .password
+            .as_ref()
+            .map(|(user, pass)| -> Result<Credentials, DriverError> {
+                let bad = |f: &str| {
+                    DriverError::invalid(format!("control_info.{f}: contains a NUL byte"))
+                };
+                Ok(Credentials {
+                    username: CString::new(user.as_str()).map_err(|_| bad("ssh_username"))?,
+                    password: CString::new(pass.as_str()).map_err(|_| bad("ssh_password"))?,
+                })
+            })
+            .transpose()
+    }
+
+    /// A connection of its own, outside the cache and the call gate: a
+    /// console holds it (and a blocked read on it) as long as it lives.
+    /// Blocking: call on a blocking thread.
+    pub fn dedicated(&self) -> Result<Connection, DriverError> {
+        let creds = self.credentials()?;
+        Connection::open(&self.endpoint.uri, creds.as_ref())
+            .map_err(|e| self.error("cannot connect", &e))
     }
 
     /// Drops `conn` from the slot if it is still the cached one.

@@ -15,6 +15,7 @@ type ConnectPtr = *mut c_void;
 type DomainPtr = *mut c_void;
 type PoolPtr = *mut c_void;
 type VolPtr = *mut c_void;
+type StreamPtr = *mut c_void;
 type ErrorFunc = unsafe extern "C" fn(*mut c_void, *mut c_void);
 
 /// `virConnectCredential`.
@@ -156,7 +157,16 @@ libvirt_api! {
     fn virStorageVolGetPath(VolPtr) -> *mut c_char;
     fn virStorageVolDelete(VolPtr, c_uint) -> c_int;
     fn virStorageVolFree(VolPtr) -> c_int;
+    fn virStreamNew(ConnectPtr, c_uint) -> StreamPtr;
+    fn virDomainOpenConsole(DomainPtr, *const c_char, StreamPtr, c_uint) -> c_int;
+    fn virStreamRecv(StreamPtr, *mut c_char, usize) -> c_int;
+    fn virStreamSend(StreamPtr, *const c_char, usize) -> c_int;
+    fn virStreamAbort(StreamPtr) -> c_int;
+    fn virStreamFree(StreamPtr) -> c_int;
 }
+
+/// `VIR_DOMAIN_CONSOLE_FORCE`: take the console from another session.
+pub const CONSOLE_FORCE: c_uint = 1;
 
 /// A reference-counted libvirt object we own one reference to: the
 /// struct, `Send` (libvirt objects are thread-safe), and `Drop` calling
@@ -527,6 +537,68 @@ impl Domain {
     pub fn reset(&self) -> Result<(), LibvirtError> {
         // SAFETY: a live domain.
         self.check(unsafe { (self.api.virDomainReset)(self.ptr, 0) })
+    }
+}
+
+impl Domain {
+    /// Opens the guest's serial console as a blocking stream on `conn`
+    /// (`flags`: [`CONSOLE_FORCE`] to take it from another session).
+    pub fn open_console(&self, conn: &Connection, flags: c_uint) -> Result<Stream, LibvirtError> {
+        // SAFETY: a live connection; the new stream is ours to free.
+        let ptr = unsafe { (self.api.virStreamNew)(conn.ptr, 0) };
+        if ptr.is_null() {
+            return Err(last_error(self.api));
+        }
+        let stream = Stream { api: self.api, ptr };
+        // SAFETY: a live domain and stream; NULL names the first console.
+        let rc = unsafe {
+            (self.api.virDomainOpenConsole)(self.ptr, std::ptr::null(), stream.ptr, flags)
+        };
+        self.check(rc)?;
+        Ok(stream)
+    }
+}
+
+handle! {
+    /// A data stream (a guest's console).
+    Stream(StreamPtr) freed by virStreamFree
+}
+
+// SAFETY: libvirt streams may be read on one thread while another writes
+// (the remote client multiplexes both on the connection's socket).
+unsafe impl Sync for Stream {}
+
+impl Stream {
+    /// Blocks until the guest prints something: the bytes read, 0 at the
+    /// end of the stream.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize, LibvirtError> {
+        // SAFETY: a live stream and a buffer of `buf.len()` bytes.
+        let n = unsafe { (self.api.virStreamRecv)(self.ptr, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(last_error(self.api));
+        }
+        Ok(n as usize)
+    }
+
+    /// Sends all of `data` to the guest's console.
+    pub fn send_all(&self, mut data: &[u8]) -> Result<(), LibvirtError> {
+        while !data.is_empty() {
+            // SAFETY: a live stream and `data.len()` readable bytes.
+            let n = unsafe { (self.api.virStreamSend)(self.ptr, data.as_ptr().cast(), data.len()) };
+            if n < 0 {
+                return Err(last_error(self.api));
+            }
+            data = &data[n as usize..];
+        }
+        Ok(())
+    }
+
+    /// Ends the stream now (a blocked `recv` returns an error).
+    pub fn abort(&self) {
+        // SAFETY: a live stream.
+        unsafe {
+            (self.api.virStreamAbort)(self.ptr);
+        }
     }
 }
 

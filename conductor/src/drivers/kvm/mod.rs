@@ -17,6 +17,7 @@
 //! order takes effect at the next start of the guest's qemu process
 //! (`on`, `boot`, `cycle`; not `reset`).
 
+mod console;
 mod domxml;
 mod hypervisor;
 mod libvirt;
@@ -31,7 +32,10 @@ use xcat3_common::config::KvmConfig;
 use xcat3_common::model::{HypervisorCapacity, LibvirtTransport, LibvirtUri, VmShape};
 use xcat3_common::rpc::{BootDevice, PowerTarget};
 
-use super::{DriverError, Management, NodeInfo, Power, PowerState, Properties, Vm, control_str};
+use super::{
+    Console, ConsoleLink, DriverError, Management, NodeInfo, Power, PowerState, Properties, Vm,
+    control_str,
+};
 use hypervisor::{Endpoint, Hypervisor, Hypervisors};
 use libvirt::{Connection, Domain, ERR_OPERATION_INVALID, XML_INACTIVE};
 use xcat3_common::hardware;
@@ -321,6 +325,21 @@ impl Power for Kvm {
             })
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Console for Kvm {
+    fn properties(&self) -> Properties {
+        &[hardware::KVM_GUEST, hardware::LIBVIRT]
+    }
+
+    fn validate(&self, node: &NodeInfo) -> Result<(), DriverError> {
+        Target::of(node).map(|_| ())
+    }
+
+    async fn connect(&self, node: &NodeInfo, force: bool) -> Result<ConsoleLink, DriverError> {
+        console::connect(self, node, force).await
     }
 }
 
