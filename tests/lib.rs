@@ -1365,3 +1365,104 @@ impl Viewer {
             .expect("send keys");
     }
 }
+
+/// A throwaway sshd on a loopback port for root, by key or by the password
+/// `s3cret`, which it checks against a shadow file only it sees (bind-
+/// mounted in a private mount namespace); killed on drop.
+pub struct Sshd {
+    _daemon: Daemon,
+    pub port: u16,
+    pub key: PathBuf,
+    pub wrong_key: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        Sshd::start_with(dir, "")
+    }
+
+    /// [`start`](Sshd::start) with more `sshd_config` lines (a
+    /// `ForceCommand`, say).
+    pub fn start_with(dir: &Path, extra_config: &str) -> Sshd {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(
+            sshd.exists(),
+            "sshd (openssh-server) is required; scripts/test installs it"
+        );
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let keygen = |name: &str| {
+            let p = dir.join(name);
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&p)
+                .status()
+                .expect("ssh-keygen");
+            assert!(ok.success());
+            p
+        };
+        let host = keygen("ssh_host");
+        let key = keygen("client");
+        let wrong_key = keygen("wrong");
+        std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys")).unwrap();
+        let hash = Command::new("openssl")
+            .args(["passwd", "-6", "s3cret"])
+            .output()
+            .expect("openssl");
+        let shadow = dir.join("shadow");
+        std::fs::write(
+            &shadow,
+            format!(
+                "root:{}:19000:0:99999:7:::\n",
+                String::from_utf8_lossy(&hash.stdout).trim()
+            ),
+        )
+        .unwrap();
+        let port = free_tcp_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 StrictModes no\nPermitRootLogin yes\nPasswordAuthentication yes\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nPidFile {}\n{extra_config}",
+                host.display(),
+                dir.join("authorized_keys").display(),
+                dir.join("sshd.pid").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("sshd.log");
+        let child = Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} /etc/shadow && exec /usr/sbin/sshd -D -e -f {}",
+                shadow.display(),
+                config.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("unshare + sshd");
+        let daemon = Daemon(child);
+        wait_until(10, "sshd listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Sshd {
+            _daemon: daemon,
+            port,
+            key,
+            wrong_key,
+            log,
+        }
+    }
+
+    /// How many logins sshd accepted with `method` (publickey, password).
+    pub fn accepted(&self, method: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches(&format!("Accepted {method} for root"))
+            .count()
+    }
+}

@@ -512,6 +512,7 @@ pub fn node_info(rec: &NodeRecord, hosts: &HashMap<String, Map<String, Value>>) 
         name: n.name.clone(),
         mgt: n.mgt.as_deref().and_then(|m| Mgt::parse("mgt", m).ok()),
         control_info,
+        console_info: parse_map(&n.console_info),
         power_state: n.power_state.clone(),
         boot_device: n.boot_device.clone(),
         primary_mac: rec.primary_mac(),

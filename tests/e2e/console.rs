@@ -522,3 +522,91 @@ fn kvm_guest_console_through_libvirt() {
         (out.matches("Linux version 6.").count() >= 2).then_some(())
     });
 }
+
+/// A console over SSH (a terminal server's, a BMC's SSH console): a
+/// throwaway sshd whose forced command is a shell; by password, then by
+/// key; the host key is checked against `ssh_host_fingerprint` first.
+#[cfg(feature = "servers")]
+#[test]
+fn ssh_console_against_a_real_sshd() {
+    let dir = TempDir::new("ssh-console");
+    let sshd = xcat3_tests::Sshd::start_with(dir.path(), "ForceCommand /bin/sh -i\n");
+    let fp = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(dir.path().join("ssh_host.pub"))
+        .output()
+        .expect("ssh-keygen");
+    let fingerprint = String::from_utf8_lossy(&fp.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .to_string();
+    assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");
+    let api = Api::standalone(&dir.path().join("data"));
+    let node = |name: &str, console: Value| {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(
+            &file,
+            serde_json::json!({"nodes": [{"name": name, "mgt": "fake", "console_info": console}]})
+                .to_string(),
+        )
+        .unwrap();
+        api.xcat3(&["import", file.to_str().unwrap()]).ok();
+    };
+    let base = serde_json::json!({"method": "ssh", "ssh_host": "127.0.0.1",
+        "ssh_port": sshd.port, "ssh_username": "root"});
+    let with = |extra: Value| {
+        let mut v = base.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    node(
+        "term1",
+        with(serde_json::json!({"ssh_password": "s3cret", "ssh_host_fingerprint": fingerprint})),
+    );
+    let key = std::fs::read_to_string(&sshd.key).unwrap();
+    node(
+        "term2",
+        with(serde_json::json!({"ssh_key": key, "ssh_host_fingerprint": fingerprint})),
+    );
+    node("term3", with(serde_json::json!({"ssh_password": "s3cret"})));
+
+    // Secrets are write-only.
+    let shown = api.xcat3(&["show", "term1"]).ok();
+    assert!(
+        !shown.contains("s3cret") && shown.contains("******"),
+        "{shown}"
+    );
+
+    for n in ["term1", "term2"] {
+        let mut v = Viewer::connect(&api.url, n, "", None).expect("attach");
+        v.expect("# ", 20);
+        v.send(b"echo ssh-$((6*7))\r");
+        v.expect("ssh-42", 20);
+    }
+    assert!(sshd.accepted("password") >= 1 && sshd.accepted("publickey") >= 1);
+
+    // No fingerprint: refused, and the error names the server's key.
+    let _v = Viewer::connect(&api.url, "term3", "read_only=true", None).expect("attach");
+    let list = wait_until(20, "the refusal in console-list", || {
+        let out = api.xcat3(&["console-list", "term3"]).stdout();
+        out.contains("last_error").then_some(out)
+    });
+    assert!(list.contains(&fingerprint), "{list}");
+    assert!(list.contains("ssh_host_fingerprint"), "{list}");
+    // A bad method is refused when written, naming the field.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        serde_json::json!({"nodes": [{"name": "term4", "mgt": "fake", "console_info": {"method": "telnet"}}]}).to_string(),
+    )
+    .unwrap();
+    let out = api.xcat3(&["import", bad.to_str().unwrap()]);
+    assert!(
+        out.stdout().contains("console_info.method"),
+        "{}",
+        out.stdout()
+    );
+}

@@ -2,11 +2,11 @@
 //! qemu guests (64 MiB, no disk, a user-mode nic without a boot ROM, so a
 //! guest never touches a network), checked with `virsh`, not our code.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::json;
-use xcat3_tests::{Api, Daemon, TempDir, free_tcp_port, node_results, unique, wait_until};
+use xcat3_tests::{Api, Sshd, TempDir, node_results, unique, wait_until};
 
 const URI: &str = "qemu:///system";
 
@@ -215,101 +215,6 @@ fn kvm_power_and_boot_order_on_real_libvirt_guests() {
             .all(|n| domstate(n) == "shut off")
             .then_some(())
     });
-}
-
-/// A throwaway sshd on a loopback port for root, by key or by the password
-/// `s3cret`, which it checks against a shadow file only it sees (bind-
-/// mounted in a private mount namespace); killed on drop.
-struct Sshd {
-    _daemon: Daemon,
-    port: u16,
-    key: PathBuf,
-    wrong_key: PathBuf,
-    log: PathBuf,
-}
-
-impl Sshd {
-    fn start(dir: &Path) -> Sshd {
-        let sshd = Path::new("/usr/sbin/sshd");
-        assert!(
-            sshd.exists(),
-            "sshd (openssh-server) is required; scripts/test installs it"
-        );
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let keygen = |name: &str| {
-            let p = dir.join(name);
-            let ok = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(&p)
-                .status()
-                .expect("ssh-keygen");
-            assert!(ok.success());
-            p
-        };
-        let host = keygen("ssh_host");
-        let key = keygen("client");
-        let wrong_key = keygen("wrong");
-        std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys")).unwrap();
-        let hash = Command::new("openssl")
-            .args(["passwd", "-6", "s3cret"])
-            .output()
-            .expect("openssl");
-        let shadow = dir.join("shadow");
-        std::fs::write(
-            &shadow,
-            format!(
-                "root:{}:19000:0:99999:7:::\n",
-                String::from_utf8_lossy(&hash.stdout).trim()
-            ),
-        )
-        .unwrap();
-        let port = free_tcp_port();
-        let config = dir.join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
-                 StrictModes no\nPermitRootLogin yes\nPasswordAuthentication yes\n\
-                 KbdInteractiveAuthentication no\nUsePAM no\nPidFile {}\n",
-                host.display(),
-                dir.join("authorized_keys").display(),
-                dir.join("sshd.pid").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.join("sshd.log");
-        let child = Command::new("unshare")
-            .args(["-m", "sh", "-c"])
-            .arg(format!(
-                "mount --bind {} /etc/shadow && exec /usr/sbin/sshd -D -e -f {}",
-                shadow.display(),
-                config.display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("unshare + sshd");
-        let daemon = Daemon(child);
-        wait_until(10, "sshd listening", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        Sshd {
-            _daemon: daemon,
-            port,
-            key,
-            wrong_key,
-            log,
-        }
-    }
-
-    /// How many logins sshd accepted with `method` (publickey, password).
-    fn accepted(&self, method: &str) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .matches(&format!("Accepted {method} for root"))
-            .count()
-    }
 }
 
 /// The prototype's `ssh_*` keys, through a real sshd: by key (OpenSSH,

@@ -50,6 +50,38 @@ impl Logging {
     }
 }
 
+/// `console_info.method`: how the console is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The node's `mgt`'s own console (IPMI SOL, the KVM guest's serial).
+    Native,
+    /// Over SSH (a terminal server, a BMC's SSH console): `ssh_*` keys.
+    Ssh,
+}
+
+impl Method {
+    pub fn of(console_info: &Map<String, Value>) -> Result<Method, FieldError> {
+        match console_info.get("method") {
+            None | Some(Value::Null) => Ok(Method::Native),
+            Some(Value::String(s)) if s == "ssh" => Ok(Method::Ssh),
+            Some(Value::String(s)) if s == "native" => Ok(Method::Native),
+            Some(v) => Err(FieldError::new(
+                "console_info.method",
+                format!("{v} is not one of ssh, native"),
+            )),
+        }
+    }
+}
+
+/// Checks what a node's `console_info` says when it is written: the
+/// logging mode and the method (the SSH keys are the driver's to check
+/// when it connects, as `control_info`'s are).
+pub fn check(console_info: &Map<String, Value>) -> Result<(), FieldError> {
+    Logging::of(console_info)?;
+    Method::of(console_info)?;
+    Ok(())
+}
+
 /// Where a console stands on its conductor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

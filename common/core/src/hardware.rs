@@ -211,6 +211,35 @@ pub const FAKE: &[Property] = &[
     optional("fake_fail_rate", "share of calls that fail, 0.0-1.0"),
 ];
 
+/// A console reached over SSH (`console_info.method = "ssh"`, any `mgt`):
+/// these are `console_info` keys.
+pub const SSH_CONSOLE: &[Property] = &[
+    required(
+        "ssh_host",
+        "console_info: the terminal server or BMC serving the console over SSH",
+    ),
+    optional("ssh_port", "console_info: SSH port (default 22)"),
+    required("ssh_username", "console_info: SSH user"),
+    one_of(
+        "ssh_password",
+        "ssh_password or ssh_key",
+        "console_info: SSH password (write-only)",
+    ),
+    one_of(
+        "ssh_key",
+        "ssh_password or ssh_key",
+        "console_info: an unencrypted OpenSSH private key's text (write-only)",
+    ),
+    optional(
+        "ssh_host_fingerprint",
+        "console_info: the server's host key, SHA256:... as ssh-keygen -lf prints it",
+    ),
+    optional(
+        "ssh_verify_host",
+        "console_info: true (default) or false: accept a server without ssh_host_fingerprint",
+    ),
+];
+
 /// What OS deployment reads, whatever the `mgt`.
 pub const DEPLOY: &[Property] = &[
     optional(

@@ -425,6 +425,7 @@ mod tests {
             name: "n1".into(),
             mgt: None,
             control_info: serde_json::Map::new(),
+            console_info: serde_json::Map::new(),
             power_state: None,
             boot_device: None,
             primary_mac: None,

@@ -16,6 +16,7 @@ mod fake;
 mod ipmi;
 pub mod kvm;
 mod redfish;
+mod ssh_console;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct NodeInfo {
     pub name: String,
     pub mgt: Option<Mgt>,
     pub control_info: Map<String, Value>,
+    /// How its console is reached (`method`, `ssh_*`) and held (`logging`).
+    pub console_info: Map<String, Value>,
     /// Last recorded power state (`on` / `off`).
     pub power_state: Option<String>,
     /// Last recorded boot device.
@@ -258,6 +261,8 @@ pub struct Drivers {
     management: HashMap<Mgt, Arc<dyn Management>>,
     inspect: HashMap<Mgt, Arc<dyn Inspect>>,
     console: HashMap<Mgt, Arc<dyn Console>>,
+    /// Consoles with `console_info.method = "ssh"`, whatever the `mgt`.
+    ssh_console: Arc<dyn Console>,
     vm: HashMap<Mgt, Arc<dyn Vm>>,
 }
 
@@ -270,6 +275,7 @@ impl Drivers {
             management: HashMap::new(),
             inspect: HashMap::new(),
             console: HashMap::new(),
+            ssh_console: Arc::new(ssh_console::SshConsole),
             vm: HashMap::new(),
         };
         let fake = Arc::new(Fake);
@@ -306,8 +312,15 @@ impl Drivers {
         pick(&self.inspect, node, Interface::Inspect)
     }
 
+    /// The node's console: over SSH when `console_info.method` says so,
+    /// else its `mgt`'s.
     pub fn console(&self, node: &NodeInfo) -> Result<&Arc<dyn Console>, DriverError> {
-        pick(&self.console, node, Interface::Console)
+        match xcat3_common::console::Method::of(&node.console_info)
+            .map_err(|e| DriverError::invalid(e.to_string()))?
+        {
+            xcat3_common::console::Method::Ssh => Ok(&self.ssh_console),
+            xcat3_common::console::Method::Native => pick(&self.console, node, Interface::Console),
+        }
     }
 
     /// The VM interface that defines guests and reads hypervisors (KVM's:

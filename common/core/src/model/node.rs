@@ -112,7 +112,7 @@ impl NodeSpec {
         crate::hardware::check_keys(&control_info, mgt, node_type.as_deref())?;
         check_control_info(&control_info)?;
         let console_info = info_map(obj, "console_info")?;
-        crate::console::Logging::of(&console_info)?;
+        crate::console::check(&console_info)?;
         let nics = parse_nics(obj.get("nics_info"))?;
         let groups = super::group::parse_groups(obj.get("groups"))?;
         Ok(NodeSpec {

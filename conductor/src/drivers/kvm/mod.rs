@@ -444,6 +444,7 @@ mod tests {
             name: "vm1".into(),
             mgt: Some(xcat3_common::model::Mgt::Kvm),
             control_info: control.as_object().unwrap().clone(),
+            console_info: Default::default(),
             power_state: None,
             boot_device: None,
             primary_mac: Some("52:54:00:00:00:01".into()),

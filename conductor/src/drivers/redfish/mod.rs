@@ -527,6 +527,7 @@ mod tests {
                         .as_object()
                         .unwrap()
                         .clone(),
+                console_info: Default::default(),
                 power_state: None,
                 boot_device: None,
                 primary_mac: None,
