@@ -15,6 +15,30 @@ use serde_json::{Value, json};
 /// test's `env` comes after this).
 const NO_POWER_SYNC: (&str, &str) = ("XCAT3_POWER_SYNC_INTERVAL", "0");
 
+/// A `/proc/PID/status` field in KiB (`VmRSS:`, `VmHWM:`); 0 when gone.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) process `pid` has used; 0 when gone.
+pub fn proc_cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
 /// The directory holding the workspace's binaries (next to `deps/`),
 /// brought up to date first: `cargo test` builds test harnesses, not the
 /// other packages' executables, so the tests build them once per process
@@ -770,14 +794,13 @@ impl Conductor {
 
     /// CPU seconds (user + system) the conductor has used so far.
     pub fn cpu_seconds(&self) -> f64 {
+        proc_cpu_seconds(self.child.as_ref().expect("running conductor").id())
+    }
+
+    /// Resident memory now (VmRSS), in MiB.
+    pub fn rss_mib(&self) -> u64 {
         let pid = self.child.as_ref().expect("running conductor").id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
-        // Fields after the command name (which may hold spaces): utime is
-        // the 12th, stime the 13th; in clock ticks of 1/100 s on Linux.
-        let rest = stat.rsplit_once(')').expect("stat format").1;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
-        ticks as f64 / 100.0
+        proc_status_kib(pid, "VmRSS:") / 1024
     }
 
     /// Sum of `handled=N` over this conductor's `request done` log lines.

@@ -6,13 +6,14 @@
 //!
 //! `scripts/bench NAME [ROUNDS]` is the entry point: it provides the
 //! servers (`XCAT3_BENCH_DB_URL`, `XCAT3_BENCH_AMQP_URL`) and runs this
-//! for `seed-table`, `inventory`, `power`, `power-sync`, `groups` and
-//! `inspect`.
+//! for `seed-table`, `inventory`, `power`, `power-sync`, `groups`,
+//! `inspect` and `console`.
 
 use std::time::{Duration, Instant};
 
 use xcat3_tests::{
-    Api, Conductor, Run, Sim, TempDir, TestDb, unique, wait_until, write_import_file,
+    Api, Conductor, Run, Sim, TempDir, TestDb, proc_cpu_seconds, proc_status_kib, unique,
+    wait_until, write_import_file,
 };
 
 /// Nodes per benchmark.
@@ -32,9 +33,10 @@ fn main() {
         Some("power-sync") => power_sync(rounds),
         Some("groups") => groups(rounds),
         Some("inspect") => inspect(rounds),
+        Some("console") => console(rounds),
         _ => {
             eprintln!(
-                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync|groups|inspect [ROUNDS]"
+                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync|groups|inspect|console [ROUNDS]"
             );
             std::process::exit(2);
         }
@@ -639,4 +641,197 @@ fn groups(rounds: usize) {
     run("MariaDB", Api::with_db(&db.url));
     run("SQLite", Api::standalone(&dir.path().join("standalone")));
     println!("(list -o reads every node's inherited values: 20 /nodes/info calls of 5,000)");
+}
+
+/// 10,000 always-on SOL consoles on xcat3-sim, 2 conductors: the time
+/// until all are connected; each conductor's CPU and memory while every
+/// BMC prints a line a second; bytes lost. Beside it, 100 `ipmitool sol
+/// activate` processes on 100 more BMCs of the same simulator.
+fn console(rounds: usize) {
+    let dir_logs = TempDir::new("bench-console-logs");
+    let logs = dir_logs.path().display().to_string();
+    let c = Cluster::start(
+        &[
+            ("XCAT3_CONSOLE_RECONCILE_INTERVAL", "2"),
+            ("XCAT3_CONSOLE_LOG_DIR", logs.as_str()),
+        ],
+        None,
+    );
+    let api = &c.api;
+    const IPMITOOLS: usize = 100;
+    let fleet = Sim::start(
+        c.dir.path(),
+        "127.36.0.1",
+        (N + IPMITOOLS) as u32,
+        &["--sol-line-ms", "1000"],
+    );
+    // The first N nodes, consoles always on.
+    let mut nodes: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fleet.export).expect("export"))
+            .expect("export is JSON");
+    let list = nodes["nodes"].as_array_mut().expect("nodes");
+    list.truncate(N);
+    for n in list.iter_mut() {
+        n["console_info"] = serde_json::json!({"logging": "always"});
+    }
+    let file = c.dir.path().join("consoles.json");
+    std::fs::write(&file, nodes.to_string()).expect("write");
+    let all = format!("sim[00001-{N:05}]");
+    let states = || -> serde_json::Value {
+        let out = api.xcat3(&["--json", "console-list", &all]).stdout();
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_default()["nodes"].take()
+    };
+    let connected = |v: &serde_json::Value| {
+        v.as_object()
+            .map_or(0, |m| m.values().filter(|s| s["state"] == "connected").count())
+    };
+    let t0 = Instant::now();
+    api.xcat3(&["import", file.to_str().expect("utf-8")]).ok();
+    wait_until(600, "every console connected", || {
+        (connected(&states()) == N).then_some(())
+    });
+    let connect_all = t0.elapsed().as_secs_f64();
+    check(&api.xcat3(&["power", &all, "on"]), N, &["power"]);
+    // Steady state: every BMC prints a line a second.
+    std::thread::sleep(Duration::from_secs(5));
+    let window = Duration::from_secs(20 * rounds.max(1) as u64);
+    let cpu0: Vec<f64> = c.conductors.iter().map(Conductor::cpu_seconds).collect();
+    std::thread::sleep(window);
+    let cpu: Vec<f64> = c
+        .conductors
+        .iter()
+        .zip(&cpu0)
+        .map(|(k, c0)| (k.cpu_seconds() - c0) / window.as_secs_f64())
+        .collect();
+    let rss: Vec<u64> = c.conductors.iter().map(Conductor::rss_mib).collect();
+    let held: Vec<usize> = {
+        let v = states();
+        c.conductors
+            .iter()
+            .map(|k| {
+                v.as_object().map_or(0, |m| {
+                    m.values().filter(|s| s["conductor"] == k.host.as_str()).count()
+                })
+            })
+            .collect()
+    };
+
+    // 100 ipmitool SOL sessions on the other BMCs, for 20 s.
+    let first: std::net::Ipv4Addr = "127.36.0.1".parse().expect("address");
+    let mut tools = Vec::new();
+    for i in 0..IPMITOOLS {
+        let ip = std::net::Ipv4Addr::from(u32::from(first) + (N + i) as u32);
+        let ipmi = format!(
+            "ipmitool -I lanplus -C 3 -H {ip} -p {} -U admin -P secret",
+            fleet.port
+        );
+        let on = std::process::Command::new("sh")
+            .args(["-c", &format!("{ipmi} power on")])
+            .output()
+            .expect("ipmitool");
+        assert!(on.status.success(), "{on:?}");
+        tools.push(
+            std::process::Command::new("script")
+                .args(["-qfc", &format!("exec {ipmi} sol activate"), "/dev/null"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("script + ipmitool"),
+        );
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let ipmitool_pids = || -> Vec<u32> {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", "^ipmitool .* sol activate"])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let pids = ipmitool_pids();
+    let t_cpu0: f64 = pids.iter().map(|p| proc_cpu_seconds(*p)).sum();
+    let tool_window = Duration::from_secs(20);
+    std::thread::sleep(tool_window);
+    let tool_cpu = (pids.iter().map(|p| proc_cpu_seconds(*p)).sum::<f64>() - t_cpu0)
+        / tool_window.as_secs_f64();
+    let tool_rss_kib: u64 = pids.iter().map(|p| proc_status_kib(*p, "VmRSS:")).sum();
+    for mut t in tools {
+        let _ = t.kill();
+        let _ = t.wait();
+    }
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "^ipmitool .* sol activate"])
+        .status();
+
+    // Stop the output, let the last lines arrive, then count.
+    check(&api.xcat3(&["power", &all, "off"]), N, &["power"]);
+    std::thread::sleep(Duration::from_secs(5));
+    let v = states();
+    let received: u64 = v
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(|s| s["bytes"].as_u64()).sum());
+    let sim_state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fleet.state_file).expect("state"))
+            .expect("state JSON");
+    let (mut printed, mut lost, mut lines) = (0u64, 0u64, 0u64);
+    for i in 0..N {
+        let ip = std::net::Ipv4Addr::from(u32::from(first) + i as u32).to_string();
+        let s = &sim_state[&ip]["sol"];
+        printed += s["printed"].as_u64().unwrap_or(0);
+        lost += s["lost"].as_u64().unwrap_or(0);
+        lines += s["lines"].as_u64().unwrap_or(0);
+    }
+    println!();
+    println!("consoles, {N} always-on IPMI SOL consoles on xcat3-sim, 2 conductors, MariaDB, RabbitMQ");
+    println!("{:<60} {:>10.2}", "import to every console connected (s)", connect_all);
+    for (i, k) in c.conductors.iter().enumerate() {
+        println!(
+            "{:<60} {:>10}",
+            format!("conductor {} consoles held", i + 1),
+            held[i]
+        );
+        println!(
+            "{:<60} {:>10.3}",
+            format!("  CPU, every BMC printing a line/s (cores)"),
+            cpu[i]
+        );
+        println!("{:<60} {:>10}", "  RSS (MiB)", rss[i]);
+        let _ = k;
+    }
+    println!("{:<60} {:>10}", "numbered lines the BMCs printed", lines);
+    println!("{:<60} {:>10}", "bytes printed while connected (simulator)", printed);
+    println!("{:<60} {:>10}", "bytes received (conductors)", received);
+    println!("{:<60} {:>10}", "bytes lost (simulator: dropped)", lost);
+    println!(
+        "{:<60} {:>10}",
+        "bytes lost (printed - received)",
+        printed as i64 - received as i64
+    );
+    println!();
+    println!("{IPMITOOLS} ipmitool sol activate processes on the same simulator");
+    println!("{:<60} {:>10}", "processes measured", pids.len());
+    println!(
+        "{:<60} {:>10.3}",
+        "CPU, all of them (cores)", tool_cpu
+    );
+    println!(
+        "{:<60} {:>10.1}",
+        "RSS per console (KiB)",
+        tool_rss_kib as f64 / pids.len().max(1) as f64
+    );
+    let ours_kib = rss.iter().sum::<u64>() as f64 * 1024.0 / N as f64;
+    println!("{:<60} {:>10.1}", "xcat3: RSS per console (KiB)", ours_kib);
+    println!(
+        "{:<60} {:>10.4}",
+        "xcat3: CPU per console (ms per s)",
+        cpu.iter().sum::<f64>() * 1000.0 / N as f64
+    );
+    println!(
+        "{:<60} {:>10.4}",
+        "ipmitool: CPU per console (ms per s)",
+        tool_cpu * 1000.0 / pids.len().max(1) as f64
+    );
 }
