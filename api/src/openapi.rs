@@ -94,7 +94,35 @@ fn build() -> Value {
     links(&mut doc);
     binary_upload(&mut doc);
     path_words(&mut doc);
+    websocket(&mut doc);
     doc
+}
+
+/// The console is a websocket: its GET carries the upgrade headers
+/// (RFC 6455), and answers 101 when they are right.
+fn websocket(doc: &mut Value) {
+    let Some(op) = doc["paths"]["/v1/nodes/{name}/console"]["get"].as_object_mut() else {
+        return;
+    };
+    let header = |name: &str, schema: Value| json!({"name": name, "in": "header", "required": true, "schema": schema});
+    if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        params.push(header(
+            "Upgrade",
+            json!({"type": "string", "enum": ["websocket"]}),
+        ));
+        params.push(header(
+            "Connection",
+            json!({"type": "string", "enum": ["Upgrade"]}),
+        ));
+        params.push(header(
+            "Sec-WebSocket-Version",
+            json!({"type": "string", "enum": ["13"]}),
+        ));
+        params.push(header(
+            "Sec-WebSocket-Key",
+            json!({"type": "string", "pattern": "^[A-Za-z0-9+/]{21}[AQgw]==$"}),
+        ));
+    }
 }
 
 /// The path parameter of `path` and the sibling routes' words it cannot be.

@@ -682,8 +682,9 @@ fn console(rounds: usize) {
         serde_json::from_str::<serde_json::Value>(&out).unwrap_or_default()["nodes"].take()
     };
     let connected = |v: &serde_json::Value| {
-        v.as_object()
-            .map_or(0, |m| m.values().filter(|s| s["state"] == "connected").count())
+        v.as_object().map_or(0, |m| {
+            m.values().filter(|s| s["state"] == "connected").count()
+        })
     };
     let t0 = Instant::now();
     api.xcat3(&["import", file.to_str().expect("utf-8")]).ok();
@@ -710,7 +711,9 @@ fn console(rounds: usize) {
             .iter()
             .map(|k| {
                 v.as_object().map_or(0, |m| {
-                    m.values().filter(|s| s["conductor"] == k.host.as_str()).count()
+                    m.values()
+                        .filter(|s| s["conductor"] == k.host.as_str())
+                        .count()
                 })
             })
             .collect()
@@ -785,8 +788,13 @@ fn console(rounds: usize) {
         lines += s["lines"].as_u64().unwrap_or(0);
     }
     println!();
-    println!("consoles, {N} always-on IPMI SOL consoles on xcat3-sim, 2 conductors, MariaDB, RabbitMQ");
-    println!("{:<60} {:>10.2}", "import to every console connected (s)", connect_all);
+    println!(
+        "consoles, {N} always-on IPMI SOL consoles on xcat3-sim, 2 conductors, MariaDB, RabbitMQ"
+    );
+    println!(
+        "{:<60} {:>10.2}",
+        "import to every console connected (s)", connect_all
+    );
     for (i, k) in c.conductors.iter().enumerate() {
         println!(
             "{:<60} {:>10}",
@@ -802,7 +810,10 @@ fn console(rounds: usize) {
         let _ = k;
     }
     println!("{:<60} {:>10}", "numbered lines the BMCs printed", lines);
-    println!("{:<60} {:>10}", "bytes printed while connected (simulator)", printed);
+    println!(
+        "{:<60} {:>10}",
+        "bytes printed while connected (simulator)", printed
+    );
     println!("{:<60} {:>10}", "bytes received (conductors)", received);
     println!("{:<60} {:>10}", "bytes lost (simulator: dropped)", lost);
     println!(
@@ -813,10 +824,7 @@ fn console(rounds: usize) {
     println!();
     println!("{IPMITOOLS} ipmitool sol activate processes on the same simulator");
     println!("{:<60} {:>10}", "processes measured", pids.len());
-    println!(
-        "{:<60} {:>10.3}",
-        "CPU, all of them (cores)", tool_cpu
-    );
+    println!("{:<60} {:>10.3}", "CPU, all of them (cores)", tool_cpu);
     println!(
         "{:<60} {:>10.1}",
         "RSS per console (KiB)",

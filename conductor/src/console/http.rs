@@ -100,7 +100,10 @@ async fn attach(
             let status = match &e {
                 AttachError::NotFound(_) => StatusCode::NOT_FOUND,
                 AttachError::NotOwner { .. } => StatusCode::CONFLICT,
-                AttachError::Invalid(..) => StatusCode::BAD_REQUEST,
+                // The record does not allow a console now (no console
+                // interface, logging off): the node's state, not the
+                // request, is what is wrong.
+                AttachError::Invalid(..) => StatusCode::CONFLICT,
                 AttachError::Store(..) => StatusCode::SERVICE_UNAVAILABLE,
             };
             (status, e.to_string()).into_response()
