@@ -610,3 +610,68 @@ fn ssh_console_against_a_real_sshd() {
         out.stdout()
     );
 }
+
+/// Roles on consoles: without a token, refused; a reader watches but
+/// cannot type (whatever the client asks) nor force; an operator types.
+#[test]
+fn a_readers_console_is_read_only_and_an_operator_types() {
+    let dir = TempDir::new("console-roles");
+    let token = |name: &str, role: &str| {
+        let out = Command::new(xcat3_tests::bin_dir().join("xcat3-api"))
+            .args(["--standalone", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["token", "create", name, "--role", role])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("xcat3-api token create");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (admin, operator, reader) = (
+        token("ann", "admin"),
+        token("otto", "operator"),
+        token("rita", "reader"),
+    );
+    let sim = Sim::start(dir.path(), "127.44.0.1", 1, &[]);
+    let api = Api::standalone_with(&dir.path().join("data"), &[("XCAT3_API_AUTH", "token")]);
+    api.xcat3_as(Some(&admin), &["import", sim.export.to_str().unwrap()])
+        .ok();
+    api.xcat3_as(Some(&operator), &["power", "sim00001", "on"])
+        .ok();
+
+    match Viewer::connect(&api.url, "sim00001", "", None) {
+        Err((401, _)) => {}
+        other => panic!("no token: {:?}", other.err()),
+    }
+    match Viewer::connect(&api.url, "sim00001", "force=true", Some(&reader)) {
+        Err((403, body)) => assert!(body.contains("operator"), "{body}"),
+        other => panic!("a reader's force: {:?}", other.err()),
+    }
+    let mut watching = Viewer::connect(&api.url, "sim00001", "", Some(&reader)).expect("reader");
+    let mut typing = Viewer::connect(&api.url, "sim00001", "", Some(&operator)).expect("operator");
+    assert!(
+        watching.notices.is_empty() || watching.notices.iter().any(|n| n.contains("read-only"))
+    );
+    watching.drain(1);
+    assert!(
+        watching.notices.iter().any(|n| n.contains("read-only")),
+        "{:?}",
+        watching.notices
+    );
+    api.xcat3_as(Some(&operator), &["power", "sim00001", "cycle"])
+        .ok();
+    typing.expect("sim00001 login: ", 15);
+    let before = sim.bmc("127.44.0.1")["sol"]["typed"].as_u64().unwrap();
+    watching.send(b"reader\r");
+    typing.send(b"otto\r");
+    let end = watching.expect("sim00001 login: otto", 15);
+    assert!(
+        !watching.seen[..end].contains("reader"),
+        "{}",
+        watching.seen
+    );
+    let bmc = sim.wait_bmc("127.44.0.1", "the operator's keys", |b| {
+        b["sol"]["typed"].as_u64() >= Some(before + 5)
+    });
+    assert_eq!(bmc["sol"]["typed"].as_u64().unwrap(), before + 5, "{bmc}");
+}
