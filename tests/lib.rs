@@ -1289,6 +1289,19 @@ impl Viewer {
         query: &str,
         token: Option<&str>,
     ) -> Result<Viewer, (u16, String)> {
+        Viewer::connect_with(url, node, query, token, None)
+    }
+
+    /// [`connect`](Self::connect) on a socket whose receive buffer is
+    /// `rcvbuf` bytes (fixed: the kernel does not grow it), for a viewer
+    /// that stops reading without the kernel absorbing megabytes for it.
+    pub fn connect_with(
+        url: &str,
+        node: &str,
+        query: &str,
+        token: Option<&str>,
+        rcvbuf: Option<usize>,
+    ) -> Result<Viewer, (u16, String)> {
         use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -1303,8 +1316,24 @@ impl Viewer {
             req.headers_mut()
                 .insert("authorization", format!("Bearer {t}").parse().unwrap());
         }
+        let addr: std::net::SocketAddr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("the API's address");
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        if let Some(n) = rcvbuf {
+            socket.set_recv_buffer_size(n).expect("SO_RCVBUF");
+        }
+        socket
+            .connect(&addr.into())
+            .map_err(|e| (0, e.to_string()))?;
+        socket.set_nonblocking(true).expect("nonblocking");
         let ws = rt.block_on(async {
-            match tokio_tungstenite::connect_async(req).await {
+            let stream = tokio::net::TcpStream::from_std(socket.into()).expect("tokio stream");
+            let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+            match tokio_tungstenite::client_async(req, stream).await {
                 Ok((ws, _)) => Ok(ws),
                 Err(tungstenite::Error::Http(r)) => Err((
                     r.status().as_u16(),
@@ -1356,9 +1385,14 @@ impl Viewer {
 
     /// Reads whatever arrives within `secs`.
     pub fn drain(&mut self, secs: u64) {
+        self.drain_for(Duration::from_secs(secs));
+    }
+
+    /// Reads whatever arrives within `d` (no more).
+    pub fn drain_for(&mut self, d: Duration) {
         use futures_util::StreamExt as _;
         use tokio_tungstenite::tungstenite::Message;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let deadline = tokio::time::Instant::now() + d;
         loop {
             let ws = &mut self.ws;
             let Ok(Some(Ok(m))) = self

@@ -1779,7 +1779,7 @@ async fn drivers_describe_types_interfaces_and_properties() {
 
     let (s, ipmi) = call(&st, "GET", "/v1/drivers/ipmi", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(ipmi["interfaces"]["console"].is_null());
+    assert_eq!(ipmi["interfaces"]["console"]["driver"], "ipmi-sol");
     assert!(ipmi["interfaces"]["vm"].is_null());
     let power = &ipmi["interfaces"]["power"];
     assert_eq!(power["driver"], "ipmi");

@@ -16,14 +16,17 @@ const RING_TTL: Duration = Duration::from_secs(2);
 pub struct Membership {
     db: Db,
     heartbeat_timeout_s: u64,
+    /// This conductor: a ring without it is not cached (see [`ring`](Self::ring)).
+    host: String,
     cached: Mutex<Option<(Instant, Arc<HashRing>)>>,
 }
 
 impl Membership {
-    pub fn new(db: Db, heartbeat_timeout_s: u64) -> Membership {
+    pub fn new(db: Db, heartbeat_timeout_s: u64, host: String) -> Membership {
         Membership {
             db,
             heartbeat_timeout_s,
+            host,
             cached: Mutex::new(None),
         }
     }
@@ -50,7 +53,14 @@ impl Membership {
                 Arc::new(HashRing::new(&live))
             }
         };
-        *cached = Some((Instant::now(), ring.clone()));
+        // A ring without us was read while our heartbeat was late (a
+        // pause, a thaw, a slow start): it is used once, not kept, so the
+        // request that follows our next heartbeat sees us.
+        if live.contains(&self.host) {
+            *cached = Some((Instant::now(), ring.clone()));
+        } else {
+            *cached = None;
+        }
         Ok(ring)
     }
 }

@@ -161,7 +161,11 @@ pub async fn run_until(
     services::register(&db, &host, config.workers as i32, console_endpoint.as_ref())
         .await
         .context("registering in services")?;
-    let membership = Arc::new(Membership::new(db.clone(), config.heartbeat_timeout));
+    let membership = Arc::new(Membership::new(
+        db.clone(),
+        config.heartbeat_timeout,
+        host.clone(),
+    ));
     let consoles = console_endpoint.as_ref().map(|_| {
         ConsoleServer::new(
             host.clone(),

@@ -674,3 +674,70 @@ fn a_readers_console_is_read_only_and_an_operator_types() {
     });
     assert_eq!(bmc["sol"]["typed"].as_u64().unwrap(), before + 5, "{bmc}");
 }
+
+/// A viewer that stops reading does not hold up the others: while the
+/// node echoes megabytes, the reading viewer gets every byte and the
+/// stalled one, once the buffers on its way are full (its socket's, the
+/// API's and the conductor's, a few MiB), is dropped with a message.
+#[test]
+fn a_stalled_viewer_is_dropped_and_the_other_gets_everything() {
+    let dir = TempDir::new("console-stall");
+    let sim = Sim::start(dir.path(), "127.45.0.1", 1, &[]);
+    let api = Api::standalone(&dir.path().join("data"));
+    api.xcat3(&["import", sim.export.to_str().unwrap()]).ok();
+    api.xcat3(&["power", "sim00001", "on"]).ok();
+    // Its socket takes 4 KiB and no more: the rest is up to our buffers.
+    let mut stalled =
+        Viewer::connect_with(&api.url, "sim00001", "read_only=true", None, Some(4096))
+            .expect("stalled");
+    let mut live = Viewer::connect(&api.url, "sim00001", "", None).expect("live");
+    wait_until(20, "the console to connect", || {
+        let out = api.xcat3(&["console-list", "sim00001"]).ok();
+        (out.contains("sim00001: connected") && out.contains("viewers=2")).then_some(())
+    });
+    // The getty echoes what is typed: 4 MiB of keys, paced so the input
+    // queue keeps them all.
+    const TOTAL: usize = 8 << 20;
+    let chunk = vec![b'x'; 64 << 10];
+    // The boot log in the replay has x's of its own.
+    live.drain(1);
+    let base = live.seen.matches('x').count();
+    let mut sent = 0;
+    let mut echoed = 0;
+    let t0 = Instant::now();
+    while sent < TOTAL {
+        live.send(&chunk);
+        sent += chunk.len();
+        // Read what came back meanwhile, as a live viewer does.
+        live.drain_for(Duration::from_millis(100));
+        echoed = live.seen.matches('x').count() - base;
+        assert!(
+            t0.elapsed() < Duration::from_secs(240),
+            "typing took too long"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while echoed < TOTAL {
+        assert!(
+            Instant::now() < deadline,
+            "the live viewer got {echoed} of {TOTAL} echoed bytes"
+        );
+        live.drain_for(Duration::from_millis(500));
+        echoed = live.seen.matches('x').count() - base;
+    }
+    assert_eq!(echoed, TOTAL, "every echoed byte reached the live viewer");
+    // The stalled one was cut off: what it has ends with the notice.
+    stalled.drain(10);
+    assert!(
+        stalled
+            .notices
+            .iter()
+            .any(|n| n.contains("fell behind the console's output")),
+        "notices {:?}, {} bytes seen",
+        stalled.notices,
+        stalled.seen.len()
+    );
+    assert!(stalled.seen.matches('x').count() < TOTAL);
+    let list = api.xcat3(&["console-list", "sim00001"]).ok();
+    assert!(list.contains("viewers=1"), "{list}");
+}

@@ -368,7 +368,8 @@ fn error_kinds_tell_unreachable_from_wrong_credentials() {
     assert!(ipmi.contains("power,management"), "{list}");
     assert!(
         list.lines()
-            .any(|l| l.starts_with("kvm ") && l.contains("power,management,vm"))
+            .any(|l| l.starts_with("kvm ") && l.contains("power,management,console,vm")),
+        "{list}"
     );
     let show = api.xcat3(&["driver-show", "ipmi"]).ok();
     let pw = show
@@ -376,7 +377,8 @@ fn error_kinds_tell_unreachable_from_wrong_credentials() {
         .find(|l| l.trim_start().starts_with("bmc_password"))
         .unwrap_or_else(|| panic!("{show}"));
     assert!(pw.contains("required") && pw.contains("(secret)"), "{show}");
-    assert!(show.contains("console: not offered"), "{show}");
+    assert!(show.contains("console (ipmi-sol)"), "{show}");
+    assert!(show.contains("vm: not offered"), "{show}");
     // A misspelt key is refused when written, naming the valid ones.
     let run = api.xcat3(&["update", "k1", "control/bmc_adress=127.26.0.1"]);
     assert_eq!(run.code(), 1);

@@ -530,7 +530,8 @@ mod tests {
     fn the_description_lists_interfaces_and_marks_secrets() {
         let d = of(Mgt::Ipmi).describe();
         assert_eq!(d["name"], "ipmi");
-        assert!(d["interfaces"]["console"].is_null());
+        assert_eq!(d["interfaces"]["console"]["driver"], "ipmi-sol");
+        assert!(d["interfaces"]["vm"].is_null());
         let props = d["interfaces"]["power"]["properties"].as_array().unwrap();
         let pw = props.iter().find(|p| p["name"] == "bmc_password").unwrap();
         assert_eq!(pw["required"], true);
