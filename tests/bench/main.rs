@@ -645,8 +645,10 @@ fn groups(rounds: usize) {
 
 /// 10,000 always-on SOL consoles on xcat3-sim, 2 conductors: the time
 /// until all are connected; each conductor's CPU and memory while every
-/// BMC prints a line a second; bytes lost. Beside it, 100 `ipmitool sol
-/// activate` processes on 100 more BMCs of the same simulator.
+/// BMC prints a line a second; bytes lost; then one conductor SIGKILLed:
+/// the time until the other holds all 10,000, and its CPU and memory
+/// then. Beside it, 100 `ipmitool sol activate` processes on 100 more
+/// BMCs of the same simulator.
 fn console(rounds: usize) {
     let dir_logs = TempDir::new("bench-console-logs");
     let logs = dir_logs.path().display().to_string();
@@ -779,14 +781,41 @@ fn console(rounds: usize) {
     let sim_state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&fleet.state_file).expect("state"))
             .expect("state JSON");
-    let (mut printed, mut lost, mut lines) = (0u64, 0u64, 0u64);
-    for i in 0..N {
-        let ip = std::net::Ipv4Addr::from(u32::from(first) + i as u32).to_string();
-        let s = &sim_state[&ip]["sol"];
-        printed += s["printed"].as_u64().unwrap_or(0);
-        lost += s["lost"].as_u64().unwrap_or(0);
-        lines += s["lines"].as_u64().unwrap_or(0);
-    }
+    let sol_sum = |state: &serde_json::Value, key: &str| -> u64 {
+        (0..N)
+            .map(|i| {
+                let ip = std::net::Ipv4Addr::from(u32::from(first) + i as u32).to_string();
+                state[&ip]["sol"][key].as_u64().unwrap_or(0)
+            })
+            .sum()
+    };
+    let (printed, lost, lines) = (
+        sol_sum(&sim_state, "printed"),
+        sol_sum(&sim_state, "lost"),
+        sol_sum(&sim_state, "lines"),
+    );
+
+    // One conductor dies (SIGKILL): the other takes every console.
+    check(&api.xcat3(&["power", &all, "on"]), N, &["power"]);
+    std::thread::sleep(Duration::from_secs(5));
+    c.conductors[1].kill9();
+    let killed = Instant::now();
+    let survivor = c.conductors[0].host.clone();
+    wait_until(600, "every console on the surviving conductor", || {
+        let v = states();
+        let on_survivor = v.as_object().map_or(0, |m| {
+            m.values()
+                .filter(|s| s["state"] == "connected" && s["conductor"] == survivor.as_str())
+                .count()
+        });
+        (on_survivor == N).then_some(())
+    });
+    let takeover = killed.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(5));
+    let cpu0 = c.conductors[0].cpu_seconds();
+    std::thread::sleep(window);
+    let one_cpu = (c.conductors[0].cpu_seconds() - cpu0) / window.as_secs_f64();
+    let one_rss = c.conductors[0].rss_mib();
     println!();
     println!(
         "consoles, {N} always-on IPMI SOL consoles on xcat3-sim, 2 conductors, MariaDB, RabbitMQ"
@@ -795,19 +824,17 @@ fn console(rounds: usize) {
         "{:<60} {:>10.2}",
         "import to every console connected (s)", connect_all
     );
-    for (i, k) in c.conductors.iter().enumerate() {
+    for (i, ((held, cpu), rss)) in held.iter().zip(&cpu).zip(&rss).enumerate() {
         println!(
             "{:<60} {:>10}",
             format!("conductor {} consoles held", i + 1),
-            held[i]
+            held
         );
         println!(
             "{:<60} {:>10.3}",
-            format!("  CPU, every BMC printing a line/s (cores)"),
-            cpu[i]
+            "  CPU, every BMC printing a line/s (cores)", cpu
         );
-        println!("{:<60} {:>10}", "  RSS (MiB)", rss[i]);
-        let _ = k;
+        println!("{:<60} {:>10}", "  RSS (MiB)", rss);
     }
     println!("{:<60} {:>10}", "numbered lines the BMCs printed", lines);
     println!(
@@ -821,6 +848,15 @@ fn console(rounds: usize) {
         "bytes lost (printed - received)",
         printed as i64 - received as i64
     );
+    println!(
+        "{:<60} {:>10.2}",
+        "conductor 2 SIGKILLed: all consoles on conductor 1 after (s)", takeover
+    );
+    println!(
+        "{:<60} {:>10.3}",
+        "conductor 1 holding all 10,000: CPU at a line/s (cores)", one_cpu
+    );
+    println!("{:<60} {:>10}", "  RSS (MiB)", one_rss);
     println!();
     println!("{IPMITOOLS} ipmitool sol activate processes on the same simulator");
     println!("{:<60} {:>10}", "processes measured", pids.len());
