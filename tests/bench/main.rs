@@ -66,14 +66,21 @@ impl Cluster {
             ("XCAT3_DATABASE_URL", db.url.as_str()),
             ("XCAT3_BUS_URL", amqp.as_str()),
         ];
+        // Liveness settings are read by the API and the conductors alike.
+        let mut api_env = servers.to_vec();
+        api_env.extend(
+            conductor_env
+                .iter()
+                .filter(|(k, _)| k.starts_with("XCAT3_CONDUCTOR_HEARTBEAT")),
+        );
         let api = match api_log {
             Some(file) => Api::start_logged(
                 None,
                 &["--listen", "127.0.0.1:0"],
-                &servers,
+                &api_env,
                 &dir.path().join(file),
             ),
-            None => Api::start(&["--listen", "127.0.0.1:0"], &servers),
+            None => Api::start(&["--listen", "127.0.0.1:0"], &api_env),
         };
         let mut cenv = servers.to_vec();
         cenv.extend_from_slice(conductor_env);
@@ -656,6 +663,10 @@ fn console(rounds: usize) {
         &[
             ("XCAT3_CONSOLE_RECONCILE_INTERVAL", "2"),
             ("XCAT3_CONSOLE_LOG_DIR", logs.as_str()),
+            // A death noticed in 6 s, so the takeover figure is mostly
+            // the consoles' own.
+            ("XCAT3_CONDUCTOR_HEARTBEAT_INTERVAL", "2"),
+            ("XCAT3_CONDUCTOR_HEARTBEAT_TIMEOUT", "6"),
         ],
         None,
     );
@@ -850,7 +861,7 @@ fn console(rounds: usize) {
     );
     println!(
         "{:<60} {:>10.2}",
-        "conductor 2 SIGKILLed: all consoles on conductor 1 after (s)", takeover
+        "conductor 2 SIGKILLed (heartbeat timeout 6 s): all on conductor 1 after (s)", takeover
     );
     println!(
         "{:<60} {:>10.3}",
