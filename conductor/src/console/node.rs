@@ -309,8 +309,8 @@ impl NodeConsole {
                     self.lock().last_error = None;
                     self.mark(
                         &mut log,
-                        if force {
-                            "connected (took the console over)"
+                        if link.took_over {
+                            "connected (took the console over from another session)"
                         } else {
                             "connected"
                         },

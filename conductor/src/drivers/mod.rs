@@ -175,6 +175,9 @@ pub trait Console: Send + Sync {
 pub struct ConsoleLink {
     pub output: tokio::sync::mpsc::Receiver<LinkEvent>,
     pub input: tokio::sync::mpsc::Sender<LinkInput>,
+    /// Whether connecting took the console from another session (known
+    /// for IPMI SOL; libvirt and SSH do not say).
+    pub took_over: bool,
 }
 
 #[derive(Debug)]

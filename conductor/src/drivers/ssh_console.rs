@@ -265,6 +265,7 @@ impl Console for SshConsole {
         Ok(ConsoleLink {
             output: out_rx,
             input: in_tx,
+            took_over: false,
         })
     }
 }

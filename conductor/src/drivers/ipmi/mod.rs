@@ -350,7 +350,7 @@ impl Console for Ipmi {
 
     async fn connect(&self, node: &NodeInfo, force: bool) -> Result<ConsoleLink, DriverError> {
         let mut s = self.open_session(node, sol::PRIVILEGE, true).await?;
-        let act = match sol::activate(&mut s, force).await {
+        let (act, took_over) = match sol::activate(&mut s, force).await {
             Ok(a) => a,
             Err(e) => {
                 s.close().await;
@@ -363,6 +363,7 @@ impl Console for Ipmi {
         Ok(ConsoleLink {
             output: out_rx,
             input: in_tx,
+            took_over,
         })
     }
 }

@@ -27,8 +27,12 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 const MAX_CHUNK: usize = 200;
 
 /// Activates SOL instance 1 in `s`; with `force`, a payload active in
-/// another session is deactivated first.
-pub(super) async fn activate(s: &mut Session, force: bool) -> Result<Activated, SessionError> {
+/// another session is deactivated first (then the flag is true).
+pub(super) async fn activate(
+    s: &mut Session,
+    force: bool,
+) -> Result<(Activated, bool), SessionError> {
+    let mut took_over = false;
     let (encrypt, authenticate) = s.sealing();
     let req = sol::activate_request(encrypt, authenticate);
     let first = s
@@ -43,6 +47,7 @@ pub(super) async fn activate(s: &mut Session, force: bool) -> Result<Activated, 
         Err(SessionError::Completion { code, .. })
             if force && code == sol::activate_cc::ALREADY_ACTIVE =>
         {
+            took_over = true;
             s.command(
                 "Deactivate Payload (SOL, --force)",
                 cmd::NETFN_APP,
@@ -81,7 +86,7 @@ pub(super) async fn activate(s: &mut Session, force: bool) -> Result<Activated, 
             ),
         ));
     }
-    Ok(act)
+    Ok((act, took_over))
 }
 
 /// The packet we sent and wait to see acknowledged.

@@ -96,5 +96,6 @@ pub(super) async fn connect(
     Ok(ConsoleLink {
         output: out_rx,
         input: in_tx,
+        took_over: false,
     })
 }
