@@ -741,3 +741,83 @@ fn a_stalled_viewer_is_dropped_and_the_other_gets_everything() {
     let list = api.xcat3(&["console-list", "sim00001"]).ok();
     assert!(list.contains("viewers=1"), "{list}");
 }
+
+/// A console whose SOL is taken by someone else (an admin's `ipmitool sol
+/// deactivate` then `sol activate`) notices at its next keepalive, says
+/// so in `console-list`, does not take it back while the other holds it,
+/// and reconnects once it is free again.
+#[cfg(feature = "servers")]
+#[test]
+fn a_stolen_sol_session_is_noticed_and_not_fought_over() {
+    let dir = TempDir::new("sol-stolen");
+    let sim = Sim::start(dir.path(), "127.46.0.1", 1, &[]);
+    let api = Api::standalone_with(
+        &dir.path().join("data"),
+        &[
+            ("XCAT3_CONSOLE_RECONCILE_INTERVAL", "1"),
+            ("XCAT3_IPMI_SOL_KEEPALIVE", "2"),
+        ],
+    );
+    api.xcat3(&["import", sim.export.to_str().unwrap()]).ok();
+    api.xcat3(&["update", "sim00001", "console_info/logging=always"])
+        .ok();
+    wait_until(20, "the console to connect", || {
+        let out = api.xcat3(&["console-list", "sim00001"]).ok();
+        out.contains("sim00001: connected").then_some(())
+    });
+    let activations = |sim: &Sim| {
+        sim.bmc("127.46.0.1")["sol"]["activations"]
+            .as_u64()
+            .unwrap()
+    };
+    let ours = activations(&sim);
+    // An admin takes SOL over with ipmitool and keeps it.
+    let ipmi = ipmitool_args(sim.port, "127.46.0.1");
+    let off = Command::new("sh")
+        .args(["-c", &format!("{ipmi} sol deactivate")])
+        .output()
+        .expect("ipmitool");
+    assert!(off.status.success(), "{off:?}");
+    let mut admin = Command::new("script")
+        .args(["-qfc", &format!("exec {ipmi} sol activate"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script + ipmitool");
+    let list = wait_until(20, "the console to notice", || {
+        let out = api.xcat3(&["console-list", "sim00001"]).stdout();
+        (out.contains("last_error") && !out.contains("sim00001: connected")).then_some(out)
+    });
+    assert!(
+        list.contains("taken over")
+            || list.contains("deactivated")
+            || list.contains("already active"),
+        "{list}"
+    );
+    // Not taken back while the admin holds it: only the admin's
+    // activation was added.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        activations(&sim),
+        ours + 1,
+        "{}\n{}",
+        sim.bmc("127.46.0.1"),
+        api.xcat3(&["console", "sim00001", "--log"]).stdout()
+    );
+    // Free again: the console comes back.
+    let _ = admin.kill();
+    let _ = admin.wait();
+    let _ = Command::new("pkill")
+        .args(["-f", "^ipmitool .*127.46.0.1 .* sol activate"])
+        .status();
+    let off = Command::new("sh")
+        .args(["-c", &format!("{ipmi} sol deactivate")])
+        .output()
+        .expect("ipmitool");
+    let _ = off;
+    wait_until(40, "the console to reconnect", || {
+        let out = api.xcat3(&["console-list", "sim00001"]).ok();
+        out.contains("sim00001: connected").then_some(())
+    });
+}

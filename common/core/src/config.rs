@@ -235,6 +235,10 @@ pub struct IpmiConfig {
     /// Sends after the first; a BMC that answers none of them is reported
     /// unreachable after `retry_interval_ms * (retries + 1)`.
     pub retries: u32,
+    /// Seconds of quiet after which a serial console (SOL) checks that its
+    /// session still holds the payload (a stolen or dead session is noticed
+    /// within this plus the retries).
+    pub sol_keepalive: u64,
 }
 
 impl Default for IpmiConfig {
@@ -242,6 +246,7 @@ impl Default for IpmiConfig {
         IpmiConfig {
             retry_interval_ms: 500,
             retries: 4,
+            sol_keepalive: 15,
         }
     }
 }

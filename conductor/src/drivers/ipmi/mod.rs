@@ -37,6 +37,8 @@ use xcat3_common::hardware;
 pub struct Ipmi {
     transport: OnceCell<Arc<Transport>>,
     retry: Retry,
+    /// SOL's keepalive period.
+    sol_keepalive: Duration,
     sdr_cache: inspect::SdrCache,
 }
 
@@ -117,6 +119,7 @@ impl Ipmi {
                 interval: Duration::from_millis(config.retry_interval_ms.max(1)),
                 retries: config.retries,
             },
+            sol_keepalive: Duration::from_secs(config.sol_keepalive.max(1)),
             sdr_cache: inspect::SdrCache::default(),
         }
     }
@@ -359,7 +362,14 @@ impl Console for Ipmi {
         };
         let (in_tx, in_rx) = tokio::sync::mpsc::channel(64);
         let (out_tx, out_rx) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(sol::run(s, act, self.retry, in_rx, out_tx));
+        tokio::spawn(sol::run(
+            s,
+            act,
+            self.retry,
+            self.sol_keepalive,
+            in_rx,
+            out_tx,
+        ));
         Ok(ConsoleLink {
             output: out_rx,
             input: in_tx,

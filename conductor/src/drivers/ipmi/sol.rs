@@ -3,10 +3,10 @@
 //! SOL's own sequence numbers, acknowledgements, accepted-character counts
 //! and retransmits, sends a break on request, and keeps the session alive.
 //!
-//! The keepalive asks the BMC which session holds SOL instance 1 (Get
-//! Payload Instance Info): a console whose payload was taken by another
-//! session learns it at the next keepalive instead of waiting for output
-//! that never comes. BMCs without that command get Get Device ID, which
+//! The keepalive (after `[ipmi] sol_keepalive` seconds of quiet) asks
+//! the BMC which session holds SOL instance 1 (Get Payload Instance Info):
+//! a console whose payload was taken by another session learns it then
+//! instead of waiting for output that never comes. BMCs without that command get Get Device ID, which
 //! at least proves the session lives.
 
 use std::collections::VecDeque;
@@ -21,8 +21,6 @@ use xcat3_ipmi::wire::{PayloadType, Response};
 use super::session::{Retry, Session, SessionError};
 use crate::drivers::{LinkEvent, LinkInput};
 
-/// How often the session is checked while the line is quiet.
-const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Most characters per SOL packet (the accepted count is one byte).
 const MAX_CHUNK: usize = 200;
 
@@ -115,25 +113,43 @@ pub(super) async fn run(
     mut s: Session,
     act: Activated,
     retry: Retry,
+    keepalive: Duration,
     mut input: mpsc::Receiver<LinkInput>,
     output: mpsc::Sender<LinkEvent>,
 ) {
-    let why = pump(&mut s, act, retry, &mut input, &output).await;
-    if let Some(why) = why {
+    let why = pump(&mut s, act, retry, keepalive, &mut input, &output).await;
+    // The payload is ours to deactivate unless another session has it (or
+    // the BMC already dropped it): deactivating instance 1 then would cut
+    // off whoever took it.
+    let ours = match &why {
+        Some(Ended::Elsewhere(_)) => false,
+        Some(Ended::Lost(_)) | None => true,
+    };
+    if let Some(Ended::Elsewhere(why) | Ended::Lost(why)) = why {
         let _ = output.send(LinkEvent::Closed(why)).await;
     }
-    // Best effort either way: a lost session ends at the BMC's timeout.
-    let _ = tokio::time::timeout(
-        retry.interval * 2,
-        s.command(
-            "Deactivate Payload (SOL)",
-            cmd::NETFN_APP,
-            sol::DEACTIVATE_PAYLOAD,
-            &sol::deactivate_request(),
-        ),
-    )
-    .await;
+    if ours {
+        // Best effort: a lost session ends at the BMC's timeout.
+        let _ = tokio::time::timeout(
+            retry.interval * 2,
+            s.command(
+                "Deactivate Payload (SOL)",
+                cmd::NETFN_APP,
+                sol::DEACTIVATE_PAYLOAD,
+                &sol::deactivate_request(),
+            ),
+        )
+        .await;
+    }
     s.close().await;
+}
+
+/// Why the line ended, when our side did not end it.
+enum Ended {
+    /// The payload is no longer ours (taken, or deactivated by the BMC).
+    Elsewhere(String),
+    /// The BMC or the network failed.
+    Lost(String),
 }
 
 /// The loop; returns why the line ended, or None when our side closed it.
@@ -141,9 +157,10 @@ async fn pump(
     s: &mut Session,
     act: Activated,
     retry: Retry,
+    keepalive: Duration,
     input: &mut mpsc::Receiver<LinkInput>,
     output: &mpsc::Sender<LinkEvent>,
-) -> Option<String> {
+) -> Option<Ended> {
     let chunk = usize::from(act.inbound_max)
         .saturating_sub(4)
         .clamp(1, MAX_CHUNK);
@@ -174,7 +191,7 @@ async fn pump(
             send_break = false;
             let d = s.seal(PayloadType::Sol, &packet.encode());
             if let Err(e) = s.channel().send(&d).await {
-                return Some(format!("BMC {}: {e}", s.bmc()));
+                return Some(Ended::Lost(format!("BMC {}: {e}", s.bmc())));
             }
             in_flight = Some(InFlight {
                 packet,
@@ -189,7 +206,7 @@ async fn pump(
         let now = Instant::now();
         let mut wake = match &probe {
             Some(p) => p.sent + retry.interval,
-            None => last_heard + KEEPALIVE,
+            None => last_heard + keepalive,
         };
         if let Some(f) = &in_flight {
             wake = wake.min(f.sent + retry.interval);
@@ -236,9 +253,9 @@ async fn pump(
                             }
                         }
                         if p.flags & sol::status::DEACTIVATING != 0 {
-                            return Some(
+                            return Some(Ended::Elsewhere(
                                 "the BMC deactivated SOL (another session took it?)".into(),
-                            );
+                            ));
                         }
                     }
                     PayloadType::Ipmi => {
@@ -258,10 +275,14 @@ async fn pump(
                             } else if let Some(owner) = r.data.get(0..4) {
                                 let owner = u32::from_le_bytes(owner.try_into().expect("4 bytes"));
                                 if owner == 0 {
-                                    return Some("the BMC deactivated SOL".into());
+                                    return Some(Ended::Elsewhere(
+                                        "the BMC deactivated SOL".into(),
+                                    ));
                                 }
                                 if owner != bmc_sid {
-                                    return Some("SOL was taken over by another session".into());
+                                    return Some(Ended::Elsewhere(
+                                        "SOL was taken over by another session".into(),
+                                    ));
                                 }
                             }
                         }
@@ -279,11 +300,11 @@ async fn pump(
             && now >= f.sent + retry.interval
         {
             if f.tries > retry.retries {
-                return Some(format!(
+                return Some(Ended::Lost(format!(
                     "BMC {} did not acknowledge SOL data ({} tries)",
                     s.bmc(),
                     f.tries
-                ));
+                )));
             }
             f.tries += 1;
             f.sent = now;
@@ -293,11 +314,11 @@ async fn pump(
         match &mut probe {
             Some(p) if now >= p.sent + retry.interval => {
                 if p.tries > retry.retries {
-                    return Some(format!(
+                    return Some(Ended::Lost(format!(
                         "BMC {} stopped answering the session ({} keepalive tries)",
                         s.bmc(),
                         p.tries
-                    ));
+                    )));
                 }
                 p.tries += 1;
                 p.sent = now;
@@ -305,7 +326,7 @@ async fn pump(
                 p.rq_seq = rq_seq;
                 let _ = s.channel().send(&d).await;
             }
-            None if now >= last_heard + KEEPALIVE => {
+            None if now >= last_heard + keepalive => {
                 let (rq_seq, d) =
                     s.seal_command(cmd::NETFN_APP, probe_command, &probe_data(probe_command));
                 let _ = s.channel().send(&d).await;
