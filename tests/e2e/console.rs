@@ -54,6 +54,28 @@ fn in_terminal(shell: &str, input: &[(u64, &[u8])], env: &[(&str, &str)]) -> (St
     (out + &err, status.success())
 }
 
+/// Waits until `console-list NODE` shows it connected with `viewers`
+/// viewers (any number when None); on timeout, the last listing and the
+/// node's console log say why.
+fn wait_connected(api: &Api, node: &str, viewers: Option<u32>, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let out = api.xcat3(&["console-list", node]).stdout();
+        let connected = out.contains(&format!("{node}: connected"));
+        let counted = viewers.is_none_or(|n| out.contains(&format!("viewers={n}")));
+        if connected && counted {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let log = api.xcat3(&["console", node, "--log"]).stdout();
+            panic!(
+                "{node}'s console not connected (viewers {viewers:?}) after {secs} s:\n{out}\nlog:\n{log}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn ipmitool_args(port: u16, ip: &str) -> String {
     format!("ipmitool -I lanplus -C 3 -H {ip} -p {port} -U admin -P secret")
 }
@@ -133,10 +155,7 @@ fn our_sol_client_against_openipmi_ipmi_sim() {
 
     let mut viewer = Viewer::connect(&api.url, "bmc1", "", None).expect("attach");
     // Connected when the log says so (on_demand: the viewer made it).
-    wait_until(20, "the console to connect", || {
-        let out = api.xcat3(&["console-list", "bmc1"]).ok();
-        out.contains("bmc1: connected").then_some(())
-    });
+    wait_connected(&api, "bmc1", None, 60);
     let banner = "[    0.000000] Linux version 6.1.0-openipmi-test\r\n";
     serial.write_all(banner.as_bytes()).unwrap();
     viewer.expect("Linux version 6.1.0-openipmi-test", 15);
@@ -195,10 +214,7 @@ fn two_viewers_one_read_only_and_the_cli_in_a_terminal() {
 
     let mut writer = Viewer::connect(&api.url, "sim00001", "", None).expect("writer");
     let mut reader = Viewer::connect(&api.url, "sim00001", "read_only=true", None).expect("reader");
-    wait_until(20, "the console to connect", || {
-        let out = api.xcat3(&["console-list", "sim00001"]).ok();
-        (out.contains("sim00001: connected") && out.contains("viewers=2")).then_some(())
-    });
+    wait_connected(&api, "sim00001", Some(2), 60);
     api.xcat3(&["power", "sim00001", "cycle"]).ok();
     for v in [&mut writer, &mut reader] {
         v.expect("xcat3-sim BIOS 1.0: booting sim00001", 15);
@@ -691,10 +707,7 @@ fn a_stalled_viewer_is_dropped_and_the_other_gets_everything() {
         Viewer::connect_with(&api.url, "sim00001", "read_only=true", None, Some(4096))
             .expect("stalled");
     let mut live = Viewer::connect(&api.url, "sim00001", "", None).expect("live");
-    wait_until(20, "the console to connect", || {
-        let out = api.xcat3(&["console-list", "sim00001"]).ok();
-        (out.contains("sim00001: connected") && out.contains("viewers=2")).then_some(())
-    });
+    wait_connected(&api, "sim00001", Some(2), 60);
     // The getty echoes what is typed: 4 MiB of keys, paced so the input
     // queue keeps them all.
     const TOTAL: usize = 8 << 20;
@@ -761,16 +774,18 @@ fn a_stolen_sol_session_is_noticed_and_not_fought_over() {
     api.xcat3(&["import", sim.export.to_str().unwrap()]).ok();
     api.xcat3(&["update", "sim00001", "console_info/logging=always"])
         .ok();
-    wait_until(20, "the console to connect", || {
-        let out = api.xcat3(&["console-list", "sim00001"]).ok();
-        out.contains("sim00001: connected").then_some(())
-    });
+    wait_connected(&api, "sim00001", None, 60);
     let activations = |sim: &Sim| {
         sim.bmc("127.46.0.1")["sol"]["activations"]
             .as_u64()
             .unwrap()
     };
-    let ours = activations(&sim);
+    // The state file lags the BMC by up to 200 ms.
+    let ours = sim.wait_bmc("127.46.0.1", "our activation", |b| {
+        b["sol"]["activations"].as_u64() >= Some(1)
+    })["sol"]["activations"]
+        .as_u64()
+        .unwrap();
     // An admin takes SOL over with ipmitool and keeps it.
     let ipmi = ipmitool_args(sim.port, "127.46.0.1");
     let off = Command::new("sh")
