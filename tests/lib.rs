@@ -263,14 +263,9 @@ impl Api {
 
     /// The API process's peak resident memory (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the API's /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .map(|kib| (kib + 512) / 1024)
-            .expect("VmHWM in /proc status")
+        let kib = proc_status_kib(self.child.id(), "VmHWM:");
+        assert!(kib > 0, "VmHWM in the API's /proc status");
+        (kib + 512) / 1024
     }
 
     /// Stops the API with SIGTERM and waits for it (graceful shutdown).

@@ -101,6 +101,22 @@ struct Session {
 }
 
 impl Session {
+    /// `payload` sealed for this active session with our next sequence
+    /// number; None before the session is active.
+    fn seal(&mut self, payload_type: PayloadType, payload: &[u8]) -> Option<Vec<u8>> {
+        let Phase::Active { keys, .. } = &self.phase else {
+            return None;
+        };
+        self.out_seq = self.out_seq.wrapping_add(1).max(1);
+        Some(wire::seal_v20(
+            payload_type,
+            self.console_sid,
+            self.out_seq,
+            payload,
+            Some(keys),
+        ))
+    }
+
     /// Whether an authenticated packet's sequence number is fresh: not 0,
     /// not seen before, not more than 32 behind the highest.
     fn accept_seq(&mut self, seq: u32) -> bool {
@@ -179,17 +195,7 @@ impl Bmc {
             self.serial.deactivate();
             return None;
         };
-        let Phase::Active { keys, .. } = &s.phase else {
-            return None;
-        };
-        s.out_seq = s.out_seq.wrapping_add(1).max(1);
-        let d = wire::seal_v20(
-            PayloadType::Sol,
-            s.console_sid,
-            s.out_seq,
-            &p.encode(),
-            Some(keys),
-        );
+        let d = s.seal(PayloadType::Sol, &p.encode())?;
         Some((s.peer, d))
     }
 
@@ -265,17 +271,7 @@ impl Bmc {
                 let bmc_sid = f.session_id;
                 let resp = self.command(bmc_sid, &req);
                 let s = self.sessions.get_mut(&bmc_sid)?;
-                let Phase::Active { keys, .. } = &s.phase else {
-                    return None;
-                };
-                s.out_seq = s.out_seq.wrapping_add(1).max(1);
-                let out = wire::seal_v20(
-                    PayloadType::Ipmi,
-                    s.console_sid,
-                    s.out_seq,
-                    &resp.encode(),
-                    Some(keys),
-                );
+                let out = s.seal(PayloadType::Ipmi, &resp.encode())?;
                 if (req.netfn, req.cmd) == (cmd::NETFN_APP, cmd::CLOSE_SESSION) && resp.cc == cc::OK
                 {
                     self.sessions.remove(&bmc_sid);
@@ -309,18 +305,9 @@ impl Bmc {
         }
         let p = Packet::decode(payload).ok()?;
         let ack = self.serial.receive(&p)?;
-        let s = self.sessions.get_mut(&bmc_sid)?;
-        let Phase::Active { keys, .. } = &s.phase else {
-            return None;
-        };
-        s.out_seq = s.out_seq.wrapping_add(1).max(1);
-        Some(wire::seal_v20(
-            PayloadType::Sol,
-            s.console_sid,
-            s.out_seq,
-            &ack.encode(),
-            Some(keys),
-        ))
+        self.sessions
+            .get_mut(&bmc_sid)?
+            .seal(PayloadType::Sol, &ack.encode())
     }
 
     /// Activate Payload, Deactivate Payload, Get Payload Instance Info and

@@ -305,8 +305,11 @@ impl NodeConsole {
                 Ok(mut link) => {
                     failures = 0;
                     may_force = true;
-                    self.lock().state = Connection::Connected;
-                    self.lock().last_error = None;
+                    {
+                        let mut i = self.lock();
+                        i.state = Connection::Connected;
+                        i.last_error = None;
+                    }
                     self.mark(
                         &mut log,
                         if link.took_over {

@@ -361,16 +361,8 @@ impl Session {
         command: u8,
         data: &[u8],
     ) -> Result<Vec<u8>, SessionError> {
-        self.rq_seq = (self.rq_seq + 1) & 0x3f;
-        let req = Request {
-            netfn,
-            cmd: command,
-            rq_seq: self.rq_seq,
-            data: data.to_vec(),
-        }
-        .encode();
+        let (rq_seq, req) = self.next_request(netfn, command, data);
         let (bmc_sid, console_sid, keys) = (self.bmc_sid, self.console_sid, &self.keys);
-        let rq_seq = self.rq_seq;
         let mut seq = self.out_seq;
         let resp = exchange(
             &mut self.ch,
@@ -433,6 +425,13 @@ impl Session {
     /// A command request with the next rqSeq, sealed; returns the rqSeq to
     /// match the answer by.
     pub fn seal_command(&mut self, netfn: u8, command: u8, data: &[u8]) -> (u8, Vec<u8>) {
+        let (rq_seq, req) = self.next_request(netfn, command, data);
+        (rq_seq, self.seal(PayloadType::Ipmi, &req))
+    }
+
+    /// A command request with the next rqSeq, encoded (not yet sealed: a
+    /// retransmit seals it again with a new session sequence number).
+    fn next_request(&mut self, netfn: u8, command: u8, data: &[u8]) -> (u8, Vec<u8>) {
         self.rq_seq = (self.rq_seq + 1) & 0x3f;
         let req = Request {
             netfn,
@@ -441,7 +440,7 @@ impl Session {
             data: data.to_vec(),
         }
         .encode();
-        (self.rq_seq, self.seal(PayloadType::Ipmi, &req))
+        (self.rq_seq, req)
     }
 
     /// The payload of a datagram of this session, checked and decrypted.
