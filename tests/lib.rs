@@ -27,6 +27,16 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
 
 /// CPU seconds (user + system) process `pid` has used; 0 when gone.
 pub fn proc_cpu_seconds(pid: u32) -> f64 {
+    proc_cpu(pid, false)
+}
+
+/// [`proc_cpu_seconds`] plus what its exited, reaped children used (a
+/// server that forks per request).
+pub fn proc_cpu_seconds_with_children(pid: u32) -> f64 {
+    proc_cpu(pid, true)
+}
+
+fn proc_cpu(pid: u32, children: bool) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -34,8 +44,11 @@ pub fn proc_cpu_seconds(pid: u32) -> f64 {
         return 0.0;
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let mut ticks = field(11) + field(12);
+    if children {
+        ticks += field(13) + field(14);
+    }
     ticks as f64 / 100.0
 }
 
@@ -61,7 +74,14 @@ pub fn bin_dir() -> PathBuf {
         if dir.file_name().is_some_and(|n| n == "release") {
             // A benchmark (`cargo bench`): the shipped binaries only.
             cmd.args(["build", "--release", "-p", "xcat3-api", "-p", "xcat3-cli"]);
-            cmd.args(["-p", "xcat3-conductor", "-p", "xcat3-sim"]);
+            cmd.args([
+                "-p",
+                "xcat3-conductor",
+                "-p",
+                "xcat3-sim",
+                "-p",
+                "xcat3-agent",
+            ]);
         } else {
             cmd.args(["build", "--workspace", "--all-targets"]);
             if cfg!(feature = "servers") {
@@ -84,7 +104,13 @@ pub fn bin_dir() -> PathBuf {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-    for b in ["xcat3-api", "xcat3", "xcat3-conductor", "xcat3-sim"] {
+    for b in [
+        "xcat3-api",
+        "xcat3",
+        "xcat3-conductor",
+        "xcat3-sim",
+        "xcat3-agent",
+    ] {
         assert!(dir.join(b).exists(), "{} is missing", dir.join(b).display());
     }
     dir
@@ -259,6 +285,11 @@ impl Api {
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill -KILL the API");
+    }
+
+    /// The API process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The API process's peak resident memory (VmHWM), in MiB.

@@ -10,6 +10,7 @@ pub mod copycds;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
+pub mod genimage;
 pub mod openapi;
 pub mod routes;
 pub mod view;

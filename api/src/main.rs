@@ -216,6 +216,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if config.console.log_dir == defaults.console.log_dir {
             config.console.log_dir = inside("consoles");
         }
+        if config.genimage.cache_dir == defaults.genimage.cache_dir {
+            config.genimage.cache_dir = inside("genimage-cache");
+        }
         // Standalone is one host: it serves boot files itself, so a deploy
         // works without setting anything (nodes' answer files are served
         // to their own reserved address only).

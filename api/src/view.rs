@@ -19,6 +19,7 @@ pub const NODE_FIELDS: &[&str] = &[
     "arch",
     "state",
     "last_error",
+    "deploy_step",
     "power_state",
     "health",
     "reservation",
@@ -88,6 +89,9 @@ pub fn node(rec: &NodeRecord, osimages: &HashMap<i64, String>, fields: Option<&[
     put("state", n.state.clone().into());
     if n.last_error.is_some() {
         put("last_error", n.last_error.clone().into());
+    }
+    if n.deploy_step.is_some() {
+        put("deploy_step", n.deploy_step.clone().into());
     }
     put("power_state", n.power_state.clone().into());
     put("health", n.health.clone().into());

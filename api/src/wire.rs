@@ -364,9 +364,12 @@ pub struct NodeOut {
     #[serde(rename = "type")]
     pub node_type: Option<String>,
     pub arch: Option<String>,
-    /// Provisioning state: available, dhcp, deploying, deployed, deploy failed.
+    /// Provisioning state: available, dhcp, deploying, deployed, deploy failed, booted.
     pub state: Option<String>,
     pub last_error: Option<String>,
+    /// The last step of a boot or image write: image fetched, root
+    /// mounted, agent up, installing, done.
+    pub deploy_step: Option<String>,
     /// The last known power state (actions and the periodic sync keep it).
     pub power_state: Option<String>,
     /// The last health verdict.

@@ -275,6 +275,32 @@ pub enum Command {
         #[arg(short = 'n', long)]
         name: Option<String>,
     },
+    /// Build a node image from Debian's packages on the API host (as root,
+    /// with debootstrap) and register it as an osimage: `stateless` nodes
+    /// boot it into RAM on every start; `image` ones have it written to
+    /// their install_disk. Progress is shown; a failed build leaves
+    /// nothing behind.
+    Genimage {
+        name: String,
+        /// `debian12` or `debian13`.
+        #[arg(long)]
+        distro: String,
+        /// The API host's architecture (default: x86_64).
+        #[arg(long)]
+        arch: Option<String>,
+        /// `stateless` (default) or `image`.
+        #[arg(long, default_value = "stateless")]
+        kind: String,
+        /// Extra Debian packages, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        packages: Vec<String>,
+        /// Refuse a root larger than this unpacked (`600M`, `2G`).
+        #[arg(long)]
+        size_limit: Option<String>,
+        /// Build again over an existing built image of this name.
+        #[arg(long)]
+        force: bool,
+    },
     /// The hardware types (one per mgt) and the interfaces they offer.
     DriverList,
     /// A hardware type's interfaces and the control_info keys each reads.

@@ -18,7 +18,9 @@ use chrono::Utc;
 use sea_orm::Value;
 use xcat3_common::config::{BootConfig, DhcpConfig};
 use xcat3_common::crypt::crypt_password;
-use xcat3_common::model::{Netboot, ProvisionEvent, ProvisionState, check_install_value};
+use xcat3_common::model::{
+    ImageKind, Netboot, ProvisionEvent, ProvisionState, check_install_value,
+};
 use xcat3_common::ring::HashRing;
 use xcat3_common::rpc::{NodeError, ProvisionTarget};
 use xcat3_db::nodes::{self as node_db, NodeRecord, parse_map};
@@ -50,6 +52,8 @@ pub struct Prepared {
     pub name: String,
     pub token: String,
     pub osimage_id: i64,
+    /// A stateless image: the node boots from the network at every start.
+    pub stateless: bool,
 }
 
 /// The columns a state change writes, in this order (see [`state_values`]).
@@ -302,8 +306,10 @@ impl Provisioner {
         let allowed: Vec<&NodeRecord> = if takeover {
             let (deploying, done): (Vec<&NodeRecord>, Vec<&NodeRecord>) =
                 records.iter().partition(|r| {
-                    ProvisionState::from_column(r.node.state.as_deref())
-                        == ProvisionState::Deploying
+                    matches!(
+                        ProvisionState::from_column(r.node.state.as_deref()),
+                        ProvisionState::Deploying | ProvisionState::Booted
+                    )
                 });
             out.extend(done.into_iter().map(|r| {
                 (
@@ -404,6 +410,7 @@ impl Provisioner {
                     token: &tokens[&r.node.name],
                     answers_url: format!("http://{server}/autoinst/{}", r.node.name),
                 };
+                let built = image.manifest.kind();
                 Ok(BootEntry::Install(Arc::new(Install {
                     osimage: ctx.osimage.clone(),
                     server,
@@ -411,6 +418,8 @@ impl Provisioner {
                     initrd: image.initrd_path.clone(),
                     args: answers.kernel_args(&node),
                     answers: answers.render(&node),
+                    overlay: built.map(|_| crate::answers::OVERLAY.to_string()),
+                    stateless: built == Some(ImageKind::Stateless),
                 })))
             })
             .await;
@@ -418,11 +427,12 @@ impl Provisioner {
             allowed.iter().map(|r| (r.node.name.as_str(), *r)).collect();
         for (name, r) in written {
             let prepared = r.and_then(|_| {
-                let (id, _, _) = image_of(by_name[name.as_str()])?;
+                let (id, _, image) = image_of(by_name[name.as_str()])?;
                 Ok(Prepared {
                     token: tokens[&name].clone(),
                     osimage_id: *id,
                     name: name.clone(),
+                    stateless: image.manifest.kind() == Some(ImageKind::Stateless),
                 })
             });
             out.push((name, prepared));
@@ -440,13 +450,17 @@ impl Provisioner {
     ) -> Result<(), DbError> {
         let now = Utc::now();
         let mut columns = STATE_COLUMNS.to_vec();
-        columns.extend(["osimage_id", "conductor_affinity"]);
+        columns.extend(["osimage_id", "conductor_affinity", "deploy_step"]);
         let rows: Vec<(String, Vec<Value>)> = prepared
             .iter()
             .map(|p| {
                 let mut values =
                     state_values(ProvisionState::Deploying, now, Some(p.token.clone()), None);
-                values.extend([Some(p.osimage_id).into(), Some(self.host.clone()).into()]);
+                values.extend([
+                    Some(p.osimage_id).into(),
+                    Some(self.host.clone()).into(),
+                    Option::<String>::None.into(),
+                ]);
                 (p.name.clone(), values)
             })
             .collect();
@@ -469,14 +483,16 @@ impl Provisioner {
             .iter()
             .map(|p| (p.name.clone(), vec![Some(self.host.clone()).into()]))
             .collect();
-        node_db::set_columns(
-            &self.db,
-            &["conductor_affinity"],
-            &rows,
-            Some(("state", "deploying".into())),
-        )
-        .await
-        .map(|_| ())
+        for state in [ProvisionState::Deploying, ProvisionState::Booted] {
+            node_db::set_columns(
+                &self.db,
+                &["conductor_affinity"],
+                &rows,
+                Some(("state", state.as_str().into())),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Loads, fetches and parses every image the request needs, keyed by
@@ -539,6 +555,7 @@ impl Provisioner {
                                 api_url: self.images.api_url().to_string(),
                                 root_password: root_password.clone(),
                                 timezone: "UTC".into(),
+                                kind: image.manifest.kind(),
                             },
                             image.template.as_deref(),
                         )
@@ -562,9 +579,11 @@ impl Provisioner {
         Ok(out)
     }
 
-    /// The periodic pass over `deploying` nodes this conductor owns:
-    /// fails those past `[boot] deploy_timeout`, takes over those another
-    /// (dead or former) owner prepared, and gives local boot entries to
+    /// The periodic pass over `deploying` (and stateless `booted`) nodes
+    /// this conductor owns: fails deploys past `[boot] deploy_timeout`,
+    /// takes over those another (dead or former) owner prepared (a booted
+    /// stateless node needs its boot files at its next start), and gives
+    /// local boot entries to
     /// nodes it holds install entries for that are no longer deploying
     /// here (a callback whose notice was lost, a timeout, a moved node).
     /// Returns the nodes to take over; the caller locks and loads them and
@@ -582,8 +601,9 @@ impl Provisioner {
             if ring.owner(&d.name) != Some(self.host.as_str()) || d.reservation.is_some() {
                 continue;
             }
-            if d.state_changed_at.is_some_and(|t| now - t > timeout) {
-                expired.push(d.name);
+            let booted = d.state == ProvisionState::Booted.as_str();
+            if !booted && d.state_changed_at.is_some_and(|t| now - t > timeout) {
+                expired.push((d.name, d.deploy_step));
             } else {
                 if d.conductor_affinity.as_deref() != Some(self.host.as_str()) {
                     takeover.push(d.name.clone());
@@ -592,22 +612,31 @@ impl Provisioner {
             }
         }
         if !expired.is_empty() {
-            let why = format!(
-                "deploy timed out: no install callback within {} s ([boot] deploy_timeout)",
-                self.boot.deploy_timeout
-            );
             let rows: Vec<(String, Vec<Value>)> = expired
                 .iter()
-                .map(|n| {
-                    let values =
-                        state_values(ProvisionState::DeployFailed, now, None, Some(why.clone()));
+                .map(|(n, step)| {
+                    let at = step
+                        .as_deref()
+                        .map(|s| format!(" (last step: {s})"))
+                        .unwrap_or_default();
+                    let why = format!(
+                        "deploy timed out: no install callback within {} s ([boot] deploy_timeout){at}",
+                        self.boot.deploy_timeout
+                    );
+                    let values = vec![
+                        ProvisionState::DeployFailed.column().into(),
+                        Some(now).into(),
+                        Some(why).into(),
+                    ];
                     (n.clone(), values)
                 })
                 .collect();
-            // Only while still deploying: a callback may have won the race.
+            // Only while still deploying: a callback may have won the
+            // race. The token stays: a stateless node that boots again
+            // reports with it.
             let n = node_db::set_columns(
                 &self.db,
-                STATE_COLUMNS,
+                &["state", "state_changed_at", "last_error"],
                 &rows,
                 Some(("state", "deploying".into())),
             )

@@ -336,46 +336,13 @@ impl Runner {
         })
     }
 
-    /// The nodes' rows with their groups applied (with every nic, or KVM
-    /// guests' only), and the `control_info` of the hypervisors their
-    /// `vm_host` names: what [`node_info`] needs.
+    /// [`load_for_drivers`] on this conductor's database.
     pub async fn load_for_drivers(
         &self,
         names: &[String],
         with_nics: bool,
-    ) -> Result<(Vec<NodeRecord>, HashMap<String, Map<String, Value>>), xcat3_db::DbError> {
-        let mut records = node_db::load_resolved(&self.db, names, with_nics).await?;
-        if !with_nics {
-            node_db::load_nics(&self.db, &mut records, |n| {
-                n.mgt.as_deref() == Some(Mgt::Kvm.as_str())
-            })
-            .await?;
-        }
-        let vm_hosts = self.load_vm_hosts(&records).await?;
-        Ok((records, vm_hosts))
-    }
-
-    /// The `control_info` of the hypervisors named by the records'
-    /// `control_info.vm_host` (one query).
-    async fn load_vm_hosts(
-        &self,
-        records: &[NodeRecord],
-    ) -> Result<HashMap<String, Map<String, Value>>, xcat3_db::DbError> {
-        let mut names: Vec<String> = records
-            .iter()
-            .filter(|r| r.node.control_info.contains("vm_host"))
-            .filter_map(|r| model::vm_host(&parse_map(&r.node.control_info)).map(str::to_string))
-            .collect();
-        names.sort();
-        names.dedup();
-        if names.is_empty() {
-            return Ok(HashMap::new());
-        }
-        Ok(node_db::load_resolved(&self.db, &names, false)
-            .await?
-            .into_iter()
-            .map(|r| (r.node.name.clone(), parse_map(&r.node.control_info)))
-            .collect())
+    ) -> Result<(Vec<NodeRecord>, VmHosts), xcat3_db::DbError> {
+        load_for_drivers(&self.db, names, with_nics).await
     }
 
     /// The periodic pass over deploying nodes (timeouts, local boot for
@@ -647,4 +614,47 @@ fn group_observed(obs: Vec<(String, Observed, Option<String>)>) -> Vec<(Observed
         }
     }
     out
+}
+
+/// Hypervisors' `control_info` by node name.
+pub type VmHosts = HashMap<String, Map<String, Value>>;
+
+/// The nodes' rows with their groups applied (with every nic, or KVM
+/// guests' only), and the `control_info` of the hypervisors their
+/// `vm_host` names: what [`node_info`] needs. The runner, the power sync
+/// and the console server all load nodes for drivers this way.
+pub async fn load_for_drivers(
+    db: &Db,
+    names: &[String],
+    with_nics: bool,
+) -> Result<(Vec<NodeRecord>, VmHosts), xcat3_db::DbError> {
+    let mut records = node_db::load_resolved(db, names, with_nics).await?;
+    if !with_nics {
+        node_db::load_nics(db, &mut records, |n| {
+            n.mgt.as_deref() == Some(Mgt::Kvm.as_str())
+        })
+        .await?;
+    }
+    let vm_hosts = load_vm_hosts(db, &records).await?;
+    Ok((records, vm_hosts))
+}
+
+/// The `control_info` of the hypervisors named by the records'
+/// `control_info.vm_host` (one query).
+async fn load_vm_hosts(db: &Db, records: &[NodeRecord]) -> Result<VmHosts, xcat3_db::DbError> {
+    let mut names: Vec<String> = records
+        .iter()
+        .filter(|r| r.node.control_info.contains("vm_host"))
+        .filter_map(|r| model::vm_host(&parse_map(&r.node.control_info)).map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(node_db::load_resolved(db, &names, false)
+        .await?
+        .into_iter()
+        .map(|r| (r.node.name.clone(), parse_map(&r.node.control_info)))
+        .collect())
 }

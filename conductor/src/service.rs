@@ -129,8 +129,9 @@ pub async fn run_until(
     }
     if let Some(listener) = http {
         let files = provisioner.files().clone();
+        let fetched = boot::FetchedImages::record_into(db.clone());
         servers.spawn(async move {
-            if let Err(e) = boot::serve_http(listener, files).await {
+            if let Err(e) = boot::serve_http(listener, files, fetched).await {
                 tracing::error!(error = %format!("{e:#}"), "http boot server stopped");
             }
         });

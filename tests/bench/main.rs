@@ -12,8 +12,8 @@
 use std::time::{Duration, Instant};
 
 use xcat3_tests::{
-    Api, Conductor, Run, Sim, TempDir, TestDb, proc_cpu_seconds, proc_status_kib, unique,
-    wait_until, write_import_file,
+    Api, Conductor, Run, Sim, TempDir, TestDb, proc_cpu_seconds, proc_cpu_seconds_with_children,
+    proc_status_kib, unique, wait_until, write_import_file,
 };
 
 /// Nodes per benchmark.
@@ -34,9 +34,10 @@ fn main() {
         Some("groups") => groups(rounds),
         Some("inspect") => inspect(rounds),
         Some("console") => console(rounds),
+        Some("images") => images(rounds),
         _ => {
             eprintln!(
-                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync|groups|inspect|console [ROUNDS]"
+                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync|groups|inspect|console|images [ROUNDS]"
             );
             std::process::exit(2);
         }
@@ -889,4 +890,260 @@ fn console(rounds: usize) {
         "ipmitool: CPU per console (ms per s)",
         tool_cpu * 1000.0 / pids.len().max(1) as f64
     );
+}
+
+/// One node's fetch from `server`, from its own address `from` (the
+/// overlay goes to the node's reserved address only): HTTP/1.1 GET, the
+/// body counted and dropped. (status, body bytes).
+async fn fetch_from(
+    from: std::net::Ipv4Addr,
+    server: std::net::SocketAddr,
+    path: &str,
+) -> (u16, u64) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(std::net::SocketAddr::from((from, 0)))
+        .expect("bind the node's address");
+    let Ok(mut s) = sock.connect(server).await else {
+        return (0, 0);
+    };
+    let req = format!("GET /{path} HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return (0, 0);
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    let mut head = Vec::new();
+    let mut body = 0u64;
+    let mut in_body = false;
+    loop {
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if in_body {
+            body += n as u64;
+            continue;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            body += (head.len() - i - 4) as u64;
+            head.truncate(i);
+            in_body = true;
+        }
+    }
+    let status = std::str::from_utf8(&head)
+        .ok()
+        .and_then(|h| h.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body)
+}
+
+/// Every node fetches `paths(i)` at once; (seconds, bytes, failures).
+fn fetch_all(
+    server: std::net::SocketAddr,
+    nodes: &[std::net::Ipv4Addr],
+    paths: impl Fn(usize) -> Vec<String>,
+    sizes: impl Fn(&str) -> u64,
+) -> (f64, u64, usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let jobs: Vec<(std::net::Ipv4Addr, Vec<String>)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| (*ip, paths(i)))
+        .collect();
+    let expected: Vec<Vec<u64>> = jobs
+        .iter()
+        .map(|(_, ps)| ps.iter().map(|p| sizes(p)).collect())
+        .collect();
+    let t0 = Instant::now();
+    let results: Vec<Vec<(u16, u64)>> = rt.block_on(async {
+        let tasks: Vec<_> = jobs
+            .into_iter()
+            .map(|(ip, ps)| {
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    for p in ps {
+                        out.push(fetch_from(ip, server, &p).await);
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.push(t.await.expect("fetch task"));
+        }
+        all
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    let mut bytes = 0;
+    let mut failed = 0;
+    for (got, want) in results.iter().zip(&expected) {
+        for ((status, n), w) in got.iter().zip(want) {
+            bytes += n;
+            if *status != 200 || (*w > 0 && n != w) {
+                failed += 1;
+            }
+        }
+    }
+    (secs, bytes, failed)
+}
+
+/// A built image served to 1,000 nodes at once: `genimage` (from the
+/// cached root), `deploy --osimage` of 1,000 nodes, then every node
+/// fetches its iPXE script, the kernel, the shared root archive and its
+/// overlay from its own 127.3.x.y address, as iPXE does in a mass reboot.
+/// Throughput and the serving process's CPU, beside busybox httpd serving
+/// the same kernel and archive to the same clients.
+fn images(rounds: usize) {
+    const NODES: usize = 1000;
+    let dir = TempDir::new("bench-images");
+    let http_port = xcat3_tests::free_tcp_port();
+    let http = format!("127.0.0.1:{http_port}");
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cache = format!("{home}/.cache/xcat3/genimage");
+    let api = Api::standalone_with(
+        &dir.path().join("data"),
+        &[
+            ("XCAT3_BOOT_HTTP_LISTEN", http.as_str()),
+            ("XCAT3_BOOT_SERVER_ADDRESS", "127.0.0.1"),
+            ("XCAT3_DHCP_BACKEND", "none"),
+            ("XCAT3_GENIMAGE_CACHE_DIR", cache.as_str()),
+        ],
+    );
+    let t0 = Instant::now();
+    let out = api
+        .xcat3(&["genimage", "bench", "--distro", "debian12"])
+        .ok();
+    let build = t0.elapsed().as_secs_f64();
+    println!("{out}");
+    api.xcat3(&[
+        "network-create",
+        "lab",
+        "subnet=127.3.0.0",
+        "netmask=255.255.0.0",
+    ])
+    .ok();
+    api.xcat3(&[
+        "passwd-create",
+        "system",
+        "username=root",
+        "password=cluster",
+    ])
+    .ok();
+    let ips: Vec<std::net::Ipv4Addr> = (0..NODES)
+        .map(|i| std::net::Ipv4Addr::new(127, 3, (i / 250) as u8, (i % 250 + 1) as u8))
+        .collect();
+    let macs: Vec<String> = (0..NODES)
+        .map(|i| format!("52:54:03:00:{:02x}:{:02x}", i / 256, i % 256))
+        .collect();
+    let nodes: Vec<serde_json::Value> = (0..NODES)
+        .map(|i| {
+            serde_json::json!({"name": format!("img{:04}", i + 1), "netboot": "ipxe",
+                "nics_info": {"nics": [{"mac": macs[i], "ip": ips[i].to_string(), "primary": true}]}})
+        })
+        .collect();
+    let file = dir.path().join("nodes.json");
+    std::fs::write(&file, serde_json::json!({ "nodes": nodes }).to_string()).expect("write");
+    api.xcat3(&["import", file.to_str().unwrap()]).ok();
+    let range = format!("img[0001-{NODES:04}]");
+    let deploy = timed(&api, NODES, &["deploy", &range, "--osimage", "bench"]);
+    let root = dir.path().join("data/httpboot/images/bench");
+    let size = |f: &str| std::fs::metadata(root.join(f)).map_or(0, |m| m.len());
+    let (kernel_bytes, root_bytes) = (size("kernel"), size("initrd"));
+    let server: std::net::SocketAddr = http.parse().unwrap();
+    let api_pid = api.pid();
+
+    println!(
+        "\nimages: {NODES} nodes fetch kernel ({} MiB) + root archive ({} MiB) + overlay at once",
+        kernel_bytes >> 20,
+        root_bytes >> 20
+    );
+    println!(
+        "{:<58} {:>12}",
+        "genimage from the cached root (s)",
+        format!("{build:.1}")
+    );
+    println!(
+        "{:<58} {:>12}",
+        "deploy --osimage of 1,000 nodes (s)",
+        format!("{deploy:.2}")
+    );
+    for round in 1..=rounds {
+        let cpu0 = proc_cpu_seconds(api_pid);
+        let (secs, bytes, failed) = fetch_all(
+            server,
+            &ips,
+            |i| {
+                vec![
+                    format!("ipxe/{}", macs[i].replace(':', "-")),
+                    "images/bench/kernel".into(),
+                    "images/bench/initrd".into(),
+                    format!("autoinst/img{:04}/overlay.cpio", i + 1),
+                ]
+            },
+            |p| match p {
+                "images/bench/kernel" => kernel_bytes,
+                "images/bench/initrd" => root_bytes,
+                _ => 0,
+            },
+        );
+        let cpu = proc_cpu_seconds(api_pid) - cpu0;
+        assert_eq!(failed, 0, "{failed} fetches failed or came short");
+        println!(
+            "{:<58} {:>12}",
+            format!("round {round}: xcat3 boot HTTP, s / GB/s / CPU s"),
+            format!("{secs:.1} / {:.2} / {cpu:.1}", bytes as f64 / secs / 1e9)
+        );
+    }
+    // Every node's overlay fetch was its `image fetched`.
+    let fetched = wait_until(30, "image fetched recorded for every node", || {
+        let out = api.xcat3(&["list", &range, "-o", "name,step"]).stdout();
+        let n = out.matches("image fetched").count();
+        (n == NODES).then_some(n)
+    });
+    println!("{:<58} {:>12}", "nodes recorded `image fetched`", fetched);
+
+    // The same bytes from busybox httpd (a plain static server).
+    let bb_port = xcat3_tests::free_tcp_port();
+    let httpd = xcat3_tests::Daemon(
+        std::process::Command::new("busybox")
+            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{bb_port}"), "-h"])
+            .arg(dir.path().join("data/httpboot"))
+            .spawn()
+            .expect("busybox httpd (Debian package busybox)"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let bb: std::net::SocketAddr = format!("127.0.0.1:{bb_port}").parse().unwrap();
+    for round in 1..=rounds {
+        let t_cpu0 = proc_cpu_seconds_with_children(httpd.0.id());
+        let (secs, bytes, failed) = fetch_all(
+            bb,
+            &ips,
+            |_| vec!["images/bench/kernel".into(), "images/bench/initrd".into()],
+            |p| match p {
+                "images/bench/kernel" => kernel_bytes,
+                _ => root_bytes,
+            },
+        );
+        let cpu = proc_cpu_seconds_with_children(httpd.0.id()) - t_cpu0;
+        println!(
+            "{:<58} {:>12}",
+            format!("round {round}: busybox httpd (forks per request), s / GB/s / CPU s"),
+            format!(
+                "{secs:.1} / {:.2} / {cpu:.1}{}",
+                bytes as f64 / secs / 1e9,
+                if failed > 0 {
+                    format!(" ({failed} failed)")
+                } else {
+                    String::new()
+                }
+            )
+        );
+    }
+    drop(httpd);
 }

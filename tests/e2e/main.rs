@@ -8,6 +8,8 @@ mod copycds;
 mod deploy;
 #[cfg(feature = "servers")]
 mod faults;
+#[cfg(feature = "servers")]
+mod images;
 mod inspect;
 mod inventory;
 mod ipmi;

@@ -205,8 +205,10 @@ pub fn sweep_leftovers(install_dir: &Path, older_than: std::time::Duration) {
     }
 }
 
-fn remove_tree(dir: &Path) {
-    if dir.exists() {
+pub(crate) fn remove_tree(dir: &Path) {
+    // `remove_dir_all` never follows links; a tree it cannot remove (a
+    // medium's read-only directories) is made removable first.
+    if dir.exists() && std::fs::remove_dir_all(dir).is_err() {
         let _ = sanitize_tree(dir);
         if let Err(e) = std::fs::remove_dir_all(dir) {
             tracing::warn!(dir = %dir.display(), "could not remove: {e}");
@@ -268,6 +270,7 @@ pub async fn import(
         iso_bytes,
         marker,
         iso: (detected_installer == Installer::Subiquity).then(|| format!("{name}.iso")),
+        build: None,
     };
 
     let target = install_dir.join(&name);
@@ -336,6 +339,7 @@ pub async fn import(
             &manifest.media.version,
             &manifest.media.arch,
             orig_name,
+            "install",
         )
         .await
         .map_err(ApiError::from)

@@ -15,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use xcat3_common::agent::Step;
+use xcat3_common::model::{ImageKind, ProvisionEvent, ProvisionState};
 use xcat3_common::noderange;
 use xcat3_common::rpc::{Action, BootDevice, PowerTarget, ProvisionTarget};
 use xcat3_db::nodes as node_db;
@@ -346,19 +348,26 @@ struct CallbackQuery {
     name: Option<String>,
 }
 
-/// The callback's body: the node's one-time token. Small and typed: this
-/// route is open to anyone on the provisioning network.
+/// The callback's body: the node's token, and from an image's agent the
+/// step it reached or the step that failed. Small and typed: this route
+/// is open to anyone on the provisioning network.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CallbackBody {
-    /// The node's one-time token (kernel command line, answer file).
+    /// The node's token (kernel command line, answer file).
     #[schema(required)]
     token: Option<String>,
+    /// The step reached (`image fetched`, `root mounted`, `agent up`,
+    /// `installing`, `done`); absent means `done` (installers' callback).
+    step: Option<String>,
+    /// With `step`: that step failed, and why. The node is `deploy failed`
+    /// with this text.
+    error: Option<String>,
     /// v1's key handout, refused by name.
     #[schema(ignore)]
     fetch_ssh_pub: Option<serde::de::IgnoredAny>,
 }
 
-/// Largest callback body (a 32-character token in a small object).
+/// Largest callback body (a token, a step and a 1 KiB error).
 pub const CALLBACK_MAX_BODY: usize = 4096;
 
 /// The one answer to every refused callback whose request was well
@@ -397,16 +406,53 @@ fn client_address(
         .map(|ip| ip.to_canonical())
 }
 
+/// What a report does to a node in state `current` deployed with an
+/// image of `kind` (`None`: an installer medium): the event, the step
+/// recorded, the failure text, and whether the token is used up.
+fn judge_report(
+    current: ProvisionState,
+    kind: Option<ImageKind>,
+    step: Step,
+    error: Option<String>,
+) -> Result<(ProvisionState, Option<String>, bool), String> {
+    let stateless = kind == Some(ImageKind::Stateless);
+    let event = match (&error, step) {
+        (Some(_), _) => ProvisionEvent::Fail,
+        (None, Step::Done) if stateless => ProvisionEvent::Booted,
+        (None, Step::Done) => ProvisionEvent::Callback,
+        (None, _) => ProvisionEvent::Rebooting,
+    };
+    // Only a stateless node comes back from booted or failed by itself
+    // (it network-boots its image again); its report of a failure there
+    // is a failure of that new boot.
+    let from = match current {
+        ProvisionState::Booted | ProvisionState::DeployFailed if stateless => {
+            ProvisionState::Deploying
+        }
+        s if event == ProvisionEvent::Rebooting && s != ProvisionState::Deploying => {
+            return Err(format!("state: {s}, not deploying"));
+        }
+        s => s,
+    };
+    let next = from.next(event)?;
+    let consume = !stateless && (next == ProvisionState::Deployed || error.is_some());
+    let error = error.map(|e| format!("{step} failed: {e}"));
+    Ok((next, error, consume))
+}
+
 /// `PUT /nodes/provision/callback?name=N` with `{"token": "..."}`: the
-/// installer's last step. The node's one-time token (from its kernel
-/// command line and answer file) is consumed in the same statement that
-/// makes it `deployed`, so a token works once; then the owning conductor
-/// turns the node's boot entry to its local disk. Unauthenticated by
-/// design (the installer holds no API credentials): the token is the
-/// credential, accepted only from one of the node's own addresses
-/// (`[boot] check_node_address`). v1's `fetch_ssh_pub` (root's public key
-/// for anyone) is gone.
-#[utoipa::path(put, path = "/v1/nodes/provision/callback", tag = "actions", operation_id = "provision_callback", params(("name" = String, Query, description = "the node calling back")), request_body = CallbackBody, responses((status = 200, description = "the node is deployed", body = NodeResults), (status = 401, description = "no token", body = Fault), (status = 403, description = "not the one-time token of a node deploying under this name, from its own address", body = Fault)))]
+/// installer's last step, or with `step` (and `error`) a boot step an
+/// image's agent reached (or that failed there). Without `step`, or with
+/// `done`, the node is `deployed` and its token used up, then the owning
+/// conductor turns its boot entry to the local disk; a stateless image's
+/// node is `booted` instead and keeps its token and network boot, since
+/// it reports every boot. A step records where the node is
+/// (`deploy_step`); a failed step makes it `deploy failed` with the
+/// agent's reason. Unauthenticated by design (the node holds no API
+/// credentials): the token is the credential, accepted only from one of
+/// the node's own addresses (`[boot] check_node_address`). v1's
+/// `fetch_ssh_pub` (root's public key for anyone) is gone.
+#[utoipa::path(put, path = "/v1/nodes/provision/callback", tag = "actions", operation_id = "provision_callback", params(("name" = String, Query, description = "the node calling back")), request_body = CallbackBody, responses((status = 200, description = "the node's state after the report (deployed, booted, deploying, deploy failed)", body = NodeResults), (status = 401, description = "no token", body = Fault), (status = 403, description = "not the one-time token of a node deploying under this name, from its own address", body = Fault)))]
 async fn callback(
     State(st): State<AppState>,
     origin: Origin,
@@ -425,6 +471,8 @@ async fn callback(
     let body: CallbackBody = if body.is_null() {
         CallbackBody {
             token: None,
+            step: None,
+            error: None,
             fetch_ssh_pub: None,
         }
     } else {
@@ -442,17 +490,45 @@ async fn callback(
             "fetch_ssh_pub: not supported (v1 handed the API host's root key to anyone); put keys in the osimage's template",
         ));
     }
+    let step = match body.step.as_deref() {
+        None => Step::Done,
+        Some(s) => Step::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{name}: step: `{s}` is not one of {}",
+                Step::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?,
+    };
+    let error = body
+        .error
+        .as_deref()
+        .map(xcat3_common::agent::clean_error)
+        .map(|e| {
+            if e.is_empty() {
+                "no reason given".into()
+            } else {
+                e
+            }
+        });
     let token = body.token.filter(|t| !t.is_empty()).ok_or_else(|| {
         ApiError::with_status(
             StatusCode::UNAUTHORIZED,
             format!("{name}: token: missing; the callback needs the node's one-time token"),
         )
     })?;
+    let recs = node_db::load(&st.db, std::slice::from_ref(&name), true).await?;
+    let Some(rec) = recs.into_iter().next() else {
+        tracing::warn!(node = %name, client = ?client, "install callback refused: no such node");
+        return Err(callback_refused());
+    };
     if st.config.boot.check_node_address {
-        let recs = node_db::load(&st.db, std::slice::from_ref(&name), true).await?;
         let from_node = client.is_some_and(|c| {
-            recs.iter()
-                .flat_map(|r| &r.nics)
+            rec.nics
+                .iter()
                 .filter_map(|n| n.ip.as_deref()?.parse::<IpAddr>().ok())
                 .any(|ip| ip == c)
         });
@@ -461,33 +537,66 @@ async fn callback(
             return Err(callback_refused());
         }
     }
-    if !node_db::consume_deploy_token(&st.db, &name, &token).await? {
+    let kind = match rec.node.osimage_id {
+        Some(id) => match resources::osimage_by_id(&st.db, id).await {
+            Ok(row) => row.provmethod.as_deref().and_then(ImageKind::parse),
+            Err(DbError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let current = ProvisionState::from_column(rec.node.state.as_deref());
+    let (next, error, consume) = match judge_report(current, kind, step, error) {
+        Ok(j) => j,
+        Err(why) => {
+            tracing::warn!(node = %name, client = ?client, %step, why, "install callback refused");
+            return Err(callback_refused());
+        }
+    };
+    let to = next.column();
+    let report = node_db::StepReport {
+        name: &name,
+        token: &token,
+        from: rec.node.state.as_deref(),
+        to: to.as_deref(),
+        step: step.as_str(),
+        error: error.clone(),
+        consume_token: consume,
+    };
+    if !node_db::report_step(&st.db, &report).await? {
         tracing::warn!(node = %name, client = ?client, "install callback refused: no such node deploying with this token");
         return Err(callback_refused());
     }
-    tracing::info!(node = %name, "install callback accepted; node deployed");
-    // Local boot from now on. Should this fail, the conductor's periodic
-    // pass finds the install entry of a node no longer deploying and
-    // turns it to local boot anyway.
-    let mut rx = dispatch::dispatch(
-        &st,
-        Action::Provision {
-            target: ProvisionTarget::LocalBoot,
-        },
-        vec![name.clone()],
-        &origin,
-    )
-    .await?;
-    while let Some(batch) = rx.recv().await {
-        for (n, r) in batch {
-            if let xcat3_common::rpc::NodeResult::Error(e) = r {
-                tracing::warn!(node = %n, kind = %e.kind, result = %e.message, "local boot after the callback not yet set; the conductor's sweep will");
+    match &error {
+        Some(e) => {
+            tracing::warn!(node = %name, %step, error = %e, "node reports a failed step; deploy failed")
+        }
+        None => tracing::info!(node = %name, %step, state = %next, "node reports a step"),
+    }
+    if next == ProvisionState::Deployed {
+        // Local boot from now on. Should this fail, the conductor's
+        // periodic pass finds the install entry of a node no longer
+        // deploying and turns it to local boot anyway.
+        let mut rx = dispatch::dispatch(
+            &st,
+            Action::Provision {
+                target: ProvisionTarget::LocalBoot,
+            },
+            vec![name.clone()],
+            &origin,
+        )
+        .await?;
+        while let Some(batch) = rx.recv().await {
+            for (n, r) in batch {
+                if let xcat3_common::rpc::NodeResult::Error(e) = r {
+                    tracing::warn!(node = %n, kind = %e.kind, result = %e.message, "local boot after the callback not yet set; the conductor's sweep will");
+                }
             }
         }
     }
     Ok((
         StatusCode::OK,
-        Json(json!({ "nodes": { name: "deployed" } })),
+        Json(json!({ "nodes": { name: next.as_str() } })),
     )
         .into_response())
 }
@@ -580,5 +689,76 @@ mod tests {
         assert_eq!(v["nodes"]["n\"2"], "not json {");
         assert_eq!(v["nodes"]["n3"], "BMC 10.0.0.3 did not answer");
         assert_eq!(v["error_kinds"], json!({"n3": "unreachable"}));
+    }
+
+    /// What an agent's report does, by image kind and state.
+    #[test]
+    fn reports_are_judged_by_kind_and_state() {
+        use ProvisionState as S;
+        let stateless = Some(ImageKind::Stateless);
+        let image = Some(ImageKind::Image);
+        let ok = |cur, kind, step, err: Option<&str>| {
+            judge_report(cur, kind, step, err.map(str::to_string)).unwrap()
+        };
+        // A stateless boot: steps keep it deploying, done makes it booted
+        // and keeps the token; its next boot's first step is deploying.
+        assert_eq!(
+            ok(S::Deploying, stateless, Step::AgentUp, None),
+            (S::Deploying, None, false)
+        );
+        assert_eq!(
+            ok(S::Deploying, stateless, Step::Done, None),
+            (S::Booted, None, false)
+        );
+        assert_eq!(
+            ok(S::Booted, stateless, Step::RootMounted, None),
+            (S::Deploying, None, false)
+        );
+        assert_eq!(
+            ok(S::Booted, stateless, Step::AgentUp, Some("no network")),
+            (
+                S::DeployFailed,
+                Some("agent up failed: no network".into()),
+                false
+            )
+        );
+        assert_eq!(
+            ok(S::DeployFailed, stateless, Step::AgentUp, None),
+            (S::Deploying, None, false)
+        );
+        // A disk write: done uses the token up, as does a failure.
+        assert_eq!(
+            ok(S::Deploying, image, Step::Installing, None),
+            (S::Deploying, None, false)
+        );
+        assert_eq!(
+            ok(S::Deploying, image, Step::Done, None),
+            (S::Deployed, None, true)
+        );
+        assert_eq!(
+            ok(S::Deploying, image, Step::Installing, Some("no disk")),
+            (
+                S::DeployFailed,
+                Some("installing failed: no disk".into()),
+                true
+            )
+        );
+        // An installer's plain callback.
+        assert_eq!(
+            ok(S::Deploying, None, Step::Done, None),
+            (S::Deployed, None, true)
+        );
+        // Refused: a written node does not come back by itself.
+        for (cur, kind, step) in [
+            (S::Deployed, image, Step::AgentUp),
+            (S::DeployFailed, image, Step::Done),
+            (S::Available, None, Step::Done),
+            (S::Deployed, stateless, Step::Done),
+        ] {
+            assert!(
+                judge_report(cur, kind, step, None).is_err(),
+                "{cur} {kind:?} {step}"
+            );
+        }
     }
 }

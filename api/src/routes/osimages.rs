@@ -5,6 +5,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::{Value, json};
 use xcat3_common::model::{OsImageSpec, apply_patches, parse_patches};
@@ -24,13 +25,14 @@ pub fn routes() -> Router<AppState> {
             "/osimages",
             get(list).post(copycds).layer(DefaultBodyLimit::disable()),
         )
+        .route("/osimages/build", axum::routing::post(genimage))
         .route("/osimages/get_by_id", get(by_id))
         .route("/osimages/{name}", get(show).patch(update).delete(remove))
 }
 
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(copycds, list, show, by_id, update, remove))]
+#[openapi(paths(copycds, genimage, list, show, by_id, update, remove))]
 pub struct Doc;
 
 #[derive(serde::Deserialize, Default)]
@@ -94,6 +96,126 @@ async fn copycds(
     ))
 }
 
+/// `POST /osimages/build`'s body: what `xcat3 genimage` sends.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenimageBody {
+    /// The osimage's name.
+    name: String,
+    /// `debian12` or `debian13`.
+    distro: String,
+    /// The API host's own architecture (`x86_64`).
+    #[serde(default)]
+    arch: Option<String>,
+    /// `stateless` (booted into RAM on every start) or `image` (written to
+    /// `control_info.install_disk` by the agent).
+    #[serde(default)]
+    kind: Option<String>,
+    /// Debian packages added to the image.
+    #[serde(default)]
+    packages: Vec<String>,
+    /// Largest unpacked root (`600M`, `2G`): it all sits in a node's RAM.
+    #[serde(default)]
+    size_limit: Option<String>,
+    /// Build again over an existing built image of this name.
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /osimages/build`: `genimage`. Builds a node image from Debian's
+/// packages on the API host (root and debootstrap needed there) and
+/// registers it. The reply streams progress as ndjson lines
+/// (`{"step", "message"}`); the last line is `{"osimage": {...}}` or
+/// `{"error": "..."}`. A failed or abandoned build leaves nothing behind.
+#[utoipa::path(post, path = "/v1/osimages/build", tag = "osimages", operation_id = "genimage", request_body = GenimageBody, responses((status = 200, description = "progress lines, then the image or the error", content_type = "application/x-ndjson", body = Object), (status = 409, description = "the image exists (use force) or nodes use it", body = Fault)))]
+async fn genimage(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<axum::response::Response> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use xcat3_common::model::ImageKind;
+    let b: GenimageBody = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
+    let kind = match b.kind.as_deref() {
+        None => ImageKind::Stateless,
+        Some(k) => ImageKind::parse(k).ok_or_else(|| {
+            ApiError::bad_request(format!("kind: `{k}` is not one of stateless, image"))
+        })?,
+    };
+    let size_limit = match b.size_limit.as_deref() {
+        None => None,
+        Some(s) => Some(xcat3_common::model::parse_size(s).ok_or_else(|| {
+            ApiError::bad_request(format!("size_limit: `{s}` is not a size (600M, 2G)"))
+        })?),
+    };
+    let req = crate::genimage::Request {
+        name: b.name,
+        distro: b.distro,
+        arch: b.arch.unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+        kind,
+        packages: b.packages,
+        size_limit,
+        force: b.force,
+    };
+    req.check()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(256);
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let progress = crate::genimage::Progress::new(tx.clone(), cancelled.clone());
+    let task = tokio::spawn(async move {
+        let last = match crate::genimage::build(&st.db, &st.config, req, progress).await {
+            Ok(image) => json!({ "osimage": image, "result": "created" }),
+            Err(e) => json!({ "error": e.message }),
+        };
+        let _ = tx.send(last).await;
+    });
+    /// Cancels the build when the reply (and so the client) goes away.
+    struct Abandon(Arc<AtomicBool>, tokio::task::AbortHandle);
+    impl Drop for Abandon {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+            self.1.abort();
+        }
+    }
+    let abandon = Abandon(cancelled, task.abort_handle());
+    let stream = async_lines(move |out| async move {
+        let _keep = abandon;
+        while let Some(v) = rx.recv().await {
+            if out.send(v).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// A stream of ndjson lines fed by `produce`, which ends when it returns;
+/// dropping the stream drops `produce`.
+fn async_lines<F, Fut>(
+    produce: F,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> + Send
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Value>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(16);
+    let producer = tokio::spawn(produce(tx));
+    struct Stop(tokio::task::JoinHandle<()>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    futures_util::stream::unfold((rx, Stop(producer)), |(mut rx, stop)| async move {
+        let v = rx.recv().await?;
+        Some((Ok(format!("{v}\n")), (rx, stop)))
+    })
+}
+
 /// `GET /osimages` → `{"images": [{"name"}..]}` (v1 default: names).
 #[utoipa::path(get, path = "/v1/osimages", tag = "osimages", operation_id = "list_osimages", params(("fields" = Option<OsImageFields>, Query, style = Form, explode = false)), responses((status = 200, description = "images", body = OsImageListOut)))]
 async fn list(State(st): State<AppState>, Params(q): Params<Fields>) -> ApiResult<Json<Value>> {
@@ -114,10 +236,23 @@ async fn show(
     Params(q): Params<Fields>,
 ) -> ApiResult<Json<Value>> {
     let fields = parse_fields(q.fields.as_deref(), view::OSIMAGE_FIELDS)?;
-    Ok(Json(view::osimage(
-        &db::osimage(&st.db, &name).await?,
-        fields.as_deref(),
-    )))
+    let row = db::osimage(&st.db, &name).await?;
+    let mut v = view::osimage(&row, fields.as_deref());
+    // A built image also says what it is: kind, packages, sizes, build.
+    if fields.is_none()
+        && let Some(m) = crate::genimage::read_manifest(
+            std::path::Path::new(&st.config.api.install_dir),
+            &row.name,
+        )
+        && m.build.is_some()
+        && let (Some(out), Value::Object(extra)) =
+            (v.as_object_mut(), crate::genimage::image_summary(&m))
+    {
+        for (k, x) in extra {
+            out.entry(k).or_insert(x);
+        }
+    }
+    Ok(Json(v))
 }
 
 #[utoipa::path(get, path = "/v1/osimages/get_by_id", tag = "osimages", operation_id = "show_osimage_by_id", params(("id" = i64, Query), ("fields" = Option<OsImageFields>, Query, style = Form, explode = false)), responses((status = 200, description = "the image", body = OsImageOut)))]
@@ -158,8 +293,29 @@ async fn update(
     )))
 }
 
-#[utoipa::path(delete, path = "/v1/osimages/{name}", tag = "osimages", operation_id = "delete_osimage", params(("name" = String, Path)), responses((status = 202, description = "deleted")))]
+#[utoipa::path(delete, path = "/v1/osimages/{name}", tag = "osimages", operation_id = "delete_osimage", params(("name" = String, Path)), responses((status = 202, description = "deleted"), (status = 409, description = "nodes are deploying or booted from it", body = Fault)))]
 async fn remove(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let row = db::osimage(&st.db, &name).await?;
+    let users = xcat3_db::nodes::nodes_using_image(&st.db, row.id).await?;
+    if users > 0 {
+        return Err(ApiError::with_status(
+            StatusCode::CONFLICT,
+            format!(
+                "osimage {name}: {users} nodes are deploying or booted from it; release them first (deploy -d)"
+            ),
+        ));
+    }
     db::delete_osimage(&st.db, &name).await?;
+    // A built image's tree goes with it (an imported medium's stays, as
+    // it always has: copycds of the same ISO finds it again).
+    let built = row
+        .provmethod
+        .as_deref()
+        .and_then(xcat3_common::model::ImageKind::parse)
+        .is_some();
+    if built {
+        let tree = std::path::Path::new(&st.config.api.install_dir).join(&name);
+        let _ = tokio::task::spawn_blocking(move || crate::copycds::remove_tree(&tree)).await;
+    }
     Ok(StatusCode::ACCEPTED)
 }

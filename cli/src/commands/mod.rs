@@ -76,6 +76,27 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
         DriverShow { name } => drivers::show(c, &name, json).await,
         Ring { noderange } => nodes::ring(c, &noderange, json).await,
         Copycds { iso, name } => resources::copycds(c, &iso, name.as_deref(), json).await,
+        Genimage {
+            name,
+            distro,
+            arch,
+            kind,
+            packages,
+            size_limit,
+            force,
+        } => {
+            let mut body = serde_json::json!({
+                "name": name, "distro": distro, "kind": kind,
+                "packages": packages, "force": force,
+            });
+            if let Some(a) = arch {
+                body["arch"] = a.into();
+            }
+            if let Some(s) = size_limit {
+                body["size_limit"] = s.into();
+            }
+            resources::genimage(c, &body, json).await
+        }
         Mkvm {
             noderange,
             host,

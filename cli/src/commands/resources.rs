@@ -238,6 +238,51 @@ pub async fn service_show(c: &Client, host: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// `genimage NAME --distro D ...`: the build's progress, one line per
+/// step (`[  12.3s] bootstrap: I: Retrieving libc6`), then
+/// `NAME: created (kind, N MiB root, M MiB unpacked)`; false (exit 1)
+/// when the build failed.
+pub async fn genimage(c: &Client, body: &Value, json: bool) -> anyhow::Result<bool> {
+    let started = std::time::Instant::now();
+    let mut last: Option<Value> = None;
+    c.stream(Method::POST, "/osimages/build", Some(body), |line| {
+        if json {
+            crate::output::print_json(&line);
+        } else if let Some(step) = line.get("step").and_then(Value::as_str) {
+            eprintln!(
+                "[{:7.1}s] {step}: {}",
+                started.elapsed().as_secs_f64(),
+                line.get("message").and_then(Value::as_str).unwrap_or("")
+            );
+        }
+        if line.get("step").is_none() {
+            last = Some(line);
+        }
+    })
+    .await?;
+    let Some(last) = last else {
+        anyhow::bail!("the API ended the build's reply without a result");
+    };
+    if let Some(e) = last.get("error").and_then(Value::as_str) {
+        eprintln!("genimage failed: {e}");
+        return Ok(false);
+    }
+    if !json {
+        let img = &last["osimage"];
+        println!(
+            "{}: created ({} {}{}, {} MiB root archive, {} MiB unpacked, {} s)",
+            img["name"].as_str().unwrap_or("?"),
+            img["kind"].as_str().unwrap_or("?"),
+            img["distro"].as_str().unwrap_or("?"),
+            img["ver"].as_str().unwrap_or("?"),
+            img["root_bytes"].as_u64().unwrap_or(0) >> 20,
+            img["tree_bytes"].as_u64().unwrap_or(0) >> 20,
+            img["build_seconds"].as_u64().unwrap_or(0),
+        );
+    }
+    Ok(true)
+}
+
 /// `copycds ISO [-n NAME]`: uploads the ISO; prints `NAME: created
 /// (distro version arch)` or `exists`.
 pub async fn copycds(

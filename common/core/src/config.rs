@@ -22,6 +22,32 @@ pub struct Config {
     pub boot: BootConfig,
     pub secrets: SecretsConfig,
     pub console: ConsoleConfig,
+    pub genimage: GenimageConfig,
+}
+
+/// `genimage`: node images built on the API host from Debian's packages.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenimageConfig {
+    /// The package mirror; empty: the first Debian URI of this host's apt
+    /// sources, else http://deb.debian.org/debian.
+    pub mirror: String,
+    /// The `xcat3-agent` binary put into images; empty: the one beside
+    /// `xcat3-api`.
+    pub agent: String,
+    /// Bootstrapped roots kept per distro, arch and package set, so a
+    /// second image of the same set skips the download (minutes).
+    pub cache_dir: String,
+}
+
+impl Default for GenimageConfig {
+    fn default() -> Self {
+        GenimageConfig {
+            mirror: String::new(),
+            agent: String::new(),
+            cache_dir: "/var/cache/xcat3/genimage".into(),
+        }
+    }
 }
 
 /// The console server in every conductor: serial consoles held by the
@@ -401,6 +427,7 @@ impl Config {
                 "boot",
                 "secrets",
                 "console",
+                "genimage",
             ]
             .contains(&section)
             {

@@ -13,8 +13,10 @@
 //! Beside it in `common/`: `xcat3-db` (the store), `xcat3-bus` (RabbitMQ or
 //! in-process), `xcat3-ipmi` (the RMCP+ codec).
 
+pub mod agent;
 pub mod config;
 pub mod console;
+pub mod cpio;
 pub mod crypt;
 pub mod hardware;
 pub mod inspect;

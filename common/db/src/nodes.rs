@@ -378,6 +378,7 @@ async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Out
             deploy_token: Set(None),
             state_changed_at: Set(None),
             last_error: Set(None),
+            deploy_step: Set(None),
             groups: Set(group_column(&s.groups)),
             health: Set(None),
             created_at: Set(now),
@@ -915,19 +916,98 @@ pub async fn consume_deploy_token(db: &Db, name: &str, token: &str) -> Result<bo
     Ok(r.rows_affected == 1)
 }
 
-/// A node in `deploying`, as the conductors' periodic scan sees it.
+/// A boot step an agent reported, as the API decided it applies: written
+/// only if the node still holds `token` and the state `from` it was
+/// judged in (a racing report or a new deploy wins).
+#[derive(Debug, Clone)]
+pub struct StepReport<'a> {
+    pub name: &'a str,
+    pub token: &'a str,
+    /// The stored state the decision was made on (`None` = available).
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub step: &'a str,
+    /// The failure text (`deploy failed`), or `None` to clear it.
+    pub error: Option<String>,
+    /// A finished disk write uses the token up; a stateless node keeps it
+    /// for its next boot.
+    pub consume_token: bool,
+}
+
+/// Applies a [`StepReport`] in one conditional statement. False when the
+/// node's token or state no longer match.
+pub async fn report_step(db: &Db, r: &StepReport<'_>) -> Result<bool, DbError> {
+    use sea_orm::sea_query::Expr;
+    let now = Utc::now();
+    let result = retrying(|_| {
+        let mut q = node::Entity::update_many()
+            .col_expr(node::Column::DeployStep, Expr::value(r.step))
+            .col_expr(node::Column::LastError, Expr::value(r.error.clone()));
+        if r.from != r.to {
+            q = q
+                .col_expr(node::Column::State, Expr::value(r.to))
+                .col_expr(node::Column::StateChangedAt, Expr::value(now));
+        }
+        if r.consume_token {
+            q = q
+                .col_expr(
+                    node::Column::DeployToken,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    node::Column::ConductorAffinity,
+                    Expr::value(Option::<String>::None),
+                );
+        }
+        q = q
+            .filter(node::Column::Name.eq(r.name))
+            .filter(node::Column::DeployToken.eq(r.token));
+        q = match r.from {
+            Some(s) => q.filter(node::Column::State.eq(s)),
+            None => q.filter(node::Column::State.is_null()),
+        };
+        q.exec(db.conn())
+    })
+    .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// How many nodes boot from osimage `id` now: `deploying` ones fetch it,
+/// `booted` (stateless) ones fetch it again at their next start. Such an
+/// image is not deleted.
+pub async fn nodes_using_image(db: &Db, id: i64) -> Result<u64, DbError> {
+    use sea_orm::PaginatorTrait;
+    retrying(|_| {
+        node::Entity::find()
+            .filter(node::Column::OsimageId.eq(id))
+            .filter(node::Column::State.is_in(["deploying", "booted"]))
+            .count(db.conn())
+    })
+    .await
+    .map_err(DbError::from)
+}
+
+/// A node whose boot files its owner must hold: `deploying`, or `booted`
+/// from a stateless image (it network-boots that image at every start),
+/// as the conductors' periodic scan sees it.
 #[derive(Debug, Clone)]
 pub struct Deploying {
     pub name: String,
+    /// `deploying` or `booted`.
+    pub state: String,
+    /// The last boot step reported (where a timed-out node was stuck).
+    pub deploy_step: Option<String>,
     pub state_changed_at: Option<chrono::DateTime<Utc>>,
     pub conductor_affinity: Option<String>,
     pub reservation: Option<String>,
 }
 
-/// Every node in `deploying` (uses the state index).
+/// Every node in `deploying` or `booted` (uses the state index).
 pub async fn deploying(db: &Db) -> Result<Vec<Deploying>, DbError> {
     type Row = (
         String,
+        Option<String>,
+        Option<String>,
         Option<chrono::DateTime<Utc>>,
         Option<String>,
         Option<String>,
@@ -936,10 +1016,12 @@ pub async fn deploying(db: &Db) -> Result<Vec<Deploying>, DbError> {
         node::Entity::find()
             .select_only()
             .column(node::Column::Name)
+            .column(node::Column::State)
+            .column(node::Column::DeployStep)
             .column(node::Column::StateChangedAt)
             .column(node::Column::ConductorAffinity)
             .column(node::Column::Reservation)
-            .filter(node::Column::State.eq("deploying"))
+            .filter(node::Column::State.is_in(["deploying", "booted"]))
             .into_tuple()
             .all(db.conn())
     })
@@ -947,11 +1029,15 @@ pub async fn deploying(db: &Db) -> Result<Vec<Deploying>, DbError> {
     Ok(rows
         .into_iter()
         .map(
-            |(name, state_changed_at, conductor_affinity, reservation)| Deploying {
-                name,
-                state_changed_at,
-                conductor_affinity,
-                reservation,
+            |(name, state, deploy_step, state_changed_at, conductor_affinity, reservation)| {
+                Deploying {
+                    name,
+                    state: state.unwrap_or_default(),
+                    deploy_step,
+                    state_changed_at,
+                    conductor_affinity,
+                    reservation,
+                }
             },
         )
         .collect())

@@ -117,6 +117,7 @@ pub async fn create_osimage(
     ver: &str,
     arch: &str,
     orig_name: &str,
+    provmethod: &str,
 ) -> Result<osimage::Model, DbError> {
     let now = Utc::now();
     let am = osimage::ActiveModel {
@@ -127,7 +128,7 @@ pub async fn create_osimage(
         arch: Set(arch.to_string()),
         profile: Set(Some("compute".into())),
         image_type: Set(Some("linux".into())),
-        provmethod: Set(Some("install".into())),
+        provmethod: Set(Some(provmethod.to_string())),
         rootfstype: Set(None),
         orig_name: Set(Some(orig_name.to_string())),
         created_at: Set(now),
@@ -136,6 +137,21 @@ pub async fn create_osimage(
     am.insert(db.conn())
         .await
         .map_err(|e| conflict_or(e, format!("osimage {name} already exists")))
+}
+
+/// A built image made again under its name (`genimage --force`): its
+/// version, kind and time change; nodes keep pointing at the same row.
+pub async fn rebuilt_osimage(
+    db: &Db,
+    old: osimage::Model,
+    ver: &str,
+    provmethod: &str,
+) -> Result<osimage::Model, DbError> {
+    let mut am: osimage::ActiveModel = old.into();
+    am.ver = Set(ver.to_string());
+    am.provmethod = Set(Some(provmethod.to_string()));
+    am.updated_at = Set(Utc::now());
+    Ok(am.update(db.conn()).await?)
 }
 
 pub async fn update_osimage(

@@ -49,7 +49,8 @@ impl ActionModule for Provision {
 
 /// `nodeset` (or, with `takeover`, re-creating a deploy another conductor
 /// prepared): reservations, install entries and answer files in bulk,
-/// then each node's next boot set to the network once through its
+/// then each node's next boot set to the network once (always, for a
+/// stateless image) through its
 /// management driver (nodes without `mgt` are booted by hand), then the
 /// states recorded: `deploying`, or `deploy failed` with the reason when
 /// the boot device could not be set.
@@ -77,6 +78,11 @@ async fn deploy(
             device: BootDevice::Net,
             persistent: false,
         });
+        // A stateless node boots its image at every start.
+        let net_always: Arc<dyn NodeStep> = Arc::new(boot_device::Set {
+            device: BootDevice::Net,
+            persistent: true,
+        });
         let mut tasks = tokio::task::JoinSet::new();
         for p in &ready {
             let rec = by_name[p.name.as_str()];
@@ -84,7 +90,8 @@ async fn deploy(
                 continue;
             }
             let info = node_info(rec, &batch.vm_hosts);
-            let (runner, step) = (runner.clone(), net_once.clone());
+            let step = if p.stateless { &net_always } else { &net_once };
+            let (runner, step) = (runner.clone(), step.clone());
             let deadline_ms = batch.request.deadline_ms;
             tasks.spawn(async move {
                 let (r, _) = runner.act(&info, step.as_ref(), deadline_ms).await;

@@ -16,6 +16,11 @@ use xcat3_common::model::Installer;
 const USER_DATA: &str = include_str!("user-data.yaml");
 const PRESEED: &str = include_str!("preseed.cfg");
 const KICKSTART: &str = include_str!("ks.cfg");
+const NODE_CONF: &str = include_str!("node.conf");
+
+/// A built image's per-node overlay archive: served beside the image's
+/// root archive, unpacked over it by the kernel.
+pub const OVERLAY: &str = "overlay.cpio";
 
 /// Every variable a template may use.
 pub const VARIABLES: &[&str] = &[
@@ -113,6 +118,8 @@ pub struct ImageContext {
     /// Crypted once per request (SHA-512 crypt costs about a millisecond).
     pub root_password: String,
     pub timezone: String,
+    /// A built image's kind (the agent's `xcat3.kind`).
+    pub kind: Option<xcat3_common::model::ImageKind>,
 }
 
 impl ImageContext {
@@ -207,6 +214,7 @@ impl Answers {
             Installer::Subiquity => USER_DATA,
             Installer::DebianInstaller => PRESEED,
             Installer::Anaconda => KICKSTART,
+            Installer::Agent => NODE_CONF,
         }
     }
 
@@ -216,6 +224,7 @@ impl Answers {
             Installer::Subiquity => "user-data",
             Installer::DebianInstaller => "preseed.cfg",
             Installer::Anaconda => "ks.cfg",
+            Installer::Agent => "node.conf",
         }
     }
 
@@ -275,6 +284,9 @@ impl Answers {
             "callback" => callback.as_str().into(),
             _ => "".into(),
         });
+        if img.installer == Installer::Agent {
+            return vec![(OVERLAY.to_string(), overlay(n, &main))];
+        }
         let mut files = vec![(Self::main_file(img.installer).to_string(), main)];
         if img.installer == Installer::Subiquity {
             files.push((
@@ -316,12 +328,51 @@ impl Answers {
                 format!("inst.repo={}", self.repo_url),
                 format!("inst.ks={}/ks.cfg", n.answers_url),
             ],
+            // The root archive is the initramfs: the kernel runs its init
+            // directly. The last console gets the login prompt.
+            Installer::Agent => vec![
+                "rdinit=/sbin/init".into(),
+                "console=tty0".into(),
+                "console=ttyS0,115200n8".into(),
+                format!("{}={}", xcat3_common::agent::CMDLINE_API, img.api_url),
+                format!(
+                    "{}={}",
+                    xcat3_common::agent::CMDLINE_KIND,
+                    img.kind.map_or("stateless", |k| k.as_str())
+                ),
+            ],
         };
         args.push(format!("xcat3.node={}", n.node));
         args.push(format!("xcat3.token={}", n.token));
         args.extend(n.extra_args.iter().map(|a| a.to_string()));
         args
     }
+}
+
+/// A node's overlay for a built image: its name, its network (DHCP on the
+/// nic with its MAC: the reservation gives it its address), and the
+/// agent's config. Text only, so the archive is text too (see
+/// [`xcat3_common::cpio::text_archive`]).
+fn overlay(n: &NodeContext, node_conf: &str) -> String {
+    let fqdn = if n.domain.is_empty() {
+        n.node.to_string()
+    } else {
+        format!("{}.{} {}", n.node, n.domain, n.node)
+    };
+    let hostname = format!("{}\n", n.node);
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n127.0.1.1\t{fqdn}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    );
+    let network = format!(
+        "# xcat3: the node's provisioning nic\n[Match]\nMACAddress={}\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nUseHostname=false\n",
+        n.mac
+    );
+    xcat3_common::cpio::text_archive(&[
+        ("etc/hostname", 0o644, &hostname),
+        ("etc/hosts", 0o644, &hosts),
+        ("etc/systemd/network/10-xcat3.network", 0o644, &network),
+        (xcat3_common::agent::NODE_CONF, 0o600, node_conf),
+    ])
 }
 
 #[cfg(test)]
@@ -339,6 +390,7 @@ mod tests {
             api_url: "http://10.0.0.1:3010".into(),
             root_password: "$6$salt$hash".into(),
             timezone: "UTC".into(),
+            kind: None,
         }
     }
 
@@ -390,6 +442,46 @@ mod tests {
                 }
                 assert!(main.contains("vim"), "{inst:?}: packages");
             }
+        }
+    }
+
+    /// A built image's node gets one file, its overlay archive: name,
+    /// hosts, networkd on its MAC, and the agent's settings; the kernel
+    /// runs the archive's init and the agent learns its image's kind.
+    #[test]
+    fn a_built_images_node_gets_an_overlay_and_agent_arguments() {
+        let mut img = image(Installer::Agent);
+        img.kind = Some(xcat3_common::model::ImageKind::Image);
+        let a = Answers::new(img, None).unwrap();
+        let files = a.render(&node(Some("/dev/vda")));
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0, OVERLAY);
+        let cpio = &files[0].1;
+        assert!(cpio.starts_with("070701"), "a newc archive");
+        assert_eq!(cpio.len() % 4, 0);
+        for part in [
+            "etc/hostname\0",
+            "n1\n",
+            "127.0.1.1\tn1.lab.example n1",
+            "MACAddress=52:54:00:00:00:01",
+            "DHCP=ipv4",
+            "etc/xcat3/node.conf\0",
+            "install_disk=/dev/vda",
+            "root_password=$6$salt$hash",
+            "api_url=http://10.0.0.1:3010",
+        ] {
+            assert!(cpio.contains(part), "{part:?} in the overlay");
+        }
+        let args = a.kernel_args(&node(None)).join(" ");
+        for part in [
+            "rdinit=/sbin/init",
+            "console=ttyS0,115200n8",
+            "xcat3.api=http://10.0.0.1:3010",
+            "xcat3.kind=image",
+            "xcat3.node=n1",
+            "xcat3.token=0123abcd",
+        ] {
+            assert!(args.contains(part), "{part} in {args}");
         }
     }
 

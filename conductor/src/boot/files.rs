@@ -47,9 +47,57 @@ pub struct Install {
     pub initrd: String,
     pub args: Vec<String>,
     pub answers: Vec<(String, String)>,
+    /// A built image: the node's overlay archive, loaded after the root
+    /// archive (`initrd`), from `/autoinst/<node>/<overlay>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<String>,
+    /// A stateless image: the node network-boots it on every start, so
+    /// its entry is never turned to local boot by the deploy sweep.
+    #[serde(default)]
+    pub stateless: bool,
 }
 
+/// How often a node's iPXE tries to fetch a built image before it gives
+/// up and boots the next device, and the pause between tries: in a mass
+/// reboot one failed fetch must not leave a node dead.
+const IMAGE_FETCH_TRIES: usize = 6;
+const IMAGE_FETCH_PAUSE_S: u32 = 5;
+
 impl Install {
+    /// Paths of the archives the kernel gets: the initrd (a built image's
+    /// root), then the node's overlay if any.
+    fn initrd_paths(&self, name: &str) -> Vec<String> {
+        let mut v = vec![self.initrd.clone()];
+        if let Some(o) = &self.overlay {
+            v.push(format!("autoinst/{name}/{o}"));
+        }
+        v
+    }
+
+    /// The iPXE script of a built image: kernel, root archive and overlay,
+    /// all three fetched again on any failure (the tries are unrolled:
+    /// Debian's iPXE has no `inc`).
+    fn image_script(&self, name: &str, overlay: &str) -> String {
+        let mut s = format!(
+            "#!ipxe\n# xcat3: node {name}, boot image {os}\necho xcat3: {name} boots {os}\n",
+            os = self.osimage
+        );
+        for t in 1..=IMAGE_FETCH_TRIES {
+            s.push_str(&format!(
+                ":try{t}\nkernel --name vmlinuz {k} initrd=root initrd=overlay {args} && initrd --name root {r} && initrd --name overlay {o} && boot ||\necho xcat3: fetching the image failed (try {t} of {IMAGE_FETCH_TRIES})\nimgfree\n",
+                k = self.url(&self.kernel),
+                r = self.url(&self.initrd),
+                o = self.url(&format!("autoinst/{name}/{overlay}")),
+                args = self.args.join(" "),
+            ));
+            if t < IMAGE_FETCH_TRIES {
+                s.push_str(&format!("sleep {IMAGE_FETCH_PAUSE_S}\n"));
+            }
+        }
+        s.push_str("echo xcat3: giving up on the image; booting the next device\nexit\n");
+        s
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.server)
     }
@@ -111,6 +159,9 @@ impl Tables {
             BootEntry::LocalDisk => format!(
                 "#!ipxe\n# xcat3: node {name}, boot from local disk\necho xcat3: {name} boots from its disk\nexit\n"
             ),
+            BootEntry::Install(i) if i.overlay.is_some() => {
+                i.image_script(name, i.overlay.as_deref().unwrap_or_default())
+            }
             BootEntry::Install(i) => format!(
                 "#!ipxe\n# xcat3: node {name}, install {os}\necho xcat3: {name} installs {os}\nkernel {k} initrd=initrd {args}\ninitrd --name initrd {i}\nboot\n",
                 os = i.osimage,
@@ -138,7 +189,11 @@ impl Tables {
                     BootEntry::Install(i) => format!(
                         "DEFAULT install\nLABEL install\n  KERNEL {}\n  APPEND initrd={} {}\n  IPAPPEND 2\n",
                         i.url(&i.kernel),
-                        i.url(&i.initrd),
+                        i.initrd_paths(name)
+                            .iter()
+                            .map(|p| i.url(p))
+                            .collect::<Vec<_>>()
+                            .join(","),
                         i.args.join(" ")
                     ),
                 };
@@ -152,11 +207,16 @@ impl Tables {
                     BootEntry::LocalDisk => "set timeout=0\nexit\n".to_string(),
                     // GRUB splits on `;`: every argument is quoted.
                     BootEntry::Install(i) => format!(
-                        "set timeout=0\nmenuentry 'install {os}' {{\n  linux (http,{s})/{k} {args}\n  initrd (http,{s})/{i}\n}}\n",
+                        "set timeout=0\nmenuentry 'install {os}' {{\n  linux (http,{s})/{k} {args}\n  initrd {i}\n}}\n",
                         os = i.osimage,
                         s = i.server,
                         k = i.kernel,
-                        i = i.initrd,
+                        i = i
+                            .initrd_paths(name)
+                            .iter()
+                            .map(|p| format!("(http,{})/{p}", i.server))
+                            .collect::<Vec<_>>()
+                            .join(" "),
                         args = i
                             .args
                             .iter()
@@ -379,14 +439,15 @@ impl BootFiles {
         self.persist()
     }
 
-    /// Node names with an install entry, by MAC.
+    /// Node names with an install entry, by MAC (not stateless images':
+    /// those nodes boot them on every start).
     pub fn installing(&self) -> Vec<(String, String)> {
         self.tables
             .read()
             .map(|t| {
                 t.nodes
                     .iter()
-                    .filter(|(_, n)| matches!(n.entry, BootEntry::Install(_)))
+                    .filter(|(_, n)| matches!(&n.entry, BootEntry::Install(i) if !i.stateless))
                     .map(|(mac, n)| (mac.clone(), n.name.clone()))
                     .collect()
             })
@@ -452,7 +513,68 @@ mod tests {
             initrd: "images/img/initrd".into(),
             args: vec!["ip=dhcp".into(), "ds=nocloud-net;s=http://x/".into()],
             answers: vec![("user-data".into(), "#cloud-config\n".into())],
+            overlay: None,
+            stateless: false,
         }))
+    }
+
+    fn image_entry(stateless: bool) -> BootEntry {
+        BootEntry::Install(Arc::new(Install {
+            osimage: "compute".into(),
+            server: "10.0.0.1:8080".into(),
+            kernel: "images/compute/kernel".into(),
+            initrd: "images/compute/initrd".into(),
+            args: vec!["rdinit=/sbin/init".into(), "xcat3.token=t".into()],
+            answers: vec![("overlay.cpio".into(), "070701".into())],
+            overlay: Some("overlay.cpio".into()),
+            stateless,
+        }))
+    }
+
+    /// A built image: kernel, root archive and the node's overlay, each
+    /// try fetching all three again after a pause, and at the end the
+    /// next boot device rather than a dead node. A stateless entry is
+    /// not an install the sweep would turn to local boot.
+    #[test]
+    fn image_entries_retry_their_fetches_and_stateless_ones_stay() {
+        let dir = std::env::temp_dir().join(format!("xcat3-image-entry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = BootConfig {
+            tftp_root: dir.join("tftp").display().to_string(),
+            http_root: dir.join("http").display().to_string(),
+            state_dir: dir.join("state").display().to_string(),
+            http_listen: "10.0.0.1:8080".into(),
+            ..BootConfig::default()
+        };
+        let files = BootFiles::prepare(&cfg).unwrap();
+        let mut t = files.tables.write().unwrap();
+        t.insert("52:54:00:00:00:01", node(Loader::Ipxe, image_entry(true)));
+        t.insert(
+            "52:54:00:00:00:02",
+            node2(Loader::Grub2, image_entry(false)),
+        );
+        drop(t);
+        let script = files.http_file("ipxe/52-54-00-00-00-01").unwrap();
+        assert_eq!(script.matches("kernel --name vmlinuz http://10.0.0.1:8080/images/compute/kernel initrd=root initrd=overlay rdinit=/sbin/init xcat3.token=t && initrd --name root http://10.0.0.1:8080/images/compute/initrd && initrd --name overlay http://10.0.0.1:8080/autoinst/n1/overlay.cpio && boot ||").count(), IMAGE_FETCH_TRIES);
+        assert_eq!(script.matches("sleep 5").count(), IMAGE_FETCH_TRIES - 1);
+        assert!(script.ends_with("exit\n"), "{script}");
+        let grub = files
+            .tftp_file("grub/grub.cfg-01-52-54-00-00-00-02")
+            .unwrap();
+        assert!(
+            grub.contains("initrd (http,10.0.0.1:8080)/images/compute/initrd (http,10.0.0.1:8080)/autoinst/n2/overlay.cpio"),
+            "{grub}"
+        );
+        let installing: Vec<String> = files.installing().into_iter().map(|(_, n)| n).collect();
+        assert_eq!(installing, ["n2"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn node2(loader: Loader, entry: BootEntry) -> Node {
+        Node {
+            name: "n2".into(),
+            ..node(loader, entry)
+        }
     }
 
     fn node(loader: Loader, entry: BootEntry) -> Node {

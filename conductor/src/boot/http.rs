@@ -15,6 +15,13 @@ use tower_http::services::ServeDir;
 
 use super::BootFiles;
 use super::files::Answer;
+use super::steps::FetchedImages;
+
+#[derive(Clone)]
+struct Served {
+    files: BootFiles,
+    fetched: FetchedImages,
+}
 
 async fn log_fetch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -30,23 +37,34 @@ async fn log_fetch(
 /// `GET /ipxe/<mac-with-dashes>`: the node's iPXE script, from memory
 /// (it carries no secret: the token is in the answer files too, but those
 /// go to the node alone).
-async fn node_file(State(files): State<BootFiles>, uri: Uri) -> Response {
+async fn node_file(State(st): State<Served>, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
-    match files.http_file(path) {
+    match st.files.http_file(path) {
         Some(text) => text_reply(&text),
         None => not_found(),
     }
 }
 
 /// `GET /autoinst/<node>/<file>`: its answer files (root password hash,
-/// callback token), only to the node's reserved address.
+/// callback token) and a built image's overlay, only to the node's
+/// reserved address. A served overlay is the node's `image fetched`.
 async fn answer_file(
-    State(files): State<BootFiles>,
+    State(st): State<Served>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
 ) -> Response {
     let path = uri.path().trim_start_matches('/');
-    match files.answer_file(path, peer.ip()) {
+    match st.files.answer_file(path, peer.ip()) {
+        Answer::File(text) if path.ends_with(&format!("/{}", crate::answers::OVERLAY)) => {
+            if let Some(node) = path.split('/').nth(1) {
+                st.fetched.fetched(node);
+            }
+            (
+                [(header::CONTENT_TYPE, "application/octet-stream")],
+                text.to_string(),
+            )
+                .into_response()
+        }
         Answer::File(text) => text_reply(&text),
         Answer::Missing => not_found(),
         Answer::Refused => {
@@ -69,7 +87,11 @@ fn not_found() -> Response {
 }
 
 /// Serves the boot files on `listen` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, files: BootFiles) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    files: BootFiles,
+    fetched: FetchedImages,
+) -> anyhow::Result<()> {
     let listen = listener.local_addr()?;
     let root = files.http_root().to_path_buf();
     let app = Router::new()
@@ -80,7 +102,7 @@ pub async fn serve(listener: tokio::net::TcpListener, files: BootFiles) -> anyho
             "/metrics",
             get(|| async { xcat3_common::metrics::render() }),
         )
-        .with_state(files)
+        .with_state(Served { files, fetched })
         .fallback_service(ServeDir::new(&root))
         .layer(middleware::from_fn(log_fetch));
     tracing::info!(%listen, root = %root.display(), "HTTP serving boot files");

@@ -8,8 +8,10 @@
 
 mod files;
 mod http;
+mod steps;
 mod tftp;
 
 pub use files::{BootEntry, BootFiles, Install};
 pub use http::serve as serve_http;
+pub use steps::FetchedImages;
 pub use tftp::serve as serve_tftp;

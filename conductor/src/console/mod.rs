@@ -154,8 +154,10 @@ impl ConsoleServer {
             .collect();
         let mut want: HashMap<String, (NodeInfo, Logging)> = HashMap::new();
         for chunk in owned.chunks(5000) {
-            for rec in nodes::load_resolved(&self.db, chunk, false).await? {
-                let info = crate::runner::node_info(&rec, &HashMap::new());
+            let (records, vm_hosts) =
+                crate::runner::load_for_drivers(&self.db, chunk, false).await?;
+            for rec in records {
+                let info = crate::runner::node_info(&rec, &vm_hosts);
                 if self.drivers.console(&info).is_err() {
                     continue;
                 }
@@ -210,13 +212,15 @@ impl ConsoleServer {
         if let Some(c) = self.consoles.lock().expect("consoles lock").get(node) {
             return Ok(c.clone());
         }
-        let rec = nodes::load_resolved(&self.db, &[node.to_string()], false)
-            .await
-            .map_err(|e| AttachError::Store(node.into(), e))?
+        let (records, vm_hosts) =
+            crate::runner::load_for_drivers(&self.db, &[node.to_string()], false)
+                .await
+                .map_err(|e| AttachError::Store(node.into(), e))?;
+        let rec = records
             .into_iter()
             .next()
             .ok_or_else(|| AttachError::NotFound(node.into()))?;
-        let info = crate::runner::node_info(&rec, &HashMap::new());
+        let info = crate::runner::node_info(&rec, &vm_hosts);
         let logging = Logging::of(&nodes::parse_map(&rec.node.console_info))
             .map_err(|e| AttachError::Invalid(node.into(), e.to_string()))?;
         if logging == Logging::Off {

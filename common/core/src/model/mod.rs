@@ -26,7 +26,9 @@ pub use group::{
 pub use libvirt_uri::{LibvirtUri, Transport as LibvirtTransport, check_key_file, check_user};
 pub use network::{NetworkSpec, OsImageSpec, PasswdSpec};
 pub use node::{NicSpec, NodeSpec, check_install_value};
-pub use osimage::{Detected, Installer, MANIFEST, Manifest, TEMPLATE_OVERRIDE};
+pub use osimage::{
+    Build, Detected, ImageKind, Installer, MANIFEST, Manifest, ROOT_ARCHIVE, TEMPLATE_OVERRIDE,
+};
 pub use patch::{PatchOp, apply_patches, parse_patches};
 pub use secrets::{MASK, has_masked, is_secret_key, mask_secrets, strip_masked};
 pub use state::{ProvisionEvent, ProvisionState};

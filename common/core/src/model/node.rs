@@ -14,6 +14,7 @@ const READ_ONLY: &[&str] = &[
     "reservation",
     "state",
     "last_error",
+    "deploy_step",
     "power_state",
     "conductor_affinity",
     "conductor",

@@ -4,7 +4,9 @@
 //!  available ──deploy --state dhcp──▶ dhcp
 //!  available/dhcp/deploy failed ──deploy --osimage──▶ deploying
 //!  deploying ──install callback──▶ deployed
-//!  deploying ──timeout or error──▶ deploy failed
+//!  deploying ──agent: done (stateless image)──▶ booted
+//!  booted / deploy failed ──agent: a boot step (stateless reboot)──▶ deploying
+//!  deploying ──timeout, or a step the agent reports failed──▶ deploy failed
 //!  any ──deploy -d──▶ available
 //! ```
 //!
@@ -24,6 +26,9 @@ pub enum ProvisionState {
     Deploying,
     Deployed,
     DeployFailed,
+    /// A stateless node whose agent said `done`: it runs from its image in
+    /// RAM and network-boots again on every start.
+    Booted,
 }
 
 /// What asks for a change of state.
@@ -35,6 +40,10 @@ pub enum ProvisionEvent {
     Deploy,
     /// The installer called back with the node's token.
     Callback,
+    /// The agent of a stateless image said `done`.
+    Booted,
+    /// The agent of a stateless image reports a step of a new boot.
+    Rebooting,
     /// The deploy timed out or failed.
     Fail,
     /// `deploy -d`.
@@ -48,6 +57,7 @@ impl ProvisionState {
         "deploying",
         "deployed",
         "deploy failed",
+        "booted",
     ];
 
     /// The stored column (NULL = available); an unknown stored value reads
@@ -64,6 +74,7 @@ impl ProvisionState {
             "deploying" => ProvisionState::Deploying,
             "deployed" => ProvisionState::Deployed,
             "deploy failed" | "deploy_failed" => ProvisionState::DeployFailed,
+            "booted" => ProvisionState::Booted,
             _ => return None,
         })
     }
@@ -75,6 +86,7 @@ impl ProvisionState {
             ProvisionState::Deploying => "deploying",
             ProvisionState::Deployed => "deployed",
             ProvisionState::DeployFailed => "deploy failed",
+            ProvisionState::Booted => "booted",
         }
     }
 
@@ -95,14 +107,16 @@ impl ProvisionState {
             (S::Available | S::Dhcp | S::DeployFailed, E::Dhcp) => Ok(S::Dhcp),
             (S::Available | S::Dhcp | S::DeployFailed, E::Deploy) => Ok(S::Deploying),
             (S::Deploying, E::Callback) => Ok(S::Deployed),
+            (S::Deploying, E::Booted) => Ok(S::Booted),
+            (S::Deploying | S::Booted | S::DeployFailed, E::Rebooting) => Ok(S::Deploying),
             (S::Deploying, E::Fail) => Ok(S::DeployFailed),
             (S::Deploying, E::Dhcp | E::Deploy) => Err(
                 "state: deploying; wait for it to finish or release it first (deploy -d)".into(),
             ),
-            (S::Deployed, E::Dhcp | E::Deploy) => {
-                Err("state: deployed; release the node first (deploy -d)".into())
+            (S::Deployed | S::Booted, E::Dhcp | E::Deploy) => {
+                Err(format!("state: {self}; release the node first (deploy -d)"))
             }
-            (s, E::Callback) => Err(format!(
+            (s, E::Callback | E::Booted | E::Rebooting) => Err(format!(
                 "state: {s}, not deploying; the install callback is refused"
             )),
             (s, E::Fail) => Err(format!("state: {s}, not deploying")),
@@ -135,6 +149,10 @@ mod tests {
             (S::Deploying, E::Release, S::Available),
             (S::Available, E::Dhcp, S::Dhcp),
             (S::Dhcp, E::Dhcp, S::Dhcp),
+            (S::Deploying, E::Booted, S::Booted),
+            (S::Booted, E::Rebooting, S::Deploying),
+            (S::DeployFailed, E::Rebooting, S::Deploying),
+            (S::Booted, E::Release, S::Available),
         ];
         for (from, ev, to) in table {
             assert_eq!(from.next(ev), Ok(to), "{from} {ev:?}");
@@ -151,6 +169,9 @@ mod tests {
             (S::Available, E::Callback, "not deploying"),
             (S::DeployFailed, E::Callback, "refused"),
             (S::Available, E::Fail, "not deploying"),
+            (S::Booted, E::Deploy, "release the node first"),
+            (S::Deployed, E::Rebooting, "not deploying"),
+            (S::Booted, E::Booted, "not deploying"),
         ] {
             let e = from.next(ev).unwrap_err();
             assert!(e.contains(why), "{from} {ev:?}: {e}");

@@ -32,6 +32,9 @@ pub struct Model {
     pub state_changed_at: Option<DateTimeUtc>,
     /// Why the last deploy failed.
     pub last_error: Option<String>,
+    /// The last step of a boot or image write reported for the node
+    /// (`xcat3_common::agent::Step`).
+    pub deploy_step: Option<String>,
     /// The node's groups, comma-separated, first one first (NULL: none).
     pub groups: Option<String>,
     /// The last `health` verdict: `ok`, `warning` or `critical`.

@@ -14,6 +14,7 @@ mod m20261201_000005_error_kind;
 mod m20261201_000006_groups;
 mod m20261201_000007_inspect;
 mod m20261202_000008_console;
+mod m20261202_000009_deploy_step;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_groups::Migration),
             Box::new(m20261201_000007_inspect::Migration),
             Box::new(m20261202_000008_console::Migration),
+            Box::new(m20261202_000009_deploy_step::Migration),
         ]
     }
 }

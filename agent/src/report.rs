@@ -1,0 +1,96 @@
+//! Reports to the API's provisioning callback. The network may still be
+//! coming up and the API may be busy with a mass reboot: a report is sent
+//! again with backoff until it is answered, for up to ten minutes. A
+//! refusal (403: wrong token, wrong address, node released) is final.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use xcat3_common::agent::Step;
+
+use crate::Boot;
+
+/// How long one report is retried before the agent gives up (the
+/// conductor's deploy timeout then marks the node failed).
+const REPORT_FOR: Duration = Duration::from_secs(600);
+
+pub struct Reporter {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Reporter {
+    pub fn new(boot: &Boot) -> anyhow::Result<Reporter> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Reporter {
+            http,
+            url: format!(
+                "{}/v1/nodes/provision/callback?name={}",
+                boot.api, boot.node
+            ),
+            token: boot.token.clone(),
+        })
+    }
+
+    /// Reports that `step` was reached.
+    pub async fn step(&self, step: Step) -> anyhow::Result<()> {
+        self.send(json!({ "token": self.token, "step": step.as_str() }), step)
+            .await
+    }
+
+    /// Reports that `step` failed with `error`.
+    pub async fn failed(&self, step: Step, error: &str) -> anyhow::Result<()> {
+        let error = xcat3_common::agent::clean_error(error);
+        eprintln!("xcat3-agent: {step} failed: {error}");
+        self.send(
+            json!({ "token": self.token, "step": step.as_str(), "error": error }),
+            step,
+        )
+        .await
+    }
+
+    async fn send(&self, body: serde_json::Value, step: Step) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + REPORT_FOR;
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let why = match self.http.put(&self.url).json(&body).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let state = r.text().await.unwrap_or_default();
+                    println!("xcat3-agent: reported `{step}`: {}", state.trim());
+                    return Ok(());
+                }
+                Ok(r) if r.status().is_client_error() => {
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    bail!(
+                        "reporting `{step}`: the API refused it ({status}): {}",
+                        text.trim()
+                    );
+                }
+                Ok(r) => format!("HTTP {}", r.status()),
+                Err(e) => format!("{e}"),
+            };
+            if tokio::time::Instant::now() + pause > deadline {
+                bail!(
+                    "reporting `{step}`: no answer from {} for {} s: {why}",
+                    self.url,
+                    REPORT_FOR.as_secs()
+                );
+            }
+            eprintln!(
+                "xcat3-agent: reporting `{step}`: {why}; again in {:.1} s",
+                pause.as_secs_f64()
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+    }
+}
