@@ -264,7 +264,8 @@ fn an_expired_request_is_not_run_by_a_conductor_that_comes_back_late() {
 /// Takeover: nodes deploying on a conductor that is SIGKILLed are re-created
 /// by their new owner in the ring (reservation, install entry, answer files,
 /// same one-time token, kernel fetched from the API host over HTTP), and
-/// their installers' callbacks still work.
+/// their installers' callbacks still work. So are nodes `booted` from a
+/// stateless image (they boot it again at their next start).
 #[test]
 fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
     let db = TestDb::create();
@@ -274,6 +275,7 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
         "XCAT3_API_INSTALL_DIR",
         dir.path().join("install").display().to_string(),
     ));
+    env.push(("XCAT3_GENIMAGE_CACHE_DIR", super::images::cache_dir()));
     let api = Api::start(&["--listen", "127.0.0.1:0"], &env_refs(&env));
     env.extend([
         ("XCAT3_BOOT_API_URL", api.url.clone()),
@@ -313,7 +315,7 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
         .ok();
     // Node addresses on loopback: the callback is taken only from the
     // node's own address, and curl can call from there.
-    let nodes: Vec<Value> = (1..=20)
+    let nodes: Vec<Value> = (1..=30)
         .map(|i| {
             serde_json::json!({"name": format!("d{i}"), "mgt": "fake", "nics_info": {"nics": [
                 {"mac": format!("02:00:5e:00:09:{i:02x}"), "ip": format!("127.0.9.{}", 100 + i), "primary": true}]}})
@@ -326,15 +328,24 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
         .api
         .xcat3(&["deploy", "d[1-20]", "--osimage", "rocky9.3-x86_64"]);
     assert_eq!(run.summary(), (20, 20), "{}", run.stdout());
+    // d21-d30 boot a stateless image and are booted.
+    let built = c
+        .api
+        .xcat3(&["genimage", "st", "--distro", "debian12"])
+        .ok();
+    assert!(built.contains("st: created"), "{built}");
+    let run = c.api.xcat3(&["deploy", "d[21-30]", "--osimage", "st"]);
+    assert_eq!(run.summary(), (10, 10), "{}", run.stdout());
 
-    let ring = c.ring("d[1-20]");
+    let ring = c.ring("d[1-30]");
     let victim = c.conductors[0].host.clone();
-    let moved: Vec<u32> = (1..=20)
-        .filter(|i| ring[&format!("d{i}")] == victim)
-        .collect();
+    let on_victim = |range: std::ops::RangeInclusive<u32>| -> Vec<u32> {
+        range.filter(|i| ring[&format!("d{i}")] == victim).collect()
+    };
+    let (moved, moved_booted) = (on_victim(1..=20), on_victim(21..=30));
     assert!(
-        !moved.is_empty(),
-        "the ring gives the first conductor some nodes"
+        !moved.is_empty() && !moved_booted.is_empty(),
+        "the ring gives the first conductor some nodes of each kind"
     );
     let script = |port: u16, i: u32| -> Option<String> {
         let out = std::process::Command::new("curl")
@@ -367,6 +378,21 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
         script(ports[1], moved[0]).is_none(),
         "not yet on the other conductor"
     );
+    let booted: Vec<(u32, String)> = moved_booted
+        .iter()
+        .map(|i| {
+            let t = token(&script(ports[0], *i).expect("served by its owner"));
+            let (code, reply) = super::deploy::callback(
+                &c.api,
+                &format!("127.0.9.{}", 100 + i),
+                &format!("d{i}"),
+                &format!(r#"{{"token":"{t}","step":"done"}}"#),
+            );
+            assert_eq!(code, 200, "{reply}");
+            assert!(reply.contains("booted"), "{reply}");
+            (*i, t)
+        })
+        .collect();
 
     c.conductors[0].kill9();
     // The survivor owns them once the victim's heartbeat is stale, and its
@@ -383,6 +409,15 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
             "{s}"
         );
         assert_eq!(&token(&s), t, "d{i} keeps its token");
+    }
+    for (i, t) in &booted {
+        let s = wait_until(40, "the survivor to take the booted node over", || {
+            script(ports[1], *i)
+        });
+        assert!(s.contains("boot image st"), "{s}");
+        assert_eq!(&token(&s), t, "d{i} keeps its token");
+        let shown = c.api.xcat3(&["show", &format!("d{i}"), "-i", "state"]).ok();
+        assert!(shown.contains("\"booted\""), "{shown}");
     }
     assert!(
         std::fs::read_to_string(&c.conductors[1].log)

@@ -27,7 +27,7 @@ fn curl(args: &[&str]) -> (u16, String) {
 }
 
 /// `curl` from source address `from`: (HTTP status, body).
-fn curl_from(from: &str, args: &[&str]) -> (u16, String) {
+pub(crate) fn curl_from(from: &str, args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
         .args([
             "--interface",
@@ -58,7 +58,7 @@ fn get_from(from: &str, url: &str) -> String {
 
 /// PUT the callback for `node` with `body` from address `from`: (status,
 /// reply).
-fn callback(api: &Api, from: &str, node: &str, body: &str) -> (u16, String) {
+pub(crate) fn callback(api: &Api, from: &str, node: &str, body: &str) -> (u16, String) {
     let url = format!("{}/v1/nodes/provision/callback?name={node}", api.url);
     curl_from(
         from,
@@ -75,7 +75,7 @@ fn callback(api: &Api, from: &str, node: &str, body: &str) -> (u16, String) {
 }
 
 /// The value of `key=` in a kernel command line.
-fn arg<'a>(script: &'a str, key: &str) -> &'a str {
+pub(crate) fn arg<'a>(script: &'a str, key: &str) -> &'a str {
     script
         .split_whitespace()
         .find_map(|w| w.strip_prefix(&format!("{key}=")))
@@ -128,7 +128,7 @@ fn deploy_ok(api: &Api, node: &str, osimage: &str) {
     assert_eq!(node_results(&out)[node], "ok", "{out}");
 }
 
-fn state(api: &Api, node: &str) -> Value {
+pub(crate) fn state(api: &Api, node: &str) -> Value {
     let out = api.xcat3(&["show", node]).ok();
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}"));
     v[0]["attr"].clone()

@@ -140,7 +140,7 @@ fn admin_token(data: &Path) -> String {
 
 /// Images are built once per machine from a cached root: the first build
 /// bootstraps Debian (minutes), later ones pack the cache (seconds).
-fn cache_dir() -> String {
+pub(crate) fn cache_dir() -> String {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     format!("{home}/.cache/xcat3/genimage")
 }
@@ -459,4 +459,148 @@ fn built_images_boot_stateless_and_from_disk_on_real_guests() {
         err.starts_with("installing failed: install_disk /dev/vdz"),
         "{err}"
     );
+}
+
+/// The boot protocol of a built image without a guest, as a mass reboot
+/// would exercise it: the overlay goes to the node's address only and is
+/// its `image fetched`; the agent's reports (curl from the node's
+/// address) move a stateless node to `booted`, a new boot back to
+/// `deploying`, a failed step to `deploy failed` with the reason; a wrong
+/// token is refused; an image in use is not deleted, and a released one
+/// is, with its tree.
+#[test]
+fn stateless_boot_reports_move_the_node_and_keep_its_image() {
+    use super::deploy::{arg, callback, curl_from, state};
+    let dir = TempDir::new("images-steps");
+    let cache = cache_dir();
+    let port = xcat3_tests::free_tcp_port();
+    let http = format!("127.0.0.1:{port}");
+    let api = Api::standalone_with(
+        &dir.path().join("data"),
+        &[
+            ("XCAT3_BOOT_HTTP_LISTEN", http.as_str()),
+            ("XCAT3_BOOT_SERVER_ADDRESS", "127.0.0.1"),
+            ("XCAT3_DHCP_BACKEND", "none"),
+            ("XCAT3_GENIMAGE_CACHE_DIR", cache.as_str()),
+        ],
+    );
+    let out = api.xcat3(&["genimage", "st", "--distro", "debian12"]).ok();
+    assert!(out.contains("st: created (stateless"), "{out}");
+    api.xcat3(&[
+        "network-create",
+        "lab",
+        "subnet=127.0.2.0",
+        "netmask=255.255.255.0",
+    ])
+    .ok();
+    api.xcat3(&[
+        "passwd-create",
+        "system",
+        "username=root",
+        "password=cluster",
+    ])
+    .ok();
+    let (mac, ip) = ("02:00:5e:00:22:31", "127.0.2.31");
+    api.xcat3(&[
+        "create",
+        "s1",
+        "netboot=ipxe",
+        "-i",
+        &format!("mac={mac},ip={ip}"),
+    ])
+    .ok();
+    let r = node_results(&api.xcat3(&["deploy", "s1", "--osimage", "st"]).ok());
+    assert_eq!(r["s1"], "ok");
+
+    let (code, script) = curl_from(
+        ip,
+        &[&format!("http://{http}/ipxe/{}", mac.replace(':', "-"))],
+    );
+    assert_eq!(code, 200, "{script}");
+    let overlay_url = format!("http://{http}/autoinst/s1/overlay.cpio");
+    assert!(
+        script.contains(&format!("initrd --name overlay {overlay_url}")),
+        "{script}"
+    );
+    assert!(
+        script.contains("initrd --name root") && script.contains(":try6"),
+        "{script}"
+    );
+    let token = arg(&script, "xcat3.token").to_string();
+    // The overlay carries the node's settings: its address only.
+    let (code, _) = curl_from("127.0.0.1", &[&overlay_url]);
+    assert_eq!(code, 403);
+    assert_eq!(state(&api, "s1")["deploy_step"], serde_json::Value::Null);
+    let (code, overlay) = curl_from(ip, &[&overlay_url]);
+    assert_eq!(code, 200);
+    assert!(
+        overlay.contains("etc/xcat3/node.conf") && overlay.contains("node=s1"),
+        "{overlay}"
+    );
+    xcat3_tests::wait_until(10, "image fetched recorded", || {
+        (state(&api, "s1")["deploy_step"] == "image fetched").then_some(())
+    });
+
+    let report = |body: &str| {
+        let (code, reply) = callback(&api, ip, "s1", body);
+        (code, reply)
+    };
+    let step = |s: &str| format!(r#"{{"token":"{token}","step":"{s}"}}"#);
+    assert_eq!(
+        report(&step("root mounted")),
+        (200, r#"{"nodes":{"s1":"deploying"}}"#.into())
+    );
+    assert_eq!(report(&step("agent up")).0, 200);
+    assert_eq!(
+        report(&step("done")),
+        (200, r#"{"nodes":{"s1":"booted"}}"#.into())
+    );
+    let s = state(&api, "s1");
+    assert_eq!(
+        (s["state"].as_str(), s["deploy_step"].as_str()),
+        (Some("booted"), Some("done"))
+    );
+    // Booted from it: not deleted.
+    let del = api.xcat3(&["osimage-delete", "st"]);
+    assert_ne!(del.code(), 0);
+    assert!(
+        del.stderr().contains("1 nodes are deploying or booted"),
+        "{}",
+        del.stderr()
+    );
+
+    // The next boot: the overlay fetched again makes it deploying.
+    assert_eq!(curl_from(ip, &[&overlay_url]).0, 200);
+    xcat3_tests::wait_until(10, "a new boot is deploying", || {
+        (state(&api, "s1")["state"] == "deploying").then_some(())
+    });
+    assert_eq!(report(&step("done")).1, r#"{"nodes":{"s1":"booted"}}"#);
+    // A step that fails, with control characters in its text.
+    let failed =
+        format!(r#"{{"token":"{token}","step":"agent up","error":"no address on\nens3\u0007"}}"#);
+    assert_eq!(
+        report(&failed),
+        (200, r#"{"nodes":{"s1":"deploy failed"}}"#.into())
+    );
+    let s = state(&api, "s1");
+    assert_eq!(s["last_error"], "agent up failed: no address on ens3");
+    assert_eq!(s["deploy_step"], "agent up");
+    // Its next boot reports with the same token and recovers.
+    assert_eq!(
+        report(&step("root mounted")).1,
+        r#"{"nodes":{"s1":"deploying"}}"#
+    );
+    // Refused: a wrong token, a step we do not know, another address.
+    let (code, _) = report(r#"{"token":"0123456789abcdef0123456789abcdef","step":"done"}"#);
+    assert_eq!(code, 403);
+    assert_eq!(report(&step("rebooting")).0, 400);
+    let (code, _) = callback(&api, "127.0.0.1", "s1", &step("done"));
+    assert_eq!(code, 403);
+
+    // Released and gone, the image goes, tree and all.
+    api.xcat3(&["deploy", "s1", "-d"]).ok();
+    api.xcat3(&["delete", "s1"]).ok();
+    api.xcat3(&["osimage-delete", "st"]).ok();
+    assert!(!dir.path().join("data/install/st").exists());
+    assert_ne!(api.xcat3(&["osimage-show", "st"]).code(), 0);
 }
