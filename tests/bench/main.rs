@@ -7,7 +7,7 @@
 //! `scripts/bench NAME [ROUNDS]` is the entry point: it provides the
 //! servers (`XCAT3_BENCH_DB_URL`, `XCAT3_BENCH_AMQP_URL`) and runs this
 //! for `seed-table`, `inventory`, `power`, `power-sync`, `groups`,
-//! `inspect` and `console`.
+//! `inspect`, `console` and `images`.
 
 use std::time::{Duration, Instant};
 
