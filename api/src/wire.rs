@@ -703,6 +703,19 @@ words!(
 );
 words!(SensorWord = words(xcat3_common::inspect::SensorKind::CHOICES, "which sensors"));
 words!(
+    StepWord = words(
+        xcat3_common::agent::Step::NAMES,
+        "a step of a boot or image write"
+    )
+);
+words!(DistroWord = words(crate::genimage::DISTROS, "the Debian release to build from"));
+words!(
+    ImageKindWord = words(
+        &["stateless", "image"],
+        "stateless: booted into RAM at every start; image: written to control_info.install_disk"
+    )
+);
+words!(
     StateWord = words(
         xcat3_common::model::ProvisionState::ALL,
         "provisioning state"

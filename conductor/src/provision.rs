@@ -390,7 +390,12 @@ impl Provisioner {
                 let text = |k: &str| info.get(k).and_then(|v| v.as_str());
                 // Again here: a record stored before the write-time check
                 // must not put shell into an answer file either.
-                for key in ["install_disk", "install_packages", "install_args"] {
+                for key in [
+                    "install_disk",
+                    "install_packages",
+                    "install_args",
+                    "ssh_authorized_keys",
+                ] {
                     if let Some(v) = text(key) {
                         check_install_value(key, v).map_err(|e| e.to_string())?;
                     }
@@ -407,6 +412,7 @@ impl Provisioner {
                     disk: text("install_disk"),
                     packages: words("install_packages"),
                     extra_args: words("install_args"),
+                    authorized_keys: text("ssh_authorized_keys"),
                     token: &tokens[&r.node.name],
                     answers_url: format!("http://{server}/autoinst/{}", r.node.name),
                 };
@@ -598,7 +604,13 @@ impl Provisioner {
         let mut takeover = Vec::new();
         let mut mine: HashSet<String> = HashSet::new();
         for d in deploying {
-            if ring.owner(&d.name) != Some(self.host.as_str()) || d.reservation.is_some() {
+            if ring.owner(&d.name) != Some(self.host.as_str()) {
+                continue;
+            }
+            // A request holds it (the `power boot` right after a deploy):
+            // not timed out or taken over now, but its entry is current.
+            if d.reservation.is_some() {
+                mine.insert(d.name);
                 continue;
             }
             let booted = d.state == ProvisionState::Booted.as_str();

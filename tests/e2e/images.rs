@@ -162,8 +162,11 @@ impl Cluster {
         v[0]["attr"][field].as_str().unwrap_or("").to_string()
     }
 
+    /// The node's console log (a guest may print bytes that are not
+    /// UTF-8: firmware, a garbled line).
     fn console_log(&self, node: &str) -> String {
-        std::fs::read_to_string(self.data.join("consoles").join(format!("{node}.log")))
+        std::fs::read(self.data.join("consoles").join(format!("{node}.log")))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
     }
 
@@ -486,6 +489,29 @@ fn stateless_boot_reports_move_the_node_and_keep_its_image() {
     );
     let out = api.xcat3(&["genimage", "st", "--distro", "debian12"]).ok();
     assert!(out.contains("st: created (stateless"), "{out}");
+    // Failed builds leave nothing behind: a root over its size limit, a
+    // package the mirror does not have.
+    let install = dir.path().join("data/install");
+    for (args, why) in [
+        (vec!["--size-limit", "64M"], "size_limit: the root is"),
+        (
+            vec!["--packages", "xcat3-no-such-package"],
+            "bootstrap failed",
+        ),
+    ] {
+        let mut cmd = vec!["genimage", "bad", "--distro", "debian12"];
+        cmd.extend(args);
+        let run = api.xcat3(&cmd);
+        assert_eq!(run.code(), 1, "{}", run.stderr());
+        assert!(run.stderr().contains(why), "{}", run.stderr());
+        assert_ne!(api.xcat3(&["osimage-show", "bad"]).code(), 0);
+        let left: Vec<String> = std::fs::read_dir(&install)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "st")
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
     api.xcat3(&[
         "network-create",
         "lab",
@@ -507,6 +533,13 @@ fn stateless_boot_reports_move_the_node_and_keep_its_image() {
         "netboot=ipxe",
         "-i",
         &format!("mac={mac},ip={ip}"),
+    ])
+    .ok();
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOr admin@mgmt";
+    api.xcat3(&[
+        "update",
+        "s1",
+        &format!("control_info/ssh_authorized_keys={key}"),
     ])
     .ok();
     let r = node_results(&api.xcat3(&["deploy", "s1", "--osimage", "st"]).ok());
@@ -533,6 +566,8 @@ fn stateless_boot_reports_move_the_node_and_keep_its_image() {
     assert_eq!(state(&api, "s1")["deploy_step"], serde_json::Value::Null);
     let (code, overlay) = curl_from(ip, &[&overlay_url]);
     assert_eq!(code, 200);
+    assert!(overlay.contains("root/.ssh/authorized_keys\0"), "{overlay}");
+    assert!(overlay.contains(key), "{overlay}");
     assert!(
         overlay.contains("etc/xcat3/node.conf") && overlay.contains("node=s1"),
         "{overlay}"

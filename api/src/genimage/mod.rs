@@ -49,6 +49,9 @@ pub struct Request {
     pub force: bool,
 }
 
+/// The distros `genimage` builds.
+pub const DISTROS: &[&str] = &["debian12", "debian13"];
+
 /// A Debian release we build from: `debian12` → bookworm.
 fn suite(distro: &str) -> Option<(&'static str, &'static str)> {
     match distro {
@@ -75,8 +78,9 @@ impl Request {
             .map_err(|e| ApiError::bad_request(format!("osimage {}: {e}", self.name)))?;
         if suite(&self.distro).is_none() {
             return Err(ApiError::bad_request(format!(
-                "distro: `{}` is not one of debian12, debian13",
-                self.distro
+                "distro: `{}` is not one of {}",
+                self.distro,
+                DISTROS.join(", ")
             )));
         }
         if self.arch != std::env::consts::ARCH {
@@ -191,110 +195,116 @@ pub async fn build(
     std::fs::create_dir(&tmp)
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", tmp.display())))?;
     let guard = RemoveOnDrop::new(tmp.clone());
-
-    // 1. bootstrap (or the cached root)
-    let base = root::bootstrap(
-        Path::new(&config.genimage.cache_dir),
-        suite,
-        &mirror,
-        &req.packages,
-        &progress,
-    )
-    .await?;
-    // 2. customize a copy
-    let tree = tmp.join("root");
-    progress
-        .say("customize", "copying the root and adding the agent")
-        .await;
-    root::copy_tree(&base, &tree).await?;
-    root::customize(&tree, &agent).await?;
-    // 3. pack
-    let out = tmp.join("image");
-    std::fs::create_dir(&out).map_err(|e| ApiError::internal(e.to_string()))?;
-    let packed = {
-        let (tree, out, p, kind) = (tree.clone(), out.clone(), progress.clone(), req.kind);
-        tokio::task::spawn_blocking(move || pack::pack(&tree, &out, kind, &p))
-            .await
-            .map_err(|e| ApiError::internal(format!("packing: {e}")))??
-    };
-    if let Some(limit) = req.size_limit
-        && packed.tree_bytes > limit
-    {
-        return Err(ApiError::bad_request(format!(
-            "size_limit: the root is {} MiB unpacked, over the limit of {} MiB (drop packages, or raise --size-limit)",
-            packed.tree_bytes >> 20,
-            limit >> 20
-        )));
-    }
-    // 4. register
-    let manifest = Manifest {
-        name: req.name.clone(),
-        media: Detected {
-            distro: "debian".into(),
-            version: version.into(),
-            arch: req.arch.clone(),
-            flavor: req.kind.as_str().into(),
-            kernel: pack::KERNEL.into(),
-            initrd: ROOT_ARCHIVE.into(),
-        },
-        orig_name: format!("genimage {} {suite}", req.kind.as_str()),
-        iso_bytes: 0,
-        marker: String::new(),
-        iso: None,
-        build: Some(Build {
-            kind: req.kind,
-            suite: suite.into(),
-            mirror: mirror.clone(),
-            packages: req.packages.clone(),
-            kernel_bytes: packed.kernel_bytes,
-            root_bytes: packed.root_bytes,
-            tree_bytes: packed.tree_bytes,
-            built_at: chrono::Utc::now().to_rfc3339(),
-            build_seconds: started.elapsed().as_secs(),
-        }),
-    };
-    let json_bytes =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| ApiError::internal(e.to_string()))?;
-    std::fs::write(out.join(MANIFEST), json_bytes)
-        .map_err(|e| ApiError::internal(format!("writing the manifest: {e}")))?;
-    let target = install_dir.join(&req.name);
-    let old = install_dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
-    let had_old = target.exists();
-    if had_old {
-        std::fs::rename(&target, &old)
-            .map_err(|e| ApiError::internal(format!("moving the old tree aside: {e}")))?;
-    }
-    std::fs::rename(&out, &target)
-        .map_err(|e| ApiError::internal(format!("moving the image into place: {e}")))?;
-    let registered = match existing {
-        Some(row) => resources::rebuilt_osimage(db, row, version, req.kind.as_str()).await,
-        None => {
-            resources::create_osimage(
-                db,
-                &req.name,
-                "debian",
-                version,
-                &req.arch,
-                &manifest.orig_name,
-                req.kind.as_str(),
-            )
-            .await
+    let built: Result<Value, ApiError> = async {
+        // 1. bootstrap (or the cached root)
+        let base = root::bootstrap(
+            Path::new(&config.genimage.cache_dir),
+            suite,
+            &mirror,
+            &req.packages,
+            &progress,
+        )
+        .await?;
+        // 2. customize a copy
+        let tree = tmp.join("root");
+        progress
+            .say("customize", "copying the root and adding the agent")
+            .await;
+        root::copy_tree(&base, &tree).await?;
+        root::customize(&tree, &agent).await?;
+        // 3. pack
+        let out = tmp.join("image");
+        std::fs::create_dir(&out).map_err(|e| ApiError::internal(e.to_string()))?;
+        let packed = {
+            let (tree, out, p, kind) = (tree.clone(), out.clone(), progress.clone(), req.kind);
+            tokio::task::spawn_blocking(move || pack::pack(&tree, &out, kind, &p))
+                .await
+                .map_err(|e| ApiError::internal(format!("packing: {e}")))??
+        };
+        if let Some(limit) = req.size_limit
+            && packed.tree_bytes > limit
+        {
+            return Err(ApiError::bad_request(format!(
+                "size_limit: the root is {} MiB unpacked, over the limit of {} MiB (drop packages, or raise --size-limit)",
+                packed.tree_bytes >> 20,
+                limit >> 20
+            )));
         }
-    };
-    if let Err(e) = registered {
-        // Nothing half-made: the new tree goes, the old one comes back.
-        let _ = std::fs::remove_dir_all(&target);
+        // 4. register
+        let manifest = Manifest {
+            name: req.name.clone(),
+            media: Detected {
+                distro: "debian".into(),
+                version: version.into(),
+                arch: req.arch.clone(),
+                flavor: req.kind.as_str().into(),
+                kernel: pack::KERNEL.into(),
+                initrd: ROOT_ARCHIVE.into(),
+            },
+            orig_name: format!("genimage {} {suite}", req.kind.as_str()),
+            iso_bytes: 0,
+            marker: String::new(),
+            iso: None,
+            build: Some(Build {
+                kind: req.kind,
+                suite: suite.into(),
+                mirror: mirror.clone(),
+                packages: req.packages.clone(),
+                kernel_bytes: packed.kernel_bytes,
+                root_bytes: packed.root_bytes,
+                tree_bytes: packed.tree_bytes,
+                built_at: chrono::Utc::now().to_rfc3339(),
+                build_seconds: started.elapsed().as_secs(),
+            }),
+        };
+        let json_bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| ApiError::internal(e.to_string()))?;
+        std::fs::write(out.join(MANIFEST), json_bytes)
+            .map_err(|e| ApiError::internal(format!("writing the manifest: {e}")))?;
+        let target = install_dir.join(&req.name);
+        let old = install_dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
+        let had_old = target.exists();
         if had_old {
-            let _ = std::fs::rename(&old, &target);
+            std::fs::rename(&target, &old)
+                .map_err(|e| ApiError::internal(format!("moving the old tree aside: {e}")))?;
         }
-        return Err(e.into());
+        std::fs::rename(&out, &target)
+            .map_err(|e| ApiError::internal(format!("moving the image into place: {e}")))?;
+        let registered = match existing {
+            Some(row) => resources::rebuilt_osimage(db, row, version, req.kind.as_str()).await,
+            None => {
+                resources::create_osimage(
+                    db,
+                    &req.name,
+                    "debian",
+                    version,
+                    &req.arch,
+                    &manifest.orig_name,
+                    req.kind.as_str(),
+                )
+                .await
+            }
+        };
+        if let Err(e) = registered {
+            // Nothing half-made: the new tree goes, the old one comes back.
+            let _ = std::fs::remove_dir_all(&target);
+            if had_old {
+                let _ = std::fs::rename(&old, &target);
+            }
+            return Err(e.into());
+        }
+        if had_old {
+            drop(RemoveOnDrop::new(old));
+        }
+        tracing::info!(osimage = %req.name, kind = req.kind.as_str(), root_mib = packed.root_bytes >> 20, seconds = started.elapsed().as_secs(), "genimage built");
+        Ok(image_summary(&manifest))
     }
-    if had_old {
-        drop(RemoveOnDrop::new(old));
-    }
-    drop(guard);
-    tracing::info!(osimage = %req.name, kind = req.kind.as_str(), root_mib = packed.root_bytes >> 20, seconds = started.elapsed().as_secs(), "genimage built");
-    Ok(image_summary(&manifest))
+    .await;
+    // Removed before the reply (a client going away drops the guard
+    // instead): once the result is out, nothing of the build is left.
+    guard.disarm();
+    let _ = tokio::task::spawn_blocking(move || crate::copycds::remove_tree(&tmp)).await;
+    built
 }
 
 /// What `osimage-show` adds for a built image.

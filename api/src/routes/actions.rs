@@ -358,6 +358,7 @@ pub struct CallbackBody {
     token: Option<String>,
     /// The step reached (`image fetched`, `root mounted`, `agent up`,
     /// `installing`, `done`); absent means `done` (installers' callback).
+    #[schema(value_type = Option<StepWord>)]
     step: Option<String>,
     /// With `step`: that step failed, and why. The node is `deploy failed`
     /// with this text.
@@ -495,11 +496,7 @@ async fn callback(
         Some(s) => Step::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "{name}: step: `{s}` is not one of {}",
-                Step::ALL
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                Step::NAMES.join(", ")
             ))
         })?,
     };

@@ -102,14 +102,14 @@ async fn copycds(
 pub struct GenimageBody {
     /// The osimage's name.
     name: String,
-    /// `debian12` or `debian13`.
+    #[schema(value_type = DistroWord)]
     distro: String,
-    /// The API host's own architecture (`x86_64`).
+    /// The API host's own architecture (default).
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "x86_64")]
     arch: Option<String>,
-    /// `stateless` (booted into RAM on every start) or `image` (written to
-    /// `control_info.install_disk` by the agent).
     #[serde(default)]
+    #[schema(value_type = Option<ImageKindWord>)]
     kind: Option<String>,
     /// Debian packages added to the image.
     #[serde(default)]
@@ -124,12 +124,14 @@ pub struct GenimageBody {
 
 /// `POST /osimages/build`: `genimage`. Builds a node image from Debian's
 /// packages on the API host (root and debootstrap needed there) and
-/// registers it. The reply streams progress as ndjson lines
-/// (`{"step", "message"}`); the last line is `{"osimage": {...}}` or
+/// registers it: 201 with the image when the build is done. With
+/// `Accept: application/x-ndjson` the reply streams progress lines
+/// (`{"step", "message"}`) and its last line is `{"osimage": {...}}` or
 /// `{"error": "..."}`. A failed or abandoned build leaves nothing behind.
-#[utoipa::path(post, path = "/v1/osimages/build", tag = "osimages", operation_id = "genimage", request_body = GenimageBody, responses((status = 200, description = "progress lines, then the image or the error", content_type = "application/x-ndjson", body = Object), (status = 409, description = "the image exists (use force) or nodes use it", body = Fault)))]
+#[utoipa::path(post, path = "/v1/osimages/build", tag = "osimages", operation_id = "genimage", request_body = GenimageBody, responses((status = 201, description = "the image built (kind, sizes, build time); with Accept: application/x-ndjson, progress lines, then the image or the error", content((Object = "application/json"), (Object = "application/x-ndjson"))), (status = 409, description = "the image exists (use force) or nodes use it", body = Fault)))]
 async fn genimage(
     State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<axum::response::Response> {
     use std::sync::Arc;
@@ -159,16 +161,17 @@ async fn genimage(
         force: b.force,
     };
     req.check()?;
+    let stream = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-ndjson"));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(256);
     let cancelled = Arc::new(AtomicBool::new(false));
-    let progress = crate::genimage::Progress::new(tx.clone(), cancelled.clone());
-    let task = tokio::spawn(async move {
-        let last = match crate::genimage::build(&st.db, &st.config, req, progress).await {
-            Ok(image) => json!({ "osimage": image, "result": "created" }),
-            Err(e) => json!({ "error": e.message }),
-        };
-        let _ = tx.send(last).await;
-    });
+    let progress = crate::genimage::Progress::new(tx, cancelled.clone());
+    let task =
+        tokio::spawn(
+            async move { crate::genimage::build(&st.db, &st.config, req, progress).await },
+        );
     /// Cancels the build when the reply (and so the client) goes away.
     struct Abandon(Arc<AtomicBool>, tokio::task::AbortHandle);
     impl Drop for Abandon {
@@ -178,17 +181,38 @@ async fn genimage(
         }
     }
     let abandon = Abandon(cancelled, task.abort_handle());
-    let stream = async_lines(move |out| async move {
+    let finished = |r: Result<ApiResult<Value>, tokio::task::JoinError>| match r {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::internal(format!("genimage: {e}"))),
+    };
+    if !stream {
+        // Progress is for streaming clients; this one waits for the image.
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let image = finished(task.await)?;
+        drop(abandon);
+        return Ok((
+            StatusCode::CREATED,
+            Json(json!({ "osimage": image, "result": "created" })),
+        )
+            .into_response());
+    }
+    let lines = async_lines(move |out| async move {
         let _keep = abandon;
+        // Ends when the build ends: it held the only sender.
         while let Some(v) = rx.recv().await {
             if out.send(v).await.is_err() {
-                break;
+                return;
             }
         }
+        let last = match finished(task.await) {
+            Ok(image) => json!({ "osimage": image, "result": "created" }),
+            Err(e) => json!({ "error": e.message }),
+        };
+        let _ = out.send(last).await;
     });
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
+        Body::from_stream(lines),
     )
         .into_response())
 }

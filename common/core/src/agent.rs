@@ -38,6 +38,15 @@ pub enum Step {
 }
 
 impl Step {
+    /// Every step's wire name, in order (the OpenAPI document's enum).
+    pub const NAMES: &'static [&'static str] = &[
+        "image fetched",
+        "root mounted",
+        "agent up",
+        "installing",
+        "done",
+    ];
+
     pub const ALL: &'static [Step] = &[
         Step::ImageFetched,
         Step::RootMounted,
@@ -115,6 +124,8 @@ mod tests {
         for s in Step::ALL {
             assert_eq!(Step::parse(s.as_str()), Some(*s));
         }
+        let names: Vec<&str> = Step::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, Step::NAMES);
         assert_eq!(Step::parse("deploying"), None);
     }
 

@@ -126,14 +126,28 @@ impl<W: std::io::Write> Writer<W> {
 }
 
 /// A small archive of text files (and the directories above them), all
-/// owned by root: a node's overlay. Being headers of ASCII hex, names,
-/// zero padding and the files' UTF-8 text, the archive is itself valid
-/// UTF-8 and can be kept with the node's other text boot files.
+/// owned by root: a node's overlay. A path ending in `/` is a directory
+/// with that mode; directories not named are 0755. Being headers of
+/// ASCII hex, names, zero padding and the files' UTF-8 text, the archive
+/// is itself valid UTF-8 and can be kept with the node's other text boot
+/// files.
 pub fn text_archive(files: &[(&str, u32, &str)]) -> String {
     let mut w = Writer::new(Vec::new());
     let mut dirs: Vec<String> = Vec::new();
     for (path, mode, text) in files {
         let path = path.trim_start_matches('/');
+        if let Some(dir) = path.strip_suffix('/') {
+            if !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_string());
+                let e = Entry {
+                    name: dir.to_string(),
+                    mode: S_IFDIR | mode,
+                    ..Entry::default()
+                };
+                w.add(&e, &[]).expect("writing to memory");
+            }
+            continue;
+        }
         let mut at = 0;
         while let Some(i) = path[at..].find('/') {
             let dir = &path[..at + i];

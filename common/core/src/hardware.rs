@@ -248,6 +248,10 @@ pub const DEPLOY: &[Property] = &[
     ),
     optional("install_packages", "extra packages, separated by spaces"),
     optional("install_args", "extra kernel arguments for the installer"),
+    optional(
+        "ssh_authorized_keys",
+        "public keys for root's authorized_keys on images genimage built, one per line",
+    ),
 ];
 
 /// One interface of a hardware type: the driver behind it and what it

@@ -158,6 +158,8 @@ pub struct NodeContext<'a> {
     pub packages: Vec<&'a str>,
     /// `control_info.install_args`, split.
     pub extra_args: Vec<&'a str>,
+    /// `control_info.ssh_authorized_keys` (built images: root's keys).
+    pub authorized_keys: Option<&'a str>,
     /// The one-time callback token.
     pub token: &'a str,
     /// `http://<conductor>/autoinst/<node>`: where this node's answer
@@ -367,12 +369,24 @@ fn overlay(n: &NodeContext, node_conf: &str) -> String {
         "# xcat3: the node's provisioning nic\n[Match]\nMACAddress={}\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nUseHostname=false\n",
         n.mac
     );
-    xcat3_common::cpio::text_archive(&[
-        ("etc/hostname", 0o644, &hostname),
-        ("etc/hosts", 0o644, &hosts),
-        ("etc/systemd/network/10-xcat3.network", 0o644, &network),
+    let mut files = vec![
+        ("etc/hostname", 0o644, hostname.as_str()),
+        ("etc/hosts", 0o644, hosts.as_str()),
+        (
+            "etc/systemd/network/10-xcat3.network",
+            0o644,
+            network.as_str(),
+        ),
         (xcat3_common::agent::NODE_CONF, 0o600, node_conf),
-    ])
+    ];
+    let keys = n.authorized_keys.map(|k| format!("{}\n", k.trim_end()));
+    if let Some(k) = &keys {
+        // Directories with root's own modes: an archive's directory entry
+        // sets the mode of the one already there.
+        files.extend([("root/", 0o700, ""), ("root/.ssh/", 0o700, "")]);
+        files.push(("root/.ssh/authorized_keys", 0o600, k.as_str()));
+    }
+    xcat3_common::cpio::text_archive(&files)
 }
 
 #[cfg(test)]
@@ -402,6 +416,7 @@ mod tests {
             disk,
             packages: vec!["vim", "curl"],
             extra_args: vec!["console=ttyS0,115200"],
+            authorized_keys: Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE admin@mgmt"),
             token: "0123abcd",
             answers_url: "http://10.0.0.2:8080/autoinst/n1".into(),
         }
@@ -469,9 +484,13 @@ mod tests {
             "install_disk=/dev/vda",
             "root_password=$6$salt$hash",
             "api_url=http://10.0.0.1:3010",
+            "root/.ssh/authorized_keys\0",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE admin@mgmt\n",
         ] {
             assert!(cpio.contains(part), "{part:?} in the overlay");
         }
+        // root and root/.ssh keep mode 0700 (040700 in the header).
+        assert_eq!(cpio.matches("000041c0").count(), 2, "two 0700 directories");
         let args = a.kernel_args(&node(None)).join(" ");
         for part in [
             "rdinit=/sbin/init",

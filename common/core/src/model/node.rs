@@ -390,7 +390,7 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
             }
             // OS deployment: the disk to install on, extra packages and
             // kernel arguments for the installer.
-            "install_disk" | "install_packages" | "install_args" => {
+            "install_disk" | "install_packages" | "install_args" | "ssh_authorized_keys" => {
                 let s = value
                     .as_str()
                     .ok_or_else(|| FieldError::new(&field, "must be a string"))?;
@@ -445,6 +445,25 @@ pub fn check_install_value(key: &str, value: &str) -> Result<(), FieldError> {
         "install_args" => (
             words_of("._,:/=+@~%-"),
             "must be kernel arguments separated by spaces (letters, digits, . _ , : / = + @ ~ % -)",
+        ),
+        // Lines of `TYPE BASE64 [COMMENT]` as in authorized_keys (no
+        // options: a record cannot add `command=` to root's keys).
+        "ssh_authorized_keys" => (
+            value.len() <= 16384
+                && value.lines().filter(|l| !l.trim().is_empty()).all(|l| {
+                    let mut w = l.split_whitespace();
+                    let kind = w.next().unwrap_or("");
+                    let key = w.next().unwrap_or("");
+                    (kind.starts_with("ssh-")
+                        || kind.starts_with("ecdsa-sha2-")
+                        || kind.starts_with("sk-"))
+                        && !key.is_empty()
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+                        && l.bytes().all(|b| (0x20..0x7f).contains(&b))
+                }),
+            "must be public keys, one per line, as `ssh-ed25519 AAAA... comment` (no options)",
         ),
         _ => (true, ""),
     };
@@ -620,11 +639,22 @@ mod address_tests {
             ("install_args", "a'b"),
             ("install_args", "x;y"),
             ("install_args", "x#y"),
+            (
+                "ssh_authorized_keys",
+                "command=\"curl x|sh\" ssh-ed25519 AAAAC3Nz admin",
+            ),
+            ("ssh_authorized_keys", "ssh-ed25519 AAAA$(id)"),
+            ("ssh_authorized_keys", "not a key"),
+            ("ssh_authorized_keys", "ssh-ed25519 AAAA x\u{7}"),
         ] {
             let e = check_install_value(key, bad).expect_err(bad);
             assert_eq!(e.field, format!("control_info.{key}"), "{bad}");
         }
         for (key, good) in [
+            (
+                "ssh_authorized_keys",
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE+x/y= admin@mgmt\n\necdsa-sha2-nistp256 AAAAE2Vj ops",
+            ),
             ("install_disk", "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"),
             ("install_disk", "/dev/nvme0n1"),
             (
