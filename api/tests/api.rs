@@ -1775,7 +1775,15 @@ async fn drivers_describe_types_interfaces_and_properties() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(deploy, ["install_disk", "install_packages", "install_args"]);
+    assert_eq!(
+        deploy,
+        [
+            "install_disk",
+            "install_packages",
+            "install_args",
+            "ssh_authorized_keys"
+        ]
+    );
 
     let (s, ipmi) = call(&st, "GET", "/v1/drivers/ipmi", None).await;
     assert_eq!(s, StatusCode::OK);
