@@ -27,16 +27,6 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
 
 /// CPU seconds (user + system) process `pid` has used; 0 when gone.
 pub fn proc_cpu_seconds(pid: u32) -> f64 {
-    proc_cpu(pid, false)
-}
-
-/// [`proc_cpu_seconds`] plus what its exited, reaped children used (a
-/// server that forks per request).
-pub fn proc_cpu_seconds_with_children(pid: u32) -> f64 {
-    proc_cpu(pid, true)
-}
-
-fn proc_cpu(pid: u32, children: bool) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -45,11 +35,7 @@ fn proc_cpu(pid: u32, children: bool) -> f64 {
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let mut ticks = field(11) + field(12);
-    if children {
-        ticks += field(13) + field(14);
-    }
-    ticks as f64 / 100.0
+    (field(11) + field(12)) as f64 / 100.0
 }
 
 /// The directory holding the workspace's binaries (next to `deps/`),

@@ -6,7 +6,8 @@
 //! there.
 //!
 //! A fetched image is kept with the manifest it came from and fetched again
-//! when the osimage was imported anew (another row id).
+//! when the osimage was imported anew (another row id) or rebuilt (its row
+//! updated, its manifest changed).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,12 +37,17 @@ struct Local {
     template: Option<String>,
 }
 
+/// Which version of an osimage row a fetch was for: a re-imported image
+/// has another id, a rebuilt one (`genimage --force`) a later update.
+type RowVersion = (i64, chrono::DateTime<chrono::Utc>);
+
 pub struct Images {
     api_url: String,
     root: PathBuf,
     http: reqwest::Client,
-    /// By osimage name: the row id it was fetched for, and the image.
-    ready: tokio::sync::Mutex<HashMap<String, (i64, Arc<Image>)>>,
+    /// By osimage name: the row (id and last update) it was fetched for,
+    /// and the image.
+    ready: tokio::sync::Mutex<HashMap<String, (RowVersion, Arc<Image>)>>,
 }
 
 impl Images {
@@ -67,8 +73,9 @@ impl Images {
     /// the same image wait for one fetch.
     pub async fn get(&self, row: &osimage::Model) -> Result<Arc<Image>, String> {
         let mut ready = self.ready.lock().await;
-        if let Some((id, img)) = ready.get(&row.name)
-            && *id == row.id
+        let version = (row.id, row.updated_at);
+        if let Some((v, img)) = ready.get(&row.name)
+            && *v == version
         {
             return Ok(img.clone());
         }
@@ -78,7 +85,7 @@ impl Images {
                 row.name
             )
         })?);
-        ready.insert(row.name.clone(), (row.id, img.clone()));
+        ready.insert(row.name.clone(), (version, img.clone()));
         Ok(img)
     }
 

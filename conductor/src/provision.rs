@@ -589,9 +589,9 @@ impl Provisioner {
     /// this conductor owns: fails deploys past `[boot] deploy_timeout`,
     /// takes over those another (dead or former) owner prepared (a booted
     /// stateless node needs its boot files at its next start), and gives
-    /// local boot entries to
-    /// nodes it holds install entries for that are no longer deploying
-    /// here (a callback whose notice was lost, a timeout, a moved node).
+    /// local boot entries to nodes it holds install entries for that are
+    /// no longer deploying here (a callback whose notice was lost, a
+    /// timeout, a moved node).
     /// Returns the nodes to take over; the caller locks and loads them and
     /// calls [`prepare_deploy`](Self::prepare_deploy) with `takeover`.
     pub async fn sweep_deploying(&self, ring: &HashRing) -> Result<Vec<String>, String> {
