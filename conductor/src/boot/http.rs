@@ -103,7 +103,10 @@ pub async fn serve(
             get(|| async { xcat3_common::metrics::render() }),
         )
         .with_state(Served { files, fetched })
-        .fallback_service(ServeDir::new(&root))
+        // Root archives are 100+ MiB and a mass reboot reads one per node:
+        // 256 KiB reads instead of the default 64 KiB took serving 1,000
+        // nodes from 92 to 65 CPU-seconds (scripts/bench images).
+        .fallback_service(ServeDir::new(&root).with_buf_chunk_size(256 << 10))
         .layer(middleware::from_fn(log_fetch));
     tracing::info!(%listen, root = %root.display(), "HTTP serving boot files");
     // The provisioning network is hostile: timeouts and connection caps.
