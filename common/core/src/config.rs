@@ -393,6 +393,23 @@ impl BootConfig {
     }
 }
 
+/// The sections `XCAT3_<SECTION>_<KEY>` variables may name: every field
+/// of [`Config`] (a test holds the two together).
+const SECTIONS: &[&str] = &[
+    "database",
+    "bus",
+    "api",
+    "conductor",
+    "power",
+    "ipmi",
+    "kvm",
+    "dhcp",
+    "boot",
+    "secrets",
+    "console",
+    "genimage",
+];
+
 impl Config {
     /// Reads `path` (if given), then applies `XCAT3_*` variables from `env`.
     pub fn load(
@@ -415,22 +432,7 @@ impl Config {
             let Some((section, name)) = rest.split_once('_') else {
                 continue;
             };
-            if ![
-                "database",
-                "bus",
-                "api",
-                "conductor",
-                "power",
-                "ipmi",
-                "kvm",
-                "dhcp",
-                "boot",
-                "secrets",
-                "console",
-                "genimage",
-            ]
-            .contains(&section)
-            {
+            if !SECTIONS.contains(&section) {
                 continue;
             }
             // Typed where TOML can read the text (numbers, booleans),
@@ -468,6 +470,20 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A section added to `Config` but not to `SECTIONS` would ignore its
+    /// environment variables (`[genimage]` once did).
+    #[test]
+    fn every_section_takes_environment_overrides() {
+        let toml::Value::Table(t) = toml::Value::try_from(Config::default()).unwrap() else {
+            panic!("a config is a table");
+        };
+        let mut fields: Vec<&str> = t.keys().map(String::as_str).collect();
+        let mut sections = SECTIONS.to_vec();
+        fields.sort_unstable();
+        sections.sort_unstable();
+        assert_eq!(fields, sections);
+    }
 
     /// The sample documents every option with its default: it parses (no
     /// unknown key) and equals `Config::default()` (no stale value), and
