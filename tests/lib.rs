@@ -38,6 +38,14 @@ pub fn proc_cpu_seconds(pid: u32) -> f64 {
     (field(11) + field(12)) as f64 / 100.0
 }
 
+/// Where tests and benchmarks keep bootstrapped roots for `genimage`:
+/// the first build on a machine bootstraps Debian (minutes), later ones
+/// pack the cache (seconds).
+pub fn genimage_cache_dir() -> String {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    format!("{home}/.cache/xcat3/genimage")
+}
+
 /// The directory holding the workspace's binaries (next to `deps/`),
 /// brought up to date first: `cargo test` builds test harnesses, not the
 /// other packages' executables, so the tests build them once per process
@@ -227,6 +235,39 @@ impl Api {
             url,
             netns: netns.map(str::to_string),
         }
+    }
+
+    /// A standalone API that serves boot files over HTTP on `http`
+    /// (loopback nodes, no DHCP server) and builds images from the
+    /// machine's genimage cache ([`genimage_cache_dir`]), with `env` added.
+    pub fn standalone_boot(data_dir: &Path, http: &str, env: &[(&str, &str)]) -> Api {
+        let cache = genimage_cache_dir();
+        let mut all = vec![
+            ("XCAT3_BOOT_HTTP_LISTEN", http),
+            ("XCAT3_BOOT_SERVER_ADDRESS", "127.0.0.1"),
+            ("XCAT3_DHCP_BACKEND", "none"),
+            ("XCAT3_GENIMAGE_CACHE_DIR", cache.as_str()),
+        ];
+        all.extend_from_slice(env);
+        Api::standalone_with(data_dir, &all)
+    }
+
+    /// The network `lab` (`network` holds its `subnet=`, `netmask=`, ...)
+    /// and the root password every deploy needs, as `token`'s holder.
+    pub fn create_lab(&self, token: Option<&str>, network: &[&str]) {
+        let mut args = vec!["network-create", "lab"];
+        args.extend_from_slice(network);
+        self.xcat3_as(token, &args).ok();
+        self.xcat3_as(
+            token,
+            &[
+                "passwd-create",
+                "system",
+                "username=root",
+                "password=cluster",
+            ],
+        )
+        .ok();
     }
 
     /// Runs the real `xcat3` CLI against this API.

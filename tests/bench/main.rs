@@ -1004,37 +1004,14 @@ fn images(rounds: usize) {
     let dir = TempDir::new("bench-images");
     let http_port = xcat3_tests::free_tcp_port();
     let http = format!("127.0.0.1:{http_port}");
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let cache = format!("{home}/.cache/xcat3/genimage");
-    let api = Api::standalone_with(
-        &dir.path().join("data"),
-        &[
-            ("XCAT3_BOOT_HTTP_LISTEN", http.as_str()),
-            ("XCAT3_BOOT_SERVER_ADDRESS", "127.0.0.1"),
-            ("XCAT3_DHCP_BACKEND", "none"),
-            ("XCAT3_GENIMAGE_CACHE_DIR", cache.as_str()),
-        ],
-    );
+    let api = Api::standalone_boot(&dir.path().join("data"), &http, &[]);
     let t0 = Instant::now();
     let out = api
         .xcat3(&["genimage", "bench", "--distro", "debian12"])
         .ok();
     let build = t0.elapsed().as_secs_f64();
     println!("{out}");
-    api.xcat3(&[
-        "network-create",
-        "lab",
-        "subnet=127.3.0.0",
-        "netmask=255.255.0.0",
-    ])
-    .ok();
-    api.xcat3(&[
-        "passwd-create",
-        "system",
-        "username=root",
-        "password=cluster",
-    ])
-    .ok();
+    api.create_lab(None, &["subnet=127.3.0.0", "netmask=255.255.0.0"]);
     let ips: Vec<std::net::Ipv4Addr> = (0..NODES)
         .map(|i| std::net::Ipv4Addr::new(127, 3, (i / 250) as u8, (i % 250 + 1) as u8))
         .collect();

@@ -275,7 +275,10 @@ fn deploying_nodes_of_a_killed_conductor_are_taken_over() {
         "XCAT3_API_INSTALL_DIR",
         dir.path().join("install").display().to_string(),
     ));
-    env.push(("XCAT3_GENIMAGE_CACHE_DIR", super::images::cache_dir()));
+    env.push((
+        "XCAT3_GENIMAGE_CACHE_DIR",
+        xcat3_tests::genimage_cache_dir(),
+    ));
     let api = Api::start(&["--listen", "127.0.0.1:0"], &env_refs(&env));
     env.extend([
         ("XCAT3_BOOT_API_URL", api.url.clone()),

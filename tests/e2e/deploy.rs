@@ -85,12 +85,10 @@ pub(crate) fn arg<'a>(script: &'a str, key: &str) -> &'a str {
 /// A standalone API whose conductor serves boot files on `http_port`.
 fn api(dir: &TempDir, http_port: u16, deploy_timeout: &str) -> Api {
     let http = format!("127.0.0.1:{http_port}");
-    Api::standalone_with(
+    Api::standalone_boot(
         &dir.path().join("data"),
+        &http,
         &[
-            ("XCAT3_BOOT_HTTP_LISTEN", &http),
-            ("XCAT3_BOOT_SERVER_ADDRESS", "127.0.0.1"),
-            ("XCAT3_DHCP_BACKEND", "none"),
             ("XCAT3_BOOT_DEPLOY_TIMEOUT", deploy_timeout),
             ("XCAT3_CONDUCTOR_HEARTBEAT_INTERVAL", "1"),
         ],
@@ -99,21 +97,14 @@ fn api(dir: &TempDir, http_port: u16, deploy_timeout: &str) -> Api {
 
 /// The lab network and the root password every deploy needs.
 fn lab(api: &Api) {
-    api.xcat3(&[
-        "network-create",
-        "lab",
-        "subnet=127.0.2.0",
-        "netmask=255.255.255.0",
-        "domain=lab.example",
-    ])
-    .ok();
-    api.xcat3(&[
-        "passwd-create",
-        "system",
-        "username=root",
-        "password=cluster",
-    ])
-    .ok();
+    api.create_lab(
+        None,
+        &[
+            "subnet=127.0.2.0",
+            "netmask=255.255.255.0",
+            "domain=lab.example",
+        ],
+    );
 }
 
 fn import(api: &Api, dir: &TempDir, nodes: Value) {

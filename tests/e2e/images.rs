@@ -35,6 +35,8 @@ struct Lab {
     ns: String,
     bridge: String,
     host_if: String,
+    /// The veth end inside the namespace (dnsmasq serves on it).
+    ns_if: String,
     pool: String,
     tag: String,
 }
@@ -46,10 +48,11 @@ impl Lab {
             ns: format!("xi-{id}"),
             bridge: format!("xib{id}"),
             host_if: format!("xih{id}"),
+            ns_if: format!("xis{id}"),
             pool: format!("xip{id}"),
             tag: format!("xig{id}"),
         };
-        let ns_if = format!("xis{id}");
+        let ns_if = lab.ns_if.as_str();
         run_ok("ip", &["netns", "add", &lab.ns]);
         run_ok("ip", &["link", "add", &lab.bridge, "type", "bridge"]);
         run_ok(
@@ -62,19 +65,19 @@ impl Lab {
                 "veth",
                 "peer",
                 "name",
-                &ns_if,
+                ns_if,
             ],
         );
         run_ok("ip", &["link", "set", &lab.host_if, "master", &lab.bridge]);
-        run_ok("ip", &["link", "set", &ns_if, "netns", &lab.ns]);
+        run_ok("ip", &["link", "set", ns_if, "netns", &lab.ns]);
         for l in [&lab.bridge, &lab.host_if] {
             run_ok("ip", &["link", "set", l, "up"]);
         }
         run_ok(
             "ip",
-            &["-n", &lab.ns, "addr", "add", "192.0.2.1/24", "dev", &ns_if],
+            &["-n", &lab.ns, "addr", "add", "192.0.2.1/24", "dev", ns_if],
         );
-        run_ok("ip", &["-n", &lab.ns, "link", "set", &ns_if, "up"]);
+        run_ok("ip", &["-n", &lab.ns, "link", "set", ns_if, "up"]);
         run_ok("ip", &["-n", &lab.ns, "link", "set", "lo", "up"]);
         let pool_dir = dir.join("pool");
         std::fs::create_dir_all(&pool_dir).unwrap();
@@ -92,10 +95,6 @@ impl Lab {
         );
         run_ok("virsh", &["-c", URI, "pool-start", &lab.pool]);
         lab
-    }
-
-    fn ns_if(&self) -> String {
-        self.host_if.replacen("xih", "xis", 1)
     }
 }
 
@@ -136,13 +135,6 @@ fn admin_token(data: &Path) -> String {
         .expect("xcat3-api token create");
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Images are built once per machine from a cached root: the first build
-/// bootstraps Debian (minutes), later ones pack the cache (seconds).
-pub(crate) fn cache_dir() -> String {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    format!("{home}/.cache/xcat3/genimage")
 }
 
 struct Cluster {
@@ -272,7 +264,7 @@ fn guest(c: &Cluster, lab: &Lab, name: &str, ip: &str, disk: Option<&str>) {
 #[test]
 fn built_images_boot_stateless_and_from_disk_on_real_guests() {
     let dir = TempDir::new("images");
-    let cache = cache_dir();
+    let cache = xcat3_tests::genimage_cache_dir();
     // The lab's namespace has no way out: the root is bootstrapped (or
     // found in the cache) by an API on the host first.
     {
@@ -293,7 +285,6 @@ fn built_images_boot_stateless_and_from_disk_on_real_guests() {
     let lab = Lab::new(dir.path());
     let data = dir.path().join("data");
     let token = admin_token(&data);
-    let ns_if = lab.ns_if();
     let api = Api::start_in(
         Some(&lab.ns),
         &[
@@ -308,7 +299,7 @@ fn built_images_boot_stateless_and_from_disk_on_real_guests() {
             ("XCAT3_CONDUCTOR_HOST", "local"),
             ("XCAT3_DHCP_BACKEND", "dnsmasq"),
             ("XCAT3_DHCP_MANAGE", "true"),
-            ("XCAT3_DHCP_INTERFACE", ns_if.as_str()),
+            ("XCAT3_DHCP_INTERFACE", lab.ns_if.as_str()),
             ("XCAT3_BOOT_SERVER_ADDRESS", SERVER_IP),
             ("XCAT3_BOOT_TFTP_LISTEN", "192.0.2.1:69"),
             ("XCAT3_BOOT_HTTP_LISTEN", "192.0.2.1:8080"),
@@ -322,21 +313,14 @@ fn built_images_boot_stateless_and_from_disk_on_real_guests() {
         ],
     );
     let c = Cluster { api, token, data };
-    c.xcat3(&[
-        "network-create",
-        "lab",
-        "subnet=192.0.2.0",
-        "netmask=255.255.255.0",
-        "domain=lab.example",
-    ])
-    .ok();
-    c.xcat3(&[
-        "passwd-create",
-        "system",
-        "username=root",
-        "password=cluster",
-    ])
-    .ok();
+    c.api.create_lab(
+        Some(&c.token),
+        &[
+            "subnet=192.0.2.0",
+            "netmask=255.255.255.0",
+            "domain=lab.example",
+        ],
+    );
     c.xcat3(&[
         "create",
         "hv",
@@ -475,18 +459,9 @@ fn built_images_boot_stateless_and_from_disk_on_real_guests() {
 fn stateless_boot_reports_move_the_node_and_keep_its_image() {
     use super::deploy::{arg, callback, curl_from, state};
     let dir = TempDir::new("images-steps");
-    let cache = cache_dir();
     let port = xcat3_tests::free_tcp_port();
     let http = format!("127.0.0.1:{port}");
-    let api = Api::standalone_with(
-        &dir.path().join("data"),
-        &[
-            ("XCAT3_BOOT_HTTP_LISTEN", http.as_str()),
-            ("XCAT3_BOOT_SERVER_ADDRESS", "127.0.0.1"),
-            ("XCAT3_DHCP_BACKEND", "none"),
-            ("XCAT3_GENIMAGE_CACHE_DIR", cache.as_str()),
-        ],
-    );
+    let api = Api::standalone_boot(&dir.path().join("data"), &http, &[]);
     let out = api.xcat3(&["genimage", "st", "--distro", "debian12"]).ok();
     assert!(out.contains("st: created (stateless"), "{out}");
     // Failed builds leave nothing behind: a root over its size limit, a
@@ -512,20 +487,7 @@ fn stateless_boot_reports_move_the_node_and_keep_its_image() {
             .collect();
         assert!(left.is_empty(), "left behind: {left:?}");
     }
-    api.xcat3(&[
-        "network-create",
-        "lab",
-        "subnet=127.0.2.0",
-        "netmask=255.255.255.0",
-    ])
-    .ok();
-    api.xcat3(&[
-        "passwd-create",
-        "system",
-        "username=root",
-        "password=cluster",
-    ])
-    .ok();
+    api.create_lab(None, &["subnet=127.0.2.0", "netmask=255.255.255.0"]);
     let (mac, ip) = ("02:00:5e:00:22:31", "127.0.2.31");
     api.xcat3(&[
         "create",

@@ -553,20 +553,7 @@ fn a_fresh_standalone_deploys_with_nothing_set() {
     let kernel = vec![7u8; 4096];
     let iso = xcat3_tests::make_rocky_iso(dir.path(), &kernel, &kernel);
     api.xcat3(&["copycds", iso.to_str().unwrap()]).ok();
-    api.xcat3(&[
-        "network-create",
-        "lab",
-        "subnet=192.0.2.0",
-        "netmask=255.255.255.0",
-    ])
-    .ok();
-    api.xcat3(&[
-        "passwd-create",
-        "system",
-        "username=root",
-        "password=cluster",
-    ])
-    .ok();
+    api.create_lab(None, &["subnet=192.0.2.0", "netmask=255.255.255.0"]);
     let nodes = json!({"nodes": [
         {"name": "n1", "mgt": "fake", "nics_info": {"nics": [{"mac": MAC1, "ip": "192.0.2.10", "primary": true}]}},
         {"name": "n2", "mgt": "fake", "nics_info": {"nics": [{"mac": MAC2, "ip": "192.0.2.11", "primary": true}]}},

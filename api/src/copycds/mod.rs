@@ -128,7 +128,7 @@ fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Reads `path` only if it is a regular file (never blocks on a FIFO).
-fn read_regular(path: &Path) -> Option<Vec<u8>> {
+pub(crate) fn read_regular(path: &Path) -> Option<Vec<u8>> {
     std::fs::symlink_metadata(path)
         .ok()
         .filter(|m| m.is_file())

@@ -99,43 +99,101 @@ impl Request {
     }
 }
 
-/// One progress line of a build (ndjson).
-pub fn progress(step: &str, message: impl Into<String>) -> Value {
-    json!({ "step": step, "message": message.into() })
-}
-
-/// Sends progress; a client that went away cancels the build.
+/// Where a build's progress goes: to a streaming client, or nowhere.
+/// A streaming client that went away cancels the build.
 #[derive(Clone)]
 pub struct Progress {
-    tx: mpsc::Sender<Value>,
+    tx: Option<mpsc::Sender<Value>>,
     cancelled: Arc<AtomicBool>,
 }
 
 impl Progress {
-    pub fn new(tx: mpsc::Sender<Value>, cancelled: Arc<AtomicBool>) -> Progress {
-        Progress { tx, cancelled }
+    fn line(step: &str, message: impl Into<String>) -> Value {
+        json!({ "step": step, "message": message.into() })
     }
 
     pub async fn say(&self, step: &str, message: impl Into<String>) {
-        let _ = self.tx.send(progress(step, message)).await;
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Self::line(step, message)).await;
+        }
     }
 
     /// From blocking threads.
     pub fn say_blocking(&self, step: &str, message: impl Into<String>) {
-        let _ = self.tx.blocking_send(progress(step, message));
+        if let Some(tx) = &self.tx {
+            let _ = tx.blocking_send(Self::line(step, message));
+        }
     }
 
     pub fn cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed) || self.tx.is_closed()
+        self.cancelled.load(Ordering::Relaxed) || self.tx.as_ref().is_some_and(|t| t.is_closed())
     }
+}
+
+/// A build in a task of its own; dropped, it cancels the build (the
+/// client went away): the task is aborted, which kills debootstrap, and
+/// packing stops at its next file.
+pub struct Running {
+    task: Option<tokio::task::JoinHandle<Result<Value, ApiError>>>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Running {
+    /// The image built, or why not.
+    pub async fn finish(&mut self) -> Result<Value, ApiError> {
+        match self.task.take() {
+            Some(t) => t
+                .await
+                .unwrap_or_else(|e| Err(ApiError::internal(format!("genimage: {e}")))),
+            None => Err(ApiError::internal("genimage: already finished")),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// Starts a build of `req`; with `stream`, its progress lines come on the
+/// receiver, which ends when the build does.
+pub fn start(
+    st: crate::AppState,
+    req: Request,
+    stream: bool,
+) -> (Running, Option<mpsc::Receiver<Value>>) {
+    let (tx, rx) = match stream {
+        true => {
+            let (tx, rx) = mpsc::channel(256);
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let progress = Progress {
+        tx,
+        cancelled: cancelled.clone(),
+    };
+    let task = tokio::spawn(async move { build(&st.db, &st.config, req, progress).await });
+    (
+        Running {
+            task: Some(task),
+            cancelled,
+        },
+        rx,
+    )
 }
 
 /// One build at a time per API process: two would fight over the cache
 /// and the machine's two cores.
 static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Runs a build; the final line is the image or the error.
-pub async fn build(
+/// Runs a build: the image's summary, or the error.
+async fn build(
     db: &Db,
     config: &xcat3_common::config::Config,
     req: Request,
@@ -325,11 +383,7 @@ pub fn image_summary(m: &Manifest) -> Value {
 
 /// The manifest beside an image's tree, if it is a regular file there.
 pub fn read_manifest(install_dir: &Path, name: &str) -> Option<Manifest> {
-    let p = install_dir.join(name).join(MANIFEST);
-    std::fs::symlink_metadata(&p)
-        .ok()
-        .filter(|m| m.is_file())
-        .and_then(|_| std::fs::read(&p).ok())
+    crate::copycds::read_regular(&install_dir.join(name).join(MANIFEST))
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 

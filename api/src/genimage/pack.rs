@@ -81,7 +81,7 @@ pub fn pack(
                 format!("{rel}/{name}")
             };
             let meta = std::fs::symlink_metadata(e.path()).map_err(|er| err(&path_rel, er))?;
-            let mut entry = Entry {
+            let entry = Entry {
                 name: path_rel.clone(),
                 mode: meta.mode(),
                 uid: meta.uid(),
@@ -108,7 +108,6 @@ pub fn pack(
                 tree_bytes += meta.len();
             } else {
                 // Devices, FIFOs, sockets: header only.
-                entry.ino = 0;
                 w.add(&entry, &[]).map_err(|er| err(&path_rel, er))?;
             }
             files += 1;

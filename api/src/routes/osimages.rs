@@ -14,7 +14,7 @@ use xcat3_db::resources as db;
 use super::{ById, Fields, parse_fields};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Params, Path};
+use crate::extract::{JsonBody, Origin, Params, Path};
 use crate::view;
 #[allow(unused_imports)]
 use crate::wire::*;
@@ -131,11 +131,9 @@ pub struct GenimageBody {
 #[utoipa::path(post, path = "/v1/osimages/build", tag = "osimages", operation_id = "genimage", request_body = GenimageBody, responses((status = 201, description = "the image built (kind, sizes, build time); with Accept: application/x-ndjson, progress lines, then the image or the error", content((Object = "application/json"), (Object = "application/x-ndjson"))), (status = 409, description = "the image exists (use force) or nodes use it", body = Fault)))]
 async fn genimage(
     State(st): State<AppState>,
-    headers: axum::http::HeaderMap,
+    origin: Origin,
     JsonBody(body): JsonBody,
 ) -> ApiResult<axum::response::Response> {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use xcat3_common::model::ImageKind;
     let b: GenimageBody = serde_json::from_value(body)
         .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
@@ -161,83 +159,36 @@ async fn genimage(
         force: b.force,
     };
     req.check()?;
-    let stream = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/x-ndjson"));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(256);
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let progress = crate::genimage::Progress::new(tx, cancelled.clone());
-    let task =
-        tokio::spawn(
-            async move { crate::genimage::build(&st.db, &st.config, req, progress).await },
-        );
-    /// Cancels the build when the reply (and so the client) goes away.
-    struct Abandon(Arc<AtomicBool>, tokio::task::AbortHandle);
-    impl Drop for Abandon {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-            self.1.abort();
-        }
-    }
-    let abandon = Abandon(cancelled, task.abort_handle());
-    let finished = |r: Result<ApiResult<Value>, tokio::task::JoinError>| match r {
-        Ok(r) => r,
-        Err(e) => Err(ApiError::internal(format!("genimage: {e}"))),
+    let created = |image: Value| json!({ "osimage": image, "result": "created" });
+    let (mut running, progress) = crate::genimage::start(st, req, origin.stream);
+    let Some(progress) = progress else {
+        let image = running.finish().await?;
+        return Ok((StatusCode::CREATED, Json(created(image))).into_response());
     };
-    if !stream {
-        // Progress is for streaming clients; this one waits for the image.
-        tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let image = finished(task.await)?;
-        drop(abandon);
-        return Ok((
-            StatusCode::CREATED,
-            Json(json!({ "osimage": image, "result": "created" })),
-        )
-            .into_response());
-    }
-    let lines = async_lines(move |out| async move {
-        let _keep = abandon;
-        // Ends when the build ends: it held the only sender.
-        while let Some(v) = rx.recv().await {
-            if out.send(v).await.is_err() {
-                return;
-            }
-        }
-        let last = match finished(task.await) {
-            Ok(image) => json!({ "osimage": image, "result": "created" }),
-            Err(e) => json!({ "error": e.message }),
-        };
-        let _ = out.send(last).await;
-    });
+    // Progress lines while the build runs, then its result; dropping the
+    // reply drops `running`, which cancels the build.
+    let lines = futures_util::stream::unfold(
+        (progress, Some(running)),
+        move |(mut progress, running)| async move {
+            let line = match progress.recv().await {
+                Some(v) => (v, Some(running?)),
+                // The build held the only sender: it has ended.
+                None => match running?.finish().await {
+                    Ok(image) => (created(image), None),
+                    Err(e) => (json!({ "error": e.message }), None),
+                },
+            };
+            Some((
+                Ok::<_, std::convert::Infallible>(format!("{}\n", line.0)),
+                (progress, line.1),
+            ))
+        },
+    );
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(lines),
     )
         .into_response())
-}
-
-/// A stream of ndjson lines fed by `produce`, which ends when it returns;
-/// dropping the stream drops `produce`.
-fn async_lines<F, Fut>(
-    produce: F,
-) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> + Send
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Value>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(16);
-    let producer = tokio::spawn(produce(tx));
-    struct Stop(tokio::task::JoinHandle<()>);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    futures_util::stream::unfold((rx, Stop(producer)), |(mut rx, stop)| async move {
-        let v = rx.recv().await?;
-        Some((Ok(format!("{v}\n")), (rx, stop)))
-    })
 }
 
 /// `GET /osimages` → `{"images": [{"name"}..]}` (v1 default: names).
