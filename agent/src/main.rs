@@ -114,7 +114,9 @@ async fn run(started: Instant) -> anyhow::Result<()> {
             bail!("installing: {e:#}");
         }
     }
-    reporter.step(Step::Done).await?;
+    reporter
+        .done(&host_keys(std::path::Path::new("/etc/ssh")))
+        .await?;
     println!(
         "xcat3-agent: done {:.1} s after start",
         started.elapsed().as_secs_f64()
@@ -126,6 +128,26 @@ async fn run(started: Instant) -> anyhow::Result<()> {
             .status();
     }
     Ok(())
+}
+
+/// The public halves of this node's SSH host keys (`ssh_host_*_key.pub`),
+/// made at this boot by `xcat3-hostkeys.service`; none without sshd.
+fn host_keys(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<(String, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let public = name.starts_with("ssh_host_") && name.ends_with("_key.pub");
+            let text = std::fs::read_to_string(e.path()).ok().filter(|_| public)?;
+            Some((name, text.trim().to_string()))
+        })
+        .filter(|(_, t)| !t.is_empty())
+        .collect();
+    keys.sort();
+    keys.into_iter().map(|(_, t)| t).take(8).collect()
 }
 
 /// `chpasswd -e` with the crypted password the overlay carries.
@@ -166,6 +188,22 @@ mod tests {
         assert!(b.write_disk);
         assert_eq!(b.install_disk, "/dev/vda");
         assert_eq!(b.root_password, "$6$salt$hash");
+    }
+
+    #[test]
+    fn host_keys_are_the_public_halves_only() {
+        let dir = std::env::temp_dir().join(format!("xcat3-agent-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("ssh_host_ed25519_key.pub"),
+            "ssh-ed25519 AAAA root@x\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("ssh_host_ed25519_key"), "PRIVATE").unwrap();
+        std::fs::write(dir.join("sshd_config"), "Port 22").unwrap();
+        assert_eq!(host_keys(&dir), vec!["ssh-ed25519 AAAA root@x".to_string()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(host_keys(&dir).is_empty());
     }
 
     #[test]

@@ -46,6 +46,17 @@ impl Reporter {
             .await
     }
 
+    /// Reports `done` with this node's SSH host public keys, so that
+    /// conductors recognise its SSH server (`exec`, `copy`).
+    pub async fn done(&self, host_keys: &[String]) -> anyhow::Result<()> {
+        let step = Step::Done;
+        self.send(
+            json!({ "token": self.token, "step": step.as_str(), "host_keys": host_keys }),
+            step,
+        )
+        .await
+    }
+
     /// Reports that `step` failed with `error`.
     pub async fn failed(&self, step: Step, error: &str) -> anyhow::Result<()> {
         let error = xcat3_common::agent::clean_error(error);

@@ -92,6 +92,7 @@ fn recorded(action: &Action) -> bool {
 fn forward(
     st: &AppState,
     request_id: String,
+    action: Action,
     record: bool,
     mut outcomes: mpsc::Receiver<Batch>,
 ) -> mpsc::Receiver<Results> {
@@ -108,7 +109,7 @@ fn forward(
                     let outcome = NodeOutcome {
                         node: node.clone(),
                         ok: r.is_ok(),
-                        result: r.text().to_string(),
+                        result: action.history_text(r.text()),
                         kind: r.kind(),
                     };
                     (node.clone(), outcome)
@@ -150,7 +151,7 @@ pub async fn dispatch_routed(
         .await?;
     }
     let (tx, outcomes) = mpsc::channel::<Batch>(64);
-    let rx = forward(st, request_id.clone(), record, outcomes);
+    let rx = forward(st, request_id.clone(), action.clone(), record, outcomes);
 
     let missing: Results = names
         .iter()
@@ -195,6 +196,12 @@ pub async fn dispatch_routed(
             .iter()
             .filter_map(|n| routes.get(n).map(|k| (n.clone(), k.clone())))
             .collect();
+        // Commands run for their own timeout, `fanout` at a time: such a
+        // request may outlast `[api] request_timeout`.
+        let deadline_ms = match action.time_needed(nodes.len()) {
+            Some(t) => deadline_ms.max(now_ms() + t.as_millis() as i64),
+            None => deadline_ms,
+        };
         let request = Request {
             request_id: request_id.clone(),
             action: action.clone(),

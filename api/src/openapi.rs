@@ -70,6 +70,7 @@ fn build() -> Value {
         routes::drivers::Doc::openapi(),
         routes::requests::Doc::openapi(),
         routes::vms::Doc::openapi(),
+        routes::remote::Doc::openapi(),
     ] {
         doc.merge(part);
     }

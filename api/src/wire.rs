@@ -244,6 +244,30 @@ pub struct NodeResults {
     pub error_kinds: Option<BTreeMap<String, ErrorKind>>,
 }
 
+/// A node's value in an `exec` or `copy` reply: its outcome, or its error.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PerNodeOutcome {
+    pub nodes: BTreeMap<String, OutcomeOrError>,
+    pub error_kinds: Option<BTreeMap<String, ErrorKind>>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum OutcomeOrError {
+    Outcome(xcat3_common::exec::Outcome),
+    Error(String),
+}
+
+/// The cluster's SSH public key.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SshKey {
+    /// `ssh-ed25519 AAAA... xcat3`: put it into `authorized_keys`.
+    pub public_key: String,
+}
+
 /// A node's value in an inspection reply: its document, or its error.
 #[derive(ToSchema)]
 #[allow(dead_code)]

@@ -121,6 +121,45 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Run a command on every node over SSH (from each node's conductor):
+    /// exec NODERANGE [--fanout N] [--timeout S] [--user U] -- COMMAND.
+    /// Each output line is prefixed by its node; exits non-zero if any
+    /// node failed.
+    Exec {
+        noderange: String,
+        /// The user to log in as (default root).
+        #[arg(long)]
+        user: Option<String>,
+        /// Seconds each node's command may run (default 60).
+        #[arg(long)]
+        timeout: Option<u32>,
+        /// SSH sessions at once per conductor (default 128).
+        #[arg(long)]
+        fanout: Option<u32>,
+        /// Print each distinct output once, under the nodes that gave it.
+        #[arg(long)]
+        collapse: bool,
+        /// The command (after --).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Copy files to every node over SSH: copy NODERANGE SRC... DEST
+    /// (DEST a directory, or for one file its new path).
+    Copy {
+        noderange: String,
+        /// The files, then the destination.
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        timeout: Option<u32>,
+        #[arg(long)]
+        fanout: Option<u32>,
+    },
+    /// The cluster's SSH public key: conductors log in to nodes with it
+    /// (xcat3 puts it on the nodes it deploys; add it to others).
+    SshKey,
     /// Sensor readings: one line per sensor (name: value unit (status)).
     Vitals {
         noderange: String,

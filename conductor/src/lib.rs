@@ -23,3 +23,4 @@ pub mod power_sync;
 pub mod provision;
 pub mod runner;
 pub mod service;
+pub mod shell;

@@ -327,6 +327,14 @@ impl Provisioner {
             );
             allowed
         };
+        // The key conductors log in with goes into every OS we put there.
+        let cluster_key = match crate::shell::cluster_key(&self.db).await {
+            Ok(k) => Some(k.public),
+            Err(e) => {
+                tracing::warn!(error = %e, "deploying without the cluster's SSH key: exec and copy will be refused by these nodes");
+                None
+            }
+        };
         // The images of this request, each fetched and parsed once.
         let images = match self.request_images(&allowed, osimage).await {
             Ok(i) => i,
@@ -413,6 +421,7 @@ impl Provisioner {
                     packages: words("install_packages"),
                     extra_args: words("install_args"),
                     authorized_keys: text("ssh_authorized_keys"),
+                    cluster_key: cluster_key.as_deref(),
                     token: &tokens[&r.node.name],
                     answers_url: format!("http://{server}/autoinst/{}", r.node.name),
                 };

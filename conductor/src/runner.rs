@@ -61,6 +61,8 @@ pub struct Runner {
     call_timeout: Duration,
     /// Requests running now (the power sync pauses while any does).
     active: AtomicUsize,
+    /// What `exec` and `copy` share: the cluster's SSH key.
+    shell: crate::shell::Shell,
 }
 
 impl Runner {
@@ -81,7 +83,13 @@ impl Runner {
             permits: Arc::new(Semaphore::new(workers.max(1))),
             call_timeout,
             active: AtomicUsize::new(0),
+            shell: crate::shell::Shell::default(),
         }
+    }
+
+    /// The cluster's SSH identity, for `exec` and `copy`.
+    pub fn shell(&self) -> &crate::shell::Shell {
+        &self.shell
     }
 
     pub fn actors(&self) -> &Actors {
@@ -143,7 +151,7 @@ impl Runner {
         let recorder = req.record.then_some(&self.db);
         let (held, batched) = tokio::join!(
             self.clone().execute(&req, tx),
-            batch_replies(rx, &req.request_id, &self.host, recorder, responder),
+            batch_replies(rx, &req, &self.host, recorder, responder),
         );
         let Batched {
             observed,
@@ -173,7 +181,7 @@ impl Runner {
             done: true,
             recorded: false,
         };
-        send(last, recorder, responder).await;
+        send(last, &req.action, recorder, responder).await;
         tracing::info!(
             host = %self.host,
             handled = answered.len(),
@@ -529,7 +537,12 @@ struct Batched {
 /// Records `batch`'s results in the history first (for a recorded
 /// request: one statement per batch), so they outlive the reply path, then
 /// sends it. A failed record is said in the batch: the API writes them.
-async fn send(mut batch: ReplyBatch, recorder: Option<&Db>, responder: &dyn Responder) {
+async fn send(
+    mut batch: ReplyBatch,
+    action: &Action,
+    recorder: Option<&Db>,
+    responder: &dyn Responder,
+) {
     if let Some(db) = recorder {
         let outcomes: Vec<NodeOutcome> = batch
             .results
@@ -537,7 +550,7 @@ async fn send(mut batch: ReplyBatch, recorder: Option<&Db>, responder: &dyn Resp
             .map(|(node, r)| NodeOutcome {
                 node: node.clone(),
                 ok: r.is_ok(),
-                result: r.text().to_string(),
+                result: action.history_text(r.text()),
                 kind: r.kind(),
             })
             .collect();
@@ -558,7 +571,7 @@ async fn send(mut batch: ReplyBatch, recorder: Option<&Db>, responder: &dyn Resp
 /// Sends results in batches as they arrive (full, or old enough).
 async fn batch_replies(
     mut rx: mpsc::UnboundedReceiver<(String, NodeResult, Observation)>,
-    request_id: &str,
+    req: &Request,
     host: &str,
     recorder: Option<&Db>,
     responder: &dyn Responder,
@@ -588,13 +601,13 @@ async fn batch_replies(
         let full = out.pending.len() >= BATCH_SIZE;
         if full || (!out.pending.is_empty() && since.elapsed() >= BATCH_INTERVAL) {
             let batch = ReplyBatch {
-                request_id: request_id.to_string(),
+                request_id: req.request_id.clone(),
                 host: host.to_string(),
                 results: std::mem::take(&mut out.pending),
                 done: false,
                 recorded: false,
             };
-            send(batch, recorder, responder).await;
+            send(batch, &req.action, recorder, responder).await;
             since = tokio::time::Instant::now();
         }
     }

@@ -11,6 +11,7 @@ mod board;
 mod fleet;
 mod redfish;
 mod serial;
+mod ssh;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -40,6 +41,48 @@ enum Kind {
     Ipmi(IpmiArgs),
     /// Redfish BMCs over HTTP (one ComputerSystem each).
     Redfish(RedfishArgs),
+    /// Nodes' SSH servers (for `xcat3 exec` and `copy`): a few commands
+    /// with deterministic output, `scp -t`, latency and hangs to order.
+    Ssh(SshArgs),
+}
+
+#[derive(clap::Args)]
+struct SshArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 1)]
+    count: u32,
+    /// Address of the first node; the others follow it (127.0.0.0/8 only).
+    #[arg(long, default_value = "127.4.0.1")]
+    first_ip: Ipv4Addr,
+    /// TCP port every node listens on.
+    #[arg(long, default_value_t = 2222)]
+    port: u16,
+    /// The user that may log in.
+    #[arg(long, default_value = "root")]
+    user: String,
+    /// A file of OpenSSH public keys that may log in (`xcat3 ssh-key`).
+    #[arg(long)]
+    authorized_keys: Option<PathBuf>,
+    /// A password that may log in too (also from XCAT3_SIM_PASSWORD).
+    #[arg(long, env = "XCAT3_SIM_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// The host key (an OpenSSH private key file); else one derived from
+    /// --seed, the same every run.
+    #[arg(long)]
+    host_key: Option<PathBuf>,
+    /// Delay before every command's answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share (0-1) of nodes whose commands never end.
+    #[arg(long, default_value_t = 0.0)]
+    hang_rate: f64,
+    /// Seed choosing the hanging nodes (and the derived host key).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write an xcat3 import file for the fleet (sim00001 ..., mgt=fake,
+    /// control_info.os_address/os_ssh_port/os_ssh_host_keys) and go on.
+    #[arg(long)]
+    export_nodes: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -133,7 +176,54 @@ async fn run(args: Args) -> anyhow::Result<()> {
     match args.kind {
         Kind::Ipmi(a) => run_ipmi(a).await,
         Kind::Redfish(a) => run_redfish(a).await,
+        Kind::Ssh(a) => run_ssh(a).await,
     }
+}
+
+async fn run_ssh(a: SshArgs) -> anyhow::Result<()> {
+    raise_fd_limit(u64::from(a.count) * 4 + 256)?;
+    let authorized = match &a.authorized_keys {
+        Some(p) => ssh::read_authorized(p)?,
+        None => Vec::new(),
+    };
+    if authorized.is_empty() && a.password.is_none() {
+        bail!("give --authorized-keys or --password: nobody could log in");
+    }
+    let host_key = ssh::host_key(a.host_key.as_deref(), a.seed)?;
+    let host_public = host_key
+        .public_key()
+        .to_openssh()
+        .context("encoding the host key")?;
+    if let Some(path) = &a.export_nodes {
+        fleet::export_nodes(path, a.count, "fake", |i| {
+            Ok(serde_json::json!({
+                "os_address": fleet::nth_loopback(a.first_ip, i)?.to_string(),
+                "os_ssh_port": a.port,
+                "os_ssh_host_keys": host_public,
+            }))
+        })?;
+    }
+    let nodes = ssh::start(ssh::SshConfig {
+        count: a.count,
+        first_ip: a.first_ip,
+        port: a.port,
+        user: a.user,
+        password: a.password,
+        authorized,
+        host_key,
+        latency: Duration::from_millis(a.latency_ms),
+        hang_rate: rate("hang-rate", a.hang_rate)?,
+        seed: a.seed,
+    })
+    .await?;
+    let hanging = nodes.iter().filter(|n| n.hangs).count();
+    let last = fleet::nth_loopback(a.first_ip, a.count.saturating_sub(1))?;
+    println!(
+        "xcat3-sim: {} SSH nodes on {}-{last} port {} ({hanging} hang)",
+        a.count, a.first_ip, a.port
+    );
+    xcat3_common::shutdown_signal().await;
+    Ok(())
 }
 
 async fn run_redfish(a: RedfishArgs) -> anyhow::Result<()> {

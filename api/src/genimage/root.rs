@@ -26,6 +26,7 @@ const BASE_PACKAGES: &[&str] = &[
     "grub-pc-bin",
     "grub-efi-amd64-bin",
     "grub2-common",
+    "openssh-server",
 ];
 
 /// Trees a node never needs: documentation, translations, and kernel
@@ -69,6 +70,23 @@ Type=exec
 ExecStart=/usr/local/sbin/xcat3-agent
 StandardOutput=journal+console
 StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// Makes the node's own SSH host keys at its first boot: the image carries
+/// none, or every node booted from it would share them. The agent reports
+/// the public halves; conductors check the node against them.
+const HOSTKEYS_UNIT: &str = "[Unit]
+Description=xcat3: this node's own SSH host keys
+Before=ssh.service xcat3-agent.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+RemainAfterExit=yes
 
 [Install]
 WantedBy=multi-user.target
@@ -302,9 +320,9 @@ pub async fn copy_tree(from: &Path, to: &Path) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The agent and its unit, networkd on, and nothing per-machine left in
-/// the image (the node's overlay brings its name; systemd makes a
-/// machine id at first boot).
+/// The agent and its unit, networkd and sshd on, and nothing per-machine
+/// left in the image (the node's overlay brings its name; systemd makes a
+/// machine id and our unit SSH host keys at first boot).
 pub async fn customize(tree: &Path, agent: &Path) -> Result<(), ApiError> {
     let io = |what: &str, e: std::io::Error| ApiError::internal(format!("customize: {what}: {e}"));
     let dest = tree.join(AGENT_PATH);
@@ -326,6 +344,19 @@ pub async fn customize(tree: &Path, agent: &Path) -> Result<(), ApiError> {
         AGENT_UNIT,
     )
     .map_err(|e| io("agent unit", e))?;
+    std::fs::write(
+        tree.join("etc/systemd/system/xcat3-hostkeys.service"),
+        HOSTKEYS_UNIT,
+    )
+    .map_err(|e| io("host keys unit", e))?;
+    // openssh-server's install made keys in the build's chroot.
+    if let Ok(entries) = std::fs::read_dir(tree.join("etc/ssh")) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("ssh_host_") {
+                std::fs::remove_file(e.path()).map_err(|e| io("old host keys", e))?;
+            }
+        }
+    }
     std::fs::write(tree.join("etc/machine-id"), b"").map_err(|e| io("machine-id", e))?;
     let _ = std::fs::remove_file(tree.join("var/lib/dbus/machine-id"));
     std::fs::write(tree.join("etc/hostname"), b"localhost\n").map_err(|e| io("hostname", e))?;
@@ -341,6 +372,8 @@ pub async fn customize(tree: &Path, agent: &Path) -> Result<(), ApiError> {
                 "systemctl",
                 "enable",
                 "systemd-networkd",
+                "xcat3-hostkeys",
+                "ssh",
                 "xcat3-agent",
             ]),
             "systemctl enable",

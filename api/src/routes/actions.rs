@@ -149,7 +149,7 @@ pub(super) fn results_json(results: Results) -> Value {
 }
 
 /// [`results_json`] for [`Shape::Json`], as text: a successful node's
-/// document goes in as the conductor wrote it (checked to be JSON, not
+/// document (and a failed command's outcome) goes in as the conductor wrote it (checked to be JSON, not
 /// parsed into a tree and written out again: 10,000 nodes' readings are
 /// tens of megabytes); anything else is a JSON string.
 fn documents_json(results: Results) -> String {
@@ -172,9 +172,10 @@ fn documents_json(results: Results) -> String {
         if let Some(kind) = r.kind() {
             kinds.insert(name, Value::String(kind.as_str().into()));
         }
-        let ok = r.is_ok();
+        // A command that ran and failed is still its outcome document.
+        let document = r.is_ok() || r.kind() == Some(xcat3_common::rpc::ErrorKind::CommandFailed);
         let text = r.into_text();
-        if ok && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
+        if document && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
             out.push_str(&text);
         } else {
             out.push_str(&quoted(&text));
@@ -363,13 +364,17 @@ pub struct CallbackBody {
     /// With `step`: that step failed, and why. The node is `deploy failed`
     /// with this text.
     error: Option<String>,
+    /// From an image's agent with `done`: the node's SSH host public keys
+    /// (OpenSSH lines, at most 8), made at its boot; conductors check the
+    /// node's SSH server against them (`exec`, `copy`).
+    host_keys: Option<Vec<String>>,
     /// v1's key handout, refused by name.
     #[schema(ignore)]
     fetch_ssh_pub: Option<serde::de::IgnoredAny>,
 }
 
-/// Largest callback body (a token, a step and a 1 KiB error).
-pub const CALLBACK_MAX_BODY: usize = 4096;
+/// Largest callback body (a token, a step, a 1 KiB error, host keys).
+pub const CALLBACK_MAX_BODY: usize = 16 * 1024;
 
 /// The one answer to every refused callback whose request was well
 /// formed: the same status and text whether the node is unknown, not
@@ -474,6 +479,7 @@ async fn callback(
             token: None,
             step: None,
             error: None,
+            host_keys: None,
             fetch_ssh_pub: None,
         }
     } else {
@@ -511,6 +517,13 @@ async fn callback(
                 e
             }
         });
+    let host_keys = match &body.host_keys {
+        Some(keys) => Some(
+            xcat3_conductor::shell::checked_host_keys(keys)
+                .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))?,
+        ),
+        None => None,
+    };
     let token = body.token.filter(|t| !t.is_empty()).ok_or_else(|| {
         ApiError::with_status(
             StatusCode::UNAUTHORIZED,
@@ -563,6 +576,11 @@ async fn callback(
     if !node_db::report_step(&st.db, &report).await? {
         tracing::warn!(node = %name, client = ?client, "install callback refused: no such node deploying with this token");
         return Err(callback_refused());
+    }
+    // Only a report its token proved comes this far.
+    if let Some(keys) = host_keys {
+        xcat3_db::shell::store_host_keys(&st.db, rec.node.id, &keys).await?;
+        tracing::info!(node = %name, keys = keys.len(), "node reported its SSH host keys");
     }
     match &error {
         Some(e) => {

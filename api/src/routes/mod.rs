@@ -10,6 +10,7 @@ pub mod nics;
 pub mod nodes;
 pub mod osimages;
 pub mod passwds;
+pub mod remote;
 pub mod requests;
 pub mod root;
 pub mod services;
@@ -45,6 +46,7 @@ pub fn v1() -> Router<AppState> {
         .merge(drivers::routes())
         .merge(requests::routes())
         .merge(vms::routes())
+        .merge(remote::routes())
 }
 
 /// `?fields=a,b` and `?noderange=`, accepted wherever the v1 API read them.

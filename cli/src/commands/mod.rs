@@ -4,6 +4,7 @@ mod console;
 mod drivers;
 mod inspect;
 mod nodes;
+mod remote;
 mod resources;
 
 use crate::Command;
@@ -180,6 +181,38 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
         }
         Show { noderange, fields } => nodes::show(c, &noderange, fields.as_deref()).await,
         Inventory { noderange, refresh } => inspect::inventory(c, &noderange, refresh, json).await,
+        Exec {
+            noderange,
+            user,
+            timeout,
+            fanout,
+            collapse,
+            command,
+        } => {
+            let o = remote::Options {
+                user,
+                timeout,
+                fanout,
+                collapse,
+            };
+            remote::exec(c, &noderange, &command, &o, json).await
+        }
+        Copy {
+            noderange,
+            paths,
+            user,
+            timeout,
+            fanout,
+        } => {
+            let o = remote::Options {
+                user,
+                timeout,
+                fanout,
+                collapse: false,
+            };
+            remote::copy(c, &noderange, &paths, &o, json).await
+        }
+        SshKey => remote::ssh_key(c).await,
         Vitals { noderange, sensors } => inspect::vitals(c, &noderange, &sensors, json).await,
         Eventlog {
             noderange,

@@ -254,6 +254,21 @@ pub const DEPLOY: &[Property] = &[
     ),
 ];
 
+/// How xcat3 reaches a node's running OS over SSH (`exec`, `copy`), whatever
+/// the `mgt`. The conductor logs in with the cluster's own key (`xcat3
+/// ssh-key`), put into the images and answer files xcat3 makes.
+pub const SHELL: &[Property] = &[
+    optional(
+        "os_address",
+        "the address the node's OS answers SSH on (default: its primary nic's IP)",
+    ),
+    optional("os_ssh_port", "the OS's SSH port (default 22)"),
+    optional(
+        "os_ssh_host_keys",
+        "the OS's SSH host public keys, one OpenSSH line each, for nodes xcat3 did not boot (nodes it booted report theirs)",
+    ),
+];
+
 /// One interface of a hardware type: the driver behind it and what it
 /// reads.
 #[derive(Debug, Clone, Copy)]
@@ -407,6 +422,7 @@ fn describe_property(p: &Property) -> Value {
 pub fn describe_common() -> Value {
     json!({
         "deploy": DEPLOY.iter().map(describe_property).collect::<Vec<_>>(),
+        "shell": SHELL.iter().map(describe_property).collect::<Vec<_>>(),
         "hypervisor": LIBVIRT.iter().map(describe_property).collect::<Vec<_>>(),
     })
 }
@@ -428,6 +444,7 @@ pub fn allowed_keys(mgt: Option<Mgt>, node_type: Option<&str>) -> Vec<&'static s
         None => TYPES.iter().for_each(|t| add(&t.properties())),
     }
     add(DEPLOY);
+    add(SHELL);
     if node_type == Some(HYPERVISOR_TYPE) {
         add(LIBVIRT);
     }

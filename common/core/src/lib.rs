@@ -18,6 +18,7 @@ pub mod config;
 pub mod console;
 pub mod cpio;
 pub mod crypt;
+pub mod exec;
 pub mod hardware;
 pub mod inspect;
 pub mod metrics;

@@ -66,6 +66,25 @@ pub enum Action {
     /// The last `lines` lines of each node's console log (result: the
     /// text).
     ConsoleLog { lines: u32 },
+    /// Run `command` on each node's OS over SSH as `user`, at most
+    /// `fanout` sessions at once per conductor, each for at most
+    /// `timeout_s` (result: an `exec::Outcome` as JSON; a non-zero exit
+    /// is a `command_failed` error with the same document).
+    Exec {
+        command: String,
+        user: String,
+        timeout_s: u32,
+        fanout: u32,
+    },
+    /// Copy `files` into the directory `dest` on each node over SSH
+    /// (SCP), then, with `command`, nothing else (result as for `Exec`).
+    Copy {
+        files: Vec<crate::exec::CopyFile>,
+        dest: String,
+        user: String,
+        timeout_s: u32,
+        fanout: u32,
+    },
 }
 
 impl Action {
@@ -88,6 +107,42 @@ impl Action {
             Action::Health => "health",
             Action::ConsoleList => "console_list",
             Action::ConsoleLog { .. } => "console_log",
+            Action::Exec { .. } => "exec",
+            Action::Copy { .. } => "copy",
+        }
+    }
+
+    /// A node's result text as the request history keeps it: a command's
+    /// output is cut to its first [`crate::exec::HISTORY_OUTPUT`] bytes.
+    pub fn history_text(&self, text: &str) -> String {
+        match self {
+            Action::Exec { .. } | Action::Copy { .. } => {
+                match crate::exec::Outcome::from_text(text) {
+                    Some(o) => o.truncated(crate::exec::HISTORY_OUTPUT).to_text(),
+                    None => text.to_string(),
+                }
+            }
+            _ => text.to_string(),
+        }
+    }
+
+    /// How long a conductor may take with `nodes` nodes of this action,
+    /// when that is longer than any request's: commands run for their own
+    /// timeout, `fanout` at a time.
+    pub fn time_needed(&self, nodes: usize) -> Option<std::time::Duration> {
+        match self {
+            Action::Exec {
+                timeout_s, fanout, ..
+            }
+            | Action::Copy {
+                timeout_s, fanout, ..
+            } => {
+                let rounds = nodes.div_ceil((*fanout).max(1) as usize).max(1) as u64;
+                // Connecting and logging in come on top of the command.
+                let per_round = *timeout_s as u64 + crate::exec::LOGIN_TIMEOUT_S;
+                Some(std::time::Duration::from_secs(rounds * per_round + 10))
+            }
+            _ => None,
         }
     }
 
@@ -129,6 +184,24 @@ impl Action {
             Action::Health => "health".into(),
             Action::ConsoleList => "console-list".into(),
             Action::ConsoleLog { lines } => format!("console --log -n {lines}"),
+            Action::Exec { command, user, .. } => {
+                let shown: String = command.chars().take(200).collect();
+                let more = if shown.len() < command.len() {
+                    "..."
+                } else {
+                    ""
+                };
+                let as_user = if user == crate::exec::DEFAULT_USER {
+                    String::new()
+                } else {
+                    format!("--user {user} ")
+                };
+                format!("exec {as_user}-- {shown}{more}")
+            }
+            Action::Copy { files, dest, .. } => {
+                let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+                format!("copy {} {dest}", names.join(" "))
+            }
         }
     }
 }
@@ -322,6 +395,9 @@ pub enum ErrorKind {
     /// xcat3 itself failed for this node: its database or bus, a
     /// conductor lost mid-way, a ring that moved (run it again).
     Internal,
+    /// The node ran what it was asked to and it failed: a command that
+    /// exited non-zero, a post-boot script.
+    CommandFailed,
 }
 
 impl ErrorKind {
@@ -335,6 +411,7 @@ impl ErrorKind {
         ErrorKind::Locked,
         ErrorKind::NotFound,
         ErrorKind::Internal,
+        ErrorKind::CommandFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -348,6 +425,7 @@ impl ErrorKind {
             ErrorKind::Locked => "locked",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Internal => "internal",
+            ErrorKind::CommandFailed => "command_failed",
         }
     }
 

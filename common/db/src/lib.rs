@@ -15,6 +15,7 @@ pub mod nodes;
 pub mod resources;
 pub mod secrets;
 pub mod services;
+pub mod shell;
 pub mod tokens;
 
 use std::time::Duration;

@@ -742,6 +742,7 @@ pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
             .filter(node_inventory::Column::NodeId.is_in(chunk.iter().copied()))
             .exec(&txn)
             .await?;
+        super::shell::delete_host_keys(&txn, chunk).await?;
         node::Entity::delete_many()
             .filter(node::Column::Id.is_in(chunk.iter().copied()))
             .filter(node::Column::Reservation.is_null())

@@ -10,7 +10,8 @@
 //! Per-node actions (power, boot device, hypervisor capacity) implement
 //! [`NodeStep`]: one driver call, run by [`per_node`] under the runner's
 //! worker permits, call timeout and deadline. Bulk actions (provision,
-//! vm) act on the whole batch at once.
+//! vm) act on the whole batch at once; so do `exec` and `copy`
+//! (`remote.rs`), whose sessions have their own fanout and timeout.
 
 mod boot_device;
 mod console;
@@ -18,6 +19,7 @@ mod hypervisor;
 mod inspect;
 mod power;
 mod provision;
+mod remote;
 mod vm;
 
 use std::collections::HashMap;
@@ -92,6 +94,32 @@ pub fn of(action: &Action) -> Box<dyn ActionModule> {
         Action::Health => Box::new(PerNode(inspect::Health)),
         Action::ConsoleList => Box::new(console::Console::List),
         Action::ConsoleLog { lines } => Box::new(console::Console::Log { lines: *lines }),
+        Action::Exec {
+            command,
+            user,
+            timeout_s,
+            fanout,
+        } => Box::new(remote::Remote {
+            work: remote::Work::Command(command.clone()),
+            user: user.clone(),
+            timeout: std::time::Duration::from_secs(*timeout_s as u64),
+            fanout: *fanout as usize,
+        }),
+        Action::Copy {
+            files,
+            dest,
+            user,
+            timeout_s,
+            fanout,
+        } => Box::new(remote::Remote {
+            work: remote::Work::Copy {
+                files: Arc::new(files.clone()),
+                dest: dest.clone(),
+            },
+            user: user.clone(),
+            timeout: std::time::Duration::from_secs(*timeout_s as u64),
+            fanout: *fanout as usize,
+        }),
     }
 }
 

@@ -45,6 +45,7 @@ pub const VARIABLES: &[&str] = &[
     "packages_yaml",
     "packages_lines",
     "callback",
+    "authorize",
 ];
 
 #[derive(Debug, Clone)]
@@ -160,6 +161,10 @@ pub struct NodeContext<'a> {
     pub extra_args: Vec<&'a str>,
     /// `control_info.ssh_authorized_keys` (built images: root's keys).
     pub authorized_keys: Option<&'a str>,
+    /// The cluster's SSH public key (`shell::ClusterKey`): root's
+    /// `authorized_keys` gets it on every OS xcat3 installs or boots, so
+    /// conductors can run `exec` and `copy` there.
+    pub cluster_key: Option<&'a str>,
     /// The one-time callback token.
     pub token: &'a str,
     /// `http://<conductor>/autoinst/<node>`: where this node's answer
@@ -243,6 +248,15 @@ impl Answers {
             "curl -fsS --retry 10 --retry-delay 5 --retry-connrefused -X PUT -H 'Content-Type: application/json' -d '{{\"token\":\"{}\"}}' '{}/v1/nodes/provision/callback?name={}'",
             n.token, img.api_url, n.node
         );
+        // Our own key's text (`ssh-ed25519 <base64> xcat3`) has no quote
+        // of either kind; it goes into a double-quoted word.
+        let authorize = match n.cluster_key {
+            Some(k) => format!(
+                "mkdir -p -m 700 /root/.ssh && echo \"{}\" >> /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
+                k.trim()
+            ),
+            None => "true".into(),
+        };
         let main = self.main.render(|var| match var {
             "node" => n.node.into(),
             "mac" => n.mac.into(),
@@ -284,6 +298,7 @@ impl Answers {
             .into(),
             "packages_lines" => packages.join("\n").into(),
             "callback" => callback.as_str().into(),
+            "authorize" => authorize.as_str().into(),
             _ => "".into(),
         });
         if img.installer == Installer::Agent {
@@ -379,7 +394,14 @@ fn overlay(n: &NodeContext, node_conf: &str) -> String {
         ),
         (xcat3_common::agent::NODE_CONF, 0o600, node_conf),
     ];
-    let keys = n.authorized_keys.map(|k| format!("{}\n", k.trim_end()));
+    let keys: Vec<&str> = n
+        .cluster_key
+        .into_iter()
+        .chain(n.authorized_keys)
+        .map(str::trim_end)
+        .filter(|k| !k.is_empty())
+        .collect();
+    let keys = (!keys.is_empty()).then(|| format!("{}\n", keys.join("\n")));
     if let Some(k) = &keys {
         // Directories with root's own modes: an archive's directory entry
         // sets the mode of the one already there.
@@ -417,6 +439,7 @@ mod tests {
             packages: vec!["vim", "curl"],
             extra_args: vec!["console=ttyS0,115200"],
             authorized_keys: Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE admin@mgmt"),
+            cluster_key: Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICLUSTER xcat3"),
             token: "0123abcd",
             answers_url: "http://10.0.0.2:8080/autoinst/n1".into(),
         }
@@ -456,6 +479,10 @@ mod tests {
                     );
                 }
                 assert!(main.contains("vim"), "{inst:?}: packages");
+                assert!(
+                    main.contains("echo \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICLUSTER xcat3\" >> /root/.ssh/authorized_keys"),
+                    "{inst:?}: the cluster's key\n{main}"
+                );
             }
         }
     }
@@ -485,7 +512,7 @@ mod tests {
             "root_password=$6$salt$hash",
             "api_url=http://10.0.0.1:3010",
             "root/.ssh/authorized_keys\0",
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE admin@mgmt\n",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICLUSTER xcat3\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE admin@mgmt\n",
         ] {
             assert!(cpio.contains(part), "{part:?} in the overlay");
         }

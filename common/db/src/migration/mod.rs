@@ -15,6 +15,7 @@ mod m20261201_000006_groups;
 mod m20261201_000007_inspect;
 mod m20261202_000008_console;
 mod m20261202_000009_deploy_step;
+mod m20261203_000010_shell;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_inspect::Migration),
             Box::new(m20261202_000008_console::Migration),
             Box::new(m20261202_000009_deploy_step::Migration),
+            Box::new(m20261203_000010_shell::Migration),
         ]
     }
 }
