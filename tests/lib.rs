@@ -1137,6 +1137,52 @@ impl Drop for Sim {
     }
 }
 
+/// `xcat3-sim ssh`: `count` nodes' SSH servers from `first_ip` on a free
+/// port, letting in the keys of `authorized_keys` (a file); exports the
+/// import file (mgt=fake, `os_*` keys) into `dir`.
+pub struct SshSim {
+    _daemon: Daemon,
+    pub port: u16,
+    pub export: PathBuf,
+}
+
+impl SshSim {
+    pub fn start(
+        dir: &Path,
+        first_ip: &str,
+        count: u32,
+        authorized_keys: &Path,
+        extra: &[&str],
+    ) -> SshSim {
+        let port = free_tcp_port();
+        let export = dir.join(format!("ssh-nodes-{first_ip}.json"));
+        let mut child = Command::new(bin_dir().join("xcat3-sim"))
+            .args(["ssh", "--count", &count.to_string(), "--first-ip", first_ip])
+            .args(["--port", &port.to_string(), "--authorized-keys"])
+            .arg(authorized_keys)
+            .arg("--export-nodes")
+            .arg(&export)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn xcat3-sim ssh");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        match lines.next() {
+            Some(Ok(l)) if l.contains("SSH nodes on") => {}
+            other => {
+                let _ = child.kill();
+                panic!("xcat3-sim ssh did not start: {other:?}");
+            }
+        }
+        SshSim {
+            _daemon: Daemon(child),
+            port,
+            export,
+        }
+    }
+}
+
 /// OpenIPMI's `ipmi_sim` serving one BMC on 127.0.0.1 (user `admin`,
 /// password `secret`), with a chassis-control script that keeps power and
 /// boot device in files, so tests check them without our code.

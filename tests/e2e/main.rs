@@ -23,6 +23,7 @@ mod netboot;
 mod openapi;
 mod operations;
 mod redfish;
+mod remote;
 mod secrets;
 mod security;
 #[cfg(feature = "servers")]

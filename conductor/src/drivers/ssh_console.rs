@@ -11,35 +11,29 @@
 //! connection is refused (the error names the server's) unless
 //! `ssh_verify_host` is false.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use russh::ChannelMsg;
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use xcat3_common::hardware;
 
 use super::{Console, ConsoleLink, DriverError, LinkEvent, LinkInput, NodeInfo, Properties};
+use crate::shell::session::{self, Endpoint, HostKeys, Login};
 
 /// How long connecting and logging in may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct SshConsole;
 
-enum Auth {
-    Password(String),
-    Key(Arc<russh::keys::PrivateKey>),
-}
-
 struct Target {
     host: String,
     port: u16,
     user: String,
-    auth: Auth,
-    fingerprint: Option<String>,
-    verify: bool,
+    login: Login,
+    host_keys: HostKeys,
 }
 
 fn field<'a>(node: &'a NodeInfo, key: &str) -> Result<Option<&'a str>, DriverError> {
@@ -69,14 +63,14 @@ impl Target {
                 })? as u16,
         };
         let user = field(node, "ssh_username")?.ok_or_else(|| missing("ssh_username"))?;
-        let auth = match (field(node, "ssh_password")?, field(node, "ssh_key")?) {
+        let login = match (field(node, "ssh_password")?, field(node, "ssh_key")?) {
             (Some(_), Some(_)) => {
                 return Err(DriverError::invalid(
                     "console_info.ssh_key: give ssh_password or ssh_key, not both".into(),
                 ));
             }
-            (Some(p), None) => Auth::Password(p.to_string()),
-            (None, Some(k)) => Auth::Key(Arc::new(
+            (Some(p), None) => Login::Password(p.to_string()),
+            (None, Some(k)) => Login::Key(Arc::new(
                 russh::keys::decode_secret_key(k, None).map_err(|e| {
                     DriverError::invalid(format!(
                         "console_info.ssh_key: not an unencrypted OpenSSH private key ({e})"
@@ -99,35 +93,12 @@ impl Target {
             host: host.to_string(),
             port,
             user: user.to_string(),
-            auth,
-            fingerprint: field(node, "ssh_host_fingerprint")?.map(str::to_string),
-            verify,
+            login,
+            host_keys: HostKeys::Fingerprint {
+                expected: field(node, "ssh_host_fingerprint")?.map(str::to_string),
+                verify,
+            },
         })
-    }
-}
-
-/// Checks the server's key against `ssh_host_fingerprint`; remembers what
-/// it saw for the error message.
-struct HostCheck {
-    expected: Option<String>,
-    verify: bool,
-    seen: Arc<Mutex<Option<String>>>,
-}
-
-impl russh::client::Handler for HostCheck {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        let fp = key.public_key().fingerprint(HashAlg::Sha256).to_string();
-        let ok = match &self.expected {
-            Some(want) => *want == fp,
-            None => !self.verify,
-        };
-        *self.seen.lock().expect("seen lock") = Some(fp);
-        Ok(ok)
     }
 }
 
@@ -144,12 +115,7 @@ impl Console for SshConsole {
     async fn connect(&self, node: &NodeInfo, _force: bool) -> Result<ConsoleLink, DriverError> {
         let t = Target::of(node)?;
         let at = format!("{}:{}", t.host, t.port);
-        let seen = Arc::new(Mutex::new(None));
-        let check = HostCheck {
-            expected: t.fingerprint.clone(),
-            verify: t.verify,
-            seen: seen.clone(),
-        };
+        let label = format!("SSH console {at}");
         let config = Arc::new(russh::client::Config {
             inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(30)),
@@ -157,66 +123,37 @@ impl Console for SshConsole {
             nodelay: true,
             ..Default::default()
         });
-        let login = async {
-            let mut session = russh::client::connect(config, (t.host.as_str(), t.port), check)
+        let ep = Endpoint {
+            label: &label,
+            host: &t.host,
+            port: t.port,
+            user: &t.user,
+            login: &t.login,
+            host_keys: &t.host_keys,
+        };
+        let session = session::open(&ep, config, CONNECT_TIMEOUT).await?;
+        let terminal = async {
+            let channel = session
+                .channel_open_session()
                 .await
-                .map_err(|e| match seen.lock().expect("seen lock").clone() {
-                    Some(fp) if t.fingerprint.as_deref() != Some(fp.as_str()) => {
-                        DriverError::authentication(format!(
-                            "SSH console {at}: its host key is {fp}; {}",
-                            match &t.fingerprint {
-                                Some(want) => format!("console_info.ssh_host_fingerprint says {want}"),
-                                None => "set console_info.ssh_host_fingerprint to it (or ssh_verify_host=false)".into(),
-                            }
-                        ))
-                    }
-                    _ => DriverError::unreachable(format!("SSH console {at}: {e}")),
-                })?;
-            let ok = match &t.auth {
-                Auth::Password(p) => session.authenticate_password(&t.user, p).await,
-                Auth::Key(k) => {
-                    let hash = session
-                        .best_supported_rsa_hash()
-                        .await
-                        .ok()
-                        .flatten()
-                        .flatten();
-                    session
-                        .authenticate_publickey(
-                            &t.user,
-                            PrivateKeyWithHashAlg::new(k.clone(), hash),
-                        )
-                        .await
-                }
-            }
-            .map_err(|e| DriverError::unreachable(format!("SSH console {at}: {e}")))?;
-            if !ok.success() {
-                return Err(DriverError::authentication(format!(
-                    "SSH console {at}: user {} was refused (wrong ssh_password or ssh_key?)",
-                    t.user
-                )));
-            }
-            let channel = session.channel_open_session().await.map_err(|e| {
-                DriverError::bmc(format!("SSH console {at}: opening a session: {e}"))
-            })?;
+                .map_err(|e| DriverError::bmc(format!("{label}: opening a session: {e}")))?;
             channel
                 .request_pty(false, "vt100", 80, 24, 0, 0, &[])
                 .await
-                .map_err(|e| {
-                    DriverError::bmc(format!("SSH console {at}: asking for a terminal: {e}"))
-                })?;
-            channel.request_shell(false).await.map_err(|e| {
-                DriverError::bmc(format!("SSH console {at}: starting the shell: {e}"))
-            })?;
-            Ok((session, channel))
+                .map_err(|e| DriverError::bmc(format!("{label}: asking for a terminal: {e}")))?;
+            channel
+                .request_shell(false)
+                .await
+                .map_err(|e| DriverError::bmc(format!("{label}: starting the shell: {e}")))?;
+            Ok::<_, DriverError>(channel)
         };
-        let (session, channel) = tokio::time::timeout(CONNECT_TIMEOUT, login)
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT, terminal)
             .await
             .map_err(|_| {
                 DriverError::new(
                     xcat3_common::rpc::ErrorKind::Timeout,
                     format!(
-                        "SSH console {at}: no login within {}s",
+                        "{label}: no terminal within {} s",
                         CONNECT_TIMEOUT.as_secs()
                     ),
                 )
