@@ -7,7 +7,7 @@
 //! `scripts/bench NAME [ROUNDS]` is the entry point: it provides the
 //! servers (`XCAT3_BENCH_DB_URL`, `XCAT3_BENCH_AMQP_URL`) and runs this
 //! for `seed-table`, `inventory`, `power`, `power-sync`, `groups`,
-//! `inspect`, `console` and `images`.
+//! `inspect`, `console`, `images` and `exec`.
 
 use std::time::{Duration, Instant};
 
@@ -35,9 +35,10 @@ fn main() {
         Some("inspect") => inspect(rounds),
         Some("console") => console(rounds),
         Some("images") => images(rounds),
+        Some("exec") => exec(rounds),
         _ => {
             eprintln!(
-                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync|groups|inspect|console|images [ROUNDS]"
+                "usage: cargo bench -p xcat3-tests --bench stack -- seed-table|inventory|power|power-sync|groups|inspect|console|images|exec [ROUNDS]"
             );
             std::process::exit(2);
         }
@@ -1145,4 +1146,94 @@ fn machine_cpu_seconds() -> f64 {
         .collect();
     let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|i| f.get(*i)).sum();
     busy as f64 / 100.0
+}
+
+/// `xcat3 exec NODES -- hostname` on xcat3-sim SSH nodes, 2 conductors,
+/// RabbitMQ and MariaDB; beside `pdsh -R ssh -f 64` (OpenSSH's client,
+/// host keys checked from a known_hosts file, as ours are) on the same
+/// first 1,000 nodes, in the same run.
+fn exec(rounds: usize) {
+    let c = Cluster::start(&[], None);
+    let dir = c.dir.path();
+    let key = c.api.xcat3(&["ssh-key"]).ok();
+    // pdsh logs in with a key of its own.
+    let pdsh_key = dir.join("pdsh_key");
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", ""])
+        .arg("-f")
+        .arg(&pdsh_key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(ok.success());
+    let pdsh_pub = std::fs::read_to_string(dir.join("pdsh_key.pub")).expect("pdsh key");
+    let authorized = dir.join("authorized");
+    std::fs::write(&authorized, format!("{key}{pdsh_pub}")).expect("write keys");
+    let sizes: &[u32] = &[1_000, 10_000];
+    let count = *sizes.iter().max().unwrap();
+    let sim = xcat3_tests::SshSim::start(dir, "127.5.0.1", count, &authorized, &[]);
+    c.api.xcat3(&["import", sim.export.to_str().unwrap()]).ok();
+    let export: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sim.export).unwrap()).unwrap();
+    let first = &export["nodes"][0]["control_info"];
+    let host_key = first["os_ssh_host_keys"].as_str().unwrap().to_string();
+    let known = dir.join("known_hosts");
+    std::fs::write(&known, format!("* {host_key}\n")).expect("known_hosts");
+    let hosts: Vec<String> = export["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(1_000)
+        .map(|n| n["control_info"]["os_address"].as_str().unwrap().to_string())
+        .collect();
+    let hostfile = dir.join("hosts");
+    std::fs::write(&hostfile, hosts.join("\n")).expect("hosts");
+    let cpu = |c: &Cluster| c.conductors.iter().map(|x| x.cpu_seconds()).sum::<f64>();
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let range = format!("sim[00001-{n:05}]");
+        let (mut t, mut cpus) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let c0 = cpu(&c);
+            t.push(timed(&c.api, n as usize, &["exec", &range, "--", "hostname"]));
+            cpus.push(cpu(&c) - c0);
+        }
+        rows.push((format!("xcat3 exec, {n} nodes"), median(t), median(cpus)));
+    }
+    let mut t = Vec::new();
+    for _ in 0..rounds {
+        let t0 = Instant::now();
+        let out = std::process::Command::new("pdsh")
+            .args(["-R", "ssh", "-f", "64", "-l", "root", "-w"])
+            .arg(format!("^{}", hostfile.display()))
+            .arg("hostname")
+            .env(
+                "PDSH_SSH_ARGS",
+                format!(
+                    "-p {} -i {} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o LogLevel=ERROR -l%u %h",
+                    sim.port,
+                    pdsh_key.display(),
+                    known.display()
+                ),
+            )
+            .output()
+            .expect("pdsh (Debian's pdsh)");
+        t.push(t0.elapsed().as_secs_f64());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let answered = text.lines().filter(|l| l.contains(": sim")).count();
+        assert_eq!(
+            answered,
+            hosts.len(),
+            "pdsh: {answered} of {} answered\n{}",
+            hosts.len(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    rows.push(("pdsh -R ssh -f 64, 1000 nodes".into(), median(t), f64::NAN));
+    println!("\nexec `hostname`, xcat3-sim SSH nodes, 2 conductors, median of {rounds}:");
+    println!("{:<34} {:>9} {:>16}", "", "seconds", "conductor CPU s");
+    for (what, secs, cpu) in &rows {
+        println!("{what:<34} {secs:>9.2} {cpu:>16.1}");
+    }
+    let ratio = rows[2].1 / rows[0].1;
+    println!("pdsh / xcat3 on 1,000 nodes: {ratio:.1}x");
 }
