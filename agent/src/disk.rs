@@ -25,8 +25,12 @@ type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root
 const DISK_WAIT: Duration = Duration::from_secs(30);
 
 /// Partitions `disk` (empty: the first whole disk), writes the root and
-/// the boot loader.
-pub fn write_root(disk: &str) -> anyhow::Result<()> {
+/// the boot loader, then calls `then` with the new root while it is still
+/// mounted (with `/dev`, `/proc` and `/sys` bound into it).
+pub fn write_root(
+    disk: &str,
+    then: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let disk = find_disk(disk)?;
     let d = disk.display().to_string();
     println!("xcat3-agent: writing the image to {d}");
@@ -60,7 +64,7 @@ pub fn write_root(disk: &str) -> anyhow::Result<()> {
     )?;
     std::fs::create_dir_all(TARGET)?;
     mount(&root, TARGET, None)?;
-    let result = fill(&disk, &efi, &root);
+    let result = fill(&disk, &efi, &root).and_then(|()| then(Path::new(TARGET)));
     // Unmount whatever the steps mounted, deepest first, even on failure.
     for m in ["dev", "proc", "sys", "boot/efi"] {
         let _ = Command::new("umount").arg(format!("{TARGET}/{m}")).status();

@@ -12,6 +12,7 @@
 //! and the agent does nothing.
 
 mod disk;
+mod postscripts;
 mod report;
 
 use std::time::Instant;
@@ -103,19 +104,59 @@ async fn run(started: Instant) -> anyhow::Result<()> {
         eprintln!("xcat3-agent: root password not set: {e:#}");
     }
     reporter.step(Step::AgentUp).await?;
-    if boot.write_disk {
+    let scripts = match reporter.postscripts().await {
+        Ok(s) => s,
+        Err(e) => {
+            reporter
+                .failed(Step::Postscripts, &format!("{e:#}"), &[])
+                .await?;
+            bail!("{e:#}");
+        }
+    };
+    let node = boot.node.clone();
+    let runs = if boot.write_disk {
         reporter.step(Step::Installing).await?;
         let disk = boot.install_disk.clone();
-        let written = tokio::task::spawn_blocking(move || disk::write_root(&disk))
-            .await
-            .context("the disk writer panicked")?;
-        if let Err(e) = written {
-            reporter.failed(Step::Installing, &format!("{e:#}")).await?;
-            bail!("installing: {e:#}");
+        // The scripts configure the written system: chrooted into it
+        // before it is unmounted.
+        let written = tokio::task::spawn_blocking(move || {
+            let mut runs = Vec::new();
+            disk::write_root(&disk, |root| {
+                runs = postscripts::run_all(&scripts, &node, postscripts::Place::Chroot(root));
+                Ok(())
+            })
+            .map(|()| runs)
+        })
+        .await
+        .context("the disk writer panicked")?;
+        match written {
+            Ok(runs) => runs,
+            Err(e) => {
+                reporter
+                    .failed(Step::Installing, &format!("{e:#}"), &[])
+                    .await?;
+                bail!("installing: {e:#}");
+            }
         }
+    } else if scripts.is_empty() {
+        Vec::new()
+    } else {
+        reporter.step(Step::Postscripts).await?;
+        tokio::task::spawn_blocking(move || {
+            let dir = std::path::Path::new(postscripts::DIR);
+            postscripts::run_all(&scripts, &node, postscripts::Place::Here(dir))
+        })
+        .await
+        .context("the postscripts runner panicked")?
+    };
+    // Never `done` with a silent failure: the node is `deploy failed`,
+    // naming the script.
+    if let Some(why) = xcat3_common::postscripts::failure(&runs) {
+        reporter.failed(Step::Postscripts, &why, &runs).await?;
+        bail!("{why}");
     }
     reporter
-        .done(&host_keys(std::path::Path::new("/etc/ssh")))
+        .done(&host_keys(std::path::Path::new("/etc/ssh")), &runs)
         .await?;
     println!(
         "xcat3-agent: done {:.1} s after start",

@@ -88,6 +88,7 @@ pub fn required_role(method: &Method, route: &str) -> Option<Role> {
             | "/metrics"
             | "/openapi.json"
             | "/nodes/provision/callback"
+            | "/nodes/provision/postscripts"
     ) || route.starts_with("/install");
     if public {
         return None;

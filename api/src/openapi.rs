@@ -71,6 +71,7 @@ fn build() -> Value {
         routes::requests::Doc::openapi(),
         routes::vms::Doc::openapi(),
         routes::remote::Doc::openapi(),
+        routes::scripts::Doc::openapi(),
     ] {
         doc.merge(part);
     }

@@ -260,6 +260,23 @@ pub enum OutcomeOrError {
     Error(String),
 }
 
+/// `GET /v1/scripts`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ScriptList {
+    pub scripts: Vec<ScriptSummary>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ScriptSummary {
+    pub name: String,
+    /// Bytes.
+    pub size: i64,
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
 /// The cluster's SSH public key.
 #[derive(ToSchema)]
 #[allow(dead_code)]

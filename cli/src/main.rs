@@ -157,6 +157,28 @@ pub enum Command {
         #[arg(long)]
         fanout: Option<u32>,
     },
+    /// Store a post-boot script (or replace it): script-create NAME FILE.
+    /// Nodes list theirs in control_info.postscripts=a,b,c.
+    ScriptCreate { name: String, file: String },
+    /// List the stored post-boot scripts.
+    ScriptList,
+    /// Print a post-boot script.
+    ScriptShow { name: String },
+    /// Delete a post-boot script.
+    ScriptDelete { name: String },
+    /// Each node's last run of its post-boot scripts (exit status and
+    /// output tail per script); with --rerun, run them again now over SSH
+    /// (xCAT's updatenode).
+    Postscripts {
+        noderange: String,
+        #[arg(long)]
+        rerun: bool,
+        /// Seconds each script may run (default 1800).
+        #[arg(long)]
+        timeout: Option<u32>,
+        #[arg(long)]
+        fanout: Option<u32>,
+    },
     /// The cluster's SSH public key: conductors log in to nodes with it
     /// (xcat3 puts it on the nodes it deploys; add it to others).
     SshKey,

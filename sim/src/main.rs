@@ -181,7 +181,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_ssh(a: SshArgs) -> anyhow::Result<()> {
-    raise_fd_limit(u64::from(a.count) * 4 + 256)?;
+    // A listener per node, and the sessions open at once.
+    raise_fd_limit(u64::from(a.count) + 4096)?;
     let authorized = match &a.authorized_keys {
         Some(p) => ssh::read_authorized(p)?,
         None => Vec::new(),

@@ -1183,7 +1183,12 @@ fn exec(rounds: usize) {
         .unwrap()
         .iter()
         .take(1_000)
-        .map(|n| n["control_info"]["os_address"].as_str().unwrap().to_string())
+        .map(|n| {
+            n["control_info"]["os_address"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let hostfile = dir.join("hosts");
     std::fs::write(&hostfile, hosts.join("\n")).expect("hosts");
@@ -1194,7 +1199,11 @@ fn exec(rounds: usize) {
         let (mut t, mut cpus) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             let c0 = cpu(&c);
-            t.push(timed(&c.api, n as usize, &["exec", &range, "--", "hostname"]));
+            t.push(timed(
+                &c.api,
+                n as usize,
+                &["exec", &range, "--", "hostname"],
+            ));
             cpus.push(cpu(&c) - c0);
         }
         rows.push((format!("xcat3 exec, {n} nodes"), median(t), median(cpus)));

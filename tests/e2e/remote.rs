@@ -218,6 +218,47 @@ fn exec_and_copy_against_a_real_sshd() {
     );
     assert!(!dir.path().join("missing").exists());
 
+    // Post-boot scripts run again over SSH (`updatenode`): in order, as
+    // the node (NODE), stopping at the first failure; the run is kept.
+    let script = |name: &str, text: &str| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        api.xcat3(&["script-create", name, f.to_str().unwrap()])
+            .ok();
+    };
+    script("ok1", "#!/bin/sh\necho \"ok1 on $NODE\"\n");
+    script("bad", "echo working\necho no disk >&2\nexit 3\n");
+    script("never", "echo never\n");
+    api.xcat3(&["update", "n1", "control/postscripts=ok1,bad,never"])
+        .ok();
+    let v = reply(&api.xcat3(&["--json", "postscripts", "n1", "--rerun"]));
+    assert_eq!(kind(&v, "n1"), Some("command_failed"), "{v}");
+    let ran = outcome(&v, "n1");
+    assert_eq!(ran["exit_status"], 3, "{v}");
+    assert_eq!(
+        ran["output"], "[ok1: exit 0]\nok1 on n1\n[bad: exit 3]\nworking\nno disk\n",
+        "{v}"
+    );
+    let kept = reply(&api.xcat3(&["--json", "postscripts", "n1"]));
+    assert_eq!(kept["nodes"]["n1"]["output"], ran["output"], "{kept}");
+    assert!(kept["nodes"]["n1"]["ran_at"].is_string(), "{kept}");
+    assert_eq!(kind(&kept, "n1"), Some("command_failed"));
+    // A listed script that is not stored is the node's error, before any
+    // session; a node without scripts says so.
+    api.xcat3(&["update", "n1", "control/postscripts=ok1,missing"])
+        .ok();
+    let v = reply(&api.xcat3(&["--json", "postscripts", "n1", "--rerun"]));
+    assert_eq!(kind(&v, "n1"), Some("invalid"), "{v}");
+    assert!(
+        v["nodes"]["n1"].as_str().unwrap().contains("`missing`"),
+        "{v}"
+    );
+    let v = reply(&api.xcat3(&["--json", "postscripts", "n4"]));
+    assert_eq!(kind(&v, "n4"), Some("not_found"), "{v}");
+    // A bad list is refused when written, naming the field.
+    let run = api.xcat3(&["update", "n1", "control/postscripts=../etc/passwd"]);
+    assert!(run.stdout().contains("postscripts"), "{}", run.stdout());
+
     // Bad requests are refused whole, naming the field.
     let run = api.xcat3(&["exec", "n1", "--fanout", "0", "--", "true"]);
     assert!(run.stderr().contains("fanout"), "{}", run.stderr());

@@ -39,12 +39,25 @@ pub fn routes() -> Router<AppState> {
             "/nodes/provision/callback",
             put(callback).layer(DefaultBodyLimit::max(CALLBACK_MAX_BODY)),
         )
+        .route(
+            "/nodes/provision/postscripts",
+            axum::routing::post(fetch_postscripts).layer(DefaultBodyLimit::max(CALLBACK_MAX_BODY)),
+        )
         .route("/ring", get(ring))
 }
 
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(power_status, power_set, boot_get, boot_set, provision, callback, ring))]
+#[openapi(paths(
+    power_status,
+    power_set,
+    boot_get,
+    boot_set,
+    provision,
+    callback,
+    fetch_postscripts,
+    ring
+))]
 pub struct Doc;
 
 #[derive(Deserialize, Default)]
@@ -368,13 +381,18 @@ pub struct CallbackBody {
     /// (OpenSSH lines, at most 8), made at its boot; conductors check the
     /// node's SSH server against them (`exec`, `copy`).
     host_keys: Option<Vec<String>>,
+    /// From an image's agent: how each post-boot script ran (kept per
+    /// node, `xcat3 postscripts NODERANGE`).
+    #[schema(value_type = Option<Vec<xcat3_common::postscripts::Ran>>)]
+    postscripts: Option<Vec<xcat3_common::postscripts::Ran>>,
     /// v1's key handout, refused by name.
     #[schema(ignore)]
     fetch_ssh_pub: Option<serde::de::IgnoredAny>,
 }
 
-/// Largest callback body (a token, a step, a 1 KiB error, host keys).
-pub const CALLBACK_MAX_BODY: usize = 16 * 1024;
+/// Largest callback body (a token, a step, a 1 KiB error, host keys, the
+/// output tails of up to 64 post-boot scripts).
+pub const CALLBACK_MAX_BODY: usize = 128 * 1024;
 
 /// The one answer to every refused callback whose request was well
 /// formed: the same status and text whether the node is unknown, not
@@ -480,6 +498,7 @@ async fn callback(
             step: None,
             error: None,
             host_keys: None,
+            postscripts: None,
             fetch_ssh_pub: None,
         }
     } else {
@@ -582,6 +601,18 @@ async fn callback(
         xcat3_db::shell::store_host_keys(&st.db, rec.node.id, &keys).await?;
         tracing::info!(node = %name, keys = keys.len(), "node reported its SSH host keys");
     }
+    if let Some(runs) = &body.postscripts {
+        let runs: Vec<_> = runs
+            .iter()
+            .take(xcat3_common::postscripts::MAX_PER_NODE)
+            .map(|r| xcat3_common::postscripts::Ran {
+                name: r.name.chars().take(64).collect(),
+                exit_status: r.exit_status,
+                output: xcat3_common::postscripts::tail(&r.output),
+            })
+            .collect();
+        xcat3_db::scripts::record_run(&st.db, rec.node.id, &runs).await?;
+    }
     match &error {
         Some(e) => {
             tracing::warn!(node = %name, %step, error = %e, "node reports a failed step; deploy failed")
@@ -614,6 +645,86 @@ async fn callback(
         Json(json!({ "nodes": { name: next.as_str() } })),
     )
         .into_response())
+}
+
+/// `POST /nodes/provision/postscripts?name=N`'s body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchBody {
+    /// The node's token (kernel command line).
+    token: String,
+}
+
+/// `POST /nodes/provision/postscripts?name=N` with `{"token": "..."}`:
+/// the scripts the node runs after boot (`control_info.postscripts`, its
+/// own or its group's), in order. For the node's agent: the node's token,
+/// from the node's own address, while it deploys or runs a stateless
+/// image; refused exactly like a bad callback otherwise.
+#[utoipa::path(post, path = "/v1/nodes/provision/postscripts", tag = "actions", operation_id = "fetch_postscripts", params(("name" = String, Query, description = "the node asking")), request_body = FetchBody, responses((status = 200, description = "the node's scripts, in order", body = Vec<xcat3_common::postscripts::Script>), (status = 403, description = "not the token of a node deploying under this name, from its own address", body = Fault)))]
+async fn fetch_postscripts(
+    State(st): State<AppState>,
+    Params(q): Params<CallbackQuery>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let client = client_address(
+        xcat3_conductor::listener::peer(&parts.extensions),
+        &st.config.api.trusted_proxies,
+        &parts.headers,
+    );
+    let body = crate::extract::read_json(axum::extract::Request::from_parts(parts, body))
+        .await?
+        .unwrap_or(Value::Null);
+    let body: FetchBody = serde_json::from_value(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "request body: {e} (expected {{\"token\": \"...\"}})"
+        ))
+    })?;
+    let name = q
+        .name
+        .ok_or_else(|| ApiError::bad_request("name: missing (the node asking)"))?;
+    let recs = node_db::load_resolved(&st.db, std::slice::from_ref(&name), true).await?;
+    let Some(rec) = recs.into_iter().next() else {
+        return Err(callback_refused());
+    };
+    let from_node = !st.config.boot.check_node_address
+        || client.is_some_and(|c| {
+            rec.nics
+                .iter()
+                .filter_map(|n| n.ip.as_deref()?.parse::<IpAddr>().ok())
+                .any(|ip| ip == c)
+        });
+    let state = ProvisionState::from_column(rec.node.state.as_deref());
+    let booting = matches!(state, ProvisionState::Deploying | ProvisionState::Booted);
+    let token_ok = rec
+        .node
+        .deploy_token
+        .as_deref()
+        .is_some_and(|t| same_secret(t, &body.token));
+    if !(from_node && booting && token_ok) {
+        tracing::warn!(node = %name, client = ?client, "postscripts fetch refused");
+        return Err(callback_refused());
+    }
+    let info = node_db::parse_map(&rec.node.control_info);
+    let listed = info
+        .get(xcat3_common::postscripts::KEY)
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let names = xcat3_common::postscripts::parse_list(listed)
+        .map_err(|e| ApiError::bad_request(format!("{name}: control_info.postscripts: {e}")))?;
+    let scripts = xcat3_db::scripts::resolve(&st.db, &names)
+        .await?
+        .map_err(|e| ApiError::with_status(StatusCode::CONFLICT, format!("{name}: {e}")))?;
+    Ok((StatusCode::OK, Json(json!(scripts))).into_response())
+}
+
+/// Compares two secrets in time that depends on their length only.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// `GET /ring?noderange=` → `{"nodes": {name: conductor}}`.

@@ -13,6 +13,7 @@ pub mod passwds;
 pub mod remote;
 pub mod requests;
 pub mod root;
+pub mod scripts;
 pub mod services;
 pub mod vms;
 
@@ -47,6 +48,7 @@ pub fn v1() -> Router<AppState> {
         .merge(requests::routes())
         .merge(vms::routes())
         .merge(remote::routes())
+        .merge(scripts::routes())
 }
 
 /// `?fields=a,b` and `?noderange=`, accepted wherever the v1 API read them.

@@ -213,6 +213,24 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             remote::copy(c, &noderange, &paths, &o, json).await
         }
         SshKey => remote::ssh_key(c).await,
+        ScriptCreate { name, file } => remote::script_put(c, &name, &file).await,
+        ScriptList => remote::script_list(c, json).await,
+        ScriptShow { name } => remote::script_show(c, &name).await,
+        ScriptDelete { name } => remote::script_delete(c, &name).await,
+        Postscripts {
+            noderange,
+            rerun,
+            timeout,
+            fanout,
+        } => {
+            let o = remote::Options {
+                user: None,
+                timeout,
+                fanout,
+                collapse: false,
+            };
+            remote::postscripts(c, &noderange, rerun, &o, json).await
+        }
         Vitals { noderange, sensors } => inspect::vitals(c, &noderange, &sensors, json).await,
         Eventlog {
             noderange,

@@ -55,8 +55,9 @@ pub async fn exec(
     o.add_to(&mut body);
     run(
         c,
+        Method::POST,
         &format!("/nodes/exec?{}", range_q(range)),
-        &body,
+        Some(&body),
         o,
         json,
     )
@@ -99,8 +100,9 @@ pub async fn copy(
     o.add_to(&mut body);
     run(
         c,
+        Method::POST,
         &format!("/nodes/copy?{}", range_q(range)),
-        &body,
+        Some(&body),
         o,
         json,
     )
@@ -117,6 +119,86 @@ pub async fn ssh_key(c: &Client) -> anyhow::Result<bool> {
         .context("no public_key in the reply")?;
     println!("{key}");
     Ok(true)
+}
+
+/// `script-create NAME FILE` (or replace).
+pub async fn script_put(c: &Client, name: &str, file: &str) -> anyhow::Result<bool> {
+    let content = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let path = format!("/scripts/{}", crate::client::encode(name));
+    c.call(Method::PUT, &path, Some(&json!({ "content": content })))
+        .await?;
+    println!("{name}: stored ({} bytes)", content.len());
+    Ok(true)
+}
+
+/// `script-list`.
+pub async fn script_list(c: &Client, json: bool) -> anyhow::Result<bool> {
+    let v = c.get("/scripts").await?;
+    if json {
+        output::print_json(&v);
+        return Ok(true);
+    }
+    let rows: Vec<[String; 3]> = v["scripts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            [
+                s["name"].as_str().unwrap_or("").to_string(),
+                s["size"].to_string(),
+                s["updated_at"].as_str().unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    output::table(&["name", "bytes", "updated_at"], &rows);
+    Ok(true)
+}
+
+/// `script-show NAME`: the script's text.
+pub async fn script_show(c: &Client, name: &str) -> anyhow::Result<bool> {
+    let v = c
+        .get(&format!("/scripts/{}", crate::client::encode(name)))
+        .await?;
+    print!("{}", v["content"].as_str().unwrap_or(""));
+    Ok(true)
+}
+
+/// `script-delete NAME`.
+pub async fn script_delete(c: &Client, name: &str) -> anyhow::Result<bool> {
+    let path = format!("/scripts/{}", crate::client::encode(name));
+    c.call(Method::DELETE, &path, None).await?;
+    println!("{name}: deleted");
+    Ok(true)
+}
+
+/// `postscripts NODERANGE [--rerun]`: each node's last run (or a new run,
+/// over SSH), one line per output line, each script's header first.
+pub async fn postscripts(
+    c: &Client,
+    range: &str,
+    rerun: bool,
+    o: &Options,
+    json: bool,
+) -> anyhow::Result<bool> {
+    if rerun {
+        let mut q = format!("/nodes/postscripts?{}", range_q(range));
+        if let Some(t) = o.timeout {
+            q.push_str(&format!("&timeout={t}"));
+        }
+        if let Some(f) = o.fanout {
+            q.push_str(&format!("&fanout={f}"));
+        }
+        return run(c, Method::PUT, &q, None, o, json).await;
+    }
+    run(
+        c,
+        Method::GET,
+        &format!("/nodes/postscripts?{}", range_q(range)),
+        None,
+        o,
+        json,
+    )
+    .await
 }
 
 /// One node's value: its outcome, or the text of an error that kept it
@@ -140,8 +222,9 @@ fn node_value(v: &Value) -> NodeValue {
 /// `--collapse` and `--json`); true when every node succeeded.
 async fn run(
     c: &Client,
+    method: Method,
     path: &str,
-    body: &Value,
+    body: Option<&Value>,
     o: &Options,
     json: bool,
 ) -> anyhow::Result<bool> {
@@ -149,7 +232,7 @@ async fn run(
     let (mut ok, mut total) = (0usize, 0usize);
     let mut out = std::io::stdout().lock();
     let id = c
-        .stream(Method::POST, path, Some(body), |line| {
+        .stream(method, path, body, |line| {
             let Value::Object(mut line) = line else {
                 return;
             };

@@ -32,6 +32,9 @@ pub enum Step {
     /// Partitioning the install disk and writing the root to it (images
     /// of kind `image`).
     Installing,
+    /// Running the node's post-boot scripts (`control_info.postscripts`),
+    /// in order; a script that fails fails the boot, naming it.
+    Postscripts,
     /// Finished: a stateless node is `booted`; a written disk makes the
     /// node `deployed` and boot from its disk.
     Done,
@@ -44,6 +47,7 @@ impl Step {
         "root mounted",
         "agent up",
         "installing",
+        "postscripts",
         "done",
     ];
 
@@ -52,6 +56,7 @@ impl Step {
         Step::RootMounted,
         Step::AgentUp,
         Step::Installing,
+        Step::Postscripts,
         Step::Done,
     ];
 
@@ -61,6 +66,7 @@ impl Step {
             Step::RootMounted => "root mounted",
             Step::AgentUp => "agent up",
             Step::Installing => "installing",
+            Step::Postscripts => "postscripts",
             Step::Done => "done",
         }
     }

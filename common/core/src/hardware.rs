@@ -252,6 +252,10 @@ pub const DEPLOY: &[Property] = &[
         "ssh_authorized_keys",
         "public keys for root's authorized_keys on images genimage built, one per line",
     ),
+    optional(
+        "postscripts",
+        "post-boot scripts (xcat3 script-create) the node runs in order, comma-separated names",
+    ),
 ];
 
 /// How xcat3 reaches a node's running OS over SSH (`exec`, `copy`), whatever

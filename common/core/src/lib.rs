@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod model;
 pub mod noderange;
+pub mod postscripts;
 pub mod process;
 pub mod ring;
 pub mod rpc;

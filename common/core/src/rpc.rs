@@ -76,6 +76,10 @@ pub enum Action {
         timeout_s: u32,
         fanout: u32,
     },
+    /// Run each node's post-boot scripts again over SSH, in order, each for
+    /// at most `timeout_s` (result as for `Exec`: the scripts' headers and
+    /// output tails; the run is kept per node).
+    Postscripts { timeout_s: u32, fanout: u32 },
     /// Copy `files` into the directory `dest` on each node over SSH
     /// (SCP), then, with `command`, nothing else (result as for `Exec`).
     Copy {
@@ -109,6 +113,7 @@ impl Action {
             Action::ConsoleLog { .. } => "console_log",
             Action::Exec { .. } => "exec",
             Action::Copy { .. } => "copy",
+            Action::Postscripts { .. } => "postscripts",
         }
     }
 
@@ -136,7 +141,8 @@ impl Action {
             }
             | Action::Copy {
                 timeout_s, fanout, ..
-            } => {
+            }
+            | Action::Postscripts { timeout_s, fanout } => {
                 let rounds = nodes.div_ceil((*fanout).max(1) as usize).max(1) as u64;
                 // Connecting and logging in come on top of the command.
                 let per_round = *timeout_s as u64 + crate::exec::LOGIN_TIMEOUT_S;
@@ -198,6 +204,7 @@ impl Action {
                 };
                 format!("exec {as_user}-- {shown}{more}")
             }
+            Action::Postscripts { .. } => "postscripts --rerun".into(),
             Action::Copy { files, dest, .. } => {
                 let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
                 format!("copy {} {dest}", names.join(" "))

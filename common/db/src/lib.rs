@@ -13,6 +13,7 @@ pub mod locks;
 mod migration;
 pub mod nodes;
 pub mod resources;
+pub mod scripts;
 pub mod secrets;
 pub mod services;
 pub mod shell;

@@ -178,6 +178,23 @@ pub async fn existing(db: &Db, names: &[String]) -> Result<HashSet<String>, DbEr
     existing_in(db.conn(), names).await
 }
 
+/// The ids of those of `names` that exist, by name.
+pub async fn ids(db: &Db, names: &[String]) -> Result<HashMap<String, i64>, DbError> {
+    let mut out = HashMap::new();
+    for chunk in names.chunks(IN_CHUNK) {
+        let found: Vec<(String, i64)> = node::Entity::find()
+            .select_only()
+            .column(node::Column::Name)
+            .column(node::Column::Id)
+            .filter(node::Column::Name.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(db.conn())
+            .await?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 async fn existing_in<C: ConnectionTrait>(
     conn: &C,
     names: &[String],
@@ -379,6 +396,7 @@ async fn try_create(db: &Db, specs: &[NodeSpec], check_macs: bool) -> Result<Out
             state_changed_at: Set(None),
             last_error: Set(None),
             deploy_step: Set(None),
+            expires_at: Set(None),
             groups: Set(group_column(&s.groups)),
             health: Set(None),
             created_at: Set(now),
@@ -743,6 +761,7 @@ pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
             .exec(&txn)
             .await?;
         super::shell::delete_host_keys(&txn, chunk).await?;
+        super::scripts::delete_runs(&txn, chunk).await?;
         node::Entity::delete_many()
             .filter(node::Column::Id.is_in(chunk.iter().copied()))
             .filter(node::Column::Reservation.is_null())

@@ -105,6 +105,12 @@ pub fn of(action: &Action) -> Box<dyn ActionModule> {
             timeout: std::time::Duration::from_secs(*timeout_s as u64),
             fanout: *fanout as usize,
         }),
+        Action::Postscripts { timeout_s, fanout } => Box::new(remote::Remote {
+            work: remote::Work::Postscripts,
+            user: xcat3_common::exec::DEFAULT_USER.into(),
+            timeout: std::time::Duration::from_secs(*timeout_s as u64),
+            fanout: *fanout as usize,
+        }),
         Action::Copy {
             files,
             dest,

@@ -1,17 +1,19 @@
-//! `exec` and `copy`: one SSH session per node to its running OS, from the
-//! conductor that owns the node (see `shell/`). At most `fanout` sessions
+//! `exec`, `copy` and `postscripts --rerun`: one SSH session per node to
+//! its running OS, from the conductor that owns the node (see `shell/`). At most `fanout` sessions
 //! at once per conductor for the request; each node's command has its own
 //! timeout, so a node that hangs gets `timeout` and never holds the others.
 //! Results stream back as each node ends. Neither locks the node: they
 //! change the OS, not the node's record.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
-use xcat3_common::exec::{self, CopyFile, Outcome};
+use xcat3_common::exec::{self, CopyFile, Outcome, shell_quote};
 use xcat3_common::metrics;
+use xcat3_common::postscripts::{self, Ran, Script};
 use xcat3_common::rpc::{ErrorKind, NodeResult, now_ms};
 
 use super::{ActionModule, Batch, Results};
@@ -27,16 +29,26 @@ pub enum Work {
         files: Arc<Vec<CopyFile>>,
         dest: String,
     },
+    /// The node's own scripts (`control_info.postscripts`), in order.
+    Postscripts,
 }
 
-impl Work {
-    fn name(&self) -> &'static str {
-        match self {
-            Work::Command(_) => "exec",
-            Work::Copy { .. } => "copy",
-        }
-    }
+/// One node's session: what it runs.
+enum Job {
+    Command(String),
+    Copy {
+        files: Arc<Vec<CopyFile>>,
+        dest: String,
+    },
+    Scripts {
+        node_id: i64,
+        scripts: Vec<Script>,
+    },
 }
+
+/// Runs a script given on standard input with its own `#!` (or `sh`),
+/// output and errors together, then removes it.
+const RUN_STDIN_SCRIPT: &str = "f=$(mktemp) && cat > \"$f\" && chmod 700 \"$f\" && { \"$f\" < /dev/null 2>&1; rc=$?; rm -f \"$f\"; exit $rc; }";
 
 pub struct Remote {
     pub work: Work,
@@ -72,6 +84,13 @@ impl ActionModule for Remote {
             Ok(r) => r,
             Err(e) => return fail_all(format!("reading the nodes' host keys: {e}")),
         };
+        let scripts = match &self.work {
+            Work::Postscripts => match node_scripts(runner, &batch).await {
+                Ok(s) => s,
+                Err(e) => return fail_all(e),
+            },
+            _ => HashMap::new(),
+        };
         let login = Arc::new(Login::Key(key.private.clone()));
         let config = Shell::client_config();
         let gate = Arc::new(Semaphore::new(self.fanout.max(1)));
@@ -80,16 +99,32 @@ impl ActionModule for Remote {
         for rec in &batch.records {
             let name = rec.node.name.clone();
             let keys = reported.get(&rec.node.id).map(Vec::as_slice).unwrap_or(&[]);
-            let target = match Target::of(rec, keys) {
-                Ok(t) => t,
-                Err(e) => {
+            let job = match &self.work {
+                Work::Command(c) => Ok(Job::Command(c.clone())),
+                Work::Copy { files, dest } => Ok(Job::Copy {
+                    files: files.clone(),
+                    dest: dest.clone(),
+                }),
+                Work::Postscripts => scripts
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| Ok(Vec::new()))
+                    .map(|scripts| Job::Scripts {
+                        node_id: rec.node.id,
+                        scripts,
+                    }),
+            };
+            let target = Target::of(rec, keys);
+            let (job, target) = match (job, target) {
+                (Ok(j), Ok(t)) => (j, t),
+                (Err(e), _) | (_, Err(e)) => {
                     let _ = out.send((name, e.into(), None));
                     continue;
                 }
             };
             let (gate, login, config, out) =
                 (gate.clone(), login.clone(), config.clone(), out.clone());
-            let (work, user, timeout) = (self.work.clone(), self.user.clone(), self.timeout);
+            let (user, timeout, db) = (self.user.clone(), self.timeout, runner.db.clone());
             tasks.spawn(async move {
                 let Ok(_permit) = gate.acquire_owned().await else {
                     return;
@@ -105,7 +140,7 @@ impl ActionModule for Remote {
                         Duration::from_secs(exec::LOGIN_TIMEOUT_S).min(left),
                         timeout.min(left),
                     );
-                    one(&target, &user, &login, config, &work, limits).await
+                    one(&target, &user, &login, config, &job, &name, limits, &db).await
                 };
                 let _ = out.send((name, result, None));
             });
@@ -114,14 +149,126 @@ impl ActionModule for Remote {
     }
 }
 
+/// Each node's scripts, read once for the request: a node whose list
+/// names a script that is not stored gets that error.
+async fn node_scripts(
+    runner: &Runner,
+    batch: &Batch<'_>,
+) -> Result<HashMap<String, Result<Vec<Script>, DriverError>>, String> {
+    let mut lists = HashMap::new();
+    let mut all = std::collections::BTreeSet::new();
+    for rec in &batch.records {
+        let info = xcat3_db::nodes::parse_map(&rec.node.control_info);
+        let listed = info
+            .get(postscripts::KEY)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        let names = postscripts::parse_list(listed)
+            .map_err(|e| DriverError::invalid(format!("control_info.postscripts: {e}")));
+        if let Ok(n) = &names {
+            all.extend(n.iter().cloned());
+        }
+        lists.insert(rec.node.name.clone(), names);
+    }
+    let all: Vec<String> = all.into_iter().collect();
+    let stored = xcat3_db::scripts::get(&runner.db, &all)
+        .await
+        .map_err(|e| format!("reading the scripts: {e}"))?;
+    Ok(lists
+        .into_iter()
+        .map(|(node, names)| {
+            let scripts = names.and_then(|names| {
+                names
+                    .into_iter()
+                    .map(|n| match stored.get(&n) {
+                        Some(c) => Ok(Script {
+                            name: n,
+                            content: c.clone(),
+                        }),
+                        None => Err(DriverError::invalid(format!(
+                            "control_info.postscripts: no script `{n}` (xcat3 script-create {n} FILE)"
+                        ))),
+                    })
+                    .collect()
+            });
+            (node, scripts)
+        })
+        .collect())
+}
+
+/// A node's scripts, in order, on one session; stops at the first that
+/// fails. The run is recorded as the node's last.
+async fn run_scripts(
+    s: &session::Session,
+    label: &str,
+    node: &str,
+    (node_id, scripts): (i64, &[Script]),
+    limit: Duration,
+    db: &xcat3_db::Db,
+) -> Result<Outcome, DriverError> {
+    if scripts.is_empty() {
+        return Ok(Outcome {
+            exit_status: Some(0),
+            signal: None,
+            output: "no post-boot scripts listed (control_info.postscripts)\n".into(),
+            dropped_bytes: 0,
+        });
+    }
+    let mut runs = Vec::new();
+    for script in scripts {
+        let command = format!(
+            "NODE={} XCAT3_NODE={} sh -c {}",
+            shell_quote(node),
+            shell_quote(node),
+            shell_quote(RUN_STDIN_SCRIPT)
+        );
+        let ran =
+            match session::run(s, label, &command, Some(script.content.as_bytes()), limit).await {
+                Ok(o) => Ran {
+                    name: script.name.clone(),
+                    exit_status: o.exit_status,
+                    output: postscripts::tail(&o.output),
+                },
+                Err(e) if e.kind == ErrorKind::Timeout => Ran {
+                    name: script.name.clone(),
+                    exit_status: None,
+                    output: format!("{}\n", e.message),
+                },
+                Err(e) => return Err(e),
+            };
+        let failed = !ran.succeeded();
+        runs.push(ran);
+        if failed {
+            break;
+        }
+    }
+    if let Err(e) = xcat3_db::scripts::record_run(db, node_id, &runs).await {
+        tracing::warn!(node, error = %e, "recording the postscripts run failed");
+    }
+    Ok(postscripts::as_outcome(&runs))
+}
+
+impl Job {
+    fn name(&self) -> &'static str {
+        match self {
+            Job::Command(_) => "exec",
+            Job::Copy { .. } => "copy",
+            Job::Scripts { .. } => "postscripts",
+        }
+    }
+}
+
 /// One node: log in, run, log out.
+#[allow(clippy::too_many_arguments)]
 async fn one(
     target: &Target,
     user: &str,
     login: &Login,
     config: Arc<russh::client::Config>,
-    work: &Work,
+    job: &Job,
+    node: &str,
     (login_limit, limit): (Duration, Duration),
+    db: &xcat3_db::Db,
 ) -> NodeResult {
     let started = Instant::now();
     let label = target.label();
@@ -136,9 +283,12 @@ async fn one(
     };
     let ran: Result<Outcome, DriverError> = async {
         let s = session::open(&ep, config, login_limit).await?;
-        let r = match work {
-            Work::Command(c) => session::run(&s, &label, c, limit).await,
-            Work::Copy { files, dest } => session::send_files(&s, &label, files, dest, limit).await,
+        let r = match job {
+            Job::Command(c) => session::run(&s, &label, c, None, limit).await,
+            Job::Copy { files, dest } => session::send_files(&s, &label, files, dest, limit).await,
+            Job::Scripts { node_id, scripts } => {
+                run_scripts(&s, &label, node, (*node_id, scripts), limit, db).await
+            }
         };
         let _ = s
             .disconnect(russh::Disconnect::ByApplication, "", "en")
@@ -160,7 +310,7 @@ async fn one(
     metrics::observe(
         "xcat3_conductor_ssh_seconds",
         "Per-node SSH sessions (exec, copy): login to logout, by action and outcome.",
-        &[("action", work.name()), ("outcome", outcome)],
+        &[("action", job.name()), ("outcome", outcome)],
         started.elapsed().as_secs_f64(),
     );
     result

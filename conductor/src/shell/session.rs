@@ -154,13 +154,15 @@ fn refusal(keys: &HostKeys, fp: &str) -> String {
     }
 }
 
-/// Runs `command` on a new channel of `session` and collects its output
-/// until it exits, at most `limit`. A command still running then is
-/// left (its channel closed) and the node gets `timeout`.
+/// Runs `command` on a new channel of `session`, with `input` (then end
+/// of file) as its standard input, and collects its output until it
+/// exits, at most `limit`. A command still running then is left (its
+/// channel closed) and the node gets `timeout`.
 pub async fn run(
     session: &Session,
     label: &str,
     command: &str,
+    input: Option<&[u8]>,
     limit: Duration,
 ) -> Result<Outcome, DriverError> {
     let mut channel = session
@@ -171,6 +173,13 @@ pub async fn run(
         .exec(true, command)
         .await
         .map_err(|e| DriverError::bmc(format!("{label}: starting the command: {e}")))?;
+    if let Some(bytes) = input {
+        channel
+            .data(bytes)
+            .await
+            .map_err(|e| DriverError::bmc(format!("{label}: sending the input: {e}")))?;
+        let _ = channel.eof().await;
+    }
     let mut out = OutputBuffer::default();
     let collect = async {
         let (mut status, mut signal) = (None, None);

@@ -396,6 +396,20 @@ fn check_control_info(info: &Map<String, Value>) -> Result<(), FieldError> {
                     .ok_or_else(|| FieldError::new(&field, "must be a string"))?;
                 check_install_value(key, s)?;
             }
+            "postscripts" => {
+                let s = value.as_str().ok_or_else(|| {
+                    FieldError::new(&field, "must be a string: names, comma-separated")
+                })?;
+                crate::postscripts::parse_list(s).map_err(|e| FieldError::new(&field, e))?;
+            }
+            "os_ssh_port" => {
+                as_int(value)
+                    .filter(|p| (1..=65535).contains(p))
+                    .ok_or_else(|| FieldError::new(&field, "must be a port number 1-65535"))?;
+            }
+            "os_address" | "os_ssh_host_keys" if !value.is_string() => {
+                return Err(FieldError::new(&field, "must be a string"));
+            }
             "cipher_suite" => {
                 as_int(value)
                     .filter(|p| (0..=17).contains(p))

@@ -39,6 +39,8 @@ pub struct Model {
     pub groups: Option<String>,
     /// The last `health` verdict: `ok`, `warning` or `critical`.
     pub health: Option<String>,
+    /// When a temporary guest (`mkvm --expire-after`) is removed.
+    pub expires_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
