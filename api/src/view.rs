@@ -20,6 +20,7 @@ pub const NODE_FIELDS: &[&str] = &[
     "state",
     "last_error",
     "deploy_step",
+    "expires_at",
     "power_state",
     "health",
     "reservation",
@@ -92,6 +93,12 @@ pub fn node(rec: &NodeRecord, osimages: &HashMap<i64, String>, fields: Option<&[
     }
     if n.deploy_step.is_some() {
         put("deploy_step", n.deploy_step.clone().into());
+    }
+    if let Some(t) = n.expires_at {
+        put(
+            "expires_at",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into(),
+        );
     }
     put("power_state", n.power_state.clone().into());
     put("health", n.health.clone().into());

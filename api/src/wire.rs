@@ -411,6 +411,10 @@ pub struct NodeOut {
     /// The last step of a boot or image write: image fetched, root
     /// mounted, agent up, installing, done.
     pub deploy_step: Option<String>,
+    /// A temporary guest (`mkvm --expire-after`): when its conductor
+    /// removes it (disks too) and deletes the node.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
     /// The last known power state (actions and the periodic sync keep it).
     pub power_state: Option<String>,
     /// The last health verdict.
@@ -667,6 +671,9 @@ pub struct VmCreate {
     pub pool: Option<String>,
     /// Boot order, e.g. `network,hd`.
     pub boot: Option<String>,
+    /// A temporary guest: removed (disks too) and deleted this long after
+    /// it was made: `90s`, `30m`, `8h`, `7d`, `1h30m`, or seconds.
+    pub expire_after: Option<String>,
 }
 
 /// clonevm (POST /v1/nodes/vm/clone).
@@ -676,6 +683,8 @@ pub struct VmCreate {
 pub struct VmClone {
     /// The shut-off guest node to copy.
     pub source: String,
+    /// As for mkvm: temporary clones.
+    pub expire_after: Option<String>,
 }
 
 /// Lists of names (`{"nodes": [...]}`), with the names of a noderange

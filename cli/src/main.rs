@@ -313,6 +313,10 @@ pub enum Command {
         /// Boot order, e.g. network,hd (the default).
         #[arg(long)]
         boot: Option<String>,
+        /// Temporary guests: removed (disks too) and deleted this long
+        /// after they are made (90s, 30m, 8h, 7d, 1h30m).
+        #[arg(long)]
+        expire_after: Option<String>,
     },
     /// Linked clones of a shut-off KVM guest, on its hypervisor (qcow2
     /// overlays on its disks), registered as nodes with their MACs.
@@ -321,6 +325,9 @@ pub enum Command {
         /// The guest to copy (a node made by mkvm or with a vm_host).
         #[arg(long)]
         source: String,
+        /// Temporary clones (as mkvm --expire-after).
+        #[arg(long)]
+        expire_after: Option<String>,
     },
     /// Undefine KVM guests (stopping them); --purge deletes their disks.
     Rmvm {

@@ -15,6 +15,7 @@ pub mod answers;
 pub mod boot;
 pub mod console;
 pub mod drivers;
+pub mod expiry;
 pub mod images;
 pub mod listener;
 pub mod local_addrs;

@@ -227,6 +227,10 @@ pub async fn run_until(
     let console_run = consoles
         .clone()
         .map(|c| tokio::spawn(c.run(console_stopped.clone())));
+    periodic.spawn(crate::expiry::run(
+        runner.clone(),
+        Duration::from_secs(config.expiry_interval.max(1)),
+    ));
     periodic.spawn(sweep_loop(
         db.clone(),
         host.clone(),

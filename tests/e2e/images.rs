@@ -362,6 +362,24 @@ fn built_images_boot_stateless_and_from_disk_on_real_guests() {
     guest(&c, &lab, &b, "192.0.2.11", Some("4G"));
     c.xcat3(&["update", &b, "control_info/install_disk=/dev/vda"])
         .ok();
+    // Post-boot scripts: the agent fetches and runs them at boot (on the
+    // live system; for the disk image inside the written root).
+    let hello = dir.path().join("hello");
+    std::fs::write(
+        &hello,
+        "#!/bin/sh\necho \"$NODE\" > /root/xcat3-hello\necho \"hello from $NODE\"\n",
+    )
+    .unwrap();
+    let fails = dir.path().join("fails");
+    std::fs::write(&fails, "echo checking\necho no license >&2\nexit 5\n").unwrap();
+    c.xcat3(&["script-create", "hello", hello.to_str().unwrap()])
+        .ok();
+    c.xcat3(&["script-create", "fails", fails.to_str().unwrap()])
+        .ok();
+    for n in [&a, &b] {
+        c.xcat3(&["update", n, "control_info/postscripts=hello"])
+            .ok();
+    }
     let r = node_results(&c.xcat3(&["deploy", &a, "--osimage", "st"]).ok());
     assert_eq!(r[&a], "ok");
     let r = node_results(&c.xcat3(&["deploy", &b, "--osimage", "disk"]).ok());
@@ -388,11 +406,48 @@ fn built_images_boot_stateless_and_from_disk_on_real_guests() {
     let log = c.console_log(&a);
     assert!(log.contains("Linux version"), "{}", tail(&log, 40));
 
-    // A reboot: network boot again, reports again, booted again.
+    // Its SSH server is the one whose host keys the agent reported (made
+    // at this boot), the cluster's key lets the conductor in, and the
+    // script ran as the node.
+    let exec = |node: &str, cmd: &str| {
+        let run = c.xcat3(&["--json", "exec", node, "--", cmd]);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout())
+            .unwrap_or_else(|e| panic!("{e}: {} {}", run.stdout(), run.stderr()));
+        assert!(v.get("error_kinds").is_none(), "{v}");
+        v["nodes"][node]["output"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        exec(&a, "cat /root/xcat3-hello; hostname"),
+        format!("{a}\n{a}\n")
+    );
+    let ran = c.xcat3(&["postscripts", &a]).ok();
+    assert!(
+        ran.contains(&format!("{a}: [hello: exit 0]\n{a}: hello from {a}\n")),
+        "{ran}"
+    );
+    let first_keys = exec(&a, "cat /etc/ssh/ssh_host_ed25519_key.pub");
+
+    // A reboot: network boot again, reports again, booted again, with
+    // new host keys (a stateless root keeps none) that it reports again.
     c.xcat3(&["power", &a, "cycle"]).ok();
     c.wait_console(&a, "Linux version", 2, 300);
     c.wait_state(&a, "booted", 600);
     c.wait_console(&a, &format!("{a} login:"), 2, 120);
+    assert_ne!(
+        exec(&a, "cat /etc/ssh/ssh_host_ed25519_key.pub"),
+        first_keys
+    );
+
+    // A failing script: never `booted` with a silent failure.
+    c.xcat3(&["update", &a, "control_info/postscripts=hello,fails"])
+        .ok();
+    c.xcat3(&["power", &a, "cycle"]).ok();
+    c.wait_state(&a, "deploy failed", 600);
+    assert_eq!(c.field(&a, "deploy_step"), "postscripts");
+    assert_eq!(
+        c.field(&a, "last_error"),
+        "postscripts failed: postscript `fails` exited 5: no license"
+    );
 
     // The disk image: written, then booted from the disk.
     c.wait_state(&b, "deployed", 900);
@@ -402,6 +457,9 @@ fn built_images_boot_stateless_and_from_disk_on_real_guests() {
     );
     c.wait_console(&b, "root=UUID=", 1, 300);
     c.wait_console(&b, &format!("{b} login:"), 2, 300);
+    // The installed system: the script ran inside it before its first
+    // boot, and its SSH server has the keys its agent reported.
+    assert_eq!(exec(&b, "cat /root/xcat3-hello"), format!("{b}\n"));
     c.xcat3(&["power", &b, "off"]).ok();
     let vol = run_ok("virsh", &["-c", URI, "vol-list", &lab.pool])
         .lines()

@@ -626,6 +626,71 @@ fn mkvm_power_and_rmvm_purge_leave_nothing_behind() {
     assert!(node_results(&run.stdout()).values().all(|v| v == "absent"));
 }
 
+/// Temporary guests: `mkvm --expire-after` marks them (`list` shows
+/// when); once past it their conductor removes them as `rmvm --purge`
+/// does (domain and disk) and deletes their nodes, recorded in the
+/// history; guests without an expiry stay.
+#[test]
+fn temporary_guests_are_removed_when_they_expire() {
+    let dir = TempDir::new("mkvm-expire");
+    let tag = unique("x3e").replace('-', "");
+    let mut infra = Infra::new();
+    let _sweep = Sweep(tag.clone());
+    let pool = format!("{tag}p");
+    infra.pool(&pool, &dir.path().join("pool"));
+    let api = Api::standalone_with(
+        &dir.path().join("data"),
+        &[
+            ("XCAT3_KVM_CPU_OVERCOMMIT", "64"),
+            ("XCAT3_CONDUCTOR_EXPIRY_INTERVAL", "1"),
+        ],
+    );
+    api.xcat3(&[
+        "create",
+        "hv",
+        "type=hypervisor",
+        "-c",
+        &format!("libvirt_uri={URI}"),
+    ])
+    .ok();
+    let (temp, keep) = (format!("{tag}t[1-2]"), format!("{tag}k1"));
+    let mk = |range: &str, extra: &[&str]| {
+        let mut args = vec![
+            "mkvm", range, "--host", "hv", "--memory", "64", "--disk", "64M", "--pool", &pool,
+        ];
+        args.extend_from_slice(extra);
+        let run = api.xcat3(&args);
+        assert!(run.summary().0 == run.summary().1, "{}", run.stdout());
+    };
+    // A bad duration is refused whole.
+    let run = api.xcat3(&["mkvm", &temp, "--host", "hv", "--expire-after", "soon"]);
+    assert!(run.stderr().contains("expire_after"), "{}", run.stderr());
+    mk(&temp, &["--expire-after", "4s"]);
+    mk(&keep, &[]);
+    let listed = api.xcat3(&["list", "-o", "name,expires"]).ok();
+    let t1 = format!("{tag}t1");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&t1) && l.contains('T') && l.contains('Z')),
+        "{listed}"
+    );
+    assert_eq!(volumes(&pool).len(), 3);
+    wait_until(90, "the expired guests to be removed", || {
+        let out = api.xcat3(&["list"]).stdout();
+        (!out.contains(&t1) && !out.contains(&format!("{tag}t2"))).then_some(())
+    });
+    assert_eq!(domains_named(&format!("{tag}t")), Vec::<String>::new());
+    assert_eq!(volumes(&pool).len(), 1, "only the kept guest's disk");
+    assert!(api.xcat3(&["list"]).stdout().contains(&keep));
+    let history = api.xcat3(&["history"]).ok();
+    assert!(
+        history.contains("rmvm --purge (expired): 2 nodes, all ok by conductor local"),
+        "{history}"
+    );
+    api.xcat3(&["rmvm", &keep, "--purge"]).ok();
+}
+
 /// Refusals: no room on the hypervisor, a name a foreign domain holds, a
 /// hypervisor that is not one or does not exist. Each leaves no domain,
 /// no disk and no node behind.

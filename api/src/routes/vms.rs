@@ -218,9 +218,10 @@ async fn create(
     Params(q): Params<VmQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let mut known = vec!["nodes", "hosts"];
+    let mut known = vec!["nodes", "hosts", "expire_after"];
     known.extend(OPTIONS.iter().map(|(o, _)| *o));
     let names = guest_names(&st, &q, &body, &known).await?;
+    let expiry = expire_after(&body)?;
     let empty = Map::new();
     let obj = body.as_object().unwrap_or(&empty);
     let mut opts = Map::new();
@@ -244,7 +245,47 @@ async fn create(
         Some(_) => return Err(ApiError::bad_request("hosts: must be a noderange string")),
     };
     let results = make_guests(&st, &origin, &names, opts, hosts, None).await?;
+    set_expiry(&st, &results, expiry).await?;
     Ok((StatusCode::CREATED, Json(json!({ "nodes": results }))))
+}
+
+/// `expire_after` of a mkvm/clonevm body, as the time the guests expire.
+fn expire_after(body: &Value) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    match body.get("expire_after") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "expire_after: must be a duration such as 8h",
+                    ));
+                }
+            };
+            let secs = xcat3_common::model::parse_duration_s(&text)
+                .map_err(|e| ApiError::bad_request(format!("expire_after: {e}")))?;
+            Ok(Some(
+                chrono::Utc::now() + chrono::Duration::seconds(secs as i64),
+            ))
+        }
+    }
+}
+
+/// Marks the guests that were made (or already existed) to expire.
+async fn set_expiry(
+    st: &AppState,
+    results: &BTreeMap<String, String>,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> ApiResult<()> {
+    let Some(at) = at else { return Ok(()) };
+    let made: Vec<String> = results
+        .iter()
+        .filter(|(_, r)| *r == "created" || *r == "exists")
+        .map(|(n, _)| n.clone())
+        .collect();
+    node_db::set_expiry(&st.db, &made, Some(at)).await?;
+    Ok(())
 }
 
 /// The shared half of `mkvm` and `clonevm`: each guest's record merged
@@ -457,7 +498,8 @@ async fn clone(
     Params(q): Params<VmQuery>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let names = guest_names(&st, &q, &body, &["nodes", "source"]).await?;
+    let names = guest_names(&st, &q, &body, &["nodes", "source", "expire_after"]).await?;
+    let expiry = expire_after(&body)?;
     let source = body
         .get("source")
         .and_then(Value::as_str)
@@ -484,6 +526,7 @@ async fn clone(
         .filter(|(k, _)| k.starts_with("vm_") && k != "vm_disk" && k != "vm_disk_image")
         .collect();
     let results = make_guests(&st, &origin, &names, opts, None, Some(source)).await?;
+    set_expiry(&st, &results, expiry).await?;
     Ok((StatusCode::CREATED, Json(json!({ "nodes": results }))))
 }
 

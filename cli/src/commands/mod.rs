@@ -109,16 +109,22 @@ pub async fn run(c: &Client, cmd: Command, json: bool) -> anyhow::Result<bool> {
             network,
             pool,
             boot,
+            expire_after,
         } => {
             let body = serde_json::json!({
                 "hosts": host.or(hosts), "memory": memory, "cpus": cpus, "disk": disk,
                 "disk_image": disk_image, "network": network, "pool": pool, "boot": boot,
+                "expire_after": expire_after,
             });
             let post = reqwest::Method::POST;
             nodes::vm(c, post, "/nodes/vm", &noderange, "", Some(&body), json).await
         }
-        Clonevm { noderange, source } => {
-            let body = serde_json::json!({ "source": source });
+        Clonevm {
+            noderange,
+            source,
+            expire_after,
+        } => {
+            let body = serde_json::json!({ "source": source, "expire_after": expire_after });
             let post = reqwest::Method::POST;
             nodes::vm(
                 c,

@@ -168,6 +168,7 @@ const COLUMNS: &[Column] = &[
     ("mac", "nics_info", |n| primary_nic(n, "mac")),
     ("ip", "nics_info", |n| primary_nic(n, "ip")),
     ("step", "deploy_step", |n| text(&n["deploy_step"])),
+    ("expires", "expires_at", |n| text(&n["expires_at"])),
     ("error", "last_error", |n| text(&n["last_error"])),
 ];
 

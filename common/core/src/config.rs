@@ -206,6 +206,8 @@ pub struct ConductorConfig {
     pub prefetch: u16,
     /// Seconds one driver call may take.
     pub call_timeout: u64,
+    /// Seconds between looks for expired temporary guests.
+    pub expiry_interval: u64,
 }
 
 impl Default for ConductorConfig {
@@ -217,6 +219,7 @@ impl Default for ConductorConfig {
             workers: 1000,
             prefetch: 16,
             call_timeout: 60,
+            expiry_interval: 30,
         }
     }
 }

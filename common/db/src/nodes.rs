@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
@@ -176,6 +176,39 @@ pub async fn names_with_health(db: &Db, health: &str) -> Result<Vec<String>, DbE
 /// Which of `names` exist.
 pub async fn existing(db: &Db, names: &[String]) -> Result<HashSet<String>, DbError> {
     existing_in(db.conn(), names).await
+}
+
+/// Sets (or with `None` clears) when the nodes `names` expire (temporary
+/// guests).
+pub async fn set_expiry(
+    db: &Db,
+    names: &[String],
+    at: Option<DateTime<Utc>>,
+) -> Result<(), DbError> {
+    use sea_orm::sea_query::Expr;
+    for chunk in names.chunks(IN_CHUNK) {
+        retrying(|_| {
+            node::Entity::update_many()
+                .col_expr(node::Column::ExpiresAt, Expr::value(at))
+                .filter(node::Column::Name.is_in(chunk.iter().cloned()))
+                .exec(db.conn())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Nodes past their `expires_at` at `now`: name and `control_info` (the
+/// guest's `vm_host` places it in the ring).
+pub async fn expired(db: &Db, now: DateTime<Utc>) -> Result<Vec<(String, String)>, DbError> {
+    Ok(node::Entity::find()
+        .select_only()
+        .column(node::Column::Name)
+        .column(node::Column::ControlInfo)
+        .filter(node::Column::ExpiresAt.lte(now))
+        .into_tuple()
+        .all(db.conn())
+        .await?)
 }
 
 /// The ids of those of `names` that exist, by name.

@@ -32,7 +32,9 @@ pub use osimage::{
 pub use patch::{PatchOp, apply_patches, parse_patches};
 pub use secrets::{MASK, has_masked, is_secret_key, mask_secrets, strip_masked};
 pub use state::{ProvisionEvent, ProvisionState};
-pub use vm::{HypervisorCapacity, VM_KEYS, VmDisk, VmNetwork, VmShape, parse_size, vm_host};
+pub use vm::{
+    HypervisorCapacity, VM_KEYS, VmDisk, VmNetwork, VmShape, parse_duration_s, parse_size, vm_host,
+};
 
 /// Result tokens of the v1 wire format (the client counts these as success).
 pub mod tokens {

@@ -224,9 +224,60 @@ impl HypervisorCapacity {
     }
 }
 
+/// The longest `--expire-after`: a year.
+pub const MAX_EXPIRY_S: u64 = 365 * 24 * 3600;
+
+/// A duration as an operator writes it: `90s`, `30m`, `8h`, `7d`,
+/// `1h30m`, or plain seconds. At least 1 s, at most a year.
+pub fn parse_duration_s(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let bad = || format!("`{t}` is not a duration (90s, 30m, 8h, 7d, 1h30m, or seconds)");
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    let mut units = 0;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let scale = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = total.saturating_add(n.saturating_mul(scale));
+        digits.clear();
+        units += 1;
+    }
+    if !digits.is_empty() {
+        if units > 0 {
+            return Err(bad());
+        }
+        total = digits.parse().map_err(|_| bad())?;
+    }
+    if t.is_empty() || total == 0 || total > MAX_EXPIRY_S {
+        return Err(format!("{} (between 1 s and 365 d)", bad()));
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_operators_write_them() {
+        assert_eq!(parse_duration_s("90s").unwrap(), 90);
+        assert_eq!(parse_duration_s("1h30m").unwrap(), 5400);
+        assert_eq!(parse_duration_s("7d").unwrap(), 604_800);
+        assert_eq!(parse_duration_s("120").unwrap(), 120);
+        for bad in ["", "0", "5x", "1h30", "400d", "-5m"] {
+            assert!(parse_duration_s(bad).is_err(), "{bad:?}");
+        }
+    }
     use serde_json::json;
 
     fn shape(v: Value) -> Result<VmShape, FieldError> {

@@ -153,10 +153,26 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
+        m.create_index(super::m20261122_000001_initial::index(
+            Nodes::Table,
+            "idx_nodes_expires_at",
+            &["expires_at"],
+            false,
+        ))
+        .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.has_index("nodes", "idx_nodes_expires_at").await? {
+            m.drop_index(
+                Index::drop()
+                    .name("idx_nodes_expires_at")
+                    .table(Nodes::Table)
+                    .to_owned(),
+            )
+            .await?;
+        }
         if m.has_column("nodes", "expires_at").await? {
             m.alter_table(
                 Table::alter()
