@@ -536,13 +536,6 @@ async fn callback(
                 e
             }
         });
-    let host_keys = match &body.host_keys {
-        Some(keys) => Some(
-            xcat3_conductor::shell::checked_host_keys(keys)
-                .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))?,
-        ),
-        None => None,
-    };
     let token = body.token.filter(|t| !t.is_empty()).ok_or_else(|| {
         ApiError::with_status(
             StatusCode::UNAUTHORIZED,
@@ -566,6 +559,24 @@ async fn callback(
             return Err(callback_refused());
         }
     }
+    // The token first: a caller that has not proven itself the node
+    // learns nothing about its report, not even that it is malformed.
+    if !rec
+        .node
+        .deploy_token
+        .as_deref()
+        .is_some_and(|t| same_secret(t, &token))
+    {
+        tracing::warn!(node = %name, client = ?client, "install callback refused: not the node's token");
+        return Err(callback_refused());
+    }
+    let host_keys = match &body.host_keys {
+        Some(keys) => Some(
+            xcat3_conductor::shell::checked_host_keys(keys)
+                .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))?,
+        ),
+        None => None,
+    };
     let kind = match rec.node.osimage_id {
         Some(id) => match resources::osimage_by_id(&st.db, id).await {
             Ok(row) => row.provmethod.as_deref().and_then(ImageKind::parse),

@@ -46,62 +46,64 @@ struct RangeQuery {
     noderange: Option<String>,
 }
 
-/// How the sessions of one request run (both actions).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SessionOptions {
-    /// The user to log in as (default root).
+/// How the sessions of one request run (`exec`, `copy` and `postscripts
+/// --rerun` take `user`, `timeout` and `fanout`): checked, with their
+/// defaults.
+pub(super) fn session_options(
     user: Option<String>,
-    /// Seconds each node's command may run (default 60).
     timeout: Option<u32>,
-    /// Sessions at once per conductor (default 128).
     fanout: Option<u32>,
-}
-
-impl SessionOptions {
-    fn checked(&self) -> ApiResult<(String, u32, u32)> {
-        let user = self
-            .user
-            .clone()
-            .unwrap_or_else(|| exec::DEFAULT_USER.into());
-        exec::check_user(&user).map_err(ApiError::bad_request)?;
-        let timeout = self.timeout.unwrap_or(exec::DEFAULT_TIMEOUT_S);
-        if !(1..=exec::MAX_TIMEOUT_S).contains(&timeout) {
-            return Err(ApiError::bad_request(format!(
-                "timeout: {timeout} is not 1-{} seconds",
-                exec::MAX_TIMEOUT_S
-            )));
-        }
-        let fanout = self.fanout.unwrap_or(exec::DEFAULT_FANOUT);
-        if !(1..=exec::MAX_FANOUT).contains(&fanout) {
-            return Err(ApiError::bad_request(format!(
-                "fanout: {fanout} is not 1-{}",
-                exec::MAX_FANOUT
-            )));
-        }
-        Ok((user, timeout, fanout))
+) -> ApiResult<(String, u32, u32)> {
+    let user = user.unwrap_or_else(|| exec::DEFAULT_USER.into());
+    exec::check_user(&user).map_err(ApiError::bad_request)?;
+    let timeout = timeout.unwrap_or(exec::DEFAULT_TIMEOUT_S);
+    if !(1..=exec::MAX_TIMEOUT_S).contains(&timeout) {
+        return Err(ApiError::bad_request(format!(
+            "timeout: {timeout} is not 1-{} seconds",
+            exec::MAX_TIMEOUT_S
+        )));
     }
+    let fanout = fanout.unwrap_or(exec::DEFAULT_FANOUT);
+    if !(1..=exec::MAX_FANOUT).contains(&fanout) {
+        return Err(ApiError::bad_request(format!(
+            "fanout: {fanout} is not 1-{}",
+            exec::MAX_FANOUT
+        )));
+    }
+    Ok((user, timeout, fanout))
 }
 
 /// `POST /nodes/exec`'s body.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExecBody {
     /// The command line, run by the user's login shell on each node.
     command: String,
-    #[serde(flatten)]
-    options: SessionOptions,
+    /// The user to log in as (default root).
+    user: Option<String>,
+    /// Seconds each node's command may run (default 60).
+    #[schema(minimum = 1, maximum = 86400)]
+    timeout: Option<u32>,
+    /// Sessions at once per conductor (default 128).
+    #[schema(minimum = 1, maximum = 2048)]
+    fanout: Option<u32>,
 }
 
 /// `POST /nodes/copy`'s body.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CopyBody {
     /// Where the files go: a directory, or for one file its new path.
     dest: String,
     /// The files, at most 32 MiB together.
     #[schema(value_type = Vec<CopyFileWire>)]
     files: Vec<CopyFile>,
-    #[serde(flatten)]
-    options: SessionOptions,
+    /// As for exec.
+    user: Option<String>,
+    #[schema(minimum = 1, maximum = 86400)]
+    timeout: Option<u32>,
+    #[schema(minimum = 1, maximum = 2048)]
+    fanout: Option<u32>,
 }
 
 /// One file `copy` sends.
@@ -156,7 +158,7 @@ async fn exec_cmd(
             exec::MAX_COMMAND
         )));
     }
-    let (user, timeout_s, fanout) = b.options.checked()?;
+    let (user, timeout_s, fanout) = session_options(b.user, b.timeout, b.fanout)?;
     let names = requested_names(&st, q.noderange.as_deref(), &Value::Null).await?;
     let action = Action::Exec {
         command: b.command,
@@ -200,7 +202,7 @@ async fn copy(
             exec::MAX_COPY_BYTES
         )));
     }
-    let (user, timeout_s, fanout) = b.options.checked()?;
+    let (user, timeout_s, fanout) = session_options(b.user, b.timeout, b.fanout)?;
     let names = requested_names(&st, q.noderange.as_deref(), &Value::Null).await?;
     let action = Action::Copy {
         files: b.files,

@@ -55,9 +55,13 @@ async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "scripts": items })))
 }
 
-#[utoipa::path(get, path = "/v1/scripts/{name}", tag = "scripts", operation_id = "show_script", params(("name" = String, Path)), responses((status = 200, description = "the script", body = xcat3_common::postscripts::Script)))]
+#[utoipa::path(get, path = "/v1/scripts/{name}", tag = "scripts", operation_id = "show_script", params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 200, description = "the script", body = xcat3_common::postscripts::Script)))]
 async fn show(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    checked(&name)?;
+    if postscripts::check_name(&name).is_err() {
+        return Err(ApiError::not_found(format!(
+            "script {name} could not be found"
+        )));
+    }
     let found = xcat3_db::scripts::get(&st.db, std::slice::from_ref(&name)).await?;
     let content = found
         .get(&name)
@@ -74,7 +78,7 @@ pub struct ScriptBody {
 }
 
 /// `PUT /scripts/{name}` with `{"content": "..."}`: creates or replaces it.
-#[utoipa::path(put, path = "/v1/scripts/{name}", tag = "scripts", operation_id = "put_script", params(("name" = String, Path)), request_body = ScriptBody, responses((status = 200, description = "stored", body = xcat3_common::postscripts::Script)))]
+#[utoipa::path(put, path = "/v1/scripts/{name}", tag = "scripts", operation_id = "put_script", params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), request_body = ScriptBody, responses((status = 200, description = "stored", body = xcat3_common::postscripts::Script)))]
 async fn put(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -96,9 +100,13 @@ async fn put(
     Ok(Json(json!({ "name": name, "content": b.content })))
 }
 
-#[utoipa::path(delete, path = "/v1/scripts/{name}", tag = "scripts", operation_id = "delete_script", params(("name" = String, Path)), responses((status = 204, description = "deleted")))]
+#[utoipa::path(delete, path = "/v1/scripts/{name}", tag = "scripts", operation_id = "delete_script", params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")), responses((status = 204, description = "deleted")))]
 async fn remove(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    checked(&name)?;
+    if postscripts::check_name(&name).is_err() {
+        return Err(ApiError::not_found(format!(
+            "script {name} could not be found"
+        )));
+    }
     if xcat3_db::scripts::delete(&st.db, &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -180,20 +188,8 @@ async fn rerun(
     origin: Origin,
     Params(q): Params<RerunQuery>,
 ) -> ApiResult<Response> {
-    let timeout_s = q.timeout.unwrap_or(postscripts::DEFAULT_TIMEOUT_S);
-    if !(1..=xcat3_common::exec::MAX_TIMEOUT_S).contains(&timeout_s) {
-        return Err(ApiError::bad_request(format!(
-            "timeout: {timeout_s} is not 1-{} seconds",
-            xcat3_common::exec::MAX_TIMEOUT_S
-        )));
-    }
-    let fanout = q.fanout.unwrap_or(xcat3_common::exec::DEFAULT_FANOUT);
-    if !(1..=xcat3_common::exec::MAX_FANOUT).contains(&fanout) {
-        return Err(ApiError::bad_request(format!(
-            "fanout: {fanout} is not 1-{}",
-            xcat3_common::exec::MAX_FANOUT
-        )));
-    }
+    let timeout = q.timeout.or(Some(postscripts::DEFAULT_TIMEOUT_S));
+    let (_, timeout_s, fanout) = super::remote::session_options(None, timeout, q.fanout)?;
     let names = requested_names(&st, q.noderange.as_deref(), &Value::Null).await?;
     let action = Action::Postscripts { timeout_s, fanout };
     run(&st, &origin, names, action, StatusCode::OK, Shape::Json).await
