@@ -1002,6 +1002,24 @@ impl Drop for Daemon {
     }
 }
 
+/// Spawns `cmd` (an `xcat3-sim` fleet) and waits for its first line, which
+/// must contain `ready` (`IPMI BMCs on`, ...): the fleet is listening.
+fn spawn_sim(cmd: &mut Command, ready: &str) -> Child {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn xcat3-sim");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    match lines.next() {
+        Some(Ok(l)) if l.contains(ready) => child,
+        other => {
+            let _ = child.kill();
+            panic!("xcat3-sim did not start ({ready}): {other:?}");
+        }
+    }
+}
+
 /// `xcat3-sim redfish`: `count` BMCs from `first_ip` on a free port (user
 /// `admin`, password `secret`); returns the daemon, its port, the import
 /// file and the state file it keeps.
@@ -1009,31 +1027,20 @@ pub fn redfish_sim(dir: &Path, first_ip: &str, count: u32) -> (Daemon, u16, Path
     let port = free_tcp_port();
     let export = dir.join(format!("redfish-{first_ip}.json"));
     let state = dir.join(format!("redfish-state-{first_ip}.json"));
-    let mut child = Command::new(bin_dir().join("xcat3-sim"))
-        .args([
-            "redfish",
-            "--count",
-            &count.to_string(),
-            "--first-ip",
-            first_ip,
-        ])
-        .args(["--port", &port.to_string(), "--password", "secret"])
-        .arg("--export-nodes")
-        .arg(&export)
-        .arg("--state-file")
-        .arg(&state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn xcat3-sim redfish");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    match lines.next() {
-        Some(Ok(l)) if l.contains("Redfish BMCs on") => {}
-        other => {
-            let _ = child.kill();
-            panic!("xcat3-sim redfish did not start: {other:?}");
-        }
-    }
+    let mut cmd = Command::new(bin_dir().join("xcat3-sim"));
+    cmd.args([
+        "redfish",
+        "--count",
+        &count.to_string(),
+        "--first-ip",
+        first_ip,
+    ])
+    .args(["--port", &port.to_string(), "--password", "secret"])
+    .arg("--export-nodes")
+    .arg(&export)
+    .arg("--state-file")
+    .arg(&state);
+    let child = spawn_sim(&mut cmd, "Redfish BMCs on");
     (Daemon(child), port, export, state)
 }
 
@@ -1084,22 +1091,8 @@ impl Sim {
         if state {
             cmd.arg("--state-file").arg(&state_file);
         }
-        let mut child = cmd
-            .arg("--export-nodes")
-            .arg(&export)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn xcat3-sim");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        match lines.next() {
-            Some(Ok(l)) if l.contains("IPMI BMCs on") => {}
-            other => {
-                let _ = child.kill();
-                panic!("xcat3-sim did not start: {other:?}");
-            }
-        }
+        cmd.arg("--export-nodes").arg(&export).args(extra);
+        let child = spawn_sim(&mut cmd, "IPMI BMCs on");
         Sim {
             child,
             port,
@@ -1156,25 +1149,14 @@ impl SshSim {
     ) -> SshSim {
         let port = free_tcp_port();
         let export = dir.join(format!("ssh-nodes-{first_ip}.json"));
-        let mut child = Command::new(bin_dir().join("xcat3-sim"))
-            .args(["ssh", "--count", &count.to_string(), "--first-ip", first_ip])
+        let mut cmd = Command::new(bin_dir().join("xcat3-sim"));
+        cmd.args(["ssh", "--count", &count.to_string(), "--first-ip", first_ip])
             .args(["--port", &port.to_string(), "--authorized-keys"])
             .arg(authorized_keys)
             .arg("--export-nodes")
             .arg(&export)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn xcat3-sim ssh");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        match lines.next() {
-            Some(Ok(l)) if l.contains("SSH nodes on") => {}
-            other => {
-                let _ = child.kill();
-                panic!("xcat3-sim ssh did not start: {other:?}");
-            }
-        }
+            .args(extra);
+        let child = spawn_sim(&mut cmd, "SSH nodes on");
         SshSim {
             _daemon: Daemon(child),
             port,

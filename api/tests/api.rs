@@ -1199,7 +1199,7 @@ async fn provision_targets_and_the_install_callback() {
     refusals.push(v);
     assert!(refusals.windows(2).all(|w| w[0] == w[1]), "{refusals:?}");
     // A body larger than a callback needs is refused before it is parsed.
-    let big = json!({"token": "x".repeat(8192)});
+    let big = json!({"token": "x".repeat(256 * 1024)});
     let (code, _) = call_from(&st, n1, "PUT", &format!("{cb}?name=n1"), Some(big)).await;
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
     let (code, v) = call_from(&st, n1, "PUT", &format!("{cb}?name=n1"), tok1.clone()).await;
@@ -1781,7 +1781,8 @@ async fn drivers_describe_types_interfaces_and_properties() {
             "install_disk",
             "install_packages",
             "install_args",
-            "ssh_authorized_keys"
+            "ssh_authorized_keys",
+            "postscripts"
         ]
     );
 

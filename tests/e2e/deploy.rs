@@ -335,12 +335,21 @@ fn deploy_serves_installers_and_takes_each_callback_once() {
     assert_eq!(state(&api, "n1")["state"], "deploying");
 
     // n2's installer runs its %post line as rendered: the node is deployed.
-    let post = ks
-        .split("%post")
-        .nth(1)
-        .and_then(|p| p.lines().nth(1))
-        .expect("a %post command");
-    assert!(post.starts_with("curl "), "{post}");
+    let section = ks.split("%post").nth(1).expect("a %post section");
+    // Root's authorized_keys gets the cluster's key (exec, copy), then
+    // the callback.
+    let key = api.xcat3(&["ssh-key"]).ok();
+    assert!(
+        section.contains(&format!(
+            "echo \"{}\" >> /root/.ssh/authorized_keys",
+            key.trim()
+        )),
+        "{section}"
+    );
+    let post = section
+        .lines()
+        .find(|l| l.starts_with("curl "))
+        .expect("a %post callback");
     // From n2's address, as the installer would run it.
     let post = post.replacen("curl ", &format!("curl --interface {IP2} "), 1);
     let run = Command::new("sh").arg("-c").arg(&post).output().unwrap();

@@ -483,15 +483,7 @@ async fn callback(
     Params(q): Params<CallbackQuery>,
     req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let (parts, body) = req.into_parts();
-    let client = client_address(
-        xcat3_conductor::listener::peer(&parts.extensions),
-        &st.config.api.trusted_proxies,
-        &parts.headers,
-    );
-    let body = crate::extract::read_json(axum::extract::Request::from_parts(parts, body))
-        .await?
-        .unwrap_or(Value::Null);
+    let (client, body) = node_request(&st, req).await?;
     let body: CallbackBody = if body.is_null() {
         CallbackBody {
             token: None,
@@ -677,15 +669,7 @@ async fn fetch_postscripts(
     Params(q): Params<CallbackQuery>,
     req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let (parts, body) = req.into_parts();
-    let client = client_address(
-        xcat3_conductor::listener::peer(&parts.extensions),
-        &st.config.api.trusted_proxies,
-        &parts.headers,
-    );
-    let body = crate::extract::read_json(axum::extract::Request::from_parts(parts, body))
-        .await?
-        .unwrap_or(Value::Null);
+    let (client, body) = node_request(&st, req).await?;
     let body: FetchBody = serde_json::from_value(body).map_err(|e| {
         ApiError::bad_request(format!(
             "request body: {e} (expected {{\"token\": \"...\"}})"
@@ -727,6 +711,24 @@ async fn fetch_postscripts(
         .await?
         .map_err(|e| ApiError::with_status(StatusCode::CONFLICT, format!("{name}: {e}")))?;
     Ok((StatusCode::OK, Json(json!(scripts))).into_response())
+}
+
+/// A node's own request (its callback, its postscripts fetch): the
+/// address it comes from and its JSON body (`Null` when empty).
+async fn node_request(
+    st: &AppState,
+    req: axum::extract::Request,
+) -> ApiResult<(Option<IpAddr>, Value)> {
+    let (parts, body) = req.into_parts();
+    let client = client_address(
+        xcat3_conductor::listener::peer(&parts.extensions),
+        &st.config.api.trusted_proxies,
+        &parts.headers,
+    );
+    let body = crate::extract::read_json(axum::extract::Request::from_parts(parts, body))
+        .await?
+        .unwrap_or(Value::Null);
+    Ok((client, body))
 }
 
 /// Compares two secrets in time that depends on their length only.

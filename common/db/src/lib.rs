@@ -131,6 +131,55 @@ pub(crate) fn quote(backend: DbBackend, ident: &str) -> String {
     }
 }
 
+/// One row's insert-or-replace for `backend`: `columns[0]` is the key,
+/// the others are replaced when the key is taken.
+pub(crate) fn upsert_sql(backend: DbBackend, table: &str, columns: &[&str]) -> String {
+    let table = quote(backend, table);
+    let cols = columns.join(", ");
+    let values = placeholders(columns.len());
+    let rest = &columns[1..];
+    match backend {
+        DbBackend::MySql => {
+            let set: Vec<String> = rest.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+            format!(
+                "INSERT INTO {table} ({cols}) VALUES ({values}) ON DUPLICATE KEY UPDATE {}",
+                set.join(", ")
+            )
+        }
+        _ => {
+            let set: Vec<String> = rest.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+            format!(
+                "INSERT INTO {table} ({cols}) VALUES ({values}) ON CONFLICT ({}) DO UPDATE SET {}",
+                columns[0],
+                set.join(", ")
+            )
+        }
+    }
+}
+
+/// Deletes what `table` keeps per node (a `node_id` column) for the nodes
+/// with these ids: they are being deleted.
+pub(crate) async fn delete_node_rows<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    ids: &[i64],
+) -> Result<(), DbError> {
+    let backend = conn.get_database_backend();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!(
+            "DELETE FROM {} WHERE node_id IN ({})",
+            quote(backend, table),
+            placeholders(chunk.len())
+        );
+        let values: Vec<sea_orm::Value> = chunk.iter().map(|&i| i.into()).collect();
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// `?, ?, ?` for `n` values.
 pub(crate) fn placeholders(n: usize) -> String {
     let mut s = String::with_capacity(n * 3);

@@ -793,8 +793,9 @@ pub async fn delete(db: &Db, names: &[String]) -> Result<Outcomes, DbError> {
             .filter(node_inventory::Column::NodeId.is_in(chunk.iter().copied()))
             .exec(&txn)
             .await?;
-        super::shell::delete_host_keys(&txn, chunk).await?;
-        super::scripts::delete_runs(&txn, chunk).await?;
+        for per_node in ["node_host_keys", "node_postscripts"] {
+            super::delete_node_rows(&txn, per_node, chunk).await?;
+        }
         node::Entity::delete_many()
             .filter(node::Column::Id.is_in(chunk.iter().copied()))
             .filter(node::Column::Reservation.is_null())

@@ -12,17 +12,7 @@ use super::{Db, DbError, IN_CHUNK, placeholders, quote};
 /// Creates or replaces script `name`.
 pub async fn put(db: &Db, name: &str, content: &str) -> Result<(), DbError> {
     let backend = db.backend();
-    let table = quote(backend, "scripts");
-    let sql = match backend {
-        sea_orm::DbBackend::MySql => format!(
-            "INSERT INTO {table} (name, content, updated_at) VALUES (?, ?, ?) \
-             ON DUPLICATE KEY UPDATE content = VALUES(content), updated_at = VALUES(updated_at)"
-        ),
-        _ => format!(
-            "INSERT INTO {table} (name, content, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET content = excluded.content, updated_at = excluded.updated_at"
-        ),
-    };
+    let sql = super::upsert_sql(backend, "scripts", &["name", "content", "updated_at"]);
     let values: Vec<Value> = vec![
         name.into(),
         content.into(),
@@ -113,17 +103,7 @@ pub async fn delete(db: &Db, name: &str) -> Result<bool, DbError> {
 /// Records node `node_id`'s run of its scripts.
 pub async fn record_run(db: &Db, node_id: i64, runs: &[Ran]) -> Result<(), DbError> {
     let backend = db.backend();
-    let table = quote(backend, "node_postscripts");
-    let sql = match backend {
-        sea_orm::DbBackend::MySql => format!(
-            "INSERT INTO {table} (node_id, runs, ran_at) VALUES (?, ?, ?) \
-             ON DUPLICATE KEY UPDATE runs = VALUES(runs), ran_at = VALUES(ran_at)"
-        ),
-        _ => format!(
-            "INSERT INTO {table} (node_id, runs, ran_at) VALUES (?, ?, ?) \
-             ON CONFLICT (node_id) DO UPDATE SET runs = excluded.runs, ran_at = excluded.ran_at"
-        ),
-    };
+    let sql = super::upsert_sql(backend, "node_postscripts", &["node_id", "runs", "ran_at"]);
     let text = serde_json::to_string(runs).map_err(|e| DbError::Invalid(e.to_string()))?;
     let values: Vec<Value> = vec![
         node_id.into(),
@@ -158,20 +138,4 @@ pub async fn runs(db: &Db, ids: &[i64]) -> Result<HashMap<i64, (Vec<Ran>, i64)>,
         }
     }
     Ok(out)
-}
-
-/// Forgets the runs of the nodes with these ids (they are deleted).
-pub(crate) async fn delete_runs<C: ConnectionTrait>(conn: &C, ids: &[i64]) -> Result<(), DbError> {
-    let backend = conn.get_database_backend();
-    for chunk in ids.chunks(IN_CHUNK) {
-        let sql = format!(
-            "DELETE FROM {} WHERE node_id IN ({})",
-            quote(backend, "node_postscripts"),
-            placeholders(chunk.len())
-        );
-        let values: Vec<Value> = chunk.iter().map(|&i| i.into()).collect();
-        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
-    Ok(())
 }

@@ -101,17 +101,11 @@ async fn read_identity(db: &Db) -> Result<Option<Identity>, DbError> {
 /// replacing what it reported before.
 pub async fn store_host_keys(db: &Db, node_id: i64, keys: &[String]) -> Result<(), DbError> {
     let backend = db.backend();
-    let table = quote(backend, "node_host_keys");
-    let sql = match backend {
-        sea_orm::DbBackend::MySql => format!(
-            "INSERT INTO {table} (node_id, host_keys, reported_at) VALUES (?, ?, ?) \
-             ON DUPLICATE KEY UPDATE host_keys = VALUES(host_keys), reported_at = VALUES(reported_at)"
-        ),
-        _ => format!(
-            "INSERT INTO {table} (node_id, host_keys, reported_at) VALUES (?, ?, ?) \
-             ON CONFLICT (node_id) DO UPDATE SET host_keys = excluded.host_keys, reported_at = excluded.reported_at"
-        ),
-    };
+    let sql = super::upsert_sql(
+        backend,
+        "node_host_keys",
+        &["node_id", "host_keys", "reported_at"],
+    );
     let values: Vec<Value> = vec![
         node_id.into(),
         keys.join("\n").into(),
@@ -145,23 +139,4 @@ pub async fn host_keys(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Vec<String>>
         }
     }
     Ok(out)
-}
-
-/// Forgets what the nodes with these ids reported (they are deleted).
-pub(crate) async fn delete_host_keys<C: ConnectionTrait>(
-    conn: &C,
-    ids: &[i64],
-) -> Result<(), DbError> {
-    let backend = conn.get_database_backend();
-    for chunk in ids.chunks(IN_CHUNK) {
-        let sql = format!(
-            "DELETE FROM {} WHERE node_id IN ({})",
-            quote(backend, "node_host_keys"),
-            placeholders(chunk.len())
-        );
-        let values: Vec<Value> = chunk.iter().map(|&i| i.into()).collect();
-        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
-    Ok(())
 }

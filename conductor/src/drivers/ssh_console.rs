@@ -52,16 +52,8 @@ impl Target {
             DriverError::invalid(format!("console_info.{k}: required for an SSH console"))
         };
         let host = field(node, "ssh_host")?.ok_or_else(|| missing("ssh_host"))?;
-        let port = match node.console_info.get("ssh_port") {
-            None | Some(Value::Null) => 22,
-            Some(v) => v
-                .as_u64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .filter(|p| (1..=65535).contains(p))
-                .ok_or_else(|| {
-                    DriverError::invalid("console_info.ssh_port: must be 1-65535".into())
-                })? as u16,
-        };
+        let port =
+            crate::shell::ssh_port(node.console_info.get("ssh_port"), "console_info.ssh_port")?;
         let user = field(node, "ssh_username")?.ok_or_else(|| missing("ssh_username"))?;
         let login = match (field(node, "ssh_password")?, field(node, "ssh_key")?) {
             (Some(_), Some(_)) => {

@@ -156,16 +156,7 @@ impl Target {
                     )
                 })?,
         };
-        let port = match info.get("os_ssh_port") {
-            None | Some(Value::Null) => 22,
-            Some(v) => v
-                .as_u64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .filter(|p| (1..=65535).contains(p))
-                .ok_or_else(|| {
-                    DriverError::invalid("control_info.os_ssh_port: must be 1-65535".into())
-                })? as u16,
-        };
+        let port = ssh_port(info.get("os_ssh_port"), "control_info.os_ssh_port")?;
         let mut host_keys = Vec::new();
         for (i, line) in text("os_ssh_host_keys")?
             .unwrap_or_default()
@@ -208,6 +199,19 @@ impl Target {
         } else {
             format!("SSH {}:{}", self.host, self.port)
         }
+    }
+}
+
+/// An SSH port from a record (a number or its text; 22 when unset).
+pub fn ssh_port(value: Option<&Value>, field: &str) -> Result<u16, DriverError> {
+    match value {
+        None | Some(Value::Null) => Ok(22),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .filter(|p| (1..=65535).contains(p))
+            .map(|p| p as u16)
+            .ok_or_else(|| DriverError::invalid(format!("{field}: must be 1-65535"))),
     }
 }
 

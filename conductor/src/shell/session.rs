@@ -165,14 +165,7 @@ pub async fn run(
     input: Option<&[u8]>,
     limit: Duration,
 ) -> Result<Outcome, DriverError> {
-    let mut channel = session
-        .channel_open_session()
-        .await
-        .map_err(|e| DriverError::bmc(format!("{label}: opening a session channel: {e}")))?;
-    channel
-        .exec(true, command)
-        .await
-        .map_err(|e| DriverError::bmc(format!("{label}: starting the command: {e}")))?;
+    let mut channel = start(session, label, command).await?;
     if let Some(bytes) = input {
         channel
             .data(bytes)
@@ -215,6 +208,23 @@ pub async fn run(
     }
 }
 
+/// A new channel of `session` running `command`.
+async fn start(
+    session: &Session,
+    label: &str,
+    command: &str,
+) -> Result<russh::Channel<russh::client::Msg>, DriverError> {
+    let channel = session
+        .channel_open_session()
+        .await
+        .map_err(|e| DriverError::bmc(format!("{label}: opening a session channel: {e}")))?;
+    channel
+        .exec(true, command)
+        .await
+        .map_err(|e| DriverError::bmc(format!("{label}: starting `{command}`: {e}")))?;
+    Ok(channel)
+}
+
 fn signal_text(sig: &russh::Sig) -> String {
     match sig {
         russh::Sig::Custom(s) => s.clone(),
@@ -237,14 +247,7 @@ pub async fn send_files(
     } else {
         format!("scp -d -t {}", shell_quote(dest))
     };
-    let channel = session
-        .channel_open_session()
-        .await
-        .map_err(|e| DriverError::bmc(format!("{label}: opening a session channel: {e}")))?;
-    channel
-        .exec(true, command)
-        .await
-        .map_err(|e| DriverError::bmc(format!("{label}: starting scp: {e}")))?;
+    let channel = start(session, label, &command).await?;
     let (mut read, write) = channel.split();
     let mut out = OutputBuffer::default();
     let transfer = async {
