@@ -255,6 +255,16 @@ fn exec_and_copy_against_a_real_sshd() {
     );
     let v = reply(&api.xcat3(&["--json", "postscripts", "n4"]));
     assert_eq!(kind(&v, "n4"), Some("not_found"), "{v}");
+    // Nothing listed: nothing to run, no session (n2 has no known key).
+    let v = reply(&api.xcat3(&["--json", "postscripts", "n2", "--rerun"]));
+    assert!(kind(&v, "n2").is_none(), "{v}");
+    assert!(
+        outcome(&v, "n2")["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("no post-boot scripts listed"),
+        "{v}"
+    );
     // A bad list is refused when written, naming the field.
     let run = api.xcat3(&["update", "n1", "control/postscripts=../etc/passwd"]);
     assert!(run.stdout().contains("postscripts"), "{}", run.stdout());

@@ -1,7 +1,8 @@
 //! `exec`, `copy` and `postscripts --rerun`: one SSH session per node to
-//! its running OS, from the conductor that owns the node (see `shell/`). At most `fanout` sessions
-//! at once per conductor for the request; each node's command has its own
-//! timeout, so a node that hangs gets `timeout` and never holds the others.
+//! its running OS, from the conductor that owns the node (see `shell/`).
+//! At most `fanout` sessions at once per conductor for the request; each
+//! node's command has its own timeout, so a node that hangs gets
+//! `timeout` and never holds the others.
 //! Results stream back as each node ends. Neither locks the node: they
 //! change the OS, not the node's record.
 
@@ -114,6 +115,14 @@ impl ActionModule for Remote {
                         scripts,
                     }),
             };
+            // Nothing to run: no session.
+            if let Ok(Job::Scripts { scripts, .. }) = &job
+                && scripts.is_empty()
+            {
+                let none = no_scripts();
+                let _ = out.send((name, NodeResult::Ok(none.to_text()), None));
+                continue;
+            }
             let target = Target::of(rec, keys);
             let (job, target) = match (job, target) {
                 (Ok(j), Ok(t)) => (j, t),
@@ -196,6 +205,16 @@ async fn node_scripts(
         .collect())
 }
 
+/// The outcome of a node that lists no scripts.
+fn no_scripts() -> Outcome {
+    Outcome {
+        exit_status: Some(0),
+        signal: None,
+        output: "no post-boot scripts listed (control_info.postscripts)\n".into(),
+        dropped_bytes: 0,
+    }
+}
+
 /// A node's scripts, in order, on one session; stops at the first that
 /// fails. The run is recorded as the node's last.
 async fn run_scripts(
@@ -206,14 +225,6 @@ async fn run_scripts(
     limit: Duration,
     db: &xcat3_db::Db,
 ) -> Result<Outcome, DriverError> {
-    if scripts.is_empty() {
-        return Ok(Outcome {
-            exit_status: Some(0),
-            signal: None,
-            output: "no post-boot scripts listed (control_info.postscripts)\n".into(),
-            dropped_bytes: 0,
-        });
-    }
     let mut runs = Vec::new();
     for script in scripts {
         let command = format!(
