@@ -50,10 +50,11 @@ pub struct Endpoint<'a> {
 /// A logged-in session.
 pub type Session = russh::client::Handle<HostCheck>;
 
-/// Checks the server's key; remembers its fingerprint for the error.
+/// Checks the server's key; remembers its fingerprint, and whether it
+/// was refused, for the error.
 pub struct HostCheck {
     keys: HostKeys,
-    seen: Arc<Mutex<Option<String>>>,
+    seen: Arc<Mutex<Option<(String, bool)>>>,
 }
 
 impl russh::client::Handler for HostCheck {
@@ -72,7 +73,7 @@ impl russh::client::Handler for HostCheck {
             },
             HostKeys::Known(known) => known.iter().any(|k| k.key_data() == key.key_data()),
         };
-        *self.seen.lock().expect("seen lock") = Some(fp);
+        *self.seen.lock().expect("seen lock") = Some((fp, ok));
         Ok(ok)
     }
 }
@@ -93,7 +94,7 @@ pub async fn open(
         let mut session = russh::client::connect(config, (ep.host, ep.port), check)
             .await
             .map_err(|e| match seen.lock().expect("seen lock").clone() {
-                Some(fp) if !accepted(ep.host_keys, &fp) => {
+                Some((fp, false)) => {
                     DriverError::authentication(format!("{label}: {}", refusal(ep.host_keys, &fp)))
                 }
                 _ => DriverError::unreachable(format!("{label}: {e}")),
@@ -131,10 +132,6 @@ pub async fn open(
             format!("{label}: no login within {} s", limit.as_secs()),
         )
     })?
-}
-
-fn accepted(keys: &HostKeys, fp: &str) -> bool {
-    matches!(keys, HostKeys::Fingerprint { expected: Some(want), .. } if want == fp)
 }
 
 /// Why a server's key `fp` was refused, and what would make it accepted.
