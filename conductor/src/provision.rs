@@ -296,11 +296,14 @@ impl Provisioner {
     /// callback token in the kernel command line, and the rendered answer
     /// files. With `takeover` the node is already `deploying` and keeps
     /// its stored token (its installer may be running with it).
+    /// `cluster_key` (the cluster's SSH public key) goes into root's
+    /// `authorized_keys` through the answer files and overlays.
     pub async fn prepare_deploy(
         &self,
         records: &[NodeRecord],
         osimage: Option<&str>,
         takeover: bool,
+        cluster_key: Option<&str>,
     ) -> Vec<(String, Result<Prepared, NodeError>)> {
         let mut out: Vec<(String, Result<Prepared, NodeError>)> = Vec::new();
         let allowed: Vec<&NodeRecord> = if takeover {
@@ -326,14 +329,6 @@ impl Provisioner {
                     .map(|(n, e)| (n, Err(NodeError::invalid(e)))),
             );
             allowed
-        };
-        // The key conductors log in with goes into every OS we put there.
-        let cluster_key = match crate::shell::cluster_key(&self.db).await {
-            Ok(k) => Some(k.public),
-            Err(e) => {
-                tracing::warn!(error = %e, "deploying without the cluster's SSH key: exec and copy will be refused by these nodes");
-                None
-            }
         };
         // The images of this request, each fetched and parsed once.
         let images = match self.request_images(&allowed, osimage).await {
@@ -421,7 +416,7 @@ impl Provisioner {
                     packages: words("install_packages"),
                     extra_args: words("install_args"),
                     authorized_keys: text("ssh_authorized_keys"),
-                    cluster_key: cluster_key.as_deref(),
+                    cluster_key,
                     token: &tokens[&r.node.name],
                     answers_url: format!("http://{server}/autoinst/{}", r.node.name),
                 };

@@ -539,17 +539,9 @@ async fn callback(
         tracing::warn!(node = %name, client = ?client, "install callback refused: no such node");
         return Err(callback_refused());
     };
-    if st.config.boot.check_node_address {
-        let from_node = client.is_some_and(|c| {
-            rec.nics
-                .iter()
-                .filter_map(|n| n.ip.as_deref()?.parse::<IpAddr>().ok())
-                .any(|ip| ip == c)
-        });
-        if !from_node {
-            tracing::warn!(node = %name, client = ?client, "install callback refused: not from one of the node's addresses");
-            return Err(callback_refused());
-        }
+    if !from_node(&st, &rec, client) {
+        tracing::warn!(node = %name, client = ?client, "install callback refused: not from one of the node's addresses");
+        return Err(callback_refused());
     }
     // The token first: a caller that has not proven itself the node
     // learns nothing about its report, not even that it is malformed.
@@ -682,13 +674,7 @@ async fn fetch_postscripts(
     let Some(rec) = recs.into_iter().next() else {
         return Err(callback_refused());
     };
-    let from_node = !st.config.boot.check_node_address
-        || client.is_some_and(|c| {
-            rec.nics
-                .iter()
-                .filter_map(|n| n.ip.as_deref()?.parse::<IpAddr>().ok())
-                .any(|ip| ip == c)
-        });
+    let from_node = from_node(&st, &rec, client);
     let state = ProvisionState::from_column(rec.node.state.as_deref());
     let booting = matches!(state, ProvisionState::Deploying | ProvisionState::Booted);
     let token_ok = rec
@@ -707,8 +693,8 @@ async fn fetch_postscripts(
         .unwrap_or("");
     let names = xcat3_common::postscripts::parse_list(listed)
         .map_err(|e| ApiError::bad_request(format!("{name}: control_info.postscripts: {e}")))?;
-    let scripts = xcat3_db::scripts::resolve(&st.db, &names)
-        .await?
+    let stored = xcat3_db::scripts::get(&st.db, &names).await?;
+    let scripts = xcat3_common::postscripts::in_order(&names, &stored)
         .map_err(|e| ApiError::with_status(StatusCode::CONFLICT, format!("{name}: {e}")))?;
     Ok((StatusCode::OK, Json(json!(scripts))).into_response())
 }
@@ -729,6 +715,18 @@ async fn node_request(
         .await?
         .unwrap_or(Value::Null);
     Ok((client, body))
+}
+
+/// Whether a node's own request comes from one of its addresses (always,
+/// with `[boot] check_node_address` off).
+fn from_node(st: &AppState, rec: &node_db::NodeRecord, client: Option<IpAddr>) -> bool {
+    !st.config.boot.check_node_address
+        || client.is_some_and(|c| {
+            rec.nics
+                .iter()
+                .filter_map(|n| n.ip.as_deref()?.parse::<IpAddr>().ok())
+                .any(|ip| ip == c)
+        })
 }
 
 /// Compares two secrets in time that depends on their length only.

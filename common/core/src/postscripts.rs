@@ -55,6 +55,26 @@ pub fn parse_list(value: &str) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// The scripts `names` lists, in its order, from `stored` (name →
+/// content); an error names the first one not stored.
+pub fn in_order(
+    names: &[String],
+    stored: &std::collections::HashMap<String, String>,
+) -> Result<Vec<Script>, String> {
+    names
+        .iter()
+        .map(|n| match stored.get(n) {
+            Some(c) => Ok(Script {
+                name: n.clone(),
+                content: c.clone(),
+            }),
+            None => Err(format!(
+                "control_info.postscripts: no script `{n}` (xcat3 script-create {n} FILE)"
+            )),
+        })
+        .collect()
+}
+
 /// A script as a node fetches it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Script {

@@ -36,11 +36,13 @@ impl NodeRecord {
     /// The primary nic's MAC (the first nic's when none is marked), if
     /// the nics were loaded.
     pub fn primary_mac(&self) -> Option<String> {
-        self.nics
-            .iter()
-            .find(|n| n.primary)
-            .or(self.nics.first())
-            .map(|n| n.mac.clone())
+        self.primary_nic().map(|n| n.mac.clone())
+    }
+
+    /// The primary nic (the first when none is marked), if the nics were
+    /// loaded.
+    pub fn primary_nic(&self) -> Option<&nic::Model> {
+        self.nics.iter().find(|n| n.primary).or(self.nics.first())
     }
 
     /// The writable part, the document a PATCH edits.

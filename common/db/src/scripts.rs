@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, Statement, Value};
-use xcat3_common::postscripts::{Ran, Script};
+use xcat3_common::postscripts::Ran;
 
 use super::{Db, DbError, IN_CHUNK, placeholders, quote};
 
@@ -69,24 +69,6 @@ pub async fn get(db: &Db, names: &[String]) -> Result<HashMap<String, String>, D
         }
     }
     Ok(out)
-}
-
-/// The scripts `names` lists, in its order; an error names the first one
-/// not stored.
-pub async fn resolve(db: &Db, names: &[String]) -> Result<Result<Vec<Script>, String>, DbError> {
-    let found = get(db, names).await?;
-    Ok(names
-        .iter()
-        .map(|n| match found.get(n) {
-            Some(c) => Ok(Script {
-                name: n.clone(),
-                content: c.clone(),
-            }),
-            None => Err(format!(
-                "control_info.postscripts: no script `{n}` (xcat3 script-create {n} FILE)"
-            )),
-        })
-        .collect())
 }
 
 /// Deletes script `name`; false if there was none.

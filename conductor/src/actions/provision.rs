@@ -64,7 +64,20 @@ async fn deploy(
     let records = &batch.records;
     let mut out = Vec::with_capacity(records.len());
     let mut ready = Vec::with_capacity(records.len());
-    for (name, r) in provisioner.prepare_deploy(records, osimage, takeover).await {
+    // The key conductors log in with goes into every OS we put there
+    // (read once per conductor, `shell::Shell`).
+    let cluster_key = match runner.shell().key(&runner.db).await {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::warn!(error = %e, "deploying without the cluster's SSH key: exec and copy will be refused by these nodes");
+            None
+        }
+    };
+    let key = cluster_key.as_ref().map(|k| k.public.as_str());
+    for (name, r) in provisioner
+        .prepare_deploy(records, osimage, takeover, key)
+        .await
+    {
         match r {
             Ok(p) => ready.push(p),
             Err(e) => out.push((name, Err(e))),

@@ -187,18 +187,7 @@ async fn node_scripts(
         .into_iter()
         .map(|(node, names)| {
             let scripts = names.and_then(|names| {
-                names
-                    .into_iter()
-                    .map(|n| match stored.get(&n) {
-                        Some(c) => Ok(Script {
-                            name: n,
-                            content: c.clone(),
-                        }),
-                        None => Err(DriverError::invalid(format!(
-                            "control_info.postscripts: no script `{n}` (xcat3 script-create {n} FILE)"
-                        ))),
-                    })
-                    .collect()
+                postscripts::in_order(&names, &stored).map_err(DriverError::invalid)
             });
             (node, scripts)
         })

@@ -16,7 +16,6 @@
 pub mod session;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use russh::keys::{PrivateKey, PublicKey};
 use serde_json::{Map, Value};
@@ -82,9 +81,8 @@ pub fn checked_host_keys(lines: &[String]) -> Result<Vec<String>, String> {
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let key = PublicKey::from_openssh(l.trim())
+            let mut key = PublicKey::from_openssh(l.trim())
                 .map_err(|e| format!("host_keys[{i}]: not an OpenSSH public key ({e})"))?;
-            let mut key = key.clone();
             key.set_comment("");
             key.to_openssh()
                 .map(|t| t.trim().to_string())
@@ -93,8 +91,8 @@ pub fn checked_host_keys(lines: &[String]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// What every `exec` and `copy` of this conductor shares: the client
-/// configuration and the cluster's key, read once.
+/// What every `exec`, `copy` and deploy of this conductor shares: the
+/// cluster's key, read (or made) once.
 #[derive(Default)]
 pub struct Shell {
     key: OnceCell<Arc<ClusterKey>>,
@@ -109,6 +107,7 @@ impl Shell {
             .cloned()
     }
 
+    /// The client settings of one request's sessions.
     pub fn client_config() -> Arc<russh::client::Config> {
         Arc::new(russh::client::Config {
             inactivity_timeout: None,
@@ -144,10 +143,7 @@ impl Target {
         let host = match text("os_address")? {
             Some(h) => h,
             None => rec
-                .nics
-                .iter()
-                .find(|n| n.primary)
-                .or(rec.nics.first())
+                .primary_nic()
                 .and_then(|n| n.ip.clone())
                 .filter(|ip| !ip.is_empty())
                 .ok_or_else(|| {
@@ -213,11 +209,4 @@ pub fn ssh_port(value: Option<&Value>, field: &str) -> Result<u16, DriverError> 
             .map(|p| p as u16)
             .ok_or_else(|| DriverError::invalid(format!("{field}: must be 1-65535"))),
     }
-}
-
-/// Login and command limits of one request.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub login: Duration,
-    pub command: Duration,
 }
